@@ -1,0 +1,57 @@
+"""Helpers every command shares: loading settings and failing with one clear sentence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from factory_tui.config import ConfigError, Settings, load_settings
+from factory_tui.store import Store, StoreError
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config file (default: $FACTORY_TUI_CONFIG, else ./factory.toml if present).",
+        dir_okay=False,
+    ),
+]
+DbOption = Annotated[
+    Path | None,
+    typer.Option("--db", help="SQLite database file (default: store.path from config, factory.db)."),
+]
+HostOption = Annotated[str | None, typer.Option("--host", help="Listener address (default 127.0.0.1).")]
+PortOption = Annotated[int | None, typer.Option("--port", "-p", help="Listener TCP port (default 7878).")]
+TokenOption = Annotated[
+    str | None, typer.Option("--token", help="Ingest token (default: ingest.token from config).")
+]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print one clear error line to stderr and exit."""
+    typer.echo(f"factory-tui: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def settings_from(config: Path | None, **overrides: Any) -> Settings:
+    """Load settings with flag overrides given as dotted keys (`store.path=...`)."""
+    try:
+        return load_settings(config, overrides=overrides)
+    except ConfigError as error:
+        fail(str(error))
+
+
+def open_store(settings: Settings, *, read_only: bool = False) -> Store:
+    """Open the configured database, turning store errors into a clear exit."""
+    try:
+        return Store.open(settings.store.path, durability=settings.store.durability, read_only=read_only)
+    except StoreError as error:
+        fail(str(error))
+
+
+def dotted(**flags: Any) -> dict[str, Any]:
+    """Map `store__path=...` style keyword names to dotted keys (`store.path`)."""
+    return {key.replace("__", "."): value for key, value in flags.items()}

@@ -1,0 +1,30 @@
+"""`factory-tui init`: write a commented example config file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from factory_tui.commands.common import fail
+from factory_tui.config import DEFAULT_CONFIG_NAME, EXAMPLE_CONFIG
+
+
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the file.")] = Path(DEFAULT_CONFIG_NAME),
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented example config file (factory.toml) to start from."""
+    if path.exists() and not force:
+        fail(f"{path} already exists; pass --force to overwrite it")
+    try:
+        path.write_text(EXAMPLE_CONFIG, encoding="utf-8")
+    except OSError as error:
+        fail(f"cannot write {path}: {error.strerror}")
+    typer.echo(f"Wrote {path}. Edit the roster and shifts, then run `factory-tui --config {path}`.")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the command to the CLI."""
+    app.command()(init)

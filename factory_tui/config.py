@@ -1,0 +1,382 @@
+"""Settings: one TOML file, `FACTORY_TUI_*` environment variables and command-line flags.
+
+Precedence: flag > environment > file > default. Every mistake a user can make in the file is
+reported as a `ConfigError` naming the key, never a traceback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from factory_tui.models import MAX_ID_LENGTH, RosterEntry
+
+CONFIG_ENV = "FACTORY_TUI_CONFIG"
+ENV_PREFIX = "FACTORY_TUI_"
+DEFAULT_CONFIG_NAME = "factory.toml"
+
+
+class ConfigError(Exception):
+    """A configuration the program cannot run with; the message says what to fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class IngestSettings(_Section):
+    """The TCP listener cameras send to."""
+
+    host: str = "127.0.0.1"
+    """Address to bind; anything but loopback needs `token`."""
+    port: int = Field(default=7878, ge=0, le=65535)
+    """TCP port (0 picks a free one)."""
+    token: str = ""
+    """When set, a connection's first line must be {"auth": "<token>"}."""
+    max_line_bytes: int = Field(default=65536, ge=256)
+    """A longer line is discarded as it streams in and rejected."""
+    max_connections: int = Field(default=256, ge=1)
+    """One more connection gets one rejected line, then is closed."""
+    idle_timeout_s: float = Field(default=60.0, gt=0)
+    """A connection holding a half-sent line this long is closed (slowloris)."""
+    auto_register: bool = False
+    """Accept unknown worker / workstation ids and add them to the roster."""
+
+    @property
+    def is_loopback(self) -> bool:
+        """True when `host` only listens on this machine."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+class StoreSettings(_Section):
+    """The SQLite database."""
+
+    path: Path = Path("factory.db")
+    """Database file, created on first use."""
+    durability: Literal["crash", "power"] = "crash"
+    """crash: an acked event survives a process crash (WAL, synchronous=NORMAL);
+    power: it also survives a power cut (synchronous=FULL, slower)."""
+
+
+class MetricsSettings(_Section):
+    """The metrics engine and the console tick."""
+
+    max_gap_s: float = Field(default=900.0, gt=0)
+    """No gap between two sightings of a worker counts for more than this."""
+    tick_s: float = Field(default=1.0, gt=0)
+    """How often the console folds in new events and redraws."""
+    idle_alert_s: float = Field(default=900.0, gt=0)
+    """A worker idle longer than this raises an alert."""
+
+
+class Shift(_Section):
+    """A named shift; `end` before `start` means it runs past midnight."""
+
+    name: str = Field(min_length=1)
+    start: time
+    end: time
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _parse_clock(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return time.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"must be a time like \"06:00\", got {value!r}") from None
+        return value
+
+    def window_at(self, moment: datetime, zone: tzinfo) -> tuple[datetime, datetime] | None:
+        """The [start, end) of this shift that contains `moment`, or None when it is off shift."""
+        local = moment.astimezone(zone)
+        for day in (local.date() - timedelta(days=1), local.date()):
+            start = datetime.combine(day, self.start, zone)
+            end_day = day if self.end > self.start else day + timedelta(days=1)
+            end = datetime.combine(end_day, self.end, zone)
+            if start <= local < end:
+                return start, end
+        return None
+
+
+class RosterItem(_Section):
+    """A worker or workstation in the roster."""
+
+    id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    name: str = ""
+
+    def entry(self) -> RosterEntry:
+        """The frozen roster entry (the id stands in for a missing name)."""
+        return RosterEntry(self.id, self.name or self.id)
+
+
+DEMO_WORKERS: tuple[tuple[str, str], ...] = (
+    ("W1", "Ana Silva"),
+    ("W2", "Bilal Khan"),
+    ("W3", "Chen Wei"),
+    ("W4", "Dana Novak"),
+    ("W5", "Emeka Obi"),
+    ("W6", "Freya Lind"),
+)
+DEMO_WORKSTATIONS: tuple[tuple[str, str], ...] = (
+    ("S1", "Assembly 1"),
+    ("S2", "Assembly 2"),
+    ("S3", "Soldering"),
+    ("S4", "Inspection"),
+    ("S5", "Packing"),
+    ("S6", "Rework"),
+)
+
+
+class Settings(_Section):
+    """Everything factory-tui reads from its config file."""
+
+    timezone: str = "UTC"
+    """IANA zone naive timestamps and shift times are read in."""
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    shifts: list[Shift] = Field(default_factory=list)
+    workers: list[RosterItem] = Field(default_factory=list)
+    workstations: list[RosterItem] = Field(default_factory=list)
+    source: Path | None = Field(default=None, exclude=True)
+    """The file these settings came from (None: defaults and the demo roster)."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like \"Europe/Lisbon\")") from None
+        return value
+
+    @field_validator("workers", "workstations")
+    @classmethod
+    def _unique_ids(cls, items: list[RosterItem]) -> list[RosterItem]:
+        seen: set[str] = set()
+        for item in items:
+            if item.id in seen:
+                raise ValueError(f"id {item.id!r} appears twice")
+            seen.add(item.id)
+        return items
+
+    @property
+    def tz(self) -> tzinfo:
+        """The configured zone."""
+        return UTC if self.timezone == "UTC" else ZoneInfo(self.timezone)
+
+    def roster_workers(self) -> tuple[RosterEntry, ...]:
+        """The worker roster."""
+        return tuple(item.entry() for item in self.workers)
+
+    def roster_workstations(self) -> tuple[RosterEntry, ...]:
+        """The workstation roster."""
+        return tuple(item.entry() for item in self.workstations)
+
+    def current_window(self, now: datetime) -> tuple[datetime, datetime, str]:
+        """The window the console shows at `now`: the running shift, else local midnight to now.
+
+        Returns (from, to, label) as aware datetimes.
+        """
+        for shift in self.shifts:
+            bounds = shift.window_at(now, self.tz)
+            if bounds is not None:
+                return bounds[0], bounds[1], shift.name
+        local = now.astimezone(self.tz)
+        midnight = datetime.combine(local.date(), time(0), self.tz)
+        return midnight, datetime.combine(local.date() + timedelta(days=1), time(0), self.tz), _day_label(local.date())
+
+
+def _day_label(day: date) -> str:
+    return day.isoformat()
+
+
+def find_config(explicit: Path | None, environ: Mapping[str, str] | None = None) -> Path | None:
+    """The config file to read: --config, else $FACTORY_TUI_CONFIG, else ./factory.toml if present."""
+    env = os.environ if environ is None else environ
+    if explicit is not None:
+        return explicit
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
+    default = Path(DEFAULT_CONFIG_NAME)
+    return default if default.is_file() else None
+
+
+def load_settings(
+    path: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Read settings with precedence flag (`overrides`) > environment > file > default.
+
+    `path` is the --config flag (None to look in the environment, then ./factory.toml).
+    `overrides` maps dotted keys (`"ingest.port"`, `"store.path"`) to values; None values are
+    skipped so unset typer options can be passed straight through.
+    """
+    env = os.environ if environ is None else environ
+    source = find_config(path, env)
+    data: dict[str, Any] = {}
+    if source is not None:
+        data = _read_toml(source)
+    elif path is None:
+        data = {
+            "workers": [{"id": i, "name": n} for i, n in DEMO_WORKERS],
+            "workstations": [{"id": i, "name": n} for i, n in DEMO_WORKSTATIONS],
+        }
+    for key, value in _env_overrides(env).items():
+        _set_dotted(data, key, value)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(data, key, value)
+    where = str(source) if source is not None else "settings"
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(f"{where}: {_describe(error)}") from None
+    settings.source = source
+    return settings
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist (create one with `factory-tui init`)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory, not a file") from None
+    except PermissionError:
+        raise ConfigError(f"config file {path} cannot be read (permission denied)") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+
+
+# Environment variable -> dotted key. Everything in a section is reachable as
+# FACTORY_TUI_<SECTION>_<KEY>; the common ones also have a short name.
+_ENV_SHORT = {
+    "DB": "store.path",
+    "HOST": "ingest.host",
+    "PORT": "ingest.port",
+    "TOKEN": "ingest.token",
+    "TIMEZONE": "timezone",
+}
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    sections = {"ingest": IngestSettings, "store": StoreSettings, "metrics": MetricsSettings}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        rest = name.removeprefix(ENV_PREFIX)
+        if rest in _ENV_SHORT:
+            found[_ENV_SHORT[rest]] = value
+            continue
+        for section, model in sections.items():
+            prefix = section.upper() + "_"
+            key = rest.removeprefix(prefix).lower()
+            if rest.startswith(prefix) and key in model.model_fields:
+                found[f"{section}.{key}"] = value
+    return found
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = data
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{part}: must be a table ([{part}]), got {child!r}")
+        node = child
+    node[leaf] = value
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors(include_url=False)[0]
+    location = ".".join(str(part) for part in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        return f"{location}: unknown key"
+    if first["type"] == "missing":
+        return f"{location}: is required"
+    return f"{location}: {message}"
+
+
+EXAMPLE_CONFIG = """\
+# factory-tui configuration. Every key is optional; shown values are the defaults.
+# Precedence: command-line flag > FACTORY_TUI_* environment variable > this file > default.
+
+# Zone used for naive event timestamps and for shift times (IANA name).
+timezone = "UTC"
+
+[ingest]
+# Cameras connect here. A non-loopback host requires a token.
+host = "127.0.0.1"
+port = 7878
+# When set, every connection must first send {"auth": "<token>"}.
+token = ""
+# Longest accepted line in bytes; longer lines are rejected without being buffered.
+max_line_bytes = 65536
+max_connections = 256
+# Close a connection that holds a half-sent line for this long.
+idle_timeout_s = 60.0
+# Accept ids that are not in the roster below (and add them to it).
+auto_register = false
+
+[store]
+path = "factory.db"
+# "crash": an acked event survives a crash of the process (fast).
+# "power": it also survives a power cut (slower writes).
+durability = "crash"
+
+[metrics]
+# No gap between two sightings of a worker counts for more than this (seconds).
+# Cameras should repeat the current state at least this often. Sites whose cameras only
+# report changes set it high, e.g. 86400.
+max_gap_s = 900
+# Console refresh interval (seconds).
+tick_s = 1.0
+# Alert when a worker has been idle longer than this (seconds).
+idle_alert_s = 900
+
+# Shifts: the console shows the running shift; off shift, the day since local midnight.
+[[shifts]]
+name = "A"
+start = "06:00"
+end = "14:00"
+
+[[shifts]]
+name = "B"
+start = "14:00"
+end = "22:00"
+
+[[workers]]
+id = "W1"
+name = "Ana Silva"
+
+[[workers]]
+id = "W2"
+name = "Bilal Khan"
+
+[[workstations]]
+id = "S1"
+name = "Assembly 1"
+
+[[workstations]]
+id = "S2"
+name = "Assembly 2"
+"""

@@ -1,0 +1,371 @@
+"""The SQLite store: the single source of truth between the ingest and every view.
+
+WAL mode, a versioned schema migrated in place, batched deduplicating inserts, and cursor reads
+that never keep a read transaction open (a long-lived WAL reader blocks checkpoints).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import sqlite_utils
+
+from factory_tui.models import EventRecord, RosterEntry, WireEvent
+
+InsertStatus = Literal["accepted", "duplicate"]
+Durability = Literal["crash", "power"]
+
+BUSY_TIMEOUT_MS = 5_000
+READ_BATCH = 50_000
+
+_EVENT_COLUMNS = (
+    "id, ts_us, worker_id, workstation_id, event_type, confidence, count, "
+    "model_version, camera_id, received_us, event_hash"
+)
+_INSERT_EVENT = (
+    "INSERT OR IGNORE INTO events (ts_us, worker_id, workstation_id, event_type, confidence, "
+    "count, model_version, camera_id, received_us, event_hash) VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
+
+# One prepared row for `insert_rows`: the column values of _INSERT_EVENT, in order.
+PreparedRow = tuple[int, str, str, str, float, int, str | None, str | None, int, str]
+
+
+class StoreError(Exception):
+    """The database cannot be used as asked; the message says why and what to do."""
+
+
+class ReadOnlyError(StoreError):
+    """A write was attempted on a store opened read-only."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """One stored alert: raised at `started_us`, cleared at `cleared_us` (None while active)."""
+
+    id: int
+    kind: str
+    subject: str
+    details: str
+    started_us: int
+    cleared_us: int | None
+
+
+def now_us() -> int:
+    """The wall clock as UTC epoch microseconds (the one clock read of the store)."""
+    return time.time_ns() // 1_000
+
+
+def prepare_row(event: WireEvent, received_us: int) -> PreparedRow:
+    """The column values stored for a validated event."""
+    return (
+        event.ts_us,
+        event.worker_id,
+        event.workstation_id,
+        event.event_type,
+        event.confidence,
+        event.count,
+        event.model_version,
+        event.camera_id,
+        received_us,
+        event.event_hash(),
+    )
+
+
+# --- schema migrations: each runs once, in order, inside one transaction ----------------------
+
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    """Roster tables and the event log."""
+    db.execute("CREATE TABLE workers (id TEXT PRIMARY KEY, name TEXT NOT NULL)")
+    db.execute("CREATE TABLE workstations (id TEXT PRIMARY KEY, name TEXT NOT NULL)")
+    db.execute(
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            ts_us INTEGER NOT NULL,
+            worker_id TEXT NOT NULL,
+            workstation_id TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            confidence REAL NOT NULL,
+            count INTEGER NOT NULL DEFAULT 0,
+            model_version TEXT,
+            camera_id TEXT,
+            received_us INTEGER NOT NULL,
+            event_hash TEXT NOT NULL UNIQUE
+        )"""
+    )
+    db.execute("CREATE INDEX events_worker_ts ON events (worker_id, ts_us)")
+
+
+def _migration_2(db: sqlite_utils.Database) -> None:
+    """Time index for window reads and exports; the alerts table."""
+    db.execute("CREATE INDEX events_ts ON events (ts_us)")
+    db.execute(
+        """CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            details TEXT NOT NULL,
+            started_us INTEGER NOT NULL,
+            cleared_us INTEGER
+        )"""
+    )
+    db.execute("CREATE INDEX alerts_open ON alerts (kind, subject) WHERE cleared_us IS NULL")
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_migration_1, _migration_2)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class Store:
+    """A handle on one factory database file. Not shared between threads: open one per thread."""
+
+    def __init__(self, db: sqlite_utils.Database, path: Path, *, read_only: bool) -> None:
+        self.db = db
+        self.path = path
+        self.read_only = read_only
+
+    # --- opening ------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path: Path | str,
+        *,
+        durability: Durability = "crash",
+        read_only: bool = False,
+        migrate_to: int = SCHEMA_VERSION,
+    ) -> Store:
+        """Open (creating and migrating as needed) or, with `read_only`, attach to an existing file."""
+        path = Path(path)
+        try:
+            if read_only:
+                conn = cls._connect_read_only(path)
+            else:
+                if path.parent and not path.parent.exists():
+                    raise StoreError(f"cannot create database {path}: folder {path.parent} does not exist")
+                conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            store = cls(sqlite_utils.Database(conn), path, read_only=read_only)
+            if read_only:
+                store._check_version_read_only()
+            else:
+                store._configure_writer(durability)
+                store._migrate(migrate_to)
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"cannot open database {path}: {error}") from None
+        return store
+
+    @staticmethod
+    def _connect_read_only(path: Path) -> sqlite3.Connection:
+        if not path.is_file():
+            raise StoreError(f"database {path} does not exist (start `factory-tui` or `serve` first)")
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+
+    def _configure_writer(self, durability: Durability) -> None:
+        mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal":
+            raise StoreError(f"database {self.path} cannot use WAL mode (journal_mode is {mode})")
+        synchronous = "FULL" if durability == "power" else "NORMAL"
+        self.db.execute(f"PRAGMA synchronous = {synchronous}")
+
+    def schema_version(self) -> int:
+        """The schema version recorded in the file (0 for a new, empty file)."""
+        if not self.db["meta"].exists():
+            return 0
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _check_version_read_only(self) -> None:
+        version = self.schema_version()
+        if version == 0:
+            raise StoreError(f"{self.path} is not a factory-tui database")
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} was written by a newer factory-tui (schema {version})")
+        if version < SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} uses an older schema ({version}); open it once with write access "
+                "(`factory-tui serve`) to migrate it"
+            )
+
+    def _migrate(self, target: int) -> None:
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written by a newer factory-tui (schema {version}, this one "
+                f"knows {SCHEMA_VERSION}); upgrade factory-tui"
+            )
+        for number in range(version + 1, target + 1):
+            with self._transaction():
+                if number == 1:
+                    self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+                MIGRATIONS[number - 1](self.db)
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                    [str(number)],
+                )
+
+    def _transaction(self) -> sqlite3.Connection:
+        # sqlite3's connection context manager commits or rolls back; BEGIN IMMEDIATE takes the
+        # write lock up front so a busy writer waits here rather than failing mid-batch.
+        self._require_writable()
+        self.db.conn.execute("BEGIN IMMEDIATE")
+        return self.db.conn
+
+    def _require_writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyError(f"{self.path} is open read-only")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- roster -------------------------------------------------------------------------------
+
+    def upsert_roster(self, workers: Iterable[RosterEntry], workstations: Iterable[RosterEntry]) -> None:
+        """Insert or rename roster rows (from config on start); rows not named are kept."""
+        with self._transaction():
+            for table, entries in (("workers", workers), ("workstations", workstations)):
+                self.db.conn.executemany(
+                    f"INSERT INTO {table} (id, name) VALUES (?, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET name = excluded.name",
+                    [(entry.id, entry.name) for entry in entries],
+                )
+
+    def register_ids(self, worker_ids: Iterable[str], workstation_ids: Iterable[str]) -> None:
+        """Add ids not yet in the roster, named by their id (auto-registration)."""
+        with self._transaction():
+            for table, ids in (("workers", worker_ids), ("workstations", workstation_ids)):
+                self.db.conn.executemany(
+                    f"INSERT OR IGNORE INTO {table} (id, name) VALUES (?, ?)",
+                    [(item, item) for item in ids],
+                )
+
+    def workers(self) -> dict[str, str]:
+        """Worker id -> name, in id order."""
+        return dict(self.db.execute("SELECT id, name FROM workers ORDER BY id").fetchall())
+
+    def workstations(self) -> dict[str, str]:
+        """Workstation id -> name, in id order."""
+        return dict(self.db.execute("SELECT id, name FROM workstations ORDER BY id").fetchall())
+
+    # --- events -------------------------------------------------------------------------------
+
+    def insert_batch(self, events: Sequence[WireEvent], received_us: int | None = None) -> list[InsertStatus]:
+        """Store validated events in one transaction; per event, accepted or duplicate."""
+        received = now_us() if received_us is None else received_us
+        return self.insert_rows([prepare_row(event, received) for event in events])
+
+    def insert_rows(self, rows: Sequence[PreparedRow]) -> list[InsertStatus]:
+        """Store prepared rows in one transaction (INSERT OR IGNORE on the hash)."""
+        statuses: list[InsertStatus] = []
+        append = statuses.append
+        with self._transaction() as conn:
+            cursor = conn.cursor()
+            execute = cursor.execute
+            for row in rows:
+                execute(_INSERT_EVENT, row)
+                append("accepted" if cursor.rowcount == 1 else "duplicate")
+        return statuses
+
+    def read_since(self, cursor: int, limit: int = READ_BATCH) -> list[EventRecord]:
+        """Rows with id > cursor, in id order, at most `limit` (the engine's tick read)."""
+        rows = self.db.conn.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?", (cursor, limit)
+        ).fetchall()
+        return [EventRecord(*row) for row in rows]
+
+    def iter_since(self, cursor: int = 0, batch: int = READ_BATCH) -> Iterator[EventRecord]:
+        """Every row with id > cursor, read in batches with no transaction held in between."""
+        while True:
+            rows = self.read_since(cursor, batch)
+            if not rows:
+                return
+            yield from rows
+            cursor = rows[-1].id
+
+    def iter_range(
+        self, from_us: int | None = None, to_us: int | None = None, batch: int = READ_BATCH
+    ) -> Iterator[EventRecord]:
+        """Rows with from_us <= ts_us < to_us in (ts_us, id) order, read in batches."""
+        low = -(2**63) if from_us is None else from_us
+        high = 2**63 - 1 if to_us is None else to_us
+        last = (low, -1)
+        while True:
+            rows = self.db.conn.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE ts_us < ? AND "
+                "(ts_us > ? OR (ts_us = ? AND id > ?)) ORDER BY ts_us, id LIMIT ?",
+                (high, last[0], last[0], last[1], batch),
+            ).fetchall()
+            if not rows:
+                return
+            yield from (EventRecord(*row) for row in rows)
+            last = (rows[-1][1], rows[-1][0])
+
+    def latest_events(self, limit: int = 50, worker_id: str | None = None) -> list[EventRecord]:
+        """The newest stored rows (by id), newest first; optionally of one worker."""
+        if worker_id is None:
+            query, params = f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY id DESC LIMIT ?", (limit,)
+        else:
+            query = (
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE worker_id = ? "
+                "ORDER BY ts_us DESC, id DESC LIMIT ?"
+            )
+            params = (worker_id, limit)  # type: ignore[assignment]
+        return [EventRecord(*row) for row in self.db.conn.execute(query, params).fetchall()]
+
+    def count_events(self) -> int:
+        """Number of stored events."""
+        return int(self.db.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    def max_event_id(self) -> int:
+        """Id of the newest stored row (0 when empty)."""
+        return int(self.db.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
+
+    # --- alerts -------------------------------------------------------------------------------
+
+    def raise_alert(self, kind: str, subject: str, details: str, started_us: int) -> int:
+        """Record an alert unless the same kind and subject is already active; returns its id."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT id FROM alerts WHERE kind = ? AND subject = ? AND cleared_us IS NULL",
+                (kind, subject),
+            ).fetchone()
+            if row:
+                conn.execute("UPDATE alerts SET details = ? WHERE id = ?", (details, row[0]))
+                return int(row[0])
+            cursor = conn.execute(
+                "INSERT INTO alerts (kind, subject, details, started_us) VALUES (?, ?, ?, ?)",
+                (kind, subject, details, started_us),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def clear_alert(self, kind: str, subject: str, cleared_us: int) -> None:
+        """Mark the active alert of this kind and subject as cleared."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE alerts SET cleared_us = ? WHERE kind = ? AND subject = ? AND cleared_us IS NULL",
+                (cleared_us, kind, subject),
+            )
+
+    def alerts(self, active_only: bool = False, limit: int = 500) -> list[AlertRecord]:
+        """Alerts, newest first."""
+        where = "WHERE cleared_us IS NULL" if active_only else ""
+        rows = self.db.execute(
+            f"SELECT id, kind, subject, details, started_us, cleared_us FROM alerts {where} "
+            "ORDER BY started_us DESC, id DESC LIMIT ?",
+            [limit],
+        ).fetchall()
+        return [AlertRecord(*row) for row in rows]

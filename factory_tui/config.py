@@ -96,7 +96,7 @@ class Shift(_Section):
             try:
                 return time.fromisoformat(value)
             except ValueError:
-                raise ValueError(f"must be a time like \"06:00\", got {value!r}") from None
+                raise ValueError(f'must be a time like "06:00", got {value!r}') from None
         return value
 
     def window_at(self, moment: datetime, zone: tzinfo) -> tuple[datetime, datetime] | None:
@@ -140,6 +140,22 @@ DEMO_WORKSTATIONS: tuple[tuple[str, str], ...] = (
 )
 
 
+DEMO_SHIFTS: tuple[tuple[str, str, str], ...] = (
+    ("A", "06:00", "14:00"),
+    ("B", "14:00", "22:00"),
+    ("C", "22:00", "06:00"),
+)
+
+
+def demo_data() -> dict[str, Any]:
+    """The settings used when there is no config file: demo roster and three 8-hour shifts."""
+    return {
+        "shifts": [{"name": n, "start": s, "end": e} for n, s, e in DEMO_SHIFTS],
+        "workers": [{"id": i, "name": n} for i, n in DEMO_WORKERS],
+        "workstations": [{"id": i, "name": n} for i, n in DEMO_WORKSTATIONS],
+    }
+
+
 class Settings(_Section):
     """Everything factory-tui reads from its config file."""
 
@@ -160,7 +176,9 @@ class Settings(_Section):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name like \"Europe/Lisbon\")") from None
+            raise ValueError(
+                f'unknown time zone {value!r} (use an IANA name like "Europe/Lisbon")'
+            ) from None
         return value
 
     @field_validator("workers", "workstations")
@@ -197,7 +215,11 @@ class Settings(_Section):
                 return bounds[0], bounds[1], shift.name
         local = now.astimezone(self.tz)
         midnight = datetime.combine(local.date(), time(0), self.tz)
-        return midnight, datetime.combine(local.date() + timedelta(days=1), time(0), self.tz), _day_label(local.date())
+        return (
+            midnight,
+            datetime.combine(local.date() + timedelta(days=1), time(0), self.tz),
+            _day_label(local.date()),
+        )
 
 
 def _day_label(day: date) -> str:
@@ -205,7 +227,7 @@ def _day_label(day: date) -> str:
 
 
 def find_config(explicit: Path | None, environ: Mapping[str, str] | None = None) -> Path | None:
-    """The config file to read: --config, else $FACTORY_TUI_CONFIG, else ./factory.toml if present."""
+    """The config file: --config, else $FACTORY_TUI_CONFIG, else ./factory.toml if present."""
     env = os.environ if environ is None else environ
     if explicit is not None:
         return explicit
@@ -233,10 +255,7 @@ def load_settings(
     if source is not None:
         data = _read_toml(source)
     elif path is None:
-        data = {
-            "workers": [{"id": i, "name": n} for i, n in DEMO_WORKERS],
-            "workstations": [{"id": i, "name": n} for i, n in DEMO_WORKSTATIONS],
-        }
+        data = demo_data()
     for key, value in _env_overrides(env).items():
         _set_dotted(data, key, value)
     for key, value in (overrides or {}).items():
@@ -256,7 +275,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist (create one with `factory-tui init`)") from None
+        raise ConfigError(
+            f"config file {path} does not exist (create one with `factory-tui init`)"
+        ) from None
     except IsADirectoryError:
         raise ConfigError(f"config file {path} is a directory, not a file") from None
     except PermissionError:
@@ -278,7 +299,11 @@ _ENV_SHORT = {
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, str]:
     found: dict[str, str] = {}
-    sections = {"ingest": IngestSettings, "store": StoreSettings, "metrics": MetricsSettings}
+    sections: dict[str, type[_Section]] = {
+        "ingest": IngestSettings,
+        "store": StoreSettings,
+        "metrics": MetricsSettings,
+    }
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
             continue

@@ -141,14 +141,16 @@ class Store:
         read_only: bool = False,
         migrate_to: int = SCHEMA_VERSION,
     ) -> Store:
-        """Open (creating and migrating as needed) or, with `read_only`, attach to an existing file."""
+        """Open (creating, migrating), or with `read_only` attach to an existing file."""
         path = Path(path)
         try:
             if read_only:
                 conn = cls._connect_read_only(path)
             else:
                 if path.parent and not path.parent.exists():
-                    raise StoreError(f"cannot create database {path}: folder {path.parent} does not exist")
+                    raise StoreError(
+                        f"cannot create database {path}: folder {path.parent} does not exist"
+                    )
                 conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             store = cls(sqlite_utils.Database(conn), path, read_only=read_only)
@@ -164,7 +166,9 @@ class Store:
     @staticmethod
     def _connect_read_only(path: Path) -> sqlite3.Connection:
         if not path.is_file():
-            raise StoreError(f"database {path} does not exist (start `factory-tui` or `serve` first)")
+            raise StoreError(
+                f"database {path} does not exist (start `factory-tui` or `serve` first)"
+            )
         uri = f"{path.resolve().as_uri()}?mode=ro"
         return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
 
@@ -204,7 +208,9 @@ class Store:
         for number in range(version + 1, target + 1):
             with self._transaction():
                 if number == 1:
-                    self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+                    self.db.execute(
+                        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)"
+                    )
                 MIGRATIONS[number - 1](self.db)
                 self.db.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
@@ -232,9 +238,32 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # --- the process that owns the listener ---------------------------------------------------
+
+    def set_owner(self, pid: int, host: str, port: int) -> None:
+        """Record which process listens for this database, so a second console can find it."""
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [("owner_pid", str(pid)), ("owner_host", host), ("owner_port", str(port))],
+            )
+
+    def owner(self) -> tuple[int, str, int] | None:
+        """(pid, host, port) of the process that last recorded itself as the listener, if any."""
+        rows = dict(
+            self.db.execute(
+                "SELECT key, value FROM meta WHERE key IN ('owner_pid', 'owner_host', 'owner_port')"
+            ).fetchall()
+        )
+        if len(rows) != 3:
+            return None
+        return int(rows["owner_pid"]), rows["owner_host"], int(rows["owner_port"])
+
     # --- roster -------------------------------------------------------------------------------
 
-    def upsert_roster(self, workers: Iterable[RosterEntry], workstations: Iterable[RosterEntry]) -> None:
+    def upsert_roster(
+        self, workers: Iterable[RosterEntry], workstations: Iterable[RosterEntry]
+    ) -> None:
         """Insert or rename roster rows (from config on start); rows not named are kept."""
         with self._transaction():
             for table, entries in (("workers", workers), ("workstations", workstations)):
@@ -263,7 +292,9 @@ class Store:
 
     # --- events -------------------------------------------------------------------------------
 
-    def insert_batch(self, events: Sequence[WireEvent], received_us: int | None = None) -> list[InsertStatus]:
+    def insert_batch(
+        self, events: Sequence[WireEvent], received_us: int | None = None
+    ) -> list[InsertStatus]:
         """Store validated events in one transaction; per event, accepted or duplicate."""
         received = now_us() if received_us is None else received_us
         return self.insert_rows([prepare_row(event, received) for event in events])
@@ -317,7 +348,10 @@ class Store:
     def latest_events(self, limit: int = 50, worker_id: str | None = None) -> list[EventRecord]:
         """The newest stored rows (by id), newest first; optionally of one worker."""
         if worker_id is None:
-            query, params = f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY id DESC LIMIT ?", (limit,)
+            query, params = (
+                f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY id DESC LIMIT ?",
+                (limit,),
+            )
         else:
             query = (
                 f"SELECT {_EVENT_COLUMNS} FROM events WHERE worker_id = ? "
@@ -356,7 +390,8 @@ class Store:
         """Mark the active alert of this kind and subject as cleared."""
         with self._transaction() as conn:
             conn.execute(
-                "UPDATE alerts SET cleared_us = ? WHERE kind = ? AND subject = ? AND cleared_us IS NULL",
+                "UPDATE alerts SET cleared_us = ? "
+                "WHERE kind = ? AND subject = ? AND cleared_us IS NULL",
                 (cleared_us, kind, subject),
             )
 

@@ -21,10 +21,16 @@ ConfigOption = Annotated[
 ]
 DbOption = Annotated[
     Path | None,
-    typer.Option("--db", help="SQLite database file (default: store.path from config, factory.db)."),
+    typer.Option(
+        "--db", help="SQLite database file (default: store.path from config, factory.db)."
+    ),
 ]
-HostOption = Annotated[str | None, typer.Option("--host", help="Listener address (default 127.0.0.1).")]
-PortOption = Annotated[int | None, typer.Option("--port", "-p", help="Listener TCP port (default 7878).")]
+HostOption = Annotated[
+    str | None, typer.Option("--host", help="Listener address (default 127.0.0.1).")
+]
+PortOption = Annotated[
+    int | None, typer.Option("--port", "-p", help="Listener TCP port (default 7878).")
+]
 TokenOption = Annotated[
     str | None, typer.Option("--token", help="Ingest token (default: ingest.token from config).")
 ]
@@ -47,7 +53,9 @@ def settings_from(config: Path | None, **overrides: Any) -> Settings:
 def open_store(settings: Settings, *, read_only: bool = False) -> Store:
     """Open the configured database, turning store errors into a clear exit."""
     try:
-        return Store.open(settings.store.path, durability=settings.store.durability, read_only=read_only)
+        return Store.open(
+            settings.store.path, durability=settings.store.durability, read_only=read_only
+        )
     except StoreError as error:
         fail(str(error))
 

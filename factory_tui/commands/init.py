@@ -12,8 +12,12 @@ from factory_tui.config import DEFAULT_CONFIG_NAME, EXAMPLE_CONFIG
 
 
 def init(
-    path: Annotated[Path, typer.Argument(help="Where to write the file.")] = Path(DEFAULT_CONFIG_NAME),
-    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing file.")] = False,
+    path: Annotated[Path, typer.Argument(help="Where to write the file.")] = Path(
+        DEFAULT_CONFIG_NAME
+    ),
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Overwrite an existing file.")
+    ] = False,
 ) -> None:
     """Write a commented example config file (factory.toml) to start from."""
     if path.exists() and not force:

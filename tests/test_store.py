@@ -1,0 +1,189 @@
+"""The SQLite store on real files: schema, migration, dedup, cursor reads, read-only mode."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from factory_tui.models import RosterEntry, parse_event
+from factory_tui.store import SCHEMA_VERSION, ReadOnlyError, Store, StoreError
+
+
+def event(minute: int = 0, **changes: object) -> str:
+    data = {
+        "timestamp": f"2026-03-02T10:{minute:02d}:00Z",
+        "worker_id": "W1",
+        "workstation_id": "S1",
+        "event_type": "working",
+        "confidence": 0.9,
+        **changes,
+    }
+    return json.dumps(data)
+
+
+def test_new_file_is_wal_and_current_schema(fresh_db: Store) -> None:
+    assert fresh_db.schema_version() == SCHEMA_VERSION
+    assert fresh_db.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert fresh_db.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    columns = {c.name for c in fresh_db.db["events"].columns}
+    assert columns == {
+        "id",
+        "ts_us",
+        "worker_id",
+        "workstation_id",
+        "event_type",
+        "confidence",
+        "count",
+        "model_version",
+        "camera_id",
+        "received_us",
+        "event_hash",
+    }
+    indexes = {tuple(i.columns) for i in fresh_db.db["events"].indexes}
+    assert ("worker_id", "ts_us") in indexes
+    assert ("event_hash",) in indexes
+
+
+def test_power_durability_is_synchronous_full(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "p.db", durability="power") as store:
+        assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2
+
+
+def test_batch_statuses_and_dedup_across_spellings(fresh_db: Store) -> None:
+    spellings = [
+        event(0),
+        event(0, timestamp="2026-03-02T10:00:00+00:00"),
+        event(1),
+        event(0, confidence=0.90, count=0),
+        event(2, event_type="product_count", count=3),
+    ]
+    statuses = fresh_db.insert_batch([parse_event(s) for s in spellings], received_us=5)
+    assert statuses == ["accepted", "duplicate", "accepted", "duplicate", "accepted"]
+    again = fresh_db.insert_batch([parse_event(event(1)), parse_event(event(3))])
+    assert again == ["duplicate", "accepted"]
+    assert fresh_db.count_events() == 4
+
+
+def test_read_since_follows_the_id_cursor(fresh_db: Store) -> None:
+    fresh_db.insert_batch([parse_event(event(m)) for m in (5, 1, 3)], received_us=7)
+    rows = fresh_db.read_since(0)
+    assert [r.id for r in rows] == [1, 2, 3]
+    # Id order is arrival order, not time order.
+    assert [r.ts_us for r in rows] == [parse_event(event(m)).ts_us for m in (5, 1, 3)]
+    assert rows[0].received_us == 7
+    assert fresh_db.read_since(1, limit=1) == [rows[1]]
+    assert fresh_db.read_since(3) == []
+    assert list(fresh_db.iter_since(0, batch=2)) == rows
+    assert fresh_db.max_event_id() == 3
+
+
+def test_iter_range_is_time_ordered_and_half_open(fresh_db: Store) -> None:
+    fresh_db.insert_batch([parse_event(event(m)) for m in (5, 1, 3, 2)])
+    start = parse_event(event(2)).ts_us
+    end = parse_event(event(5)).ts_us
+    rows = list(fresh_db.iter_range(start, end, batch=1))
+    assert [r.ts_us for r in rows] == [start, parse_event(event(3)).ts_us]
+    assert len(list(fresh_db.iter_range())) == 4
+
+
+def test_record_round_trips_to_wire(fresh_db: Store) -> None:
+    original = parse_event(event(4, model_version="m2", camera_id="C9"))
+    fresh_db.insert_batch([original])
+    (row,) = fresh_db.read_since(0)
+    assert row.event_hash == original.event_hash()
+    assert parse_event(json.dumps(row.to_wire())) == original
+
+
+def test_roster_upsert_renames_and_keeps_others(fresh_db: Store) -> None:
+    fresh_db.upsert_roster(
+        [RosterEntry("W1", "Ana"), RosterEntry("W2", "Bo")], [RosterEntry("S1", "Cell")]
+    )
+    fresh_db.upsert_roster([RosterEntry("W1", "Ana Silva")], [])
+    assert fresh_db.workers() == {"W1": "Ana Silva", "W2": "Bo"}
+    fresh_db.register_ids(["W2", "W9"], ["S7"])
+    assert fresh_db.workers() == {"W1": "Ana Silva", "W2": "Bo", "W9": "W9"}
+    assert fresh_db.workstations() == {"S1": "Cell", "S7": "S7"}
+
+
+def test_second_connection_sees_committed_rows(tmp_path: Path) -> None:
+    path = tmp_path / "f.db"
+    with Store.open(path) as writer, Store.open(path, read_only=True) as reader:
+        assert reader.read_since(0) == []
+        writer.insert_batch([parse_event(event(1))])
+        assert len(reader.read_since(0)) == 1
+        # The reader holds no transaction between reads, so the writer can checkpoint.
+        assert not reader.db.conn.in_transaction
+        writer.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        assert writer.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+
+
+def test_read_only_refuses_writes(tmp_path: Path) -> None:
+    path = tmp_path / "f.db"
+    Store.open(path).close()
+    with Store.open(path, read_only=True) as reader:
+        with pytest.raises(ReadOnlyError):
+            reader.insert_batch([parse_event(event())])
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            reader.db.execute("INSERT INTO workers (id, name) VALUES ('x', 'y')")
+
+
+def test_read_only_of_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="does not exist"):
+        Store.open(tmp_path / "none.db", read_only=True)
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="folder .* does not exist"):
+        Store.open(tmp_path / "no" / "f.db")
+
+
+def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "f.db"
+    path.write_bytes(b"this is a text file, not sqlite" * 100)
+    with pytest.raises(StoreError, match="cannot open database"):
+        Store.open(path)
+
+
+def test_migration_from_an_older_schema_keeps_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with Store.open(path, migrate_to=1) as old:
+        assert old.schema_version() == 1
+        assert not old.db["alerts"].exists()
+        old.insert_batch([parse_event(event(1))])
+    with pytest.raises(StoreError, match="older schema"):
+        Store.open(path, read_only=True)
+    with Store.open(path) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert store.db["alerts"].exists()
+        assert store.count_events() == 1
+        assert ("ts_us",) in {tuple(i.columns) for i in store.db["events"].indexes}
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    with Store.open(path) as store:
+        store.db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match="newer factory-tui"):
+        Store.open(path)
+
+
+def test_owner_is_recorded(fresh_db: Store) -> None:
+    assert fresh_db.owner() is None
+    fresh_db.set_owner(1234, "127.0.0.1", 7878)
+    assert fresh_db.owner() == (1234, "127.0.0.1", 7878)
+
+
+def test_alerts_raise_once_and_clear(fresh_db: Store) -> None:
+    first = fresh_db.raise_alert("dark", "W1", "no event for 20 min", 10)
+    assert fresh_db.raise_alert("dark", "W1", "no event for 25 min", 20) == first
+    assert [(a.details, a.cleared_us) for a in fresh_db.alerts(active_only=True)] == [
+        ("no event for 25 min", None)
+    ]
+    fresh_db.clear_alert("dark", "W1", 30)
+    assert fresh_db.alerts(active_only=True) == []
+    assert fresh_db.alerts()[0].cleared_us == 30
+    assert fresh_db.raise_alert("dark", "W1", "again", 40) != first

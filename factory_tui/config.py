@@ -78,8 +78,27 @@ class MetricsSettings(_Section):
     """No gap between two sightings of a worker counts for more than this."""
     tick_s: float = Field(default=1.0, gt=0)
     """How often the console folds in new events and redraws."""
-    idle_alert_s: float = Field(default=900.0, gt=0)
+
+
+class AlertSettings(_Section):
+    """When the console raises alerts (dark cameras use metrics.max_gap_s)."""
+
+    idle_s: float = Field(default=900.0, gt=0)
     """A worker idle longer than this raises an alert."""
+    drift_window_s: float = Field(default=600.0, ge=60)
+    """Rolling window of a model's mean confidence."""
+    drift_drop: float = Field(default=0.10, gt=0, le=1)
+    """Alert when the rolling mean confidence is this far below its baseline..."""
+    drift_sustain_s: float = Field(default=300.0, ge=0)
+    """...for at least this long."""
+    baseline_s: float = Field(default=3600.0, ge=60)
+    """A model's baseline is its first this-many seconds of events, unless configured below."""
+    baseline_confidence: dict[str, float] = Field(default_factory=dict)
+    """Fixed baseline mean confidence per model_version (overrides the first hour)."""
+    rate_window_s: float = Field(default=1800.0, ge=60)
+    """Rolling window of a model's production rate (units per hour)."""
+    rate_change: float = Field(default=0.5, gt=0)
+    """Alert when the rolling rate departs from its baseline by more than this fraction."""
 
 
 class Shift(_Section):
@@ -164,6 +183,7 @@ class Settings(_Section):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     shifts: list[Shift] = Field(default_factory=list)
     workers: list[RosterItem] = Field(default_factory=list)
     workstations: list[RosterItem] = Field(default_factory=list)
@@ -303,6 +323,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, str]:
         "ingest": IngestSettings,
         "store": StoreSettings,
         "metrics": MetricsSettings,
+        "alerts": AlertSettings,
     }
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
@@ -375,8 +396,23 @@ durability = "crash"
 max_gap_s = 900
 # Console refresh interval (seconds).
 tick_s = 1.0
-# Alert when a worker has been idle longer than this (seconds).
-idle_alert_s = 900
+
+[alerts]
+# Alert when a worker has been idle longer than this (seconds). A camera is "dark" when its
+# worker has not been seen for more than metrics.max_gap_s during the shift.
+idle_s = 900
+# Model drift: alert when a model's mean confidence over the last drift_window_s is more than
+# drift_drop below its baseline for at least drift_sustain_s.
+drift_window_s = 600
+drift_drop = 0.10
+drift_sustain_s = 300
+# A model's baseline is its first baseline_s of events, unless fixed here per model_version.
+baseline_s = 3600
+baseline_confidence = {}          # e.g. { "yolo-v8.2" = 0.91 }
+# Alert when a model's units per hour over rate_window_s departs from its baseline by more
+# than this fraction.
+rate_window_s = 1800
+rate_change = 0.5
 
 # Shifts: the console shows the running shift; off shift, the day since local midnight.
 [[shifts]]

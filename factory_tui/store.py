@@ -56,6 +56,17 @@ class AlertRecord:
     cleared_us: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class ModelSummary:
+    """Events of one model_version in a window (None: events that named no model)."""
+
+    model_version: str | None
+    events: int
+    mean_confidence: float
+    min_confidence: float
+    units: int
+
+
 def now_us() -> int:
     """The wall clock as UTC epoch microseconds (the one clock read of the store)."""
     return time.time_ns() // 1_000
@@ -360,6 +371,17 @@ class Store:
             params = (worker_id, limit)  # type: ignore[assignment]
         return [EventRecord(*row) for row in self.db.conn.execute(query, params).fetchall()]
 
+    def model_summary(self, from_us: int, to_us: int) -> list[ModelSummary]:
+        """Per model_version: events, mean and lowest confidence, units in [from_us, to_us)."""
+        rows = self.db.execute(
+            "SELECT model_version, count(*), avg(confidence), min(confidence), "
+            "coalesce(sum(CASE WHEN event_type = 'product_count' THEN count END), 0) "
+            "FROM events WHERE ts_us >= ? AND ts_us < ? "
+            "GROUP BY model_version ORDER BY model_version",
+            [from_us, to_us],
+        ).fetchall()
+        return [ModelSummary(*row) for row in rows]
+
     def count_events(self) -> int:
         """Number of stored events."""
         return int(self.db.execute("SELECT count(*) FROM events").fetchone()[0])
@@ -393,6 +415,32 @@ class Store:
                 "UPDATE alerts SET cleared_us = ? "
                 "WHERE kind = ? AND subject = ? AND cleared_us IS NULL",
                 (cleared_us, kind, subject),
+            )
+
+    def sync_alerts(self, conditions: Iterable[tuple[str, str, str]], at_us: int) -> None:
+        """Make the active alerts match the (kind, subject, details) conditions holding at `at_us`.
+
+        A new condition raises an alert, a held one keeps its start and refreshes its details, an
+        active alert whose condition is gone is cleared — all in one transaction.
+        """
+        wanted = {(kind, subject): details for kind, subject, details in conditions}
+        with self._transaction() as conn:
+            active = {
+                (kind, subject): (alert_id, details)
+                for alert_id, kind, subject, details in conn.execute(
+                    "SELECT id, kind, subject, details FROM alerts WHERE cleared_us IS NULL"
+                ).fetchall()
+            }
+            for key, (alert_id, details) in active.items():
+                if key not in wanted:
+                    conn.execute("UPDATE alerts SET cleared_us = ? WHERE id = ?", (at_us, alert_id))
+                elif wanted[key] != details:
+                    conn.execute(
+                        "UPDATE alerts SET details = ? WHERE id = ?", (wanted[key], alert_id)
+                    )
+            conn.executemany(
+                "INSERT INTO alerts (kind, subject, details, started_us) VALUES (?, ?, ?, ?)",
+                [(k, s, d, at_us) for (k, s), d in wanted.items() if (k, s) not in active],
             )
 
     def alerts(self, active_only: bool = False, limit: int = 500) -> list[AlertRecord]:

@@ -187,3 +187,33 @@ def test_alerts_raise_once_and_clear(fresh_db: Store) -> None:
     assert fresh_db.alerts(active_only=True) == []
     assert fresh_db.alerts()[0].cleared_us == 30
     assert fresh_db.raise_alert("dark", "W1", "again", 40) != first
+
+
+def test_sync_alerts_raises_refreshes_and_clears(fresh_db: Store) -> None:
+    fresh_db.sync_alerts([("camera_dark", "W1", "20 min"), ("idle_too_long", "W2", "11 min")], 100)
+    fresh_db.sync_alerts([("camera_dark", "W1", "21 min")], 200)
+    alerts = {(a.kind, a.subject): a for a in fresh_db.alerts()}
+    assert alerts["camera_dark", "W1"].started_us == 100
+    assert alerts["camera_dark", "W1"].details == "21 min"
+    assert alerts["camera_dark", "W1"].cleared_us is None
+    assert alerts["idle_too_long", "W2"].cleared_us == 200
+    fresh_db.sync_alerts([], 300)
+    assert fresh_db.alerts(active_only=True) == []
+
+
+def test_model_summary_groups_by_version_in_the_window(fresh_db: Store) -> None:
+    fresh_db.insert_batch(
+        [
+            parse_event(event(1, model_version="a", confidence=0.8)),
+            parse_event(
+                event(2, model_version="a", confidence=0.6, event_type="product_count", count=4)
+            ),
+            parse_event(event(3, confidence=0.5)),
+            parse_event(event(40, model_version="a", confidence=0.1)),
+        ]
+    )
+    start, end = parse_event(event(0)).ts_us, parse_event(event(30)).ts_us
+    summary = fresh_db.model_summary(start, end)
+    assert [(m.model_version, m.events, m.units) for m in summary] == [(None, 1, 0), ("a", 2, 4)]
+    assert abs(summary[1].mean_confidence - 0.7) < 1e-9
+    assert summary[1].min_confidence == 0.6

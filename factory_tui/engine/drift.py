@@ -1,0 +1,184 @@
+"""Model drift: per model_version, rolling confidence and production rate against a baseline.
+
+Events are folded into one-minute buckets per model. Confidence is summed as integer
+micro-units, so every sum — and so every result — is the same whatever order and however often
+events arrive. Rolling figures are taken at whole-minute boundaries (the last complete minute
+before `at`), which makes them reproducible for a given `at`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from factory_tui.models import EventRecord
+
+BUCKET_US = 60_000_000
+CONFIDENCE_SCALE = 1_000_000
+UNKNOWN_MODEL = "(none)"
+"""The model_version shown for events that carried none."""
+
+
+@dataclass(frozen=True, slots=True)
+class DriftSettings:
+    """Thresholds of the drift checks (see `[alerts]` in the config)."""
+
+    window_s: float = 600.0
+    drop: float = 0.10
+    sustain_s: float = 300.0
+    baseline_s: float = 3600.0
+    baselines: Mapping[str, float] = field(default_factory=dict)
+    rate_window_s: float = 1800.0
+    rate_change: float = 0.5
+    min_events: int = 5
+    """A rolling window with fewer events than this is too thin to judge."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelDrift:
+    """One model version's confidence and production rate at `at`, and whether either drifts."""
+
+    model_version: str
+    events: int
+    """Events of this model before the last whole minute at or before `at`."""
+    mean_confidence: float | None
+    baseline_confidence: float | None
+    """The configured baseline, else the mean over the model's first `baseline_s`; None until
+    that first period is complete."""
+    rolling_confidence: float | None
+    confidence_drifting: bool
+    baseline_uph: float | None
+    rolling_uph: float | None
+    rate_drifting: bool
+
+
+@dataclass(slots=True)
+class _Bucket:
+    confidence_micro: int = 0
+    events: int = 0
+    units: int = 0
+
+
+@dataclass(slots=True)
+class _Series:
+    buckets: dict[int, _Bucket] = field(default_factory=dict)
+    first_us: int | None = None
+
+    def add(self, row: EventRecord) -> None:
+        bucket = self.buckets.setdefault(row.ts_us // BUCKET_US, _Bucket())
+        bucket.confidence_micro += round(row.confidence * CONFIDENCE_SCALE)
+        bucket.events += 1
+        if row.event_type == "product_count":
+            bucket.units += row.count
+        if self.first_us is None or row.ts_us < self.first_us:
+            self.first_us = row.ts_us
+
+    def totals(self, first: int, stop: int) -> _Bucket:
+        """Sums over the buckets with index in [first, stop)."""
+        total = _Bucket()
+        if stop - first > len(self.buckets):
+            spans = (b for i, b in self.buckets.items() if first <= i < stop)
+        else:
+            spans = (b for i in range(first, stop) if (b := self.buckets.get(i)) is not None)
+        for bucket in spans:
+            total.confidence_micro += bucket.confidence_micro
+            total.events += bucket.events
+            total.units += bucket.units
+        return total
+
+
+def _minutes(seconds: float) -> int:
+    return max(1, round(seconds * 1_000_000 / BUCKET_US))
+
+
+class DriftTracker:
+    """Folds stored events in and reports per-model drift at any `at`."""
+
+    def __init__(self, settings: DriftSettings | None = None) -> None:
+        self.settings = settings or DriftSettings()
+        self._series: dict[str, _Series] = {}
+        self._seen: set[str] = set()
+
+    def apply(self, rows: Iterable[EventRecord]) -> int:
+        """Fold rows in, ignoring hashes applied before; returns how many were new."""
+        added = 0
+        for row in rows:
+            if row.event_hash in self._seen:
+                continue
+            self._seen.add(row.event_hash)
+            model = row.model_version or UNKNOWN_MODEL
+            self._series.setdefault(model, _Series()).add(row)
+            added += 1
+        return added
+
+    def status(self, at_us: int) -> tuple[ModelDrift, ...]:
+        """Every model's drift figures at `at`, sorted by model_version."""
+        now = at_us // BUCKET_US
+        return tuple(
+            self._model_status(model, series, now)
+            for model, series in sorted(self._series.items())
+            if series.first_us is not None and series.first_us // BUCKET_US < now
+        )
+
+    def _model_status(self, model: str, series: _Series, now: int) -> ModelDrift:
+        cfg = self.settings
+        assert series.first_us is not None
+        start = series.first_us // BUCKET_US
+        everything = series.totals(start, now)
+        baseline_end = start + _minutes(cfg.baseline_s)
+        has_baseline = now >= baseline_end
+        measured = series.totals(start, baseline_end) if has_baseline else None
+
+        base_conf: float | None = cfg.baselines.get(model)
+        if base_conf is None and measured is not None and measured.events:
+            base_conf = measured.confidence_micro / measured.events / CONFIDENCE_SCALE
+        base_uph: float | None = None
+        if measured is not None:
+            base_uph = measured.units / (_minutes(cfg.baseline_s) / 60)
+
+        checks = range(_minutes(cfg.sustain_s) + 1) if cfg.sustain_s > 0 else range(1)
+        conf_flags = [
+            self._confidence_low(series, now - k, base_conf, baseline_end) for k in checks
+        ]
+        rate_flags = [self._rate_departs(series, now - k, base_uph, baseline_end) for k in checks]
+
+        rolling = series.totals(now - _minutes(cfg.window_s), now)
+        rate_window = series.totals(now - _minutes(cfg.rate_window_s), now)
+        return ModelDrift(
+            model_version=model,
+            events=everything.events,
+            mean_confidence=_mean(everything),
+            baseline_confidence=base_conf,
+            rolling_confidence=_mean(rolling) if rolling.events >= cfg.min_events else None,
+            confidence_drifting=all(conf_flags),
+            baseline_uph=base_uph,
+            rolling_uph=rate_window.units / (_minutes(cfg.rate_window_s) / 60)
+            if has_baseline
+            else None,
+            rate_drifting=all(rate_flags),
+        )
+
+    def _confidence_low(
+        self, series: _Series, boundary: int, baseline: float | None, baseline_end: int
+    ) -> bool:
+        # Judged only after the baseline period: during it the model is its own baseline.
+        if baseline is None or boundary < baseline_end:
+            return False
+        window = series.totals(boundary - _minutes(self.settings.window_s), boundary)
+        if window.events < self.settings.min_events:
+            return False
+        mean = window.confidence_micro / window.events / CONFIDENCE_SCALE
+        return baseline - mean > self.settings.drop
+
+    def _rate_departs(
+        self, series: _Series, boundary: int, baseline_uph: float | None, baseline_end: int
+    ) -> bool:
+        if not baseline_uph or boundary < baseline_end:
+            return False
+        minutes = _minutes(self.settings.rate_window_s)
+        uph = series.totals(boundary - minutes, boundary).units / (minutes / 60)
+        return abs(uph - baseline_uph) > self.settings.rate_change * baseline_uph
+
+
+def _mean(total: _Bucket) -> float | None:
+    return total.confidence_micro / total.events / CONFIDENCE_SCALE if total.events else None

@@ -1,0 +1,105 @@
+"""Alert conditions from a snapshot: dark cameras, long idles, drift."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from factory_tui.engine.alerts import (
+    CAMERA_DARK,
+    CONFIDENCE_DRIFT,
+    IDLE_TOO_LONG,
+    RATE_DRIFT,
+    evaluate_alerts,
+    idle_since,
+)
+from factory_tui.engine.drift import ModelDrift
+from factory_tui.engine.snapshot import (
+    FactoryMetrics,
+    Segment,
+    Snapshot,
+    Window,
+    WorkerMetrics,
+    WorkerState,
+)
+
+S = 1_000_000
+WINDOW = Window(0, 8 * 3600 * S, "A")
+FACTORY = FactoryMetrics(0, 0, 0, 0, None, None, None, 0, 0, 0, 0)
+
+
+def worker(worker_id: str, state: WorkerState, last_seen_s: float | None) -> WorkerMetrics:
+    return WorkerMetrics(
+        worker_id,
+        "Ana" if worker_id == "W1" else worker_id,
+        0,
+        0,
+        0,
+        None,
+        0,
+        None,
+        state,
+        "S1",
+        None if last_seen_s is None else int(last_seen_s * S),
+        None,
+        0,
+    )
+
+
+def snapshot(at_s: float, *workers: WorkerMetrics) -> Snapshot:
+    return Snapshot(WINDOW, int(at_s * S), tuple(workers), (), FACTORY, 0, 0)
+
+
+def no_timeline(worker_id: str) -> Sequence[Segment]:
+    raise AssertionError(f"timeline of {worker_id} was not needed")
+
+
+def evaluate(
+    snap: Snapshot, drift: Sequence[ModelDrift] = (), *, in_shift: bool = True, timeline=no_timeline
+):  # type: ignore[no-untyped-def]
+    return evaluate_alerts(
+        snap, drift, max_gap_s=900, idle_s=600, in_shift=in_shift, timeline_of=timeline
+    )
+
+
+def test_dark_camera_during_the_shift() -> None:
+    (alert,) = evaluate(snapshot(3000, worker("W1", "unobserved", 1000)))
+    assert alert.kind == CAMERA_DARK
+    assert alert.subject == "W1"
+    assert alert.details == "W1 (Ana): no event for 33 min"
+
+
+def test_no_dark_alert_off_shift_or_for_workers_not_seen_this_window() -> None:
+    assert evaluate(snapshot(3000, worker("W1", "unobserved", 1000)), in_shift=False) == ()
+    assert evaluate(snapshot(3000, worker("W2", "unobserved", -5000))) == ()
+    assert evaluate(snapshot(3000, worker("W3", "unobserved", None))) == ()
+    assert evaluate(snapshot(3000, worker("W1", "working", 2990))) == ()
+
+
+def test_idle_since_walks_back_over_idle_segments() -> None:
+    timeline = [
+        Segment(0, 10, "working", "S1"),
+        Segment(10, 20, "idle", "S1"),
+        Segment(20, 30, "idle", "S2"),
+    ]
+    assert idle_since(timeline) == 10
+    assert idle_since(timeline[:1]) is None
+    assert idle_since([*timeline, Segment(30, 40, "unobserved", None)]) is None
+
+
+def test_idle_longer_than_the_threshold() -> None:
+    def timeline(worker_id: str) -> Sequence[Segment]:
+        return [Segment(0, 1000 * S, "working", "S1"), Segment(1000 * S, 1700 * S, "idle", "S1")]
+
+    (alert,) = evaluate(snapshot(1700, worker("W1", "idle", 1690)), timeline=timeline)
+    assert (alert.kind, alert.subject) == (IDLE_TOO_LONG, "W1")
+    assert alert.details == "W1 (Ana): idle at S1 for 11 min"
+    assert evaluate(snapshot(1500, worker("W1", "idle", 1490)), timeline=timeline) == ()
+
+
+def test_drift_conditions() -> None:
+    drifting = ModelDrift("m2", 500, 0.7, 0.9, 0.65, True, 100.0, 20.0, True)
+    calm = ModelDrift("m1", 500, 0.9, 0.9, 0.9, False, 100.0, 100.0, False)
+    alerts = evaluate(snapshot(3000), [calm, drifting])
+    assert [(a.kind, a.subject) for a in alerts] == [(CONFIDENCE_DRIFT, "m2"), (RATE_DRIFT, "m2")]
+    assert alerts[0].details == "m2: mean confidence 0.65 vs baseline 0.90"
+    assert alerts[1].details == "m2: 20.0 units/h vs baseline 100.0"

@@ -1,0 +1,99 @@
+"""`factory-tui serve`: the ingest listener alone, headless, logging its counters."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from factory_tui.commands.common import (
+    ConfigOption,
+    DbOption,
+    HostOption,
+    PortOption,
+    dotted,
+    fail,
+    settings_from,
+)
+from factory_tui.config import Settings
+from factory_tui.ingest.server import Listener, ListenerError, format_stats
+
+log = logging.getLogger("factory_tui.serve")
+
+
+def serve(
+    config: ConfigOption = None,
+    db: DbOption = None,
+    host: HostOption = None,
+    port: PortOption = None,
+    auto_register: Annotated[
+        bool,
+        typer.Option(
+            "--auto-register",
+            help="Accept worker / workstation ids that are not in the roster, and add them.",
+        ),
+    ] = False,
+    log_every: Annotated[
+        float,
+        typer.Option(
+            "--log-every", min=0.1, help="Seconds between two log lines of counters.", hidden=True
+        ),
+    ] = 60.0,
+) -> None:
+    """Run the ingest listener without the console (Ctrl-C or SIGTERM stops it cleanly).
+
+    Prints `listening on HOST:PORT` once bound, then one line of counters a minute on stderr.
+    The ingest token comes from the config file or $FACTORY_TUI_TOKEN.
+    """
+    settings = settings_from(
+        config,
+        **dotted(
+            store__path=db,
+            ingest__host=host,
+            ingest__port=port,
+            ingest__auto_register=True if auto_register else None,
+        ),
+    )
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s", force=True
+    )
+    error = asyncio.run(_serve(settings, log_every))
+    if error is not None:
+        fail(error)
+
+
+async def _serve(settings: Settings, log_every: float) -> str | None:
+    """Run until SIGINT/SIGTERM; a one-sentence error when the listener cannot start."""
+    listener = Listener(settings)
+    try:
+        await listener.start()
+    except ListenerError as error:
+        return str(error)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    database = Path(listener.store_path)
+    log.info("database %s; Ctrl-C stops", database)
+    try:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), log_every)
+            except TimeoutError:
+                log.info("%s", format_stats(listener.stats()))
+    finally:
+        log.info("stopping: answering what was received")
+        await listener.stop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    return None
+
+
+def register(app: typer.Typer) -> None:
+    """Add the command to the CLI."""
+    app.command()(serve)

@@ -1,0 +1,192 @@
+"""The camera-side client: send JSON lines to a listener and read one reply per line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any, Final
+
+from factory_tui.ingest.protocol import (
+    AUTH_REFUSED,
+    TOO_MANY_CONNECTIONS,
+    auth_line,
+    decode_reply,
+)
+
+#: Lines written per write()+drain(): large enough to be cheap, small enough to interleave
+#: with reading the replies.
+WRITE_CHUNK_LINES: Final = 2_000
+READ_CHUNK_BYTES: Final = 1 << 16
+
+
+class ClientError(Exception):
+    """The listener could not be reached, refused us, or the connection broke.
+
+    `replies` holds the replies received before it broke, in order: lines past them were not
+    answered and may be sent again (the listener deduplicates).
+    """
+
+    def __init__(
+        self, message: str, replies: Sequence[dict[str, Any]] = (), *, fatal: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.replies: list[dict[str, Any]] = list(replies)
+        self.fatal = fatal
+        """True when sending again cannot help (the token was refused)."""
+
+
+class IngestClient:
+    """One connection to an ingest listener; `send` pipelines lines and returns their replies."""
+
+    def __init__(
+        self, host: str, port: int, token: str | None = None, *, timeout_s: float = 30.0
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.token = token or None
+        self.timeout_s = timeout_s
+        """Longest wait for the connection, or for the next reply while some are due."""
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._buffer = b""
+
+    @property
+    def connected(self) -> bool:
+        """True between a successful `connect` and `close` (or a broken connection)."""
+        return self._writer is not None and not self._writer.is_closing()
+
+    async def connect(self) -> None:
+        """Open the connection and, when a token is set, authenticate."""
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(self.host, self.port), self.timeout_s
+            )
+        except TimeoutError:
+            raise ClientError(f"cannot connect to {self.host}:{self.port}: timed out") from None
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise ClientError(f"cannot connect to {self.host}:{self.port}: {reason}") from None
+        self._reader, self._writer = reader, writer
+        self._buffer = b""
+        if self.token is None:
+            return
+        writer.write(auth_line(self.token))
+        replies = await self._read_replies(1)
+        reply = replies[0]
+        if reply.get("status") != "authenticated":
+            await self.close()
+            raise ClientError(
+                f"the listener refused the token: {reply.get('error', reply)}", fatal=True
+            )
+
+    async def send(self, lines: Sequence[bytes]) -> list[dict[str, Any]]:
+        """Send lines (without their newline) and return one reply per line, in order.
+
+        Writing and reading run together, so a large batch cannot deadlock against the
+        listener's backpressure. On a broken connection raises ClientError carrying the
+        replies received so far.
+        """
+        if self._writer is None or self._reader is None:
+            raise ClientError("not connected (call connect() first)")
+        if not lines:
+            return []
+        reading = asyncio.create_task(self._read_replies(len(lines)))
+        try:
+            await self._write_all(lines, reading)
+        except (ConnectionError, OSError) as error:
+            # The replies already on their way still count: let the reader collect them.
+            if not reading.done():
+                self._writer.transport.abort()
+            try:
+                await reading
+            except ClientError as broken:
+                raise ClientError(
+                    f"connection lost while sending: {error}", broken.replies
+                ) from None
+        return await reading
+
+    async def _write_all(self, lines: Sequence[bytes], reading: asyncio.Task[Any]) -> None:
+        assert self._writer is not None
+        for start in range(0, len(lines), WRITE_CHUNK_LINES):
+            if reading.done():
+                return  # the reader failed: the connection is gone
+            chunk = lines[start : start + WRITE_CHUNK_LINES]
+            payload = b"\n".join(chunk) + b"\n"
+            if payload.count(b"\n") != len(chunk):
+                reading.cancel()
+                raise ValueError("a line passed to send() contains a newline")
+            self._writer.write(payload)
+            await self._writer.drain()
+
+    async def _read_replies(self, count: int) -> list[dict[str, Any]]:
+        assert self._reader is not None
+        replies: list[dict[str, Any]] = []
+        buffer = self._buffer
+        while len(replies) < count:
+            try:
+                data = await asyncio.wait_for(self._reader.read(READ_CHUNK_BYTES), self.timeout_s)
+            except TimeoutError:
+                raise ClientError(
+                    f"no reply from {self.host}:{self.port} for {self.timeout_s:g} s "
+                    f"({len(replies)} of {count} answered)",
+                    replies,
+                ) from None
+            except (ConnectionError, OSError) as error:
+                raise ClientError(f"connection lost: {error}", replies) from None
+            if not data:
+                self._buffer = b""
+                refusal = self._refusal(replies)
+                if refusal is None:
+                    raise ClientError(
+                        f"the listener closed the connection ({len(replies)} of {count} "
+                        "lines answered)",
+                        replies,
+                    )
+                # That last line answers no line of ours: the connection itself was refused.
+                raise ClientError(
+                    f"the listener refused the connection: {refusal}",
+                    replies[:-1],
+                    fatal=refusal.startswith(AUTH_REFUSED),
+                )
+            buffer += data
+            *complete, buffer = buffer.split(b"\n")
+            try:
+                replies.extend(decode_reply(line) for line in complete)
+            except ValueError as error:
+                raise ClientError(
+                    f"the listener sent a malformed reply: {error}", replies
+                ) from None
+        if len(replies) > count:
+            raise ClientError(
+                f"the listener sent {len(replies)} replies for {count} lines", replies[:count]
+            )
+        self._buffer = buffer
+        return replies
+
+    @staticmethod
+    def _refusal(replies: list[dict[str, Any]]) -> str | None:
+        """The refusal a listener sends just before closing, when that is the last reply."""
+        if not replies:
+            return None
+        error = str(replies[-1].get("error", ""))
+        if error.startswith((TOO_MANY_CONNECTIONS, AUTH_REFUSED)):
+            return error
+        return None
+
+    async def close(self) -> None:
+        """Close the connection (idempotent)."""
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is None:
+            return
+        writer.close()
+        # A connection that already broke has nothing left to flush.
+        with contextlib.suppress(ConnectionError, OSError):
+            await writer.wait_closed()
+
+    async def __aenter__(self) -> IngestClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

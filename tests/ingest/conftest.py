@@ -1,0 +1,127 @@
+"""Fixtures and helpers for the ingest tests: valid events, a live listener, raw sockets.
+
+Test modules import the helpers as `from tests.ingest.conftest import ...` (importlib mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from factory_tui.config import Settings, load_settings
+from factory_tui.ingest.server import Listener
+
+REPLY_TIMEOUT_S = 10.0
+
+
+def make_event(n: int = 0, **fields: Any) -> bytes:
+    """A valid wire line (demo roster), distinct per `n`, without its newline."""
+    event: dict[str, Any] = {
+        "timestamp": f"2024-05-01T10:00:00.{n:06d}Z",
+        "worker_id": "W1",
+        "workstation_id": "S1",
+        "event_type": "working",
+        "confidence": 0.9,
+    }
+    event.update(fields)
+    return json.dumps(event).encode()
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Demo-roster settings on a database in tmp_path, listening on a free port."""
+    dotted = {"store.path": tmp_path / "factory.db", "ingest.port": 0}
+    dotted.update({key.replace("__", "."): value for key, value in overrides.items()})
+    return load_settings(None, environ={}, overrides=dotted)
+
+
+class Peer:
+    """A raw TCP connection to the listener, for tests that need exact bytes on the wire."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, port: int) -> Peer:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def replies(self, count: int) -> list[dict[str, Any]]:
+        """Exactly `count` reply lines, waiting at most REPLY_TIMEOUT_S for each."""
+        out: list[dict[str, Any]] = []
+        for _ in range(count):
+            line = await asyncio.wait_for(self.reader.readline(), REPLY_TIMEOUT_S)
+            assert line.endswith(b"\n"), f"connection ended after {len(out)} replies: {line!r}"
+            out.append(json.loads(line))
+        return out
+
+    async def at_eof(self) -> bool:
+        """True when the listener closed the connection with nothing more to say."""
+        return await asyncio.wait_for(self.reader.read(), REPLY_TIMEOUT_S) == b""
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(ConnectionError):
+            await self.writer.wait_closed()
+
+
+@pytest.fixture
+async def start_listener(
+    tmp_path: Path,
+) -> AsyncIterator[Callable[..., Any]]:
+    """A factory: `await start_listener(**settings_overrides, **listener_kwargs)`.
+
+    Every listener started is stopped at the end of the test.
+    """
+    started: list[Listener] = []
+    listener_keys = {
+        "batch_max_lines",
+        "batch_delay_s",
+        "conn_pending_bytes",
+        "total_pending_bytes",
+    }
+
+    async def start(**options: Any) -> Listener:
+        kwargs = {key: options.pop(key) for key in list(options) if key in listener_keys}
+        listener = Listener(make_settings(tmp_path, **options), **kwargs)
+        await listener.start()
+        started.append(listener)
+        return listener
+
+    yield start
+    for listener in started:
+        await listener.stop()
+
+
+@pytest.fixture
+async def listener(start_listener: Callable[..., Any]) -> Listener:
+    """A running listener with default limits on the demo roster."""
+    started: Listener = await start_listener()
+    return started
+
+
+@pytest.fixture
+async def peer(listener: Listener) -> AsyncIterator[Peer]:
+    """A raw connection to `listener`."""
+    connection = await Peer.open(listener.port)
+    yield connection
+    await connection.close()
+
+
+async def wait_until(condition: Callable[[], bool], timeout_s: float = REPLY_TIMEOUT_S) -> None:
+    """Poll a condition the listener exposes no event for, a bounded number of times."""
+    for _ in range(int(timeout_s / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in time")

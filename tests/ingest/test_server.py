@@ -1,0 +1,330 @@
+"""The listener over real TCP sockets on 127.0.0.1: replies, validation, dedup, limits, auth."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from factory_tui.ingest.server import Listener, ListenerError
+from factory_tui.store import Store
+from tests.ingest.conftest import Peer, make_event, make_settings, wait_until
+
+Start = Callable[..., Any]
+
+
+def stored(listener: Listener) -> Store:
+    """A second connection on the listener's database (read-only), as a viewer would open."""
+    return Store.open(listener.store_path, read_only=True)
+
+
+async def test_each_line_gets_one_reply_in_order(listener: Listener, peer: Peer) -> None:
+    lines = [make_event(1), b"not json", make_event(2), make_event(1)]
+    await peer.send(b"\n".join(lines) + b"\n")
+    replies = await peer.replies(4)
+    assert [reply["status"] for reply in replies] == [
+        "accepted",
+        "rejected",
+        "accepted",
+        "duplicate",
+    ]
+    with stored(listener) as store:
+        assert store.count_events() == 2
+
+
+async def test_same_event_in_several_spellings_is_one_event(listener: Listener, peer: Peer) -> None:
+    spellings = [
+        b'{"timestamp":"2024-05-01T10:00:00Z","worker_id":"W1","workstation_id":"S1",'
+        b'"event_type":"working","confidence":0.9}',
+        # another offset of the same instant, other key order, whitespace, 0.90
+        b'{ "confidence" : 0.90, "event_type": "working", "workstation_id": "S1",\t'
+        b'"worker_id": "W1", "timestamp": "2024-05-01T12:00:00+02:00" }',
+        # naive: read in the configured zone (UTC); an explicit count of 0
+        b'{"timestamp":"2024-05-01T10:00:00.000000","worker_id":"W1","workstation_id":"S1",'
+        b'"event_type":"working","confidence":9e-1,"count":0}',
+        b'{"timestamp":"2024-05-01T10:00:00+00:00","worker_id":" W1 ","workstation_id":"S1",'
+        b'"event_type":"working","confidence":0.9000}\r',
+    ]
+    # All in one batch first: inside one transaction, the first copy wins.
+    await peer.send(b"\n".join(spellings) + b"\n")
+    first = await peer.replies(len(spellings))
+    assert [reply["status"] for reply in first] == ["accepted"] + ["duplicate"] * 3
+    # And again, each in a later batch.
+    for line in spellings:
+        await peer.send(line + b"\n")
+        assert (await peer.replies(1))[0]["status"] == "duplicate"
+    with stored(listener) as store:
+        assert store.count_events() == 1
+    stats = listener.stats()
+    assert (stats.accepted, stats.duplicates, stats.rejected) == (1, 7, 0)
+
+
+BAD_LINES: list[tuple[bytes, str]] = [
+    (b"\xff\xfe{}", "invalid UTF-8"),
+    (b'{"timestamp": "2024-05-01T10:00:00Z",', "invalid JSON"),
+    (b"[1, 2, 3]", "line must be a JSON object"),
+    (b'"just a string"', "line must be a JSON object"),
+    (b"42", "line must be a JSON object"),
+    (b"", "line: empty"),
+    (b"   ", "line: empty"),
+    (make_event(confidence=1.5), "confidence:"),
+    (make_event(confidence="high"), "confidence:"),
+    (make_event(event_type="sleeping"), "event_type:"),
+    (make_event(timestamp="yesterday"), "timestamp:"),
+    (make_event(timestamp=1714557600), "timestamp:"),
+    (make_event(event_type="product_count"), "count:"),
+    (make_event(count=-1), "count:"),
+    (make_event(wokrer_id="W1"), "wokrer_id: unknown field"),
+    (b'{"worker_id":"W1","workstation_id":"S1","event_type":"idle","confidence":1}', "timestamp:"),
+    (make_event(worker_id="W99"), "worker_id: 'W99' is not in the roster"),
+    (make_event(workstation_id="S99"), "workstation_id: 'S99' is not in the roster"),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), BAD_LINES)
+async def test_bad_lines_are_rejected_and_the_connection_stays_usable(
+    listener: Listener, peer: Peer, line: bytes, expected: str
+) -> None:
+    await peer.send(line + b"\n" + make_event(7) + b"\n")
+    bad, good = await peer.replies(2)
+    assert bad["status"] == "rejected"
+    assert expected in bad["error"]
+    assert "\n" not in bad["error"]
+    assert good == {"status": "accepted"}
+    recent = listener.stats().recent_rejections
+    assert recent[-1].error == bad["error"]
+    assert recent[-1].peer.startswith("127.0.0.1:")
+
+
+async def test_oversize_line_is_discarded_while_streaming_then_next_line_works(
+    start_listener: Start,
+) -> None:
+    listener: Listener = await start_listener(ingest__max_line_bytes=1024)
+    peer = await Peer.open(listener.port)
+    # 200 KiB with no newline, in pieces: the listener must answer before the line even ends.
+    for _ in range(50):
+        await peer.send(b"x" * 4096)
+    (reply,) = await peer.replies(1)
+    assert reply["status"] == "rejected"
+    assert "longer than 1024 bytes" in reply["error"]
+    await peer.send(b"y" * 4096 + b"\n" + make_event(1) + b"\n")
+    assert await peer.replies(1) == [{"status": "accepted"}]
+    # A line of exactly the limit is still a line.
+    exact = make_event(2, camera_id="c")
+    exact = exact[:-1] + b" " * (1024 - len(exact)) + b"}"
+    assert len(exact) == 1024
+    await peer.send(exact + b"\n")
+    assert await peer.replies(1) == [{"status": "accepted"}]
+    await peer.close()
+
+
+async def test_concurrent_connections_are_batched_together(start_listener: Start) -> None:
+    listener: Listener = await start_listener()
+    peers = [await Peer.open(listener.port) for _ in range(8)]
+
+    async def camera(index: int, peer: Peer) -> list[str]:
+        lines = [make_event(index * 1000 + n) for n in range(300)]
+        await peer.send(b"\n".join(lines) + b"\n")
+        return [reply["status"] for reply in await peer.replies(300)]
+
+    results = await asyncio.gather(*(camera(i, p) for i, p in enumerate(peers)))
+    assert all(statuses == ["accepted"] * 300 for statuses in results)
+    assert listener.stats().connections == 8
+    with stored(listener) as store:
+        assert store.count_events() == 2400
+    for peer in peers:
+        await peer.close()
+
+
+async def test_unknown_ids_are_registered_with_auto_register(start_listener: Start) -> None:
+    listener: Listener = await start_listener(ingest__auto_register=True)
+    replies = await listener.submit([make_event(1, worker_id="W77", workstation_id="S77")])
+    assert replies == [{"status": "accepted"}]
+    with stored(listener) as store:
+        assert "W77" in store.workers()
+        assert "S77" in store.workstations()
+
+
+async def test_roster_is_reread_before_an_unknown_id_is_rejected(listener: Listener) -> None:
+    assert (await listener.submit([make_event(1, worker_id="W8")]))[0]["status"] == "rejected"
+    with Store.open(listener.store_path) as other:
+        other.register_ids(["W8"], [])
+    assert await listener.submit([make_event(1, worker_id="W8")]) == [{"status": "accepted"}]
+
+
+async def test_configured_roster_is_written_to_the_store(listener: Listener) -> None:
+    with stored(listener) as store:
+        assert store.workers()["W1"] == "Ana Silva"
+        assert store.owner() is not None
+        assert store.owner()[2] == listener.port  # type: ignore[index]
+
+
+async def test_one_connection_over_the_limit_gets_one_line_and_is_closed(
+    start_listener: Start,
+) -> None:
+    listener: Listener = await start_listener(ingest__max_connections=2)
+    first, second = await Peer.open(listener.port), await Peer.open(listener.port)
+    await first.send(make_event(1) + b"\n")
+    await second.send(make_event(2) + b"\n")
+    await first.replies(1)
+    await second.replies(1)
+    third = await Peer.open(listener.port)
+    (reply,) = await third.replies(1)
+    assert reply["status"] == "rejected"
+    assert "too many connections" in reply["error"]
+    assert await third.at_eof()
+    # The two that fit keep working; when one leaves, a new one fits.
+    await first.close()
+    await wait_until(lambda: listener.stats().connections == 1)
+    fourth = await Peer.open(listener.port)
+    await fourth.send(make_event(3) + b"\n")
+    assert await fourth.replies(1) == [{"status": "accepted"}]
+    await second.close()
+    await third.close()
+    await fourth.close()
+
+
+async def test_half_sent_line_times_out(start_listener: Start) -> None:
+    listener: Listener = await start_listener(ingest__idle_timeout_s=0.3)
+    peer = await Peer.open(listener.port)
+    await peer.send(make_event(1) + b"\n" + make_event(2)[:20])
+    accepted, timed_out = await peer.replies(2)
+    assert accepted == {"status": "accepted"}
+    assert timed_out["status"] == "rejected"
+    assert "not finished within 0.3 s" in timed_out["error"]
+    assert await peer.at_eof()
+    await peer.close()
+
+
+async def test_last_line_without_newline_is_answered_at_eof(listener: Listener, peer: Peer) -> None:
+    await peer.send(make_event(1) + b"\n" + make_event(2))
+    peer.writer.write_eof()
+    assert await peer.replies(2) == [{"status": "accepted"}] * 2
+    assert await peer.at_eof()
+
+
+async def test_token_auth(start_listener: Start) -> None:
+    listener: Listener = await start_listener(ingest__token="s3cret")
+    good = await Peer.open(listener.port)
+    await good.send(b'{"auth":"s3cret"}\n' + make_event(1) + b"\n")
+    assert await good.replies(2) == [{"status": "authenticated"}, {"status": "accepted"}]
+    await good.close()
+
+    for first_line, error in [
+        (b'{"auth":"guess"}', "auth: wrong token"),
+        (make_event(2), "auth: first line must be"),
+        (b'{"auth": 123}', "auth: first line must be"),
+    ]:
+        bad = await Peer.open(listener.port)
+        await bad.send(first_line + b"\n" + make_event(3) + b"\n")
+        (reply,) = await bad.replies(1)
+        assert reply["status"] == "rejected"
+        assert error in reply["error"]
+        assert await bad.at_eof()
+        await bad.close()
+    with stored(listener) as store:
+        assert store.count_events() == 1
+
+
+async def test_auth_line_without_a_configured_token_is_answered(
+    listener: Listener, peer: Peer
+) -> None:
+    await peer.send(b'{"auth":"anything"}\n' + make_event(1) + b"\n")
+    assert await peer.replies(2) == [{"status": "authenticated"}, {"status": "accepted"}]
+
+
+async def test_refuses_public_address_without_token(tmp_path: Path) -> None:
+    listener = Listener(make_settings(tmp_path, ingest__host="0.0.0.0"))
+    with pytest.raises(ListenerError, match="without an ingest token"):
+        await listener.start()
+    assert not (tmp_path / "factory.db").exists()
+
+
+async def test_port_in_use_is_one_sentence(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        listener = Listener(make_settings(tmp_path, ingest__port=port))
+        with pytest.raises(ListenerError, match=f"port {port} on 127.0.0.1 is already in use"):
+            await listener.start()
+
+
+async def test_submit_takes_the_same_path_as_tcp(listener: Listener, peer: Peer) -> None:
+    replies = await listener.submit([make_event(1), b"{", make_event(1), b"x" * 70_000])
+    assert [reply["status"] for reply in replies] == [
+        "accepted",
+        "rejected",
+        "duplicate",
+        "rejected",
+    ]
+    assert "longer than 65536 bytes" in replies[3]["error"]
+    await peer.send(make_event(1) + b"\n")
+    assert await peer.replies(1) == [{"status": "duplicate"}]
+    assert listener.stats().recent_rejections[0].peer == "in-process"
+
+
+async def test_stats_count_and_rate(listener: Listener) -> None:
+    await listener.submit([make_event(n) for n in range(50)] + [b"[]"])
+    stats = listener.stats()
+    assert (stats.accepted, stats.duplicates, stats.rejected, stats.pending) == (50, 0, 1, 0)
+    assert stats.rate_per_s > 0
+    assert stats.recent_rejections[-1].line == "[]"
+
+
+async def test_stop_answers_every_line_already_received(start_listener: Start) -> None:
+    # A long batch delay holds the lines in the queue, so stop() is what commits them.
+    listener: Listener = await start_listener(batch_delay_s=30.0)
+    peer = await Peer.open(listener.port)
+    await peer.send(b"\n".join(make_event(n) for n in range(50)) + b"\n")
+    await wait_until(lambda: listener.stats().pending == 50)
+    await listener.stop()
+    assert await peer.replies(50) == [{"status": "accepted"}] * 50
+    assert await peer.at_eof()
+    with stored(listener) as store:
+        assert store.count_events() == 50
+    await peer.close()
+    with pytest.raises(ListenerError):
+        await listener.submit([make_event(99)])
+
+
+async def test_client_that_never_reads_replies_is_paused(start_listener: Start) -> None:
+    listener: Listener = await start_listener(conn_pending_bytes=64 << 10)
+    flooder = await Peer.open(listener.port)
+    # "{}" is tiny and its rejection reply is long: the replies fill the buffers fast.
+    chunk = b"{}\n" * 20_000
+    sent = 0
+    blocked = False
+    while sent < 64 << 20:
+        flooder.writer.write(chunk)
+        try:
+            await asyncio.wait_for(flooder.writer.drain(), 1.0)
+        except TimeoutError:
+            blocked = True
+            break
+        sent += len(chunk)
+    assert blocked, f"the listener kept reading: {sent} bytes sent"
+    (conn,) = listener._connections
+    assert conn._read_paused
+    assert conn._unacked_bytes <= (64 << 10) + (256 << 10)
+    assert conn._transport is not None
+    # One batch of replies can land on top of the high-water mark, no more.
+    assert conn._transport.get_write_buffer_size() < 2 << 20
+    # Everyone else is still served.
+    other = await Peer.open(listener.port)
+    await other.send(make_event(1) + b"\n")
+    assert await other.replies(1) == [{"status": "accepted"}]
+    await other.close()
+    flooder.writer.transport.abort()
+
+
+async def test_rejection_of_odd_text_is_one_valid_json_line(listener: Listener, peer: Peer) -> None:
+    await peer.send(b'{"weird": "\\u2028\xc3\xa9"}\n')
+    (reply,) = await peer.replies(1)
+    assert reply["status"] == "rejected"
+    assert json.loads(json.dumps(reply)) == reply

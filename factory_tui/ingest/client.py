@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from factory_tui.ingest.protocol import (
-    AUTH_REFUSED,
     TOO_MANY_CONNECTIONS,
     auth_line,
     decode_reply,
+    refusal_of,
 )
 
 #: Lines written per write()+drain(): large enough to be cheap, small enough to interleave
@@ -72,13 +72,14 @@ class IngestClient:
         if self.token is None:
             return
         writer.write(auth_line(self.token))
-        replies = await self._read_replies(1)
-        reply = replies[0]
+        try:
+            (reply,) = await self._read_replies(1)
+        except ClientError:
+            await self.close()
+            raise
         if reply.get("status") != "authenticated":
             await self.close()
-            raise ClientError(
-                f"the listener refused the token: {reply.get('error', reply)}", fatal=True
-            )
+            raise ClientError(f"the listener did not accept the token: {reply}", fatal=True)
 
     async def send(self, lines: Sequence[bytes]) -> list[dict[str, Any]]:
         """Send lines (without their newline) and return one reply per line, in order.
@@ -136,43 +137,36 @@ class IngestClient:
                 raise ClientError(f"connection lost: {error}", replies) from None
             if not data:
                 self._buffer = b""
-                refusal = self._refusal(replies)
-                if refusal is None:
-                    raise ClientError(
-                        f"the listener closed the connection ({len(replies)} of {count} "
-                        "lines answered)",
-                        replies,
-                    )
-                # That last line answers no line of ours: the connection itself was refused.
                 raise ClientError(
-                    f"the listener refused the connection: {refusal}",
-                    replies[:-1],
-                    fatal=refusal.startswith(AUTH_REFUSED),
+                    f"the listener closed the connection ({len(replies)} of {count} "
+                    "lines answered)",
+                    replies,
                 )
             buffer += data
             *complete, buffer = buffer.split(b"\n")
             try:
-                replies.extend(decode_reply(line) for line in complete)
+                fresh = [decode_reply(line) for line in complete]
             except ValueError as error:
                 raise ClientError(
                     f"the listener sent a malformed reply: {error}", replies
                 ) from None
+            for reply in fresh:
+                refusal = refusal_of(reply)
+                if refusal is not None:
+                    # That line answers no line of ours: the connection itself was refused,
+                    # and the listener closes it next.
+                    raise ClientError(
+                        f"the listener refused the connection: {refusal}",
+                        replies,
+                        fatal=not refusal.startswith(TOO_MANY_CONNECTIONS),
+                    )
+                replies.append(reply)
         if len(replies) > count:
             raise ClientError(
                 f"the listener sent {len(replies)} replies for {count} lines", replies[:count]
             )
         self._buffer = buffer
         return replies
-
-    @staticmethod
-    def _refusal(replies: list[dict[str, Any]]) -> str | None:
-        """The refusal a listener sends just before closing, when that is the last reply."""
-        if not replies:
-            return None
-        error = str(replies[-1].get("error", ""))
-        if error.startswith((TOO_MANY_CONNECTIONS, AUTH_REFUSED)):
-            return error
-        return None
 
     async def close(self) -> None:
         """Close the connection (idempotent)."""

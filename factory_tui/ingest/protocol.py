@@ -98,8 +98,20 @@ def too_long_error(limit: int) -> str:
 
 #: Start of the one line a connection over `max_connections` receives before it is closed.
 TOO_MANY_CONNECTIONS: Final = "connection: too many connections"
-#: Start of the one line a connection that failed authentication receives before it is closed.
-AUTH_REFUSED: Final = "auth:"
+#: The line a connection that failed authentication receives before it is closed.
+AUTH_WRONG: Final = "auth: wrong token"
+AUTH_MISSING: Final = 'auth: first line must be {"auth":"<token>"}'
+#: Errors that refuse the connection rather than answer a line. None can be mistaken for a
+#: validation error, which reads `<field>: <why>` with a field of the event schema.
+REFUSALS: Final = (TOO_MANY_CONNECTIONS, AUTH_WRONG, AUTH_MISSING)
+
+
+def refusal_of(reply: dict[str, Any]) -> str | None:
+    """The error of a reply that refuses the whole connection, else None."""
+    if reply.get("status") != "rejected":
+        return None
+    error = str(reply.get("error", ""))
+    return error if error.startswith(REFUSALS) else None
 
 
 class LineFramer:

@@ -32,7 +32,8 @@ from typing import Any, Final
 from factory_tui.config import Settings
 from factory_tui.ingest.protocol import (
     ACCEPTED,
-    AUTH_REFUSED,
+    AUTH_MISSING,
+    AUTH_WRONG,
     AUTHENTICATED,
     DUPLICATE,
     EXCERPT_CHARS,
@@ -381,11 +382,7 @@ class _Connection(asyncio.Protocol, _Sink):
             return items[1:]
         if self._authenticated:
             return items
-        error = (
-            f"{AUTH_REFUSED} wrong token"
-            if token is not None
-            else f'{AUTH_REFUSED} first line must be {{"auth":"<token>"}}'
-        )
+        error = AUTH_WRONG if token is not None else AUTH_MISSING
         line = head.head if isinstance(head, Refused) else head
         self._listener._note_rejection(self.peer, line, error)
         self._transport.write(rejected(error))

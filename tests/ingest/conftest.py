@@ -8,6 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import re
+import sys
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -125,3 +129,84 @@ async def wait_until(condition: Callable[[], bool], timeout_s: float = REPLY_TIM
             return
         await asyncio.sleep(0.01)
     raise AssertionError("condition not met in time")
+
+
+def event_at(n: int) -> bytes:
+    """A valid wire line whose timestamp is `n` ms after a fixed start: unique for any n."""
+    seconds, millis = divmod(n, 1000)
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return (
+        f'{{"timestamp":"2024-05-01T{hours % 24:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}Z",'
+        f'"worker_id":"W{n % 6 + 1}","workstation_id":"S{n % 6 + 1}",'
+        f'"event_type":"working","confidence":0.9}}'
+    ).encode()
+
+
+class ServeProcess:
+    """`python -m factory_tui serve` as a child process, with the port it printed."""
+
+    def __init__(self, process: asyncio.subprocess.Process, port: int) -> None:
+        self.process = process
+        self.port = port
+
+    @classmethod
+    async def start(cls, *args: str, port: int = 0) -> ServeProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FACTORY_TUI_")}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "factory_tui",
+            "serve",
+            "--port",
+            str(port),
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        assert process.stderr is not None
+        seen = b""
+        for _ in range(50):  # bounded: a handful of log lines come before "listening on"
+            line = await asyncio.wait_for(process.stderr.readline(), 30.0)
+            seen += line
+            found = re.search(rb"listening on 127\.0\.0\.1:(\d+)", line)
+            if found:
+                return cls(process, int(found.group(1)))
+            if not line:
+                break
+        process.kill()
+        await process.wait()
+        raise AssertionError(f"serve did not start: {seen.decode(errors='replace')}")
+
+    async def stderr_rest(self) -> str:
+        """Everything serve writes to stderr until it exits."""
+        assert self.process.stderr is not None
+        data = await asyncio.wait_for(self.process.stderr.read(), 30.0)
+        return data.decode(errors="replace")
+
+    async def kill(self) -> None:
+        if self.process.returncode is None:
+            self.process.kill()
+        await self.process.wait()
+
+
+class ThreadedListener:
+    """A listener running in its own event loop thread, so the test can use plain sockets."""
+
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> ThreadedListener:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.listener.start(), self.loop).result(30)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.listener.stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(30)
+        self.loop.close()

@@ -1,0 +1,187 @@
+"""`factory-tui serve` and `factory-tui send`, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from factory_tui.cli import app
+from factory_tui.ingest.client import IngestClient
+from factory_tui.ingest.server import Listener
+from factory_tui.store import Store
+from tests.ingest.conftest import (
+    ServeProcess,
+    ThreadedListener,
+    event_at,
+    make_event,
+    make_settings,
+)
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[ThreadedListener]:
+    """A listener in a thread, so the synchronous CLI can talk to it."""
+    with ThreadedListener(Listener(make_settings(tmp_path), batch_delay_s=0.005)) as running:
+        yield running
+
+
+def write_lines(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_send_file_reports_counts_and_rejections(live: ThreadedListener, tmp_path: Path) -> None:
+    source = write_lines(
+        tmp_path / "events.jsonl",
+        [make_event(1), make_event(2), b"", b'{"oops": 1}', make_event(1), b"   ", b"[]"],
+    )
+    port = str(live.listener.port)
+    result = runner.invoke(app, ["send", str(source), "--port", port])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "accepted 2, duplicate 1, rejected 2"
+    assert lines[1].startswith("  line 4: oops: unknown field")
+    assert lines[2] == "  line 7: line must be a JSON object"
+
+    again = runner.invoke(app, ["send", "-", "--port", port], input=source.read_bytes())
+    assert again.exit_code == 0, again.output
+    assert again.stdout.splitlines()[0] == "accepted 0, duplicate 3, rejected 2"
+
+
+def test_send_shows_only_the_first_rejections(live: ThreadedListener, tmp_path: Path) -> None:
+    source = write_lines(tmp_path / "bad.jsonl", [b"{"] * 12)
+    result = runner.invoke(app, ["send", str(source), "--port", str(live.listener.port)])
+    assert result.exit_code == 0
+    assert "rejected 12" in result.stdout
+    assert "  line 5: invalid JSON" in result.stdout
+    assert "line 6:" not in result.stdout
+    assert "... and 7 more rejected lines" in result.stdout
+
+
+def test_send_with_nobody_listening_fails(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # free once closed; nothing listens there
+    source = write_lines(tmp_path / "one.jsonl", [make_event(1)])
+    result = runner.invoke(app, ["send", str(source), "--port", str(port), "--retries", "0"])
+    assert result.exit_code == 1
+    assert "accepted 0, duplicate 0, rejected 0" in result.stdout
+    assert "could not deliver from line 1 on" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_send_missing_file_is_one_sentence() -> None:
+    result = runner.invoke(app, ["send", "no-such-file.jsonl"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "factory-tui: cannot read no-such-file.jsonl: No such file or directory"
+    )
+
+
+def test_send_with_token(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, ingest__token="tok")
+    with ThreadedListener(Listener(settings, batch_delay_s=0.005)) as live:
+        source = write_lines(tmp_path / "e.jsonl", [make_event(1)])
+        port = str(live.listener.port)
+        ok = runner.invoke(app, ["send", str(source), "--port", port, "--token", "tok"])
+        assert ok.exit_code == 0, ok.output
+        assert "accepted 1" in ok.stdout
+        wrong = runner.invoke(app, ["send", str(source), "--port", port, "--token", "nope"])
+        assert wrong.exit_code == 1
+        assert "refused the connection: auth: wrong token" in wrong.stderr
+        missing = runner.invoke(app, ["send", str(source), "--port", port])
+        assert missing.exit_code == 1
+        assert "auth: first line must be" in missing.stderr
+        assert "retrying" not in missing.stderr  # a refused token is not retried
+
+
+def test_serve_port_in_use_is_one_sentence(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner.invoke(app, ["serve", "--db", str(tmp_path / "x.db"), "--port", str(port)])
+    assert result.exit_code == 2
+    assert f"factory-tui: port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_serve_refuses_public_host_without_token(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["serve", "--db", str(tmp_path / "x.db"), "--host", "0.0.0.0", "--port", "0"]
+    )
+    assert result.exit_code == 2
+    assert "refusing to listen on 0.0.0.0 without an ingest token" in result.stderr
+
+
+async def test_serve_logs_counters_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    server = await ServeProcess.start("--db", str(db), "--log-every", "0.2")
+    async with IngestClient("127.0.0.1", server.port) as client:
+        replies = await client.send([event_at(n) for n in range(100)] + [b"nope"])
+    assert [r["status"] for r in replies] == ["accepted"] * 100 + ["rejected"]
+    assert server.process.stderr is not None
+    for _ in range(100):  # bounded: one counters line every 0.2 s
+        line = await asyncio.wait_for(server.process.stderr.readline(), 30.0)
+        if b"accepted 100, duplicate 0, rejected 1" in line:
+            break
+    else:
+        pytest.fail("no counters line")
+    server.process.send_signal(signal.SIGTERM)
+    rest = await server.stderr_rest()
+    assert await asyncio.wait_for(server.process.wait(), 30.0) == 0
+    assert "stopped: accepted 100, duplicate 0, rejected 1" in rest
+    assert "Traceback" not in rest
+
+
+async def test_send_retries_until_the_listener_is_back(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    total = 30_000
+    source = write_lines(tmp_path / "many.jsonl", [event_at(n) for n in range(total)])
+    first = await ServeProcess.start("--db", str(db))
+    port = first.port
+    sender = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "factory_tui",
+        "send",
+        str(source),
+        "--port",
+        str(port),
+        "--retries",
+        "30",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    # Stop the listener mid-stream, once some events are stored.
+    for _ in range(3000):  # bounded: 30 s
+        with Store.open(db, read_only=True) as store:
+            if store.count_events() > 0:
+                break
+        await asyncio.sleep(0.01)
+    first.process.send_signal(signal.SIGTERM)
+    await asyncio.wait_for(first.process.wait(), 30.0)
+    assert sender.stderr is not None
+    line = await asyncio.wait_for(sender.stderr.readline(), 30.0)
+    assert b"retrying in" in line, line
+    second = await ServeProcess.start("--db", str(db), port=port)
+    out, err = await asyncio.wait_for(sender.communicate(), 60.0)
+    second.process.send_signal(signal.SIGTERM)
+    await asyncio.wait_for(second.process.wait(), 30.0)
+    assert sender.returncode == 0, err.decode()
+    summary = out.decode().splitlines()[0]
+    accepted, duplicate, rejected = (int(part.split()[1]) for part in summary.split(", "))
+    assert rejected == 0
+    assert accepted + duplicate == total
+    assert accepted < total or duplicate == 0
+    with Store.open(db, read_only=True) as store:
+        assert store.count_events() == total

@@ -1,0 +1,531 @@
+"""The metrics engine: stored events in, an immutable `Snapshot` out (DESIGN.md, metric table).
+
+`Engine.apply` folds store rows in (any order, any repeats, any chunking); `Engine.snapshot`
+answers for any window `[from, to)` and any `at`. Pure: no I/O, no clock, no UI imports.
+
+How the work is split so a tick stays cheap whatever the history size:
+
+- per worker, a `WorkerTimeline` (columns + prefix sums): window sums are O(log n);
+- per station, a `StationUnits` prefix sum for units;
+- station occupancy (a union over workers) is summed from cached five-minute blocks; new
+  events drop only the blocks whose time they can change, and only the partial blocks at the
+  window's edges are computed on every snapshot.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from itertools import compress, islice, repeat
+from operator import add, and_, attrgetter, eq, itemgetter, mul, not_, rshift
+from typing import Final
+
+from factory_tui.engine.snapshot import (
+    US_PER_S,
+    FactoryMetrics,
+    Segment,
+    Snapshot,
+    StationMetrics,
+    Window,
+    WorkerMetrics,
+    WorkerState,
+)
+from factory_tui.engine.stations import Span, StationUnits, union_length, union_spans
+from factory_tui.engine.timeline import (
+    KIND_CODES,
+    PRODUCT,
+    Entry,
+    WorkerTimeline,
+    hash_keys,
+)
+from factory_tui.models import EventRecord
+
+US_PER_HOUR: Final = 3600 * US_PER_S
+BLOCK_US: Final = 300 * US_PER_S
+"""Station occupancy is cached per block of this length (aligned to the epoch)."""
+ACTIVITY_BUCKETS: Final = 12
+ACTIVITY_BUCKET_US: Final = 300 * US_PER_S
+CHUNK_ROWS: Final = 100_000
+"""`apply` folds long iterables in chunks of this many rows, to bound transient memory."""
+_SPARE_BLOCKS: Final = 64
+"""Cached blocks kept outside the last queried window before the cache is trimmed."""
+
+STATE_NAMES: Final[tuple[WorkerState, ...]] = ("working", "idle", "absent")
+
+RowTuple = tuple[str, int, str, str, str, int, float, int]
+"""A row as `apply_tuples` takes it:
+(worker_id, ts_us, event_hash, event_type, workstation_id, count, confidence, id)."""
+ROW_FIELDS: Final = attrgetter(
+    "worker_id", "ts_us", "event_hash", "event_type", "workstation_id", "count", "confidence", "id"
+)
+"""Turns an `EventRecord` into a `RowTuple`."""
+
+_TS = itemgetter(1)
+_HASH = itemgetter(2)
+_TYPE = itemgetter(3)
+_STATION = itemgetter(4)
+_COUNT = itemgetter(5)
+_CONF = itemgetter(6)
+_ID = itemgetter(7)
+_OWN = itemgetter(2)
+"""The own code of a timeline `Entry`."""
+
+
+class Engine:
+    """Worker, station and factory metrics over any window, kept current incrementally.
+
+    `max_gap_s`: no gap between two sightings of a worker counts for more than this, and a
+    worker whose latest event is older than this at `at` is unobserved. `workers` and
+    `workstations` map roster ids to display names; every roster entry appears in snapshots.
+    """
+
+    def __init__(
+        self,
+        max_gap_s: float = 900.0,
+        workers: Mapping[str, str] | None = None,
+        workstations: Mapping[str, str] | None = None,
+    ) -> None:
+        if not max_gap_s > 0:
+            raise ValueError(f"max_gap_s must be positive, got {max_gap_s!r}")
+        self.max_gap_us: int = round(max_gap_s * US_PER_S)
+        self._roster_workers: dict[str, str] = {}
+        self._roster_stations: dict[str, str] = {}
+        self._timelines: dict[str, WorkerTimeline] = {}
+        self._station_ids: list[str] = []
+        self._station_index: dict[str, int] = {}
+        self._station_first: list[int] = []
+        """Earliest event timestamp seen at each station (any event type)."""
+        self._station_units: list[StationUnits] = []
+        self._station_workers: list[set[str]] = []
+        """Workers that have had a working state event at each station."""
+        self._blocks: dict[int, dict[int, int]] = {}
+        """Block number -> {station index: occupied µs in that block}."""
+        self._cursor = 0
+        self._events = 0
+        self.set_roster(workers or {}, workstations or {})
+
+    # --- state ------------------------------------------------------------------------------
+
+    @property
+    def cursor(self) -> int:
+        """Highest store row id folded in so far (0 at start)."""
+        return self._cursor
+
+    @property
+    def events(self) -> int:
+        """Distinct events folded in so far."""
+        return self._events
+
+    def set_roster(self, workers: Mapping[str, str], workstations: Mapping[str, str]) -> None:
+        """Replace the roster (id -> name); ids seen in events are shown whether listed or not."""
+        self._roster_workers = dict(workers)
+        self._roster_stations = dict(workstations)
+
+    def nbytes(self) -> int:
+        """Bytes held in the engine's event columns (not counting Python object overhead)."""
+        return sum(timeline.nbytes() for timeline in self._timelines.values()) + sum(
+            units.nbytes() for units in self._station_units
+        )
+
+    # --- folding rows in --------------------------------------------------------------------
+
+    def apply(self, rows: Iterable[EventRecord]) -> int:
+        """Fold stored rows in; returns how many events were new (a repeated hash is ignored)."""
+        return self.apply_tuples(map(ROW_FIELDS, rows))
+
+    def apply_tuples(self, rows: Iterable[RowTuple]) -> int:
+        """`apply` for rows already read as plain tuples (see `RowTuple`), e.g. straight from SQL.
+
+        This skips building an `EventRecord` per row, which dominates reading a large history.
+        """
+        added = 0
+        iterator = iter(rows)
+        while chunk := list(islice(iterator, CHUNK_ROWS)):
+            added += self._fold(chunk)
+        return added
+
+    def _fold(self, chunk: list[RowTuple]) -> int:
+        top = max(map(_ID, chunk))
+        if top > self._cursor:
+            self._cursor = top
+        index = self._station_index
+        for station_id in sorted(set(map(_STATION, chunk)).difference(index)):
+            self._add_station(station_id)
+        groups: defaultdict[str, list[RowTuple]] = defaultdict(list)
+        for row in chunk:
+            groups[row[0]].append(row)
+        added = 0
+        for worker_id, rows in groups.items():
+            try:
+                kinds = list(map(KIND_CODES.__getitem__, map(_TYPE, rows)))
+            except KeyError as error:
+                raise ValueError(f"unknown event_type {error.args[0]!r}") from None
+            stations = map(index.__getitem__, map(_STATION, rows))
+            owns = map(add, map(mul, stations, repeat(4)), kinds)
+            keys = hash_keys(list(map(_HASH, rows)))
+            entries: list[Entry] = list(
+                zip(map(_TS, rows), keys, owns, map(_COUNT, rows), map(_CONF, rows), strict=True)
+            )
+            timeline = self._timelines.get(worker_id)
+            if timeline is None:
+                timeline = self._timelines[worker_id] = WorkerTimeline(self.max_gap_us)
+            fresh, touched_from, touched_until = timeline.merge(entries)
+            if fresh:
+                added += len(fresh)
+                self._note_fresh(worker_id, fresh)
+                self._invalidate(touched_from, touched_until)
+        self._events += added
+        return added
+
+    def _add_station(self, station_id: str) -> int:
+        position = len(self._station_ids)
+        self._station_ids.append(station_id)
+        self._station_index[station_id] = position
+        self._station_first.append(2**63 - 1)
+        self._station_units.append(StationUnits())
+        self._station_workers.append(set())
+        return position
+
+    def _note_fresh(self, worker_id: str, fresh: list[Entry]) -> None:
+        """Station bookkeeping for events that were new: first sighting, units, who worked."""
+        owns = list(map(_OWN, fresh))
+        earliest = fresh[0][0]
+        firsts = self._station_first
+        for station in set(map(rshift, owns, repeat(2))):
+            if firsts[station] > earliest:
+                here = min(entry[0] for entry in fresh if entry[2] >> 2 == station)
+                firsts[station] = min(firsts[station], here)
+        kinds = list(map(and_, owns, repeat(3)))
+        products: defaultdict[int, list[tuple[int, int]]] = defaultdict(list)
+        for entry in compress(fresh, map(eq, kinds, repeat(PRODUCT))):
+            products[entry[2] >> 2].append((entry[0], entry[3]))
+        for station, events in products.items():
+            self._station_units[station].add(events)
+        # WORKING is kind 0, so `not kind` picks the working events.
+        for station in set(map(rshift, compress(owns, map(not_, kinds)), repeat(2))):
+            self._station_workers[station].add(worker_id)
+
+    def _invalidate(self, start_us: int, end_us: int) -> None:
+        """Forget cached occupancy blocks that overlap [start_us, end_us)."""
+        blocks = self._blocks
+        if not blocks or end_us <= start_us:
+            return
+        first, last = start_us // BLOCK_US, (end_us - 1) // BLOCK_US
+        if last - first < len(blocks):
+            for number in range(first, last + 1):
+                blocks.pop(number, None)
+        else:
+            for number in [number for number in blocks if first <= number <= last]:
+                del blocks[number]
+
+    # --- queries ----------------------------------------------------------------------------
+
+    def snapshot(self, window: Window, at_us: int) -> Snapshot:
+        """Every metric of DESIGN.md over `window`, with `at_us` as now (events after it unseen)."""
+        start = window.from_us
+        end = min(window.to_us, at_us)  # counted time stops at the window's end and at `at`
+        units_end = min(window.to_us, at_us + 1)  # product events with ts <= at and ts < to
+        length_us = window.to_us - window.from_us
+
+        worker_ids = set(self._roster_workers)
+        worker_ids.update(
+            worker_id for worker_id, tl in self._timelines.items() if tl.ts[0] <= at_us
+        )
+        counted: list[tuple[int, int, int]] = []
+        workers = tuple(
+            self._worker_metrics(worker_id, start, end, units_end, at_us, counted)
+            for worker_id in sorted(worker_ids)
+        )
+
+        present: defaultdict[str, list[str]] = defaultdict(list)
+        for worker in workers:
+            if worker.station_id is not None and worker.state in ("working", "idle"):
+                present[worker.station_id].append(worker.worker_id)
+        occupancy = self._occupancy(start, end)
+        station_ids = set(self._roster_stations)
+        station_ids.update(
+            station_id
+            for station_id, first in zip(self._station_ids, self._station_first, strict=True)
+            if first <= at_us
+        )
+        stations = tuple(
+            self._station_metrics(
+                station_id, occupancy, start, units_end, length_us, present[station_id]
+            )
+            for station_id in sorted(station_ids)
+        )
+        return Snapshot(
+            window=window,
+            at_us=at_us,
+            workers=workers,
+            stations=stations,
+            factory=_factory(workers, counted, length_us),
+            cursor=self._cursor,
+            total_events=self._events,
+        )
+
+    def _worker_metrics(
+        self,
+        worker_id: str,
+        start: int,
+        end: int,
+        units_end: int,
+        at_us: int,
+        counted: list[tuple[int, int, int]],
+    ) -> WorkerMetrics:
+        """One worker's row; appends its (working, idle, absent) µs to `counted`."""
+        name = self._roster_workers.get(worker_id, worker_id)
+        timeline = self._timelines.get(worker_id)
+        if timeline is None or timeline.ts[0] > at_us:
+            counted.append((0, 0, 0))
+            return WorkerMetrics(
+                worker_id=worker_id,
+                name=name,
+                active_s=0.0,
+                idle_s=0.0,
+                absent_s=0.0,
+                utilization=None,
+                units=0,
+                uph=None,
+                state="unobserved",
+                station_id=None,
+                last_seen_us=None,
+                mean_confidence=None,
+                events=0,
+                activity=(0.0,) * ACTIVITY_BUCKETS,
+            )
+        active = idle = absent = 0
+        if end > start:
+            working_1, idle_1, absent_1 = timeline.counted(end)
+            working_0, idle_0, absent_0 = timeline.counted(start)
+            active, idle, absent = working_1 - working_0, idle_1 - idle_0, absent_1 - absent_0
+        counted.append((active, idle, absent))
+        first, stop = timeline.span(start, units_end) if units_end > start else (0, 0)
+        units = timeline.units[stop] - timeline.units[first]
+        events = stop - first
+        mean_confidence = (
+            (timeline.conf_sum[stop] - timeline.conf_sum[first]) / events if events else None
+        )
+        last = timeline.last_index(at_us)
+        last_seen = timeline.ts[last]
+        code = timeline.cur[last]
+        station_id = self._station_ids[code >> 2] if code >= 0 else None
+        state: WorkerState = "unobserved"
+        if code >= 0 and at_us - last_seen <= self.max_gap_us:
+            state = STATE_NAMES[code & 3]
+        return WorkerMetrics(
+            worker_id=worker_id,
+            name=name,
+            active_s=active / US_PER_S,
+            idle_s=idle / US_PER_S,
+            absent_s=absent / US_PER_S,
+            utilization=active / (active + idle) if active + idle else None,
+            units=units,
+            uph=units * US_PER_HOUR / active if active else None,
+            state=state,
+            station_id=station_id,
+            last_seen_us=last_seen,
+            mean_confidence=mean_confidence,
+            events=events,
+            activity=self._activity(timeline, at_us),
+        )
+
+    @staticmethod
+    def _activity(timeline: WorkerTimeline, at_us: int) -> tuple[float, ...]:
+        """Working fraction of each of the last 12 five-minute buckets before `at`, oldest first."""
+        origin = at_us - ACTIVITY_BUCKETS * ACTIVITY_BUCKET_US
+        marks = [
+            timeline.working_before(origin + number * ACTIVITY_BUCKET_US)
+            for number in range(ACTIVITY_BUCKETS + 1)
+        ]
+        return tuple(
+            (marks[number + 1] - marks[number]) / ACTIVITY_BUCKET_US
+            for number in range(ACTIVITY_BUCKETS)
+        )
+
+    def _station_metrics(
+        self,
+        station_id: str,
+        occupancy: Mapping[int, int],
+        start: int,
+        units_end: int,
+        length_us: int,
+        present: list[str],
+    ) -> StationMetrics:
+        index = self._station_index.get(station_id)
+        occupied = units = 0
+        if index is not None:
+            occupied = occupancy.get(index, 0)
+            units = self._station_units[index].between(start, units_end)
+        return StationMetrics(
+            workstation_id=station_id,
+            name=self._roster_stations.get(station_id, station_id),
+            occupancy_s=occupied / US_PER_S,
+            utilization=occupied / length_us if length_us else None,
+            units=units,
+            throughput_uph=units * US_PER_HOUR / length_us if length_us else None,
+            workers_present=tuple(present),
+        )
+
+    # --- station occupancy ------------------------------------------------------------------
+
+    def _occupancy(self, lo: int, hi: int) -> dict[int, int]:
+        """Station index -> µs in [lo, hi) during which some worker was working there."""
+        if hi <= lo:
+            return {}
+        first = -(-lo // BLOCK_US)  # first block that starts at or after lo
+        stop = hi // BLOCK_US  # blocks before this one end at or before hi
+        if first >= stop:
+            return self._occupancy_direct(lo, hi)
+        totals = self._occupancy_direct(lo, first * BLOCK_US)
+        self._fill_blocks(first, stop)
+        blocks = self._blocks
+        for number in range(first, stop):
+            for station, occupied in blocks[number].items():
+                totals[station] = totals.get(station, 0) + occupied
+        for station, occupied in self._occupancy_direct(stop * BLOCK_US, hi).items():
+            totals[station] = totals.get(station, 0) + occupied
+        if len(blocks) > stop - first + _SPARE_BLOCKS:
+            # Keep the cache to about the window the views keep asking for.
+            for number in [number for number in blocks if not first <= number < stop]:
+                del blocks[number]
+        return totals
+
+    def _occupancy_direct(self, lo: int, hi: int) -> dict[int, int]:
+        if hi <= lo:
+            return {}
+        spans: defaultdict[int, list[Span]] = defaultdict(list)
+        for timeline in self._timelines.values():
+            for start, end, station in timeline.working_runs(lo, hi):
+                spans[station].append((start, end))
+        return {station: union_length(pieces) for station, pieces in spans.items()}
+
+    def _fill_blocks(self, first: int, stop: int) -> None:
+        """Compute every missing block in [first, stop), one sweep per run of missing blocks."""
+        blocks = self._blocks
+        number = first
+        while number < stop:
+            if number in blocks:
+                number += 1
+                continue
+            run_stop = number + 1
+            while run_stop < stop and run_stop not in blocks:
+                run_stop += 1
+            self._compute_blocks(number, run_stop)
+            number = run_stop
+
+    def _compute_blocks(self, first: int, stop: int) -> None:
+        pieces: defaultdict[tuple[int, int], list[Span]] = defaultdict(list)
+        for timeline in self._timelines.values():
+            for start, end, station in timeline.working_runs(first * BLOCK_US, stop * BLOCK_US):
+                block = start // BLOCK_US
+                while start < end:
+                    edge = (block + 1) * BLOCK_US
+                    piece_end = end if end < edge else edge
+                    pieces[(block, station)].append((start, piece_end))
+                    start = piece_end
+                    block += 1
+        computed: dict[int, dict[int, int]] = {number: {} for number in range(first, stop)}
+        for (block, station), spans in pieces.items():
+            computed[block][station] = union_length(spans)
+        self._blocks.update(computed)
+
+    # --- timelines for the detail views -----------------------------------------------------
+
+    def timeline(self, worker_id: str, window: Window, at_us: int) -> tuple[Segment, ...]:
+        """The worker's counted segments and unobserved gaps over [from, min(to, at)), in order.
+
+        Adjacent segments with the same state and station are joined (heartbeats do not split
+        a stretch of work).
+        """
+        lo, hi = window.from_us, min(window.to_us, at_us)
+        if hi <= lo:
+            return ()
+        segments: list[Segment] = []
+        position = lo
+        timeline = self._timelines.get(worker_id)
+        if timeline is not None:
+            for start, end, code in timeline.intervals(lo, hi):
+                if start > position:
+                    _join(segments, Segment(position, start, "unobserved", None))
+                if code < 0:
+                    _join(segments, Segment(start, end, "unobserved", None))
+                else:
+                    state = STATE_NAMES[code & 3]
+                    _join(segments, Segment(start, end, state, self._station_ids[code >> 2]))
+                position = end
+        if position < hi:
+            _join(segments, Segment(position, hi, "unobserved", None))
+        return tuple(segments)
+
+    def station_timeline(
+        self, workstation_id: str, window: Window, at_us: int
+    ) -> tuple[Segment, ...]:
+        """Occupied ("working") and not occupied ("unobserved") stretches of a station.
+
+        Covers [from, min(to, at)) in order; every segment has `station_id=workstation_id`.
+        """
+        lo, hi = window.from_us, min(window.to_us, at_us)
+        if hi <= lo:
+            return ()
+        index = self._station_index.get(workstation_id)
+        spans: list[Span] = []
+        if index is not None:
+            for worker_id in self._station_workers[index]:
+                spans.extend(
+                    (start, end)
+                    for start, end, station in self._timelines[worker_id].working_runs(lo, hi)
+                    if station == index
+                )
+        segments: list[Segment] = []
+        position = lo
+        for start, end in union_spans(spans):
+            if start > position:
+                segments.append(Segment(position, start, "unobserved", workstation_id))
+            segments.append(Segment(start, end, "working", workstation_id))
+            position = end
+        if position < hi:
+            segments.append(Segment(position, hi, "unobserved", workstation_id))
+        return tuple(segments)
+
+
+def _join(segments: list[Segment], segment: Segment) -> None:
+    """Append, extending the previous segment instead when it continues it."""
+    if segments:
+        last = segments[-1]
+        if (
+            last.end_us == segment.start_us
+            and last.state == segment.state
+            and last.station_id == segment.station_id
+        ):
+            segments[-1] = Segment(last.start_us, segment.end_us, last.state, last.station_id)
+            return
+    segments.append(segment)
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _factory(
+    workers: tuple[WorkerMetrics, ...], counted: list[tuple[int, int, int]], length_us: int
+) -> FactoryMetrics:
+    """Factory totals: sums over workers (in integer µs), means of the non-null worker ratios."""
+    units = sum(worker.units for worker in workers)
+    states = [worker.state for worker in workers]
+    active, idle, absent = (
+        (sum(column) for column in zip(*counted, strict=True)) if counted else (0, 0, 0)
+    )
+    return FactoryMetrics(
+        active_s=active / US_PER_S,
+        idle_s=idle / US_PER_S,
+        absent_s=absent / US_PER_S,
+        units=units,
+        avg_utilization=_mean([w.utilization for w in workers if w.utilization is not None]),
+        avg_uph=_mean([w.uph for w in workers if w.uph is not None]),
+        throughput_uph=units * US_PER_HOUR / length_us if length_us else None,
+        working=states.count("working"),
+        idle=states.count("idle"),
+        absent=states.count("absent"),
+        unobserved=states.count("unobserved"),
+    )

@@ -14,10 +14,11 @@ How the work is split so a tick stays cheap whatever the history size:
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from itertools import compress, islice, repeat
-from operator import add, and_, attrgetter, eq, itemgetter, mul, not_, rshift
+from operator import add, and_, attrgetter, eq, itemgetter, mul
 from typing import Final
 
 from factory_tui.engine.snapshot import (
@@ -32,9 +33,11 @@ from factory_tui.engine.snapshot import (
 )
 from factory_tui.engine.stations import Span, StationUnits, union_length, union_spans
 from factory_tui.engine.timeline import (
+    CONFIDENCE_SCALE,
     KIND_CODES,
     PRODUCT,
-    Entry,
+    WORKING,
+    Columns,
     WorkerTimeline,
     hash_keys,
 )
@@ -47,6 +50,8 @@ ACTIVITY_BUCKETS: Final = 12
 ACTIVITY_BUCKET_US: Final = 300 * US_PER_S
 CHUNK_ROWS: Final = 100_000
 """`apply` folds long iterables in chunks of this many rows, to bound transient memory."""
+_PAUSE_GC_ROWS: Final = 10_000
+"""Chunks at least this long are folded with the cyclic garbage collector paused."""
 _SPARE_BLOCKS: Final = 64
 """Cached blocks kept outside the last queried window before the cache is trimmed."""
 
@@ -60,15 +65,8 @@ ROW_FIELDS: Final = attrgetter(
 )
 """Turns an `EventRecord` into a `RowTuple`."""
 
-_TS = itemgetter(1)
-_HASH = itemgetter(2)
-_TYPE = itemgetter(3)
 _STATION = itemgetter(4)
-_COUNT = itemgetter(5)
-_CONF = itemgetter(6)
 _ID = itemgetter(7)
-_OWN = itemgetter(2)
-"""The own code of a timeline `Entry`."""
 
 
 class Engine:
@@ -141,7 +139,18 @@ class Engine:
         added = 0
         iterator = iter(rows)
         while chunk := list(islice(iterator, CHUNK_ROWS)):
-            added += self._fold(chunk)
+            if len(chunk) < _PAUSE_GC_ROWS:
+                added += self._fold(chunk)
+                continue
+            # A large fold allocates no reference cycles, but its allocations would trigger
+            # full collections that walk the caller's whole list of rows again and again.
+            enabled = gc.isenabled()
+            gc.disable()
+            try:
+                added += self._fold(chunk)
+            finally:
+                if enabled:
+                    gc.enable()
         return added
 
     def _fold(self, chunk: list[RowTuple]) -> int:
@@ -154,26 +163,29 @@ class Engine:
         groups: defaultdict[str, list[RowTuple]] = defaultdict(list)
         for row in chunk:
             groups[row[0]].append(row)
+        products: defaultdict[int, list[tuple[int, int]]] = defaultdict(list)
         added = 0
         for worker_id, rows in groups.items():
+            _, ts, hashes, types, station_ids, counts, confs, _ = zip(*rows, strict=True)
             try:
-                kinds = list(map(KIND_CODES.__getitem__, map(_TYPE, rows)))
+                kinds = list(map(KIND_CODES.__getitem__, types))
             except KeyError as error:
                 raise ValueError(f"unknown event_type {error.args[0]!r}") from None
-            stations = map(index.__getitem__, map(_STATION, rows))
-            owns = map(add, map(mul, stations, repeat(4)), kinds)
-            keys = hash_keys(list(map(_HASH, rows)))
-            entries: list[Entry] = list(
-                zip(map(_TS, rows), keys, owns, map(_COUNT, rows), map(_CONF, rows), strict=True)
-            )
+            stations = map(index.__getitem__, station_ids)
+            owns = list(map(add, map(mul, stations, repeat(4)), kinds))
+            scaled = list(map(round, map(mul, confs, repeat(CONFIDENCE_SCALE))))
+            columns: Columns = (list(ts), hash_keys(hashes), owns, list(counts), scaled)
             timeline = self._timelines.get(worker_id)
             if timeline is None:
                 timeline = self._timelines[worker_id] = WorkerTimeline(self.max_gap_us)
-            fresh, touched_from, touched_until = timeline.merge(entries)
-            if fresh:
-                added += len(fresh)
-                self._note_fresh(worker_id, fresh)
+            fresh, touched_from, touched_until = timeline.merge(columns)
+            if fresh is not None:
+                added += len(fresh[0])
+                self._note_fresh(worker_id, fresh, products)
                 self._invalidate(touched_from, touched_until)
+        # One sorted batch per station: products of many workers interleave in time.
+        for station, events in products.items():
+            self._station_units[station].add(events)
         self._events += added
         return added
 
@@ -186,24 +198,29 @@ class Engine:
         self._station_workers.append(set())
         return position
 
-    def _note_fresh(self, worker_id: str, fresh: list[Entry]) -> None:
-        """Station bookkeeping for events that were new: first sighting, units, who worked."""
-        owns = list(map(_OWN, fresh))
-        earliest = fresh[0][0]
+    def _note_fresh(
+        self,
+        worker_id: str,
+        fresh: Columns,
+        products: defaultdict[int, list[tuple[int, int]]],
+    ) -> None:
+        """Station bookkeeping for new events: first sighting, who worked where, and the
+        (ts, count) of product events, collected into `products` by station."""
+        fresh_ts, _, owns, counts, _ = fresh
+        codes = set(owns)  # few distinct (station, kind) codes, whatever the batch size
+        earliest = fresh_ts[0]  # the new events come in timeline order
         firsts = self._station_first
-        for station in set(map(rshift, owns, repeat(2))):
+        for station in {code >> 2 for code in codes}:
             if firsts[station] > earliest:
-                here = min(entry[0] for entry in fresh if entry[2] >> 2 == station)
+                here = min(t for t, own in zip(fresh_ts, owns, strict=True) if own >> 2 == station)
                 firsts[station] = min(firsts[station], here)
-        kinds = list(map(and_, owns, repeat(3)))
-        products: defaultdict[int, list[tuple[int, int]]] = defaultdict(list)
-        for entry in compress(fresh, map(eq, kinds, repeat(PRODUCT))):
-            products[entry[2] >> 2].append((entry[0], entry[3]))
-        for station, events in products.items():
-            self._station_units[station].add(events)
-        # WORKING is kind 0, so `not kind` picks the working events.
-        for station in set(map(rshift, compress(owns, map(not_, kinds)), repeat(2))):
-            self._station_workers[station].add(worker_id)
+        for code in codes:
+            if code & 3 == WORKING:
+                self._station_workers[code >> 2].add(worker_id)
+        if any(code & 3 == PRODUCT for code in codes):
+            is_product = map(eq, map(and_, owns, repeat(3)), repeat(PRODUCT))
+            for t, own, units in compress(zip(fresh_ts, owns, counts, strict=True), is_product):
+                products[own >> 2].append((t, units))
 
     def _invalidate(self, start_us: int, end_us: int) -> None:
         """Forget cached occupancy blocks that overlap [start_us, end_us)."""
@@ -304,7 +321,9 @@ class Engine:
         units = timeline.units[stop] - timeline.units[first]
         events = stop - first
         mean_confidence = (
-            (timeline.conf_sum[stop] - timeline.conf_sum[first]) / events if events else None
+            (timeline.conf_sum[stop] - timeline.conf_sum[first]) / (events * CONFIDENCE_SCALE)
+            if events
+            else None
         )
         last = timeline.last_index(at_us)
         last_seen = timeline.ts[last]

@@ -67,10 +67,10 @@ class StationUnits:
                 + events
             )
             del ts[position:]
-        ts.extend(item[0] for item in tail)
-        del self.units[position + 1 :]
-        counts = (item[1] for item in tail)
-        self.units.extend(islice(accumulate(counts, initial=self.units[position]), 1, None))
+        ts.fromlist([item[0] for item in tail])
+        base = self.units[position]
+        del self.units[position:]
+        self.units.fromlist(list(accumulate((item[1] for item in tail), initial=base)))
 
     def between(self, lo: int, hi: int) -> int:
         """Units of events with lo <= ts < hi."""

@@ -17,18 +17,19 @@ That is what makes the structure both exact and cheap:
 - new events after the last one are appended; a late event is inserted where it belongs and only
   the tail from there is recomputed, with C-level `map`/`accumulate` doing the arithmetic.
 
-Everything is integer microseconds except confidence (a float, summed in timeline order so the
-sum does not depend on arrival order).
+Everything is an integer: microseconds, and confidence in billionths (`CONFIDENCE_SCALE`), so
+every sum is exact and no result depends on arrival order or on how much history is held.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from itertools import accumulate, islice, repeat
-from operator import and_, eq, itemgetter, mul, sub
+from operator import itemgetter, lt, sub
 from typing import Final
 
 WORKING: Final = 0
@@ -40,6 +41,11 @@ NO_STATE: Final = -1
 """The state code before the worker's first state event (`NO_STATE & 3 == PRODUCT`, so it never
 matches a counted state)."""
 
+CONFIDENCE_SCALE: Final = 1_000_000_000
+"""Confidence is held as an integer number of billionths: sums are exact (a float prefix sum
+would depend on how much history precedes a window), and a decimal confidence such as 0.93
+averages back to exactly 0.93."""
+
 KIND_CODES: Final[dict[str, int]] = {
     "working": WORKING,
     "idle": IDLE,
@@ -48,30 +54,47 @@ KIND_CODES: Final[dict[str, int]] = {
 }
 
 Entry = tuple[int, int, int, int, float]
-"""One event as the timeline stores it: (ts_us, hash_key, own code, count, confidence)."""
+"""One event as the timeline stores it: (ts_us, hash_key, own code, count, confidence in
+billionths)."""
+Columns = tuple[list[int], list[int], list[int], list[int], list[int]]
+"""Events as five equally long lists, in `Entry` field order."""
 
-_HEX_DIGITS: Final = frozenset("0123456789abcdef")
 _PREFIX = itemgetter(slice(0, 16))
+_BIG_ENDIAN_HOST: Final = sys.byteorder == "big"
 
 
 def hash_key(event_hash: str) -> int:
     """The 64-bit tie-break / dedup key of an event hash.
 
-    For a SHA-256 hex digest (what the store writes: 64 characters, lowercase hex) it is the
-    value of its first 16 hex digits, so ordering by the key is ordering by `event_hash`. Any
-    other string (hand-made test rows) gets the first 64 bits of its own SHA-256: still
-    deterministic and independent of arrival order.
+    For a SHA-256 hex digest (what the store writes: 64 hex characters) it is the value of its
+    first 16 hex digits, so ordering by the key is ordering by `event_hash`. Any other string
+    (hand-made test rows) gets the first 64 bits of its own SHA-256: still deterministic and
+    independent of arrival order.
     """
-    if len(event_hash) == 64 and _HEX_DIGITS.issuperset(event_hash[:16]):
-        return int(event_hash[:16], 16)
+    if len(event_hash) == 64:
+        try:
+            prefix = bytes.fromhex(event_hash[:16])
+        except ValueError:
+            prefix = b""
+        if len(prefix) == 8:
+            return int.from_bytes(prefix, "big")
     return int.from_bytes(hashlib.sha256(event_hash.encode("utf-8")).digest()[:8], "big")
 
 
 def hash_keys(hashes: Sequence[str]) -> list[int]:
     """`hash_key` of many hashes; the common all-SHA-256 case runs at C speed."""
-    prefixes = list(map(_PREFIX, hashes))
-    if set(map(len, hashes)) <= {64} and _HEX_DIGITS.issuperset("".join(prefixes)):
-        return list(map(int, prefixes, repeat(16)))
+    if set(map(len, hashes)) == {64}:
+        try:
+            raw = bytes.fromhex("".join(map(_PREFIX, hashes)))
+        except ValueError:
+            raw = b""
+        # Exactly 8 bytes per hash means every prefix was 16 hex digits (the per-hash rule).
+        if len(raw) == 8 * len(hashes):
+            keys: array[int] = array("Q")
+            keys.frombytes(raw)
+            if not _BIG_ENDIAN_HOST:
+                keys.byteswap()
+            return keys.tolist()
     return [hash_key(value) for value in hashes]
 
 
@@ -80,6 +103,13 @@ class WorkerTimeline:
 
     `max_gap_us` caps every interval. Appending, inserting and querying are documented on the
     methods; nothing here reads a clock or does I/O.
+
+    Counted time per state is kept in two layers, because states change far less often than
+    events arrive (cameras repeat the current state as a heartbeat): `p_gap` is the prefix sum
+    of every interval's (capped) length, and the *runs* (maximal stretches of events whose
+    state in force has the same kind) carry the per-state totals at their start. The time of
+    a state before event `i` is its total at the start of `i`'s run plus, when the run is in
+    that state, `p_gap[i] - p_gap[run start]`.
     """
 
     __slots__ = (
@@ -90,11 +120,14 @@ class WorkerTimeline:
         "cur",
         "count",
         "conf",
-        "p_work",
-        "p_idle",
-        "p_absent",
+        "p_gap",
         "units",
         "conf_sum",
+        "run_start",
+        "run_kind",
+        "run_work",
+        "run_idle",
+        "run_absent",
     )
 
     def __init__(self, max_gap_us: int) -> None:
@@ -108,68 +141,84 @@ class WorkerTimeline:
         self.cur: array[int] = array("i")
         """The state code in force after each event (code of the latest state event, or -1)."""
         self.count: array[int] = array("q")
-        self.conf: array[float] = array("d")
-        self.p_work: array[int] = array("q")
-        """Counted working µs of intervals 0..i-1 (same length as `ts`)."""
-        self.p_idle: array[int] = array("q")
-        self.p_absent: array[int] = array("q")
+        self.conf: array[int] = array("q")
+        """Confidence in billionths (see `CONFIDENCE_SCALE`)."""
+        self.p_gap: array[int] = array("q")
+        """Capped length of intervals 0..i-1, whatever their state (same length as `ts`)."""
         self.units: array[int] = array("q", [0])
         """Units of events 0..i-1 (one longer than `ts`)."""
-        self.conf_sum: array[float] = array("d", [0.0])
-        """Summed confidence of events 0..i-1 (one longer than `ts`)."""
+        self.conf_sum: array[int] = array("q", [0])
+        """Summed confidence (billionths) of events 0..i-1 (one longer than `ts`)."""
+        self.run_start: array[int] = array("q")
+        """Index of the first event of each run (runs tile 0..n-1)."""
+        self.run_kind: array[int] = array("b")
+        """The kind of the state in force through each run (PRODUCT: no state yet)."""
+        self.run_work: array[int] = array("q")
+        """Counted working µs of the intervals before each run starts."""
+        self.run_idle: array[int] = array("q")
+        self.run_absent: array[int] = array("q")
 
     def __len__(self) -> int:
         return len(self.ts)
 
-    # --- folding events in ------------------------------------------------------------------
+    def merge(self, columns: Columns) -> tuple[Columns | None, int, int]:
+        """Fold events in (any order, duplicates allowed); only the touched tail is recomputed.
 
-    def merge(self, batch: list[Entry]) -> tuple[list[Entry], int, int]:
-        """Fold entries in (any order, duplicates allowed); only the touched tail is recomputed.
-
-        Returns (the entries that were new, in timeline order; start; end) where [start, end)
-        bounds every instant whose counted state or station may have changed. When nothing was
-        new the list is empty and the bounds are meaningless.
+        `columns` holds equally long lists (ts_us, hash key, own code, count, confidence in
+        billionths).
+        Returns (the columns of the events that were new, in timeline order, or None when none
+        was; start; end) where [start, end) bounds every instant whose counted state or
+        station may have changed.
         """
-        batch.sort()
-        batch = _unique_sorted(batch)
-        ts, hk = self.ts, self.hk
+        new_ts, new_hk = columns[0], columns[1]
+        ts = self.ts
         n = len(ts)
-        head = batch[0]
-        if n == 0 or head[0] > ts[-1] or (head[0] == ts[-1] and head[1] > hk[-1]):
-            fresh = batch
+        # The common case: a camera's events arrive in order, after everything seen so far.
+        in_order = all(map(lt, new_ts, islice(new_ts, 1, None)))
+        if in_order and self._after_last(new_ts[0], new_hk[0]):
             position = n
-            self._extend(batch)
+            fresh = columns
+            self._append(columns)
         else:
-            fresh = [entry for entry in batch if not self._contains(entry[0], entry[1])]
-            if not fresh:
-                return fresh, 0, 0
-            position = self._position(fresh[0][0], fresh[0][1])
-            old = list(
-                zip(
-                    ts[position:],
-                    hk[position:],
-                    self.own[position:],
-                    self.count[position:],
-                    self.conf[position:],
-                    strict=True,
-                )
-            )
-            for column in (ts, hk, self.own, self.count, self.conf):
-                del column[position:]
-            # Both runs are sorted, so this sort is a linear merge.
-            old.extend(fresh)
-            old.sort()
-            self._extend(old)
+            entries = _unique_sorted(sorted(zip(*columns, strict=True)))
+            if self._after_last(entries[0][0], entries[0][1]):
+                position = n
+            else:
+                entries = [entry for entry in entries if not self._contains(entry[0], entry[1])]
+                if not entries:
+                    return None, 0, 0
+                position = self._position(entries[0][0], entries[0][1])
+            fresh = _transpose(entries)
+            if position < n:
+                tail = list(zip(*(column[position:] for column in self._columns()), strict=True))
+                for column in self._columns():
+                    del column[position:]
+                # Both runs are sorted, so this sort is a linear merge.
+                tail.extend(entries)
+                tail.sort()
+                entries = tail
+            self._append(_transpose(entries))
         self._recompute(position)
-        return fresh, self._touched_from(position), self._touched_until(fresh[-1])
+        last_ts, last_hk = fresh[0][-1], fresh[1][-1]
+        return fresh, self._touched_from(position), self._touched_until(last_ts, last_hk)
 
-    def _extend(self, entries: list[Entry]) -> None:
-        ts, hk, own, count, conf = zip(*entries, strict=True)
-        self.ts.extend(ts)
-        self.hk.extend(hk)
-        self.own.extend(own)
-        self.count.extend(count)
-        self.conf.extend(conf)
+    def _columns(self) -> tuple[array[int], array[int], array[int], array[int], array[int]]:
+        return self.ts, self.hk, self.own, self.count, self.conf
+
+    def _append(self, columns: Columns) -> None:
+        ts, hk, own, count, conf = columns
+        self.ts.fromlist(ts)
+        self.hk.fromlist(hk)
+        self.own.fromlist(own)
+        self.count.fromlist(count)
+        self.conf.fromlist(conf)
+
+    def _after_last(self, ts_us: int, key: int) -> bool:
+        """True when (ts_us, key) sorts after every event held."""
+        ts = self.ts
+        if not ts:
+            return True
+        return ts_us > ts[-1] or (ts_us == ts[-1] and key > self.hk[-1])
 
     def _contains(self, ts_us: int, key: int) -> bool:
         ts = self.ts
@@ -189,52 +238,74 @@ class WorkerTimeline:
         return index
 
     def _recompute(self, position: int) -> None:
-        """Recompute the derived columns from `position` to the end."""
+        """Recompute the derived columns and the runs from `position` to the end."""
         ts, own, cur = self.ts, self.own, self.cur
         n = len(ts)
+        run_start, run_kind = self.run_start, self.run_kind
+        # Runs that start before `position` keep their start, kind and totals; only the one
+        # holding position-1 may now end elsewhere, and it is simply continued below.
+        kept = bisect_right(run_start, position - 1)
+        run_totals = (self.run_work, self.run_idle, self.run_absent)
+        for column in (run_start, run_kind, *run_totals):
+            del column[kept:]
+
         state = cur[position - 1] if position else NO_STATE
+        kind = run_kind[-1] if kept else -1
         del cur[position:]
         carried: list[int] = []
         append = carried.append
-        for code in own[position:]:
+        starts: list[int] = []
+        kinds: list[int] = []
+        for index, code in enumerate(own[position:], position):
             if code & 3 != PRODUCT:
                 state = code
             append(state)
-        cur.extend(carried)
+            if state & 3 != kind:
+                kind = state & 3
+                starts.append(index)
+                kinds.append(kind)
+        cur.fromlist(carried)
 
-        prefixes = (self.p_work, self.p_idle, self.p_absent)
-        if position == 0:
-            for prefix in prefixes:
-                del prefix[:]
-                prefix.append(0)
+        # p_gap[i] = p_gap[i-1] + min(ts[i] - ts[i-1], max_gap), from position on.
         first = max(position, 1)
+        if position == 0:
+            del self.p_gap[:]
+            self.p_gap.append(0)
         if n > first:
-            # Interval k (closed by event k+1) adds min(ts[k+1] - ts[k], max_gap) to its state.
+            base = self.p_gap[first - 1]
+            del self.p_gap[first - 1 :]
             window = ts[first - 1 :]
-            spans = list(map(min, map(sub, window[1:], window[:-1]), repeat(self.max_gap_us)))
-            states = list(map(and_, cur[first - 1 : n - 1], repeat(3)))
-            for kind, prefix in zip((WORKING, IDLE, ABSENT), prefixes, strict=True):
-                base = prefix[first - 1]
-                del prefix[first:]
-                added = map(mul, spans, map(eq, states, repeat(kind)))
-                prefix.extend(islice(accumulate(added, initial=base), 1, None))
+            spans = map(min, map(sub, window[1:], window[:-1]), repeat(self.max_gap_us))
+            self.p_gap.fromlist(list(accumulate(spans, initial=base)))
 
-        del self.units[position + 1 :]
-        self.units.extend(
-            islice(accumulate(self.count[position:], initial=self.units[position]), 1, None)
-        )
-        del self.conf_sum[position + 1 :]
-        self.conf_sum.extend(
-            islice(accumulate(self.conf[position:], initial=self.conf_sum[position]), 1, None)
-        )
+        p_gap = self.p_gap
+        for start, new_kind in zip(starts, kinds, strict=True):
+            totals = [0, 0, 0]
+            if run_start:
+                previous = len(run_start) - 1
+                totals = [column[previous] for column in run_totals]
+                previous_kind = run_kind[previous]
+                if previous_kind != PRODUCT:
+                    totals[previous_kind] += p_gap[start] - p_gap[run_start[previous]]
+            run_start.append(start)
+            run_kind.append(new_kind)
+            for column, total in zip(run_totals, totals, strict=True):
+                column.append(total)
+
+        base_units = self.units[position]
+        del self.units[position:]
+        self.units.fromlist(list(accumulate(self.count[position:], initial=base_units)))
+        base_conf = self.conf_sum[position]
+        del self.conf_sum[position:]
+        self.conf_sum.fromlist(list(accumulate(self.conf[position:], initial=base_conf)))
 
     def _touched_from(self, position: int) -> int:
         # The interval before the first new event now ends earlier (or later).
         return self.ts[position - 1] if position else self.ts[0]
 
-    def _touched_until(self, last_new: Entry) -> int:
+    def _touched_until(self, ts_us: int, key: int) -> int:
         # States carry forward until the next state event; from there on nothing changed.
-        index = self._position(last_new[0], last_new[1]) + 1
+        index = self._position(ts_us, key) + 1
         own, n = self.own, len(self.ts)
         while index < n and own[index] & 3 == PRODUCT:
             index += 1
@@ -261,18 +332,15 @@ class WorkerTimeline:
         index = bisect_right(ts, t) - 1
         if index < 0:
             return 0, 0, 0
-        working, idle, absent = self.p_work[index], self.p_idle[index], self.p_absent[index]
-        kind = self.cur[index] & 3
+        run = bisect_right(self.run_start, index) - 1
+        totals = [self.run_work[run], self.run_idle[run], self.run_absent[run]]
+        kind = self.run_kind[run]
         if kind != PRODUCT:
+            # Intervals from the run's start to index-1 are whole; interval `index` is cut at t.
             end = self.end_of(index)
-            part = (t if t < end else end) - ts[index]
-            if kind == WORKING:
-                working += part
-            elif kind == IDLE:
-                idle += part
-            else:
-                absent += part
-        return working, idle, absent
+            inside = self.p_gap[index] - self.p_gap[self.run_start[run]]
+            totals[kind] += inside + (t if t < end else end) - ts[index]
+        return totals[0], totals[1], totals[2]
 
     def working_before(self, t: int) -> int:
         """Counted working µs before `t` (no `at` cut); the sparkline's building block."""
@@ -280,10 +348,12 @@ class WorkerTimeline:
         index = bisect_right(ts, t) - 1
         if index < 0:
             return 0
-        total: int = self.p_work[index]
-        if self.cur[index] & 3 == WORKING:
+        run = bisect_right(self.run_start, index) - 1
+        total: int = self.run_work[run]
+        if self.run_kind[run] == WORKING:
             end = self.end_of(index)
-            total += (t if t < end else end) - ts[index]
+            inside = self.p_gap[index] - self.p_gap[self.run_start[run]]
+            total += inside + (t if t < end else end) - ts[index]
         return total
 
     def span(self, lo: int, hi: int) -> tuple[int, int]:
@@ -338,9 +408,17 @@ class WorkerTimeline:
 
     def nbytes(self) -> int:
         """Bytes held by the columns (for the memory figure of the benchmark)."""
-        columns = (self.ts, self.hk, self.own, self.cur, self.count, self.conf)
-        prefixes = (self.p_work, self.p_idle, self.p_absent, self.units, self.conf_sum)
-        return sum(column.buffer_info()[1] * column.itemsize for column in columns + prefixes)
+        columns = (self.ts, self.hk, self.own, self.cur, self.count, self.conf, self.p_gap)
+        prefixes = (self.units, self.conf_sum)
+        runs = (self.run_start, self.run_kind, self.run_work, self.run_idle, self.run_absent)
+        return sum(
+            column.buffer_info()[1] * column.itemsize for column in columns + prefixes + runs
+        )
+
+
+def _transpose(entries: list[Entry]) -> Columns:
+    ts, hk, own, count, conf = (list(column) for column in zip(*entries, strict=True))
+    return ts, hk, own, count, conf
 
 
 def _unique_sorted(entries: list[Entry]) -> list[Entry]:

@@ -1,0 +1,384 @@
+"""`factory-tui report`: the metrics of one window, as a table, JSON or CSV.
+
+The database is opened read-only, so a report can run beside a live console. Only the events
+that can change the answer are read (see `load_engine`), so a shift's report stays fast however
+long the history; the numbers are exactly those of an engine fed the whole history.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+import sys
+from datetime import UTC, datetime, tzinfo
+from enum import StrEnum
+from typing import Annotated, Any, Final
+
+import typer
+
+from factory_tui.commands.common import ConfigOption, DbOption, fail, open_store, settings_from
+from factory_tui.config import Settings
+from factory_tui.engine import Engine, Snapshot, Window
+from factory_tui.engine.metrics import ACTIVITY_BUCKET_US, ACTIVITY_BUCKETS
+from factory_tui.engine.snapshot import US_PER_S
+from factory_tui.models import from_utc_us, iso_utc, to_utc_us
+from factory_tui.store import Store
+
+_ROW_COLUMNS: Final = (
+    "worker_id, ts_us, event_hash, event_type, workstation_id, count, confidence, id"
+)
+"""The columns of `Engine.apply_tuples`, in its order."""
+_WIDE_READ: Final = 0.3
+"""Above this share of the stored time span, a table scan beats the timestamp index."""
+
+
+class ReportFormat(StrEnum):
+    """Output formats of `report`."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def parse_moment(text: str, zone: tzinfo, option: str) -> datetime:
+    """An ISO 8601 date or date-time; a naive one is read in `zone`. Fails with one sentence."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        fail(
+            f"{option}: {text!r} is not an ISO 8601 date-time "
+            "(for example 2024-05-01T06:00, 2024-05-01T06:00:00Z or 2024-05-01)"
+        )
+    return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
+
+
+def resolve_window(
+    settings: Settings, at: datetime, start: datetime | None, end: datetime | None
+) -> Window:
+    """The window asked for: --from/--to, else the shift running at `at` (else that day)."""
+    if start is None and end is None:
+        first, last, label = settings.current_window(at)
+        return Window(to_utc_us(first), to_utc_us(last), label)
+    if start is None:
+        fail("--to needs --from (or give neither for the shift running at --at)")
+    stop = at if end is None else end
+    if stop < start:
+        fail(f"the window ends ({stop.isoformat()}) before it starts ({start.isoformat()})")
+    return Window(to_utc_us(start), to_utc_us(stop), "custom")
+
+
+def load_engine(store: Store, settings: Settings, window: Window, at_us: int) -> Engine:
+    """An engine holding every stored event that can affect `snapshot(window, at_us)`.
+
+    That is each event with `lo <= ts <= at`, where `lo` is max_gap before both the window and
+    the hour of activity shown before `at` (no interval reaches further than max_gap), plus,
+    per worker, its latest state event and latest event before `lo` (they carry the state, the
+    station and "last seen" in). Stations only seen before `lo` are added to the roster, so the
+    lists are the same as with the whole history.
+    """
+    max_gap_us = round(settings.metrics.max_gap_s * US_PER_S)
+    lo = min(window.from_us, at_us - ACTIVITY_BUCKETS * ACTIVITY_BUCKET_US) - max_gap_us
+    conn = store.db.conn
+    workers = {**store.workers(), **{e.id: e.name for e in settings.roster_workers()}}
+    stations = {**store.workstations(), **{e.id: e.name for e in settings.roster_workstations()}}
+    first, last = conn.execute("SELECT min(ts_us), max(ts_us) FROM events").fetchone()
+    if first is not None and first < lo:
+        rows = conn.execute(
+            "SELECT DISTINCT workstation_id FROM events NOT INDEXED WHERE ts_us < ?", (lo,)
+        )
+        for (station_id,) in rows:
+            stations.setdefault(station_id, station_id)
+    engine = Engine(settings.metrics.max_gap_s, workers, stations)
+    if first is None:
+        return engine
+    engine.apply_tuples(_range_rows(conn, lo, at_us, first, last))
+    if first < lo:
+        for worker_id in _worker_ids(conn):
+            engine.apply_tuples(_carried_in(conn, worker_id, lo))
+    return engine
+
+
+def _range_rows(
+    conn: sqlite3.Connection, lo: int, hi: int, first: int, last: int
+) -> sqlite3.Cursor:
+    # Streams with one statement: a one-off read, not a tick that would pin the WAL.
+    span = max(last - first, 1)
+    wide = (min(hi, last) - max(lo, first)) / span > _WIDE_READ
+    table = "events NOT INDEXED" if wide else "events"
+    return conn.execute(
+        f"SELECT {_ROW_COLUMNS} FROM {table} WHERE ts_us >= ? AND ts_us <= ?", (lo, hi)
+    )
+
+
+def _worker_ids(conn: sqlite3.Connection) -> list[str]:
+    """Distinct worker ids by skipping along the (worker_id, ts_us) index: one seek per worker."""
+    rows = conn.execute(
+        "WITH RECURSIVE w(id) AS (SELECT min(worker_id) FROM events UNION ALL "
+        "SELECT (SELECT min(worker_id) FROM events WHERE worker_id > w.id) FROM w "
+        "WHERE w.id IS NOT NULL) SELECT id FROM w WHERE id IS NOT NULL"
+    )
+    return [worker_id for (worker_id,) in rows]
+
+
+def _carried_in(conn: sqlite3.Connection, worker_id: str, lo: int) -> list[Any]:
+    """The worker's events at the instant of its latest event, and of its latest state event,
+    before `lo` (every event at that instant: ties are ordered by hash in the engine)."""
+    rows: list[Any] = []
+    for condition in ("", "AND event_type != 'product_count'"):
+        # Walks the (worker_id, ts_us) index backwards and stops at the first match.
+        found = conn.execute(
+            f"SELECT ts_us FROM events WHERE worker_id = ? AND ts_us < ? {condition} "
+            "ORDER BY ts_us DESC LIMIT 1",
+            (worker_id, lo),
+        ).fetchone()
+        if found is not None:
+            rows += conn.execute(
+                f"SELECT {_ROW_COLUMNS} FROM events WHERE worker_id = ? AND ts_us = ?",
+                (worker_id, found[0]),
+            ).fetchall()
+    return rows
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def report_data(snapshot: Snapshot) -> dict[str, Any]:
+    """The JSON document of a snapshot: DESIGN.md field names, seconds, fractions, nulls."""
+    window = snapshot.window
+    factory = snapshot.factory
+    return {
+        "window": {
+            "from": iso_utc(window.from_us),
+            "to": iso_utc(window.to_us),
+            "at": iso_utc(snapshot.at_us),
+            "label": window.label,
+        },
+        "workers": [
+            {
+                "worker_id": w.worker_id,
+                "name": w.name,
+                "active_s": w.active_s,
+                "idle_s": w.idle_s,
+                "absent_s": w.absent_s,
+                "utilization": w.utilization,
+                "units": w.units,
+                "uph": w.uph,
+                "state": w.state,
+                "station_id": w.station_id,
+                "last_seen": None if w.last_seen_us is None else iso_utc(w.last_seen_us),
+                "mean_confidence": w.mean_confidence,
+                "events": w.events,
+            }
+            for w in snapshot.workers
+        ],
+        "workstations": [
+            {
+                "workstation_id": s.workstation_id,
+                "name": s.name,
+                "occupancy_s": s.occupancy_s,
+                "utilization": s.utilization,
+                "units": s.units,
+                "throughput_uph": s.throughput_uph,
+                "workers_present": list(s.workers_present),
+            }
+            for s in snapshot.stations
+        ],
+        "factory": {
+            "active_s": factory.active_s,
+            "idle_s": factory.idle_s,
+            "absent_s": factory.absent_s,
+            "units": factory.units,
+            "avg_utilization": factory.avg_utilization,
+            "avg_uph": factory.avg_uph,
+            "throughput_uph": factory.throughput_uph,
+            "workers_by_state": {
+                "working": factory.working,
+                "idle": factory.idle,
+                "absent": factory.absent,
+                "unobserved": factory.unobserved,
+            },
+        },
+    }
+
+
+CSV_COLUMNS: Final = (
+    "level",
+    "id",
+    "name",
+    "state",
+    "station_id",
+    "active_s",
+    "idle_s",
+    "absent_s",
+    "occupancy_s",
+    "utilization",
+    "units",
+    "uph",
+    "throughput_uph",
+    "avg_utilization",
+    "avg_uph",
+    "mean_confidence",
+    "events",
+    "last_seen",
+    "workers_present",
+)
+
+
+def report_csv(snapshot: Snapshot) -> str:
+    """One CSV table: a row per worker, per workstation and one for the factory (`level`).
+
+    A cell is empty where the metric is null or does not apply to that level.
+    """
+    data = report_data(snapshot)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, CSV_COLUMNS, restval="", lineterminator="\n")
+    writer.writeheader()
+    for worker in data["workers"]:
+        worker_id = worker.pop("worker_id")
+        writer.writerow(_csv_cells({**worker, "level": "worker", "id": worker_id}))
+    for station in data["workstations"]:
+        station_id = station.pop("workstation_id")
+        present = " ".join(station.pop("workers_present"))
+        writer.writerow(
+            _csv_cells(
+                {**station, "level": "workstation", "id": station_id, "workers_present": present}
+            )
+        )
+    factory = data["factory"]
+    factory.pop("workers_by_state")
+    writer.writerow(_csv_cells({**factory, "level": "factory", "id": "", "name": ""}))
+    return buffer.getvalue()
+
+
+def _csv_cells(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: ("" if value is None else value) for key, value in row.items()}
+
+
+def print_table(snapshot: Snapshot, zone: tzinfo) -> None:
+    """Rich tables for people: workers, workstations, factory."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 160, soft_wrap=False)
+    window = snapshot.window
+    label = f"{window.label} " if window.label else ""
+    console.print(
+        f"Window {label}{_local(window.from_us, zone)} → {_local(window.to_us, zone)}, "
+        f"at {_local(snapshot.at_us, zone)} ({zone})"
+    )
+    workers = Table(title="Workers", title_justify="left")
+    for heading in ("Worker", "Name", "State", "Station", "Active", "Idle", "Absent"):
+        workers.add_column(heading, no_wrap=heading != "Name")
+    for heading in ("Util", "Units", "UPH", "Conf", "Events", "Last seen"):
+        workers.add_column(heading, justify="right", no_wrap=True)
+    for w in snapshot.workers:
+        workers.add_row(
+            w.worker_id,
+            w.name,
+            w.state,
+            w.station_id or "—",
+            _duration(w.active_s),
+            _duration(w.idle_s),
+            _duration(w.absent_s),
+            _percent(w.utilization),
+            str(w.units),
+            _number(w.uph),
+            _number(w.mean_confidence, 2),
+            str(w.events),
+            "—" if w.last_seen_us is None else _local(w.last_seen_us, zone),
+        )
+    console.print(workers)
+    stations = Table(title="Workstations", title_justify="left")
+    stations.add_column("Station", no_wrap=True)
+    stations.add_column("Name")
+    for heading in ("Occupied", "Util", "Units", "Units/h"):
+        stations.add_column(heading, justify="right", no_wrap=True)
+    stations.add_column("Present")
+    for s in snapshot.stations:
+        stations.add_row(
+            s.workstation_id,
+            s.name,
+            _duration(s.occupancy_s),
+            _percent(s.utilization),
+            str(s.units),
+            _number(s.throughput_uph),
+            ", ".join(s.workers_present) or "—",
+        )
+    console.print(stations)
+    f = snapshot.factory
+    console.print(
+        f"Factory: active {_duration(f.active_s)}, idle {_duration(f.idle_s)}, absent "
+        f"{_duration(f.absent_s)}, units {f.units}, avg utilization {_percent(f.avg_utilization)},"
+        f" avg UPH {_number(f.avg_uph)}, throughput {_number(f.throughput_uph)} units/h; "
+        f"now {f.working} working, {f.idle} idle, {f.absent} absent, {f.unobserved} unobserved"
+    )
+
+
+def _local(us: int, zone: tzinfo) -> str:
+    return from_utc_us(us).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+def _number(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+# --- the command ------------------------------------------------------------------------------
+
+
+def report(
+    db: DbOption = None,
+    config: ConfigOption = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="Window start, ISO 8601 (naive: configured timezone). Default: shift."
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option("--to", help="Window end (exclusive), ISO 8601. Default: --at with --from."),
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="The moment treated as now, ISO 8601. Default: the clock."),
+    ] = None,
+    output: Annotated[
+        ReportFormat, typer.Option("--format", help="table for people, json or csv for tools.")
+    ] = ReportFormat.table,
+) -> None:
+    """Worker, workstation and factory metrics for a window (default: the current shift)."""
+    settings = settings_from(config, **{"store.path": db})
+    zone = settings.tz
+    moment = parse_moment(at, zone, "--at") if at is not None else datetime.now(UTC)
+    window = resolve_window(
+        settings,
+        moment,
+        None if start is None else parse_moment(start, zone, "--from"),
+        None if end is None else parse_moment(end, zone, "--to"),
+    )
+    at_us = to_utc_us(moment)
+    with open_store(settings, read_only=True) as store:
+        engine = load_engine(store, settings, window, at_us)
+    snapshot = engine.snapshot(window, at_us)
+    if output is ReportFormat.json:
+        typer.echo(json.dumps(report_data(snapshot), indent=2, ensure_ascii=False))
+    elif output is ReportFormat.csv:
+        typer.echo(report_csv(snapshot), nl=False)
+    else:
+        print_table(snapshot, zone)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the command to the CLI."""
+    app.command()(report)

@@ -1,0 +1,394 @@
+"""`factory-tui report`: the JSON/CSV/table output on a real database, and the windowed read.
+
+The store is a real SQLite file filled through the same parse-and-insert path as the ingest;
+the command runs through typer's runner, exactly as from a shell.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from factory_tui.cli import app
+from factory_tui.commands.report import load_engine
+from factory_tui.config import load_settings
+from factory_tui.engine import Engine, Window
+from factory_tui.models import parse_event
+from factory_tui.store import Store
+
+runner = CliRunner()
+S = 1_000_000
+
+CONFIG = """\
+timezone = "Europe/Lisbon"
+
+[metrics]
+max_gap_s = 900
+
+[[shifts]]
+name = "Day"
+start = "08:00"
+end = "16:00"
+
+[[workers]]
+id = "W1"
+name = "Ana Silva"
+
+[[workers]]
+id = "W2"
+name = "Bilal Khan"
+
+[[workstations]]
+id = "S1"
+name = "Assembly 1"
+
+[[workstations]]
+id = "S2"
+name = "Assembly 2"
+"""
+
+
+def wire(moment: str, event_type: str, worker: str = "W1", station: str = "S1", **more: Any) -> str:
+    return json.dumps(
+        {
+            "timestamp": f"2024-05-01T{moment}Z",
+            "worker_id": worker,
+            "workstation_id": station,
+            "event_type": event_type,
+            "confidence": more.pop("confidence", 0.9),
+            **more,
+        }
+    )
+
+
+# DESIGN.md's worked example for W1 (10:00-11:00 UTC is 11:00-12:00 in Lisbon in May), and a
+# worker who is not in the roster, seen once at a station that is not either.
+EXAMPLE = [
+    wire("10:00:00", "working"),
+    wire("10:10:00", "product_count", count=4),
+    wire("10:40:00", "idle"),
+    wire("10:05:00", "product_count", "W9", "S7", count=2, confidence=0.5),
+]
+
+
+def fill(path: Path, lines: list[str]) -> None:
+    with Store.open(path) as store:
+        store.insert_batch([parse_event(line) for line in lines])
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> tuple[Path, Path]:
+    """(config file, database) holding the worked example."""
+    config = tmp_path / "factory.toml"
+    config.write_text(CONFIG)
+    db = tmp_path / "factory.db"
+    fill(db, EXAMPLE)
+    return config, db
+
+
+def run(config: Path, db: Path, *args: str) -> Any:
+    result = runner.invoke(app, ["report", "--config", str(config), "--db", str(db), *args])
+    assert result.exit_code == 0, result.stderr or result.stdout
+    return result
+
+
+def report_json(config: Path, db: Path, *args: str) -> dict[str, Any]:
+    return json.loads(run(config, db, "--format", "json", *args).stdout)  # type: ignore[no-any-return]
+
+
+HOUR = ("--from", "2024-05-01T11:00", "--to", "2024-05-01T12:00", "--at", "2024-05-01T12:00")
+
+
+def test_json_is_the_worked_example_with_design_field_names(site: tuple[Path, Path]) -> None:
+    data = report_json(*site, *HOUR)
+    assert data["window"] == {
+        "from": "2024-05-01T10:00:00Z",  # naive times are read in the configured zone
+        "to": "2024-05-01T11:00:00Z",
+        "at": "2024-05-01T11:00:00Z",
+        "label": "custom",
+    }
+    assert data["workers"] == [
+        {
+            "worker_id": "W1",
+            "name": "Ana Silva",
+            "active_s": 1500.0,
+            "idle_s": 900.0,
+            "absent_s": 0.0,
+            "utilization": 0.625,
+            "units": 4,
+            "uph": pytest.approx(9.6),
+            "state": "unobserved",
+            "station_id": "S1",
+            "last_seen": "2024-05-01T10:40:00Z",
+            "mean_confidence": 0.9,
+            "events": 3,
+        },
+        {
+            "worker_id": "W2",
+            "name": "Bilal Khan",
+            "active_s": 0.0,
+            "idle_s": 0.0,
+            "absent_s": 0.0,
+            "utilization": None,
+            "units": 0,
+            "uph": None,
+            "state": "unobserved",
+            "station_id": None,
+            "last_seen": None,
+            "mean_confidence": None,
+            "events": 0,
+        },
+        {
+            "worker_id": "W9",
+            "name": "W9",
+            "active_s": 0.0,
+            "idle_s": 0.0,
+            "absent_s": 0.0,
+            "utilization": None,
+            "units": 2,
+            "uph": None,
+            "state": "unobserved",
+            "station_id": None,
+            "last_seen": "2024-05-01T10:05:00Z",
+            "mean_confidence": 0.5,
+            "events": 1,
+        },
+    ]
+    assert data["workstations"] == [
+        {
+            "workstation_id": "S1",
+            "name": "Assembly 1",
+            "occupancy_s": 1500.0,
+            "utilization": pytest.approx(1500 / 3600),
+            "units": 4,
+            "throughput_uph": 4.0,
+            "workers_present": [],
+        },
+        {
+            "workstation_id": "S2",
+            "name": "Assembly 2",
+            "occupancy_s": 0.0,
+            "utilization": 0.0,
+            "units": 0,
+            "throughput_uph": 0.0,
+            "workers_present": [],
+        },
+        {
+            "workstation_id": "S7",
+            "name": "S7",
+            "occupancy_s": 0.0,
+            "utilization": 0.0,
+            "units": 2,
+            "throughput_uph": 2.0,
+            "workers_present": [],
+        },
+    ]
+    assert data["factory"] == {
+        "active_s": 1500.0,
+        "idle_s": 900.0,
+        "absent_s": 0.0,
+        "units": 6,
+        "avg_utilization": 0.625,
+        "avg_uph": pytest.approx(9.6),
+        "throughput_uph": 6.0,
+        "workers_by_state": {"working": 0, "idle": 0, "absent": 0, "unobserved": 3},
+    }
+
+
+def test_nulls_are_json_null(site: tuple[Path, Path]) -> None:
+    text = run(*site, "--format", "json", *HOUR).stdout
+    assert '"utilization": null' in text
+    assert "NaN" not in text
+
+
+def test_default_window_is_the_shift_running_at_at(site: tuple[Path, Path]) -> None:
+    data = report_json(*site, "--at", "2024-05-01T12:00:00+01:00")
+    assert data["window"] == {
+        "from": "2024-05-01T07:00:00Z",
+        "to": "2024-05-01T15:00:00Z",
+        "at": "2024-05-01T11:00:00Z",
+        "label": "Day",
+    }
+    assert data["workers"][0]["active_s"] == 1500.0
+    # Station utilization and throughput are over the whole window (8 hours).
+    assert data["workstations"][0]["utilization"] == pytest.approx(1500 / (8 * 3600))
+    assert data["factory"]["throughput_uph"] == pytest.approx(6 / 8)
+
+
+def test_off_shift_the_window_is_the_local_day(site: tuple[Path, Path]) -> None:
+    data = report_json(*site, "--at", "2024-05-01T20:00")
+    assert data["window"]["from"] == "2024-04-30T23:00:00Z"
+    assert data["window"]["to"] == "2024-05-01T23:00:00Z"
+    assert data["window"]["label"] == "2024-05-01"
+
+
+def test_from_alone_runs_to_at_and_at_hides_later_events(site: tuple[Path, Path]) -> None:
+    data = report_json(*site, "--from", "2024-05-01T10:00:00Z", "--at", "2024-05-01T10:20:00Z")
+    assert data["window"]["to"] == "2024-05-01T10:20:00Z"
+    ana = data["workers"][0]
+    assert (ana["active_s"], ana["idle_s"], ana["units"], ana["state"]) == (
+        1200.0,
+        0.0,
+        4,
+        "working",
+    )
+    assert data["workstations"][0]["workers_present"] == ["W1"]
+
+
+def test_csv_has_one_row_per_worker_station_and_the_factory(site: tuple[Path, Path]) -> None:
+    text = run(*site, "--format", "csv", *HOUR).stdout
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [(row["level"], row["id"]) for row in rows] == [
+        ("worker", "W1"),
+        ("worker", "W2"),
+        ("worker", "W9"),
+        ("workstation", "S1"),
+        ("workstation", "S2"),
+        ("workstation", "S7"),
+        ("factory", ""),
+    ]
+    ana, bilal = rows[0], rows[1]
+    assert (ana["name"], ana["active_s"], ana["utilization"], ana["units"]) == (
+        "Ana Silva",
+        "1500.0",
+        "0.625",
+        "4",
+    )
+    assert bilal["utilization"] == ""  # null
+    assert rows[3]["occupancy_s"] == "1500.0"
+    assert rows[6]["units"] == "6"
+    assert rows[6]["avg_utilization"] == "0.625"
+
+
+def test_table_is_for_people(site: tuple[Path, Path]) -> None:
+    text = run(*site, *HOUR).stdout
+    assert "Window custom 2024-05-01 11:00:00 → 2024-05-01 12:00:00" in text
+    assert "Europe/Lisbon" in text
+    for expected in ("Ana Silva", "0:25:00", "62.5%", "Assembly 1", "unobserved", "—"):
+        assert expected in text
+    assert "Factory: active 0:25:00, idle 0:15:00" in text
+
+
+def test_report_reads_beside_a_writer_holding_the_lock(site: tuple[Path, Path]) -> None:
+    config, db = site
+    writer = Store.open(db)
+    try:
+        writer.db.conn.execute("BEGIN IMMEDIATE")
+        writer.db.conn.execute(
+            "INSERT INTO events (ts_us, worker_id, workstation_id, event_type, confidence, "
+            "count, received_us, event_hash) VALUES (?, 'W2', 'S2', 'working', 1.0, 0, 0, 'x')",
+            (parse_event(wire("10:30:00", "working")).ts_us,),
+        )
+        during = report_json(config, db, *HOUR)
+        writer.db.conn.execute("COMMIT")
+    finally:
+        writer.close()
+    assert during["workers"][1]["events"] == 0  # the uncommitted row is not seen
+    assert report_json(config, db, *HOUR)["workers"][1]["events"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--at", "yesterday"), "--at: 'yesterday' is not an ISO 8601 date-time"),
+        (("--to", "2024-05-01T12:00"), "--to needs --from"),
+        (("--from", "2024-05-01T12:00", "--to", "2024-05-01T11:00"), "ends"),
+        (("--format", "xml"), "xml"),
+    ],
+)
+def test_mistakes_are_one_clear_sentence(
+    site: tuple[Path, Path], args: tuple[str, ...], message: str
+) -> None:
+    config, db = site
+    result = runner.invoke(app, ["report", "--config", str(config), "--db", str(db), *args])
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_missing_database_is_not_created(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.db"
+    result = runner.invoke(app, ["report", "--db", str(missing)])
+    assert result.exit_code == 2
+    assert "does not exist" in result.stderr
+    assert not missing.exists()
+
+
+# --- the windowed read gives what the whole history gives ------------------------------------
+
+
+def history(seed: int) -> list[str]:
+    """Three days of five workers: heartbeats, state changes, moves, products, dark spells,
+    ties, a worker who stops after the first day and a station used only on the first day."""
+    rng = random.Random(seed)
+    lines = []
+    for worker in ("W1", "W2", "W3", "W4", "W5"):
+        moment = rng.randrange(600) * S
+        stop = (24 if worker == "W5" else 72) * 3600 * S
+        state, station = "working", "S1"
+        while moment < stop:
+            roll = rng.random()
+            if roll < 0.25:
+                kind = "product_count"
+            else:
+                if roll > 0.9:
+                    state = rng.choice(["working", "idle", "absent"])
+                    station = "S9" if moment < 20 * 3600 * S else rng.choice(["S1", "S2", "S3"])
+                kind = state
+            seconds, micros = divmod(moment, S)
+            day, rest = divmod(seconds, 86400)
+            clock = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}.{micros:06d}"
+            lines.append(
+                json.dumps(
+                    {
+                        "timestamp": f"2024-05-0{1 + day}T{clock}Z",
+                        "worker_id": worker,
+                        "workstation_id": station,
+                        "event_type": kind,
+                        "confidence": rng.choice([0.61, 0.8, 0.93, 0.99]),
+                        "count": rng.randrange(1, 4) if kind == "product_count" else 0,
+                    }
+                )
+            )
+            # Mostly a minute apart, sometimes the same instant, sometimes a dark spell.
+            moment += rng.choice([0, 60, 60, 60, 90, 300, 1200, 4000]) * S
+    return lines
+
+
+def test_the_windowed_read_equals_an_engine_fed_everything(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    fill(db, history(11))
+    config = tmp_path / "factory.toml"
+    config.write_text(CONFIG)
+    settings = load_settings(config, environ={}, overrides={"store.path": db})
+    rng = random.Random(5)
+    base = parse_event(wire("00:00:00", "idle")).ts_us
+    with Store.open(db, read_only=True) as store:
+        everything = Engine(
+            settings.metrics.max_gap_s,
+            {**store.workers(), **{e.id: e.name for e in settings.roster_workers()}},
+            {**store.workstations(), **{e.id: e.name for e in settings.roster_workstations()}},
+        )
+        everything.apply(store.iter_since(0))
+        for turn in range(16):
+            at_us = base + rng.randrange(80 * 3600) * S
+            # Mostly windows that started before `at`; also one that starts minutes before it
+            # (the hour of activity reaches further back) and one that starts after it.
+            before = {6: 600, 7: -3600}.get(turn % 8, rng.randrange(30 * 3600))
+            start = at_us - before * S
+            window = Window(start, start + rng.choice([1, 8, 24, 40]) * 3600 * S)
+            loaded = load_engine(store, settings, window, at_us)
+            assert loaded.events < everything.events or start < base + 3600 * S
+            mine, theirs = loaded.snapshot(window, at_us), everything.snapshot(window, at_us)
+            assert (mine.workers, mine.stations, mine.factory) == (
+                theirs.workers,
+                theirs.stations,
+                theirs.factory,
+            )

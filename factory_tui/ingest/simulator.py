@@ -576,11 +576,12 @@ async def run_fleet(
     One task per camera sends that camera's lines in send order; each tick waits for every reply,
     so a slow listener slows the run down instead of piling lines up in memory.
 
-    - Paced by `clock` (default): every `tick_s` real seconds the lines sent between the previous
-      tick and `clock.now_us()` go out. `from_us` (before the clock's now) first sends the history
-      from there, in bounded steps, e.g. to fill the current shift before going live.
+    - Paced by `clock` (default): the run starts at `clock.start_us`, and every `tick_s` real
+      seconds the lines sent between the previous tick and `clock.now_us()` go out. `from_us`
+      (before the clock's now) starts earlier: that history goes out first, in bounded steps,
+      e.g. to fill the current shift before going live.
     - `rate` (lines per real second, for load tests): simulated time runs as fast as needed to
-      send that many lines per second; the clock only gives the starting instant.
+      send that many lines per second; the clock (or `from_us`) only gives the start.
     - `submit_for(camera_id)`, when given, returns each camera's own submit (one TCP connection
       per camera); otherwise every camera uses `submit`.
     """
@@ -590,7 +591,7 @@ async def run_fleet(
         raise ValueError(f"tick_s must be positive, got {tick_s:g}")
     stop = stop or asyncio.Event()
     tally = _Tally()
-    start_us = clock.now_us() if from_us is None else from_us
+    start_us = clock.start_us if from_us is None else from_us
     end_us = None if duration_s is None else start_us + int(duration_s * US_PER_S)
     loop = asyncio.get_running_loop()
     started = loop.time()

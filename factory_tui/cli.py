@@ -10,7 +10,7 @@ import typer
 from factory_tui import __version__
 
 # Each name is a module in factory_tui/commands/ exposing `register(app)`.
-COMMAND_MODULES: tuple[str, ...] = ("init", "serve", "send", "report", "export")
+COMMAND_MODULES: tuple[str, ...] = ("init", "serve", "send", "report", "export", "simulate")
 
 app = typer.Typer(
     name="factory-tui",

@@ -8,9 +8,18 @@ from typing import Annotated
 import typer
 
 from factory_tui import __version__
+from factory_tui.commands.common import ConfigOption, DbOption, PortOption
 
 # Each name is a module in factory_tui/commands/ exposing `register(app)`.
-COMMAND_MODULES: tuple[str, ...] = ("init", "serve", "send", "report", "export", "simulate")
+COMMAND_MODULES: tuple[str, ...] = (
+    "init",
+    "serve",
+    "send",
+    "demo",
+    "simulate",
+    "report",
+    "export",
+)
 
 app = typer.Typer(
     name="factory-tui",
@@ -37,10 +46,26 @@ def root(
             "--version", callback=_show_version, is_eager=True, help="Show the version and exit."
         ),
     ] = False,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    port: PortOption = None,
+    simulate: Annotated[
+        bool,
+        typer.Option(
+            "--simulate/--no-simulate",
+            help="Feed the console from the built-in camera simulator (off: real cameras).",
+        ),
+    ] = False,
 ) -> None:
-    """Terminal console for AI-camera productivity monitoring on a factory floor."""
+    """Terminal console for AI-camera productivity monitoring on a factory floor.
+
+    Without a command, runs the live console: it listens for cameras and shows the floor. If
+    another factory-tui already listens for the same database, it opens as a read-only viewer.
+    """
     if ctx.invoked_subcommand is None:
-        typer.echo(ctx.get_help())
+        from factory_tui.commands.console import run_console
+
+        run_console(config=config, db=db, port=port, simulate=simulate)
 
 
 for _name in COMMAND_MODULES:

@@ -1,0 +1,151 @@
+"""`factory-tui demo`: the console fed by the camera simulator, on its own demo database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Final
+
+import typer
+
+from factory_tui.commands.common import PortOption, fail
+from factory_tui.config import ConfigError, Settings, demo_data
+from factory_tui.models import from_utc_us, to_utc_us
+from factory_tui.store import Store, StoreError, now_us
+
+if TYPE_CHECKING:
+    from factory_tui.app import Feeder, SubmitLines
+    from factory_tui.ingest.simulator import SimClock
+
+DEMO_DB: Final = Path("factory-demo.db")
+DEMO_PORT: Final = 7879
+"""Not the production default (7878), so a demo can run beside a real console."""
+DEFAULT_SPEED: Final = 10.0
+
+
+def demo_settings(*, port: int = DEMO_PORT, workers: int | None = None) -> Settings:
+    """The demo's settings: demo roster and shifts, `factory-demo.db`, loopback on `port`.
+
+    Built from the demo data alone, never from factory.toml or FACTORY_TUI_* variables, so a
+    demo cannot write simulated events into a production database.
+    """
+    from factory_tui.ingest.simulator import extend_roster
+
+    data: dict[str, Any] = demo_data()
+    base = Settings.model_validate(data)
+    if workers is not None:
+        roster = extend_roster(base.roster_workers(), workers, "W")
+        data["workers"] = [{"id": entry.id, "name": entry.name} for entry in roster]
+    data["store"] = {"path": str(DEMO_DB)}
+    data["ingest"] = {"host": "127.0.0.1", "port": port}
+    try:
+        return Settings.model_validate(data)
+    except ValueError as error:  # pydantic's ValidationError is a ValueError
+        raise ConfigError(f"demo settings: {error}") from None
+
+
+def simulator_feeder(
+    settings: Settings, *, speed: float, seed: int, start_us: int | None = None
+) -> tuple[SimClock, Feeder]:
+    """A simulated clock and a feeder that runs the camera fleet of `settings`' roster.
+
+    The feeder first sends the current window's history (from the shift start up to the
+    clock's now), then keeps pace with the clock. The app uses the same clock as its "now".
+    """
+    from factory_tui.ingest.simulator import CameraFleet, SimClock, run_fleet
+
+    clock = SimClock(now_us() if start_us is None else start_us, speed)
+    try:
+        fleet = CameraFleet(settings.roster_workers(), settings.roster_workstations(), seed=seed)
+    except ValueError as error:
+        fail(f"cannot simulate this roster: {error}")
+    now = clock.now_us()
+    window_start = settings.current_window(from_utc_us(now))[0]
+    from_us = min(now, to_utc_us(window_start))
+
+    async def feed(submit: SubmitLines, stop: asyncio.Event) -> object:
+        return await run_fleet(fleet, clock, submit, stop=stop, from_us=from_us)
+
+    return clock, feed
+
+
+class NewestEventClock:
+    """ "Now" for a demo viewer: the newest stored event time.
+
+    The demo's owner runs simulated time (maybe 10x the wall clock), which a second process
+    cannot know; the newest event is where simulated time has got to, within a heartbeat.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._store: Store | None = None
+        self._last = now_us()
+
+    def __call__(self) -> int:
+        """The newest event's timestamp (the previous answer while the database is busy)."""
+        try:
+            if self._store is None:
+                self._store = Store.open(self._path, read_only=True)
+            row = self._store.db.execute("SELECT max(ts_us) FROM events").fetchone()
+        except (StoreError, sqlite3.Error):
+            return self._last
+        if row and row[0] is not None:
+            self._last = max(self._last, int(row[0]))
+        return self._last
+
+
+def remove_database(path: Path) -> None:
+    """Delete a database file with its WAL and shared-memory files."""
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{path}{suffix}").unlink()
+
+
+def demo(
+    port: PortOption = None,
+    speed: Annotated[
+        float,
+        typer.Option("--speed", min=0.1, max=3600.0, help="Simulated seconds per real second."),
+    ] = DEFAULT_SPEED,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", min=1, max=2000, help="Number of simulated workers (default: 6)."
+        ),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Simulator seed (same seed, same floor).")
+    ] = 1,
+) -> None:
+    """The console with simulated cameras, on a fresh factory-demo.db in this folder.
+
+    Runs the demo roster on port 7879 (so it can run beside a real console on 7878) with
+    simulated time running --speed times faster than the clock; the current shift's history is
+    filled in first. A second `factory-tui demo` while one runs becomes its read-only viewer.
+    """
+    from factory_tui.app import live_owner, make_app
+
+    try:
+        settings = demo_settings(port=DEMO_PORT if port is None else port, workers=workers)
+    except ConfigError as error:
+        fail(str(error))
+    owner = live_owner(DEMO_DB, settings.ingest.port) if settings.ingest.port else None
+    if owner is not None:
+        app = make_app(settings, clock=NewestEventClock(DEMO_DB), role="viewer", demo=True)
+    else:
+        # Each demo starts from an empty floor; the file is ours (see demo_settings).
+        remove_database(DEMO_DB)
+        clock, feeder = simulator_feeder(settings, speed=speed, seed=seed)
+        app = make_app(settings, clock=clock.now_us, feeder=feeder, demo=True)
+    app.run()
+    if app.error_message is not None:
+        fail(app.error_message)
+    if app.return_code:
+        raise typer.Exit(app.return_code)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the command to the CLI."""
+    app.command()(demo)

@@ -1,0 +1,91 @@
+"""Text formatting shared by the widgets: numbers, durations, ages and the state vocabulary.
+
+Pure functions of their arguments (no clock reads), so a widget's text is a function of the
+Snapshot it was handed.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from rich.cells import cell_len, set_cell_size
+
+from factory_tui.engine.snapshot import WorkerState
+
+STATE_WORDS: Final[dict[WorkerState, str]] = {
+    "working": "WORKING",
+    "idle": "IDLE",
+    "absent": "ABSENT",
+    "unobserved": "UNOBSERVED",
+}
+"""The state as a word: colour is never the only cue."""
+
+SPARK_LEVELS: Final = "▁▂▃▄▅▆▇█"
+MISSING: Final = "—"
+
+
+def fit(text: str, width: int) -> str:
+    """`text` cut or padded to exactly `width` cells, with an ellipsis when it was cut."""
+    if width <= 0:
+        return ""
+    if cell_len(text) <= width:
+        return set_cell_size(text, width)
+    return set_cell_size(text, width - 1) + "…"
+
+
+def clip(text: str, width: int) -> str:
+    """`text` cut to at most `width` cells (ellipsis when cut), not padded."""
+    if cell_len(text) <= width:
+        return text
+    return fit(text, width)
+
+
+def percent(value: float | None) -> str:
+    """A fraction as a whole percentage (`72%`), or a dash for a null metric."""
+    return MISSING if value is None else f"{value * 100:.0f}%"
+
+
+def rate(value: float | None) -> str:
+    """A rate with one decimal below 100 and none above (`18.2`, `152`), or a dash."""
+    if value is None:
+        return MISSING
+    return f"{value:.1f}" if abs(value) < 100 else f"{value:,.0f}"
+
+
+def hours_minutes(seconds: float) -> str:
+    """A duration as `2h05m` (or `45m` under an hour)."""
+    minutes = max(0, int(seconds // 60))
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
+
+
+def age(seconds: float | None) -> str:
+    """How long ago, coarse on purpose (a tile only redraws when this text changes).
+
+    Under a minute reads `<1m`; then minutes, hours and minutes, days.
+    """
+    if seconds is None:
+        return "not seen"
+    if seconds < 60:
+        return "<1m ago"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes}m ago"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h{minutes:02d}m ago"
+    return f"{hours // 24}d ago"
+
+
+def sparkline(values: tuple[float, ...]) -> str:
+    """Fractions in [0, 1] as block characters, lowest block for zero."""
+    top = len(SPARK_LEVELS) - 1
+    return "".join(SPARK_LEVELS[round(min(1.0, max(0.0, value)) * top)] for value in values)
+
+
+def bar(fraction: float | None, width: int) -> tuple[str, str]:
+    """The filled and empty parts of a `width`-cell bar (both empty-looking when null)."""
+    if fraction is None:
+        return "", "·" * width
+    filled = round(min(1.0, max(0.0, fraction)) * width)
+    return "█" * filled, "░" * (width - filled)

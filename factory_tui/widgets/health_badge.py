@@ -1,0 +1,85 @@
+"""The health badge: machine CPU % and RAM %, this process's RSS, and a level word."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from rich.text import Text
+from textual.geometry import Size
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from factory_tui.health import HealthLevel, HealthReading, HealthThresholds
+from factory_tui.widgets.formatting import MISSING
+
+LEVEL_WORDS: Final[dict[HealthLevel, str]] = {"ok": "OK", "warn": "HIGH", "crit": "CRIT"}
+"""The level as a word, so amber and red also read without colour."""
+BADGE_WIDTH: Final = 15
+
+
+def format_bytes(count: int) -> str:
+    """A byte count as `82 MB` / `1.2 GB` (decimal units, as `ps` and `top` users expect)."""
+    if count >= 10**9:
+        return f"{count / 10**9:.1f} GB"
+    return f"{count / 10**6:.0f} MB"
+
+
+class HealthBadge(Widget):
+    """CPU and RAM of the machine and this process's RSS; green / amber / red by thresholds.
+
+    The level is also set as a CSS class (`-ok`, `-warn`, `-crit`) for the colour.
+    """
+
+    DEFAULT_CSS = """
+    HealthBadge {
+        width: auto;
+        height: 2;
+        padding: 0 0 0 1;
+    }
+    """
+
+    reading: reactive[HealthReading | None] = reactive(None)
+    """The latest sample (None until the first tick)."""
+
+    def __init__(
+        self,
+        *,
+        thresholds: HealthThresholds | None = None,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.thresholds = thresholds or HealthThresholds()
+
+    @property
+    def level(self) -> HealthLevel | None:
+        """The level of the current reading (None before the first one)."""
+        return None if self.reading is None else self.thresholds.level(self.reading)
+
+    def watch_reading(self) -> None:
+        level = self.level
+        for name in ("ok", "warn", "crit"):
+            self.set_class(level == name, f"-{name}")
+
+    def get_content_width(self, container: Size, viewport: Size) -> int:
+        return BADGE_WIDTH
+
+    def render(self) -> Text:
+        """Two lines: CPU and RAM, then RSS and the level word."""
+        reading = self.reading
+        if reading is None:
+            cpu = ram = MISSING
+            rss, word = MISSING, ""
+        else:
+            cpu = f"{reading.cpu_percent:.0f}%"
+            ram = f"{reading.ram_percent:.0f}%"
+            rss = format_bytes(reading.rss_bytes)
+            word = LEVEL_WORDS[self.thresholds.level(reading)]
+        first = f"CPU {cpu:>3} RAM {ram:>3}"
+        second = f"RSS {rss}"
+        second += word.rjust(BADGE_WIDTH - len(second))
+        text = Text(first.ljust(BADGE_WIDTH) + "\n", no_wrap=True)
+        text.append(second[: BADGE_WIDTH - len(word)])
+        text.append(word, style="bold reverse")
+        return text

@@ -1,0 +1,220 @@
+"""The summary bar: feed status, shift, worker states and factory figures, packed to the width.
+
+The bar renders three frozen values handed down by the app — `SummaryFigures` (from the
+Snapshot), `FeedStatus` (live / paused / stale) and `ViewState` (sort and filter) — each a
+reactive that only redraws the bar when its displayed text changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Final, Literal
+
+from rich.cells import cell_len
+from rich.style import Style
+from rich.text import Text
+from textual.geometry import Size
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from factory_tui.engine.snapshot import Snapshot, Window
+from factory_tui.widgets.formatting import MISSING, clip, hours_minutes, percent, rate
+
+FeedState = Literal["loading", "live", "paused", "stale"]
+FEED_WORDS: Final[dict[FeedState, str]] = {
+    "loading": "LOADING",
+    "live": "LIVE",
+    "paused": "PAUSED",
+    "stale": "STALE",
+}
+_GAP: Final = "  "
+
+Chip = list[tuple[str, Style]]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestFigures:
+    """What the ingest reports: accepted events per second and rejected lines (None: unknown)."""
+
+    rate_per_s: float | None
+    rejected: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryFigures:
+    """The bar's figures as displayed text, built from one Snapshot."""
+
+    window_title: str
+    elapsed: str
+    working: int
+    idle: int
+    absent: int
+    unobserved: int
+    units: str
+    throughput: str
+    utilization: str
+    uph: str
+    ingest_rate: str
+    rejected: str
+
+    @classmethod
+    def build(
+        cls,
+        snapshot: Snapshot,
+        window_title: str,
+        shift: Window,
+        ingest: IngestFigures | None,
+    ) -> SummaryFigures:
+        """The figures of `snapshot`, taken over the part of `shift` (titled `window_title`,
+        e.g. `Shift A`) that has run so far."""
+        elapsed_s = max(0, min(snapshot.at_us, shift.to_us) - shift.from_us) / 1_000_000
+        factory = snapshot.factory
+        rate_text = MISSING
+        rejected = MISSING
+        if ingest is not None:
+            rate_text = rate(ingest.rate_per_s)
+            rejected = MISSING if ingest.rejected is None else f"{ingest.rejected:,}"
+        return cls(
+            window_title=window_title,
+            elapsed=f"{hours_minutes(elapsed_s)} of {hours_minutes(shift.seconds)}",
+            working=factory.working,
+            idle=factory.idle,
+            absent=factory.absent,
+            unobserved=factory.unobserved,
+            units=f"{factory.units:,}",
+            throughput=rate(factory.throughput_uph),
+            utilization=percent(factory.avg_utilization),
+            uph=rate(factory.avg_uph),
+            ingest_rate=rate_text,
+            rejected=rejected,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStatus:
+    """Whether the figures are live; `detail` says as of when, or what went wrong."""
+
+    state: FeedState
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ViewState:
+    """The grid's sort and filter, and how many tiles the filter leaves."""
+
+    sort_label: str
+    filter_text: str = ""
+    shown: int = 0
+    total: int = 0
+
+
+class SummaryBar(Widget):
+    """Feed status, shift and elapsed time, worker states and the factory's figures.
+
+    Items are packed into as few lines as the width allows (two at 120 columns, three at 80);
+    an item is never split across lines.
+    """
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "summary-bar--label",
+        "summary-bar--value",
+        "summary-bar--loading",
+        "summary-bar--live",
+        "summary-bar--paused",
+        "summary-bar--stale",
+        "summary-bar--working",
+        "summary-bar--idle",
+        "summary-bar--absent",
+        "summary-bar--unobserved",
+    }
+
+    DEFAULT_CSS = """
+    SummaryBar {
+        width: 1fr;
+        height: auto;
+        padding: 0 1;
+    }
+    """
+
+    figures: reactive[SummaryFigures | None] = reactive(None, layout=True)
+    """Figures of the latest Snapshot (None until the first one)."""
+    status: reactive[FeedStatus] = reactive(FeedStatus("loading"), layout=True)
+    """Live, paused, stale or loading."""
+    view: reactive[ViewState] = reactive(ViewState("name"), layout=True)
+    """Sort and filter of the grid."""
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self._lines(width))
+
+    def render(self) -> Text:
+        """The packed lines."""
+        lines = self._lines(self.content_region.width or self.size.width)
+        return Text("\n", no_wrap=True).join(lines)
+
+    def _lines(self, width: int) -> list[Text]:
+        return self._pack(self._chips(), max(1, width))
+
+    def _chips(self) -> list[Chip]:
+        """Feed status and window first, then the figures, then the view (sort, filter)."""
+        label = self.get_component_rich_style("summary-bar--label")
+        value = self.get_component_rich_style("summary-bar--value")
+
+        def state(name: str, count: int) -> tuple[str, Style]:
+            return (f"{count} {name}", self.get_component_rich_style(f"summary-bar--{name}"))
+
+        status, figures, view = self.status, self.figures, self.view
+        feed_style = self.get_component_rich_style(f"summary-bar--{status.state}")
+        chips: list[Chip] = [[(f" {FEED_WORDS[status.state]} ", feed_style)]]
+        if figures is not None:
+            chips.append([(figures.window_title, value), (" " + figures.elapsed, label)])
+        if status.detail:
+            chips.append([(status.detail, label)])
+        if figures is not None:
+            chips += [
+                [state("working", figures.working), ("  ", label), state("idle", figures.idle)],
+                [
+                    state("absent", figures.absent),
+                    ("  ", label),
+                    state("unobserved", figures.unobserved),
+                ],
+                [(figures.units, value), (" units", label)],
+                [(figures.throughput, value), (" units/h", label)],
+                [("avg util ", label), (figures.utilization, value)],
+                [("avg UPH ", label), (figures.uph, value)],
+                [(figures.ingest_rate, value), (" ev/s", label)],
+                [(figures.rejected, value), (" rejected", label)],
+            ]
+        chips.append([("sort ", label), (view.sort_label, value)])
+        if view.filter_text:
+            chips.append(
+                [
+                    ("filter ", label),
+                    (f"“{view.filter_text}”", value),
+                    (f" {view.shown}/{view.total}", label),
+                ]
+            )
+        return chips
+
+    @staticmethod
+    def _pack(chips: list[Chip], width: int) -> list[Text]:
+        """Greedy line packing: a chip goes on the current line if it fits, else on a new one."""
+        lines: list[Text] = []
+        current = Text(no_wrap=True)
+        for chip in chips:
+            size = sum(cell_len(text) for text, _ in chip)
+            needed = size if not current else size + len(_GAP)
+            if current and current.cell_len + needed > width:
+                lines.append(current)
+                current = Text(no_wrap=True)
+            if current:
+                current.append(_GAP)
+            room = width - current.cell_len
+            for text, style in chip:
+                piece = clip(text, room)
+                current.append(piece, style)
+                room -= cell_len(piece)
+                if room <= 0:
+                    break
+        if current:
+            lines.append(current)
+        return lines

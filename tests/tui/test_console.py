@@ -1,0 +1,372 @@
+"""The console driven with Textual's pilot, on a real database and a real listener (port 0)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from factory_tui.app import FactoryApp, live_owner
+from factory_tui.ingest.client import IngestClient
+from factory_tui.widgets.help_screen import HelpScreen
+from factory_tui.widgets.worker_grid import WorkerGrid
+from tests.tui.conftest import ConsoleFactory, SetClock
+from tests.tui.floor import AT, line
+
+ALL = ("W1", "W2", "W3", "W4", "W5", "W6")
+
+
+def tile_text(app: FactoryApp, worker_id: str) -> str:
+    """The text of a worker's tile as drawn (all six lines)."""
+    grid = app.query_one(WorkerGrid)
+    index = grid.shown_ids.index(worker_id)
+    tile = grid._tiles[index]  # the drawn value; rendering it is what the screen shows
+    return "\n".join(strip.text for strip in grid._tile_strips(tile, 30))
+
+
+class TestStartup:
+    async def test_first_tick_shows_every_roster_worker(self, console: ConsoleFactory) -> None:
+        app = console()
+        async with app.run_test(size=(120, 40)):
+            snapshot = await app.tick_now()
+            assert snapshot is not None
+            assert app.grid.shown_ids == ALL
+            assert app.summary.status.state == "live"
+            assert app.role == "console"
+            assert app.listener is not None
+            assert app.sub_title == "console"
+            figures = app.summary.figures
+            assert figures is not None
+            assert (figures.working, figures.idle, figures.absent, figures.unobserved) == (
+                2,
+                1,
+                1,
+                2,
+            )
+            assert figures.units == "106"
+            assert figures.window_title == "Shift A"
+            assert figures.elapsed == "4h30m of 8h00m"
+
+    async def test_sighup_is_left_to_its_default(self, console: ConsoleFactory) -> None:
+        """A vanished SSH terminal must end the process: nothing may catch SIGHUP."""
+        import signal
+
+        app = console()
+        async with app.run_test():
+            await app.tick_now()
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL
+
+
+class TestFilter:
+    async def test_typing_a_filter_hides_the_other_tiles(self, console: ConsoleFactory) -> None:
+        app = console()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await app.tick_now()
+            await pilot.press("slash", *"chen")
+            assert app.grid.shown_ids == ("W3",)
+            assert app.summary.view.filter_text == "chen"
+            assert (app.summary.view.shown, app.summary.view.total) == (1, 6)
+            await pilot.press("escape")
+            assert app.grid.shown_ids == ALL
+            assert app.summary.view.filter_text == ""
+            assert app.grid.has_focus
+
+    async def test_filter_matches_state_and_station_words(self, console: ConsoleFactory) -> None:
+        app = console()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await app.tick_now()
+            await pilot.press("slash", *"unobserved")
+            assert app.grid.shown_ids == ("W4", "W6")
+            await pilot.press(*(["backspace"] * 10), *"soldering")
+            assert app.grid.shown_ids == ("W3",)
+
+    async def test_enter_keeps_the_filter_and_returns_to_the_tiles(
+        self, console: ConsoleFactory
+    ) -> None:
+        app = console()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await app.tick_now()
+            await pilot.press("slash", *"working", "enter")
+            assert app.grid.has_focus
+            assert app.grid.shown_ids == ("W1", "W5")
+            # Keys go to the grid again: esc on the grid clears the filter too.
+            await pilot.press("escape")
+            assert app.grid.shown_ids == ALL
+
+    async def test_no_match_says_how_to_clear(self, console: ConsoleFactory) -> None:
+        app = console()
+        async with app.run_test(size=(80, 24)) as pilot:
+            await app.tick_now()
+            await pilot.press("slash", *"nobody")
+            await pilot.pause()
+            assert app.grid.shown_ids == ()
+            line_text = app.grid.render_line(1).text
+            assert "No worker matches “nobody”" in line_text
+            assert "esc clears" in line_text
+
+
+class TestSort:
+    async def test_s_cycles_through_the_sort_orders(self, console: ConsoleFactory) -> None:
+        app = console()
+        async with app.run_test(size=(120, 40)) as pilot:
+            snapshot = await app.tick_now()
+            assert snapshot is not None
+            orders = [app.grid.shown_ids]
+            labels = [app.summary.view.sort_label]
+            for _ in range(5):
+                await pilot.press("s")
+                orders.append(app.grid.shown_ids)
+                labels.append(app.summary.view.sort_label)
+            assert labels == [
+                "name",
+                "utilization ↓",
+                "units ↓",
+                "UPH ↓",
+                "last seen (stalest first)",
+                "name",
+            ]
+            by_name, by_util, by_units, by_uph, by_seen, back = orders
+            assert by_name == ALL
+            assert back == ALL
+            # Utilization: the three at 100% in name order, then W2 (65%), then the two nulls.
+            assert by_util == ("W1", "W3", "W4", "W5", "W2", "W6")
+            assert by_units == ("W5", "W1", "W3", "W2", "W4", "W6")
+            assert by_uph == ("W5", "W1", "W3", "W2", "W4", "W6")
+            # Never seen first, then the camera that went dark, then the rest by age.
+            assert by_seen[:2] == ("W6", "W4")
+            units = [snapshot.worker(worker_id).units for worker_id in by_units]  # type: ignore[union-attr]
+            assert units == sorted(units, reverse=True)
+
+
+class TestLiveUpdates:
+    async def test_events_sent_to_the_listener_appear_on_the_next_tick(
+        self, console: ConsoleFactory, clock: SetClock
+    ) -> None:
+        app = console()
+        async with app.run_test(size=(120, 40)):
+            await app.tick_now()
+            assert "not seen" in tile_text(app, "W6")
+            assert app.listener is not None
+            client = IngestClient("127.0.0.1", app.listener.port)
+            await client.connect()
+            try:
+                replies = await client.send(
+                    [
+                        line(AT, "W6", "S6", "working"),
+                        line(AT, "W6", "S6", "product_count", count=3),
+                    ]
+                )
+            finally:
+                await client.close()
+            assert [reply["status"] for reply in replies] == ["accepted", "accepted"]
+            clock.advance(90)
+            await app.tick_now()
+            text = tile_text(app, "W6")
+            assert "WORKING" in text
+            assert "S6 Rework" in text
+            assert "3 units" in text
+            assert "1m ago" in text
+            assert app.summary.figures is not None
+            assert app.summary.figures.units == "109"
+
+    async def test_only_the_tiles_that_changed_are_drawn_again(
+        self, console: ConsoleFactory
+    ) -> None:
+        app = console()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await app.tick_now()
+            await pilot.pause()
+            drawn = app.grid.tiles_drawn
+            assert drawn >= 6
+            assert app.listener is not None
+            await app.listener.submit([line(AT, "W6", "S6", "idle")])
+            await app.tick_now()
+            await pilot.pause()
+            assert app.grid.tiles_drawn == drawn + 1
+            # Nothing new: no tile is drawn again.
+            await app.tick_now()
+            await pilot.pause()
+            assert app.grid.tiles_drawn == drawn + 1
+
+    async def test_pause_stops_updates_until_resumed(
+        self, console: ConsoleFactory, clock: SetClock
+    ) -> None:
+        app = console()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await app.tick_now()
+            await pilot.press("space")
+            assert app.paused
+            assert app.summary.status.state == "paused"
+            assert "as of 10:30:00" in app.summary.status.detail
+            assert app.sub_title == "console · PAUSED"
+            assert app.listener is not None
+            await app.listener.submit([line(AT, "W6", "S6", "working")])
+            clock.advance(60)
+            ticks = app.ticks_done
+            for _ in range(3):
+                app._on_timer()  # what the interval timer does every tick_s
+                await app.tick_now()
+            await pilot.pause()
+            assert app.ticks_done == ticks
+            assert "not seen" in tile_text(app, "W6")
+            await pilot.press("space")
+            assert not app.paused
+            await app.tick_now()
+            assert "WORKING" in tile_text(app, "W6")
+            assert app.summary.status.state == "live"
+            assert app.sub_title == "console"
+
+    async def test_a_database_error_marks_the_figures_stale(
+        self, console: ConsoleFactory, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        app = console()
+        async with app.run_test(size=(120, 40)):
+            await app.tick_now()
+            assert app._store is not None
+
+            def locked(*args: object, **kwargs: object) -> list[object]:
+                raise sqlite3.OperationalError("database is locked")
+
+            monkeypatch.setattr(app._store, "read_since", locked)
+            await app.tick_now()
+            assert app.summary.status.state == "stale"
+            assert "database is locked" in app.summary.status.detail
+            assert "as of 10:30:00" in app.summary.status.detail
+            monkeypatch.undo()
+            await app.tick_now()
+            assert app.summary.status.state == "live"
+
+
+class TestKeys:
+    async def test_arrows_move_between_tiles_and_enter_opens_the_worker(
+        self, console: ConsoleFactory, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        opened: list[str] = []
+        app = console()
+        monkeypatch.setattr(app, "open_worker_detail", opened.append)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await app.tick_now()
+            assert app.grid.columns == 4
+            assert app.grid.selected_worker == "W1"
+            await pilot.press("right", "right")
+            assert app.grid.selected_worker == "W3"
+            await pilot.press("down")
+            # W3 is in column 3 of 4; below it is nothing, so the cursor stays.
+            assert app.grid.selected_worker == "W3"
+            await pilot.press("left", "left", "down")
+            assert app.grid.selected_worker == "W5"
+            await pilot.press("end")
+            assert app.grid.selected_worker == "W6"
+            await pilot.press("up")
+            assert app.grid.selected_worker == "W2"
+            await pilot.press("enter")
+            await pilot.pause()
+            assert opened == ["W2"]
+
+    async def test_enter_without_a_detail_screen_says_so(self, console: ConsoleFactory) -> None:
+        app = console()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await app.tick_now()
+            await pilot.press("enter")
+            await pilot.pause()
+            messages = [notification.message for notification in app._notifications]
+            assert any("Ana Silva (W1)" in message for message in messages)
+
+    async def test_t_toggles_dark_and_light(self, console: ConsoleFactory) -> None:
+        app = console()
+        async with app.run_test() as pilot:
+            await app.tick_now()
+            assert app.theme == "textual-dark"
+            await pilot.press("t")
+            assert app.theme == "textual-light"
+            assert not app.current_theme.dark
+            await pilot.press("t")
+            assert app.theme == "textual-dark"
+
+    async def test_question_mark_lists_every_key(self, console: ConsoleFactory) -> None:
+        app = console()
+        async with app.run_test(size=(80, 24)) as pilot:
+            await app.tick_now()
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            keys = [key for key, _ in app.screen._keys]
+            for key in ("/", "esc", "s", "space", "t", "enter", "?", "q"):
+                assert key in keys
+            await pilot.press("escape")
+            assert not isinstance(app.screen, HelpScreen)
+
+    async def test_q_quits_cleanly_and_frees_the_port(self, console: ConsoleFactory) -> None:
+        app = console()
+        async with app.run_test() as pilot:
+            await app.tick_now()
+            assert app.listener is not None
+            port = app.listener.port
+            await pilot.press("q")
+            await pilot.pause()
+        assert app.return_code == 0
+        assert app.error_message is None
+        assert app._store is None
+        # The port is free again: the listener stopped, not just the screen.
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("127.0.0.1", port))
+
+
+class TestViewer:
+    async def test_a_viewer_on_the_same_database_shows_the_same_numbers(
+        self, console: ConsoleFactory, floor_db: Path
+    ) -> None:
+        owner = console()
+        async with owner.run_test(size=(120, 40)):
+            await owner.tick_now()
+            assert owner.listener is not None
+            port = owner.listener.port
+            await owner.listener.submit([line(AT, "W6", "S6", "working")])
+            assert live_owner(floor_db, port) is not None
+            viewer = console(port=port)
+            async with viewer.run_test(size=(120, 40)):
+                owner_snapshot = await owner.tick_now()
+                viewer_snapshot = await viewer.tick_now()
+                assert viewer.role == "viewer"
+                assert viewer.listener is None
+                assert viewer.sub_title == "viewer (read-only)"
+                assert owner_snapshot is not None
+                assert viewer_snapshot is not None
+                assert viewer_snapshot.workers == owner_snapshot.workers
+                assert viewer_snapshot.factory == owner_snapshot.factory
+                owner_figures = owner.summary.figures
+                viewer_figures = viewer.summary.figures
+                assert owner_figures is not None
+                assert viewer_figures is not None
+                assert viewer_figures.units == owner_figures.units == "106"
+                # Rejected lines never reach the database, so a viewer cannot count them.
+                assert viewer_figures.rejected == "—"
+
+    async def test_a_port_held_by_another_program_is_a_clear_error(
+        self, console: ConsoleFactory
+    ) -> None:
+        with socket.socket() as other:
+            other.bind(("127.0.0.1", 0))
+            other.listen()
+            port = other.getsockname()[1]
+            app = console(port=port)
+            async with app.run_test() as pilot:
+                await pilot.pause()
+                await asyncio.wait_for(app._started.wait(), 10)
+        assert app.return_code == 2
+        assert app.error_message is not None
+        assert f"port {port}" in app.error_message
+        assert "already in use" in app.error_message
+
+    async def test_a_viewer_needs_the_database_to_exist(
+        self, console: ConsoleFactory, tmp_path: Path
+    ) -> None:
+        app = console(role="viewer", db=tmp_path / "missing.db")
+        async with app.run_test():
+            await asyncio.wait_for(app._started.wait(), 10)
+        assert app.return_code == 2
+        assert app.error_message is not None
+        assert "does not exist" in app.error_message

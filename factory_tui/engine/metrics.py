@@ -7,9 +7,13 @@ How the work is split so a tick stays cheap whatever the history size:
 
 - per worker, a `WorkerTimeline` (columns + prefix sums): window sums are O(log n);
 - per station, a `StationUnits` prefix sum for units;
-- station occupancy (a union over workers) is summed from cached five-minute blocks; new
-  events drop only the blocks whose time they can change, and only the partial blocks at the
-  window's edges are computed on every snapshot.
+- station occupancy (a union over workers) is summed from cached five-minute blocks, each
+  computed from the workers' working stretches (runs, not events); new events drop only the
+  blocks whose time they can change, and only the partial blocks at the window's edges are
+  computed on every snapshot.
+
+An `Engine` is not thread-safe: fold and ask from one thread at a time (the console's tick
+worker does both).
 """
 
 from __future__ import annotations
@@ -50,8 +54,6 @@ ACTIVITY_BUCKETS: Final = 12
 ACTIVITY_BUCKET_US: Final = 300 * US_PER_S
 CHUNK_ROWS: Final = 100_000
 """`apply` folds long iterables in chunks of this many rows, to bound transient memory."""
-_PAUSE_GC_ROWS: Final = 10_000
-"""Chunks at least this long are folded with the cyclic garbage collector paused."""
 _SPARE_BLOCKS: Final = 64
 """Cached blocks kept outside the last queried window before the cache is trimmed."""
 
@@ -138,19 +140,17 @@ class Engine:
         """
         added = 0
         iterator = iter(rows)
-        while chunk := list(islice(iterator, CHUNK_ROWS)):
-            if len(chunk) < _PAUSE_GC_ROWS:
+        # Folding allocates no reference cycles, but its allocations (and the caller's rows,
+        # built as they are pulled) would trigger full collections that walk the whole heap
+        # again and again; pause the cyclic collector meanwhile, as bulk loaders do.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            while chunk := list(islice(iterator, CHUNK_ROWS)):
                 added += self._fold(chunk)
-                continue
-            # A large fold allocates no reference cycles, but its allocations would trigger
-            # full collections that walk the caller's whole list of rows again and again.
-            enabled = gc.isenabled()
-            gc.disable()
-            try:
-                added += self._fold(chunk)
-            finally:
-                if enabled:
-                    gc.enable()
+        finally:
+            if enabled:
+                gc.enable()
         return added
 
     def _fold(self, chunk: list[RowTuple]) -> int:

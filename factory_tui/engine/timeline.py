@@ -105,11 +105,16 @@ class WorkerTimeline:
     methods; nothing here reads a clock or does I/O.
 
     Counted time per state is kept in two layers, because states change far less often than
-    events arrive (cameras repeat the current state as a heartbeat): `p_gap` is the prefix sum
-    of every interval's (capped) length, and the *runs* (maximal stretches of events whose
-    state in force has the same kind) carry the per-state totals at their start. The time of
-    a state before event `i` is its total at the start of `i`'s run plus, when the run is in
-    that state, `p_gap[i] - p_gap[run start]`.
+    events arrive (cameras repeat the current state as a heartbeat):
+
+    - `lost[i]` is how much of the gaps before event `i` the max_gap cap dropped, so the
+      counted length of intervals a..i-1 is `(ts[i] - ts[a]) - (lost[i] - lost[a])`, and
+      intervals a..i-1 are back to back exactly when `lost[i] == lost[a]`;
+    - the *runs* (maximal stretches of events with the same state code in force) carry the
+      per-state totals at their start. The time of a state before event `i` is its total at
+      the start of `i`'s run plus, when the run is in that state, the counted length from the
+      run's start to `i`. A working stretch at one station is a run cut at the gaps `lost`
+      marks, so station occupancy walks runs, not events.
     """
 
     __slots__ = (
@@ -120,11 +125,11 @@ class WorkerTimeline:
         "cur",
         "count",
         "conf",
-        "p_gap",
+        "lost",
         "units",
         "conf_sum",
         "run_start",
-        "run_kind",
+        "run_code",
         "run_work",
         "run_idle",
         "run_absent",
@@ -143,16 +148,16 @@ class WorkerTimeline:
         self.count: array[int] = array("q")
         self.conf: array[int] = array("q")
         """Confidence in billionths (see `CONFIDENCE_SCALE`)."""
-        self.p_gap: array[int] = array("q")
-        """Capped length of intervals 0..i-1, whatever their state (same length as `ts`)."""
+        self.lost: array[int] = array("q")
+        """Time the max_gap cap dropped from the gaps before each event (non-decreasing)."""
         self.units: array[int] = array("q", [0])
         """Units of events 0..i-1 (one longer than `ts`)."""
         self.conf_sum: array[int] = array("q", [0])
         """Summed confidence (billionths) of events 0..i-1 (one longer than `ts`)."""
         self.run_start: array[int] = array("q")
         """Index of the first event of each run (runs tile 0..n-1)."""
-        self.run_kind: array[int] = array("b")
-        """The kind of the state in force through each run (PRODUCT: no state yet)."""
+        self.run_code: array[int] = array("i")
+        """The state code in force through each run (-1: no state yet)."""
         self.run_work: array[int] = array("q")
         """Counted working µs of the intervals before each run starts."""
         self.run_idle: array[int] = array("q")
@@ -241,54 +246,53 @@ class WorkerTimeline:
         """Recompute the derived columns and the runs from `position` to the end."""
         ts, own, cur = self.ts, self.own, self.cur
         n = len(ts)
-        run_start, run_kind = self.run_start, self.run_kind
-        # Runs that start before `position` keep their start, kind and totals; only the one
+        run_start, run_code = self.run_start, self.run_code
+        # Runs that start before `position` keep their start, code and totals; only the one
         # holding position-1 may now end elsewhere, and it is simply continued below.
         kept = bisect_right(run_start, position - 1)
         run_totals = (self.run_work, self.run_idle, self.run_absent)
-        for column in (run_start, run_kind, *run_totals):
+        for column in (run_start, run_code, *run_totals):
             del column[kept:]
 
         state = cur[position - 1] if position else NO_STATE
-        kind = run_kind[-1] if kept else -1
+        in_run = run_code[-1] if kept else None
         del cur[position:]
         carried: list[int] = []
         append = carried.append
         starts: list[int] = []
-        kinds: list[int] = []
+        codes: list[int] = []
         for index, code in enumerate(own[position:], position):
             if code & 3 != PRODUCT:
                 state = code
             append(state)
-            if state & 3 != kind:
-                kind = state & 3
+            if state != in_run:
+                in_run = state
                 starts.append(index)
-                kinds.append(kind)
+                codes.append(state)
         cur.fromlist(carried)
 
-        # p_gap[i] = p_gap[i-1] + min(ts[i] - ts[i-1], max_gap), from position on.
+        # lost[i] = lost[i-1] + max(ts[i] - ts[i-1] - max_gap, 0), from position on.
         first = max(position, 1)
         if position == 0:
-            del self.p_gap[:]
-            self.p_gap.append(0)
+            del self.lost[:]
+            self.lost.append(0)
         if n > first:
-            base = self.p_gap[first - 1]
-            del self.p_gap[first - 1 :]
+            base = self.lost[first - 1]
+            del self.lost[first - 1 :]
             window = ts[first - 1 :]
-            spans = map(min, map(sub, window[1:], window[:-1]), repeat(self.max_gap_us))
-            self.p_gap.fromlist(list(accumulate(spans, initial=base)))
+            over = map(sub, map(sub, window[1:], window[:-1]), repeat(self.max_gap_us))
+            self.lost.fromlist(list(accumulate(map(max, over, repeat(0)), initial=base)))
 
-        p_gap = self.p_gap
-        for start, new_kind in zip(starts, kinds, strict=True):
+        for start, code in zip(starts, codes, strict=True):
             totals = [0, 0, 0]
             if run_start:
                 previous = len(run_start) - 1
                 totals = [column[previous] for column in run_totals]
-                previous_kind = run_kind[previous]
-                if previous_kind != PRODUCT:
-                    totals[previous_kind] += p_gap[start] - p_gap[run_start[previous]]
+                kind = run_code[previous] & 3
+                if kind != PRODUCT:
+                    totals[kind] += self.counted_between(run_start[previous], start)
             run_start.append(start)
-            run_kind.append(new_kind)
+            run_code.append(code)
             for column, total in zip(run_totals, totals, strict=True):
                 column.append(total)
 
@@ -323,6 +327,10 @@ class WorkerTimeline:
             end = ts[index + 1]
         return end
 
+    def counted_between(self, first: int, stop: int) -> int:
+        """Counted length of intervals first..stop-1 (each one closed by the next event)."""
+        return (self.ts[stop] - self.ts[first]) - (self.lost[stop] - self.lost[first])
+
     def counted(self, t: int) -> tuple[int, int, int]:
         """Counted (working, idle, absent) µs before instant `t`, no `at` cut.
 
@@ -334,11 +342,11 @@ class WorkerTimeline:
             return 0, 0, 0
         run = bisect_right(self.run_start, index) - 1
         totals = [self.run_work[run], self.run_idle[run], self.run_absent[run]]
-        kind = self.run_kind[run]
+        kind = self.run_code[run] & 3
         if kind != PRODUCT:
             # Intervals from the run's start to index-1 are whole; interval `index` is cut at t.
             end = self.end_of(index)
-            inside = self.p_gap[index] - self.p_gap[self.run_start[run]]
+            inside = self.counted_between(self.run_start[run], index)
             totals[kind] += inside + (t if t < end else end) - ts[index]
         return totals[0], totals[1], totals[2]
 
@@ -350,9 +358,10 @@ class WorkerTimeline:
             return 0
         run = bisect_right(self.run_start, index) - 1
         total: int = self.run_work[run]
-        if self.run_kind[run] == WORKING:
+        code = self.run_code[run]
+        if code >= 0 and code & 3 == WORKING:
             end = self.end_of(index)
-            inside = self.p_gap[index] - self.p_gap[self.run_start[run]]
+            inside = self.counted_between(self.run_start[run], index)
             total += inside + (t if t < end else end) - ts[index]
         return total
 
@@ -390,27 +399,42 @@ class WorkerTimeline:
     def working_runs(self, lo: int, hi: int) -> Iterator[tuple[int, int, int]]:
         """(start, end, station index) of maximal working stretches clipped to [lo, hi).
 
-        Contiguous working intervals at one station (a camera's heartbeats) come out as one run.
+        Walks runs, not events: within a working run, the stretch only breaks where the
+        max_gap cap dropped time, which `lost` finds by bisection. Back-to-back heartbeats at
+        one station therefore cost nothing, however many there are.
         """
-        run_start = run_end = run_station = -1
-        for start, end, code in self.intervals(lo, hi):
-            if code < 0 or code & 3 != WORKING:
-                continue
-            station = code >> 2
-            if station == run_station and start == run_end:
-                run_end = end
-                continue
-            if run_station >= 0:
-                yield run_start, run_end, run_station
-            run_start, run_end, run_station = start, end, station
-        if run_station >= 0:
-            yield run_start, run_end, run_station
+        ts, lost, run_start, run_code = self.ts, self.lost, self.run_start, self.run_code
+        n = len(ts)
+        if not n:
+            return
+        first = max(bisect_right(ts, lo) - 1, 0)
+        stop = bisect_left(ts, hi)  # intervals first..stop-1 reach into [lo, hi)
+        runs = len(run_start)
+        run = bisect_right(run_start, first) - 1
+        while run < runs and run_start[run] < stop:
+            code = run_code[run]
+            following = run_start[run + 1] if run + 1 < runs else n
+            if code >= 0 and code & 3 == WORKING:
+                index = max(run_start[run], first)
+                end_index = min(following, stop)
+                while index < end_index:
+                    # The stretch runs until the first interval after which time was dropped.
+                    broken = bisect_right(lost, lost[index], index + 1, end_index)
+                    start, end = ts[index], self.end_of(broken - 1)
+                    if start < lo:
+                        start = lo
+                    if end > hi:
+                        end = hi
+                    if end > start:
+                        yield start, end, code >> 2
+                    index = broken
+            run += 1
 
     def nbytes(self) -> int:
         """Bytes held by the columns (for the memory figure of the benchmark)."""
-        columns = (self.ts, self.hk, self.own, self.cur, self.count, self.conf, self.p_gap)
+        columns = (self.ts, self.hk, self.own, self.cur, self.count, self.conf, self.lost)
         prefixes = (self.units, self.conf_sum)
-        runs = (self.run_start, self.run_kind, self.run_work, self.run_idle, self.run_absent)
+        runs = (self.run_start, self.run_code, self.run_work, self.run_idle, self.run_absent)
         return sum(
             column.buffer_info()[1] * column.itemsize for column in columns + prefixes + runs
         )

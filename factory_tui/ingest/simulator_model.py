@@ -20,7 +20,8 @@ The behaviour, per worker and shift block of length L:
 - confidence around the camera's own mean, with occasional dips, and model-wide drift episodes
   for the newer model version, so the drift views have something to show;
 - a fraction of lines re-sent later (duplicates, sometimes spelled differently) and a fraction
-  sent late (out of order).
+  sent late (out of order). No line is sent after the end of its own block (a delay that would
+  cross it is dropped), which keeps blocks independent of each other.
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ class FleetConfig:
     duplicate_delay_s: tuple[float, float] = (1.0, 30.0)
     """How long after the first send a duplicate is sent."""
     late_rate: float = 0.02
-    """Chance that a line is sent late, i.e. after lines with later timestamps."""
+    """Chance that a line is sent a while after its timestamp (so it can arrive after lines with
+    later timestamps)."""
     late_delay_s: tuple[float, float] = (5.0, 120.0)
     """How long after its timestamp a late line is sent."""
     dark_per_hour: float = 0.05

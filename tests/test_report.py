@@ -276,6 +276,17 @@ def test_table_is_for_people(site: tuple[Path, Path]) -> None:
     assert "Factory: active 0:25:00, idle 0:15:00" in text
 
 
+def test_table_fits_an_80_column_terminal(
+    site: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    text = run(*site, *HOUR).stdout
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "Seen" in text
+    assert "0:25 " in text  # minutes, not seconds, when narrow
+    assert "Conf" not in text
+
+
 def test_report_reads_beside_a_writer_holding_the_lock(site: tuple[Path, Path]) -> None:
     config, db = site
     writer = Store.open(db)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sqlite3
 import sys
 from datetime import UTC, datetime, tzinfo
@@ -256,41 +257,87 @@ def _csv_cells(row: dict[str, Any]) -> dict[str, Any]:
     return {key: ("" if value is None else value) for key, value in row.items()}
 
 
+_NARROW_COLUMNS: Final = 110
+"""Below this terminal width the worker table leaves out Absent, Conf and Events and shows
+minutes rather than seconds, so it fits 80 columns."""
+
+
 def print_table(snapshot: Snapshot, zone: tzinfo) -> None:
-    """Rich tables for people: workers, workstations, factory."""
+    """Rich tables for people: workers, workstations, factory. Fits an 80-column terminal."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 160, soft_wrap=False)
+    # Piped output is not squeezed to rich's 80-column default, unless COLUMNS says so.
+    fits = sys.stdout.isatty() or "COLUMNS" in os.environ
+    console = Console(width=None if fits else 160, soft_wrap=False)
+    wide = console.width >= _NARROW_COLUMNS
     window = snapshot.window
     label = f"{window.label} " if window.label else ""
     console.print(
         f"Window {label}{_local(window.from_us, zone)} → {_local(window.to_us, zone)}, "
-        f"at {_local(snapshot.at_us, zone)} ({zone})"
+        f"at {_local(snapshot.at_us, zone)} ({zone})",
+        highlight=False,
     )
-    workers = Table(title="Workers", title_justify="left")
-    for heading in ("Worker", "Name", "State", "Station", "Active", "Idle", "Absent"):
-        workers.add_column(heading, no_wrap=heading != "Name")
-    for heading in ("Util", "Units", "UPH", "Conf", "Events", "Last seen"):
-        workers.add_column(heading, justify="right", no_wrap=True)
-    for w in snapshot.workers:
-        workers.add_row(
-            w.worker_id,
-            w.name,
-            w.state,
-            w.station_id or "—",
-            _duration(w.active_s),
-            _duration(w.idle_s),
-            _duration(w.absent_s),
-            _percent(w.utilization),
-            str(w.units),
-            _number(w.uph),
-            _number(w.mean_confidence, 2),
-            str(w.events),
-            "—" if w.last_seen_us is None else _local(w.last_seen_us, zone),
+    today = _local(snapshot.at_us, zone)[:10]
+
+    def seen(us: int | None) -> str:
+        # The date only when it is not the day of `at`: it is usually today.
+        if us is None:
+            return "—"
+        text = _local(us, zone)
+        if text[:10] != today:
+            return text if wide else text[5:16]
+        return text[11:] if wide else text[11:16]
+
+    def span(seconds: float) -> str:
+        return _duration(seconds) if wide else _duration(seconds)[:-3]
+
+    workers = Table(
+        title="Workers",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=wide,
+        collapse_padding=not wide,
+    )
+    columns: list[tuple[str, bool]] = [
+        ("Worker", False),
+        ("Name", False),
+        ("State", False),
+        ("Station", False),
+        ("Active", True),
+        ("Idle", True),
+        *([("Absent", True)] if wide else []),
+        ("Util", True),
+        ("Units", True),
+        ("UPH", True),
+        *([("Conf", True), ("Events", True)] if wide else []),
+        ("Last seen" if wide else "Seen", True),
+    ]
+    for heading, numeric in columns:
+        workers.add_column(
+            heading, justify="right" if numeric else "left", no_wrap=heading != "Name"
         )
+    for w in snapshot.workers:
+        cells = {
+            "Worker": w.worker_id,
+            "Name": w.name,
+            "State": w.state,
+            "Station": w.station_id or "—",
+            "Active": span(w.active_s),
+            "Idle": span(w.idle_s),
+            "Absent": _duration(w.absent_s),
+            "Util": _percent(w.utilization),
+            "Units": str(w.units),
+            "UPH": _number(w.uph),
+            "Conf": _number(w.mean_confidence, 2),
+            "Events": str(w.events),
+            "Last seen": seen(w.last_seen_us),
+            "Seen": seen(w.last_seen_us),
+        }
+        workers.add_row(*(cells[heading] for heading, _ in columns))
     console.print(workers)
-    stations = Table(title="Workstations", title_justify="left")
+    stations = Table(title="Workstations", title_justify="left", box=box.SIMPLE_HEAD)
     stations.add_column("Station", no_wrap=True)
     stations.add_column("Name")
     for heading in ("Occupied", "Util", "Units", "Units/h"):
@@ -311,8 +358,12 @@ def print_table(snapshot: Snapshot, zone: tzinfo) -> None:
     console.print(
         f"Factory: active {_duration(f.active_s)}, idle {_duration(f.idle_s)}, absent "
         f"{_duration(f.absent_s)}, units {f.units}, avg utilization {_percent(f.avg_utilization)},"
-        f" avg UPH {_number(f.avg_uph)}, throughput {_number(f.throughput_uph)} units/h; "
-        f"now {f.working} working, {f.idle} idle, {f.absent} absent, {f.unobserved} unobserved"
+        f" avg UPH {_number(f.avg_uph)}, throughput {_number(f.throughput_uph)} units/h",
+        highlight=False,
+    )
+    console.print(
+        f"Now: {f.working} working, {f.idle} idle, {f.absent} absent, {f.unobserved} unobserved",
+        highlight=False,
     )
 
 

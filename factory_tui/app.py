@@ -120,10 +120,10 @@ class FactoryApp(App[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter"),
-        Binding("escape", "clear_filter", "Clear", show=False),
+        Binding("escape", "clear_filter", "Clear"),
         Binding("s", "cycle_sort", "Sort"),
         Binding("space", "toggle_pause", "Pause"),
-        Binding("t", "toggle_theme", "Theme"),
+        Binding("t", "toggle_theme", "Theme", show=False),
         Binding("question_mark", "help", "Keys"),
         Binding("q", "quit", "Quit"),
     ]
@@ -589,19 +589,11 @@ class FactoryApp(App[None]):
             ("q", "Quit"),
         ]
         notes = [
-            "Tiles: state (also as a word), station, utilization, units and UPH over the "
-            "window, activity over the last hour, time since the last event, mean confidence.",
-            self._where_note(),
+            "Tiles: state (also as a word), station, utilization, units and UPH over the shift "
+            "so far, activity over the last hour, time since the last event, mean confidence.",
+            "Summary: avg util and avg UPH are means over the workers that have a value.",
         ]
         self.push_screen(HelpScreen(keys, notes))
-
-    def _where_note(self) -> str:
-        if self.listener is not None:
-            return (
-                f"Listening for cameras on {self.listener.host}:{self.listener.port}; "
-                f"database {self.store_path}."
-            )
-        return f"Read-only viewer of {self.store_path}; another factory-tui owns the port."
 
     async def action_quit(self) -> None:
         """Stop the simulator and the listener (acking what was received), then exit."""

@@ -32,6 +32,9 @@ class HelpScreen(ModalScreen[None]):
         max-height: 100%;
         padding: 0 1;
     }
+    HelpScreen #help-notes {
+        margin-top: 1;
+    }
     """
 
     def __init__(self, keys: Sequence[tuple[str, str]], notes: Sequence[str] = ()) -> None:

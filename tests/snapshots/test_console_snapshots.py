@@ -1,0 +1,131 @@
+"""Screenshots of the console, compared with the approved SVGs in __snapshots__/.
+
+Every screen is the fixture morning (tests/tui/floor.py) at 10:30 on 2025-03-04 with fixed
+machine readings, so the pictures only change when the console's look changes. After changing
+the look on purpose: run with `--snapshot-update`, open snapshot_report.html or the SVGs, and
+check each picture against its test's docstring before committing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from factory_tui.app import FactoryApp
+from tests.tui.conftest import ConsoleFactory
+
+SnapCompare = Callable[..., bool]
+
+
+async def first_tick(pilot: Pilot[None]) -> None:
+    """Wait until the first Snapshot is on screen."""
+    app = pilot.app
+    assert isinstance(app, FactoryApp)
+    await app.tick_now()
+    await pilot.pause()
+
+
+class TestMainScreen:
+    def test_dark_80x24(self, snap_compare: SnapCompare, console: ConsoleFactory) -> None:
+        """Title "factory-tui — console"; a green LIVE marker, Shift A 4h30m of 8h00m, 2 working,
+        1 idle, 1 absent, 2 unobserved, 106 units, the health badge CPU 23% RAM 41% RSS 95 MB OK;
+        three columns of tiles, Ana Silva's (W1) drawn heavy as the cursor; the third row is
+        cut by the footer (the grid scrolls); the footer lists the keys."""
+        assert snap_compare(console(), terminal_size=(80, 24), run_before=first_tick)
+
+    def test_light_80x24(self, snap_compare: SnapCompare, console: ConsoleFactory) -> None:
+        """The same screen in the light theme: every state label still readable, the state
+        also written as a word."""
+        assert snap_compare(
+            console(theme="textual-light"), terminal_size=(80, 24), run_before=first_tick
+        )
+
+    def test_dark_120x40(self, snap_compare: SnapCompare, console: ConsoleFactory) -> None:
+        """Summary in two lines; four tiles per row over two rows: W4 Dana Novak UNOBSERVED
+        (last S4 Inspection, 55m ago), W6 Freya Lind UNOBSERVED and not seen, W2 IDLE, W3
+        ABSENT, W1 and W5 WORKING with full activity sparklines."""
+        assert snap_compare(console(), terminal_size=(120, 40), run_before=first_tick)
+
+    def test_light_120x40(self, snap_compare: SnapCompare, console: ConsoleFactory) -> None:
+        """The 120x40 screen in the light theme."""
+        assert snap_compare(
+            console(theme="textual-light"), terminal_size=(120, 40), run_before=first_tick
+        )
+
+
+class TestFilter:
+    def test_typing_a_filter_80x24(
+        self, snap_compare: SnapCompare, console: ConsoleFactory
+    ) -> None:
+        """The filter field under the summary holds "working"; only Ana Silva (W1) and Emeka
+        Obi (W5) are shown; the summary says filter “working” 2/6."""
+        assert snap_compare(
+            console(),
+            terminal_size=(80, 24),
+            run_before=first_tick,
+            press=["slash", *"working"],
+        )
+
+    def test_filter_applied_120x40(
+        self, snap_compare: SnapCompare, console: ConsoleFactory
+    ) -> None:
+        """After enter the field stays visible with "s3" and the grid has the keys: one tile,
+        Chen Wei (W3) ABSENT at S3 Soldering, drawn heavy as the cursor."""
+        assert snap_compare(
+            console(),
+            terminal_size=(120, 40),
+            run_before=first_tick,
+            press=["slash", "s", "3", "enter"],
+        )
+
+
+class TestPaused:
+    def test_paused_80x24(self, snap_compare: SnapCompare, console: ConsoleFactory) -> None:
+        """An amber PAUSED marker replaces LIVE, with "as of 10:30:00 · space resumes"; the
+        title reads "factory-tui — console · PAUSED"."""
+        assert snap_compare(
+            console(), terminal_size=(80, 24), run_before=first_tick, press=["space"]
+        )
+
+    def test_paused_light_120x40(self, snap_compare: SnapCompare, console: ConsoleFactory) -> None:
+        """The paused screen in the light theme at 120x40."""
+        assert snap_compare(
+            console(theme="textual-light"),
+            terminal_size=(120, 40),
+            run_before=first_tick,
+            press=["space"],
+        )
+
+
+class TestNavigation:
+    def test_sorted_by_units_with_the_cursor_moved(
+        self, snap_compare: SnapCompare, console: ConsoleFactory
+    ) -> None:
+        """Sort is "units ↓": W5 (41), W1 (26), W3 (19), W2 (11) on the first row, W4 and W6
+        on the second; the cursor (heavy border) is on W3, two to the right of the first."""
+        assert snap_compare(
+            console(),
+            terminal_size=(120, 40),
+            run_before=first_tick,
+            press=["s", "s", "right", "right"],
+        )
+
+    def test_help_80x24(self, snap_compare: SnapCompare, console: ConsoleFactory) -> None:
+        """The Keys box over the dimmed console lists / esc s space t arrows enter ? q with
+        what they do, then two notes on the tiles and the averages."""
+        assert snap_compare(
+            console(), terminal_size=(80, 24), run_before=first_tick, press=["question_mark"]
+        )
+
+
+class TestEmptyFloor:
+    def test_roster_but_no_events_yet(
+        self, snap_compare: SnapCompare, console: ConsoleFactory, tmp_path: Path
+    ) -> None:
+        """A database with no events: six UNOBSERVED tiles, each "not seen", util and UPH
+        as dashes, 0 units; the summary shows 0 working and 6 unobserved."""
+        assert snap_compare(
+            console(db=tmp_path / "empty.db"), terminal_size=(80, 24), run_before=first_tick
+        )

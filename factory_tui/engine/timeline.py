@@ -11,9 +11,9 @@ next event lies after `at`, so cutting at `at` gives exactly `min(at, ts + max_g
 That is what makes the structure both exact and cheap:
 
 - columns are `array`s (a few bytes per event, not a Python object per event);
-- `p_work/p_idle/p_absent[i]` hold the counted microseconds of intervals `0..i-1`, so the time
-  counted before any instant `t` is one bisect plus the part of a single interval
-  (`counted(t)`), and any window is the difference of two such lookups;
+- prefix sums (`lost`, and per-state totals at the start of each run of one state, see
+  `WorkerTimeline`) make the time counted before any instant `t` one or two bisects plus the
+  part of a single interval (`counted(t)`), and any window the difference of two lookups;
 - new events after the last one are appended; a late event is inserted where it belongs and only
   the tail from there is recomputed, with C-level `map`/`accumulate` doing the arithmetic.
 

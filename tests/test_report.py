@@ -403,3 +403,15 @@ def test_the_windowed_read_equals_an_engine_fed_everything(tmp_path: Path) -> No
                 theirs.stations,
                 theirs.factory,
             )
+
+
+def test_an_empty_database_reports_the_roster(tmp_path: Path) -> None:
+    config = tmp_path / "factory.toml"
+    config.write_text(CONFIG)
+    db = tmp_path / "empty.db"
+    Store.open(db).close()
+    data = report_json(config, db, *HOUR)
+    assert [w["worker_id"] for w in data["workers"]] == ["W1", "W2"]
+    assert [s["workstation_id"] for s in data["workstations"]] == ["S1", "S2"]
+    assert data["factory"]["avg_utilization"] is None
+    assert data["factory"]["workers_by_state"]["unobserved"] == 2

@@ -59,10 +59,18 @@ def serve(
             ingest__auto_register=True if auto_register else None,
         ),
     )
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s", force=True
-    )
-    error = asyncio.run(_serve(settings, log_every))
+    # Our loggers only, and only while serving: the handler holds this process's stderr.
+    logger = logging.getLogger("factory_tui")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        error = asyncio.run(_serve(settings, log_every))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
     if error is not None:
         fail(error)
 

@@ -21,6 +21,7 @@ import errno
 import hmac
 import logging
 import os
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -42,26 +43,34 @@ from factory_tui.ingest.protocol import (
     Refused,
     decode_reply,
     excerpt,
-    parse_line,
+    parse_row,
     read_auth,
     rejected,
     too_long_error,
 )
-from factory_tui.models import EventError, RosterEntry, WireEvent
-from factory_tui.store import Durability, PreparedRow, Store, StoreError, now_us, prepare_row
+from factory_tui.models import EventError, RosterEntry
+from factory_tui.store import Durability, PreparedRow, Store, StoreError, now_us
 
 log = logging.getLogger("factory_tui.ingest")
 
 BATCH_MAX_LINES: Final = 5_000
 BATCH_DELAY_S: Final = 0.05
-CONN_PENDING_BYTES: Final = 1 << 20
-TOTAL_PENDING_BYTES: Final = 16 << 20
+# When the writer falls behind, the batches cut meanwhile commit together, up to this many
+# lines: with a random (hash) unique index, a transaction costs roughly one page write per
+# page it touches, so fewer, larger transactions under load cost far less per event.
+MERGE_MAX_LINES: Final = 50_000
+# The writer connection's page cache (KiB): the hash index's pages are touched at random.
+WRITER_CACHE_KIB: Final = 32 << 10
+CONN_PENDING_BYTES: Final = 4 << 20
+TOTAL_PENDING_BYTES: Final = 32 << 20
 WRITE_HIGH_WATER: Final = 256 << 10
 RECENT_REJECTIONS: Final = 100
 RATE_WINDOW_S: Final = 5.0
 CLOSE_TIMEOUT_S: Final = 5.0
 
 Line = bytes | Refused
+# Errors that depend on a row's values (not on the database), e.g. an integer SQLite cannot hold.
+_ROW_ERRORS = (OverflowError, UnicodeEncodeError, sqlite3.InterfaceError, sqlite3.IntegrityError)
 
 
 class ListenerError(Exception):
@@ -133,6 +142,7 @@ class _Writer:
     def open(self, workers: Sequence[RosterEntry], stations: Sequence[RosterEntry]) -> None:
         """Open the store in this thread and make sure the configured roster is in it."""
         self._store = Store.open(self._path, durability=self._durability)
+        self._store.db.conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
         if workers or stations:
             self._store.upsert_roster(workers, stations)
         self._load_roster()
@@ -154,51 +164,77 @@ class _Writer:
         received = now_us()
         tz = self._tz
         workers, stations = self._workers, self._stations
-        replies: list[bytes] = [DUPLICATE] * len(lines)
+        replies: list[bytes] = [b""] * len(lines)
         rejections: list[tuple[int, str, str]] = []
         rows: list[PreparedRow] = []
         slots: list[int] = []
-        unknown: list[tuple[int, WireEvent]] = []
+        unknown: list[tuple[int, PreparedRow]] = []
         for index, line in enumerate(lines):
             if isinstance(line, Refused):
                 rejections.append((index, excerpt(line.head), line.error))
                 continue
             try:
-                event = parse_line(line, tz)
+                row = parse_row(line, tz, received)
             except EventError as error:
                 rejections.append((index, excerpt(line), str(error)))
                 continue
-            if event.worker_id in workers and event.workstation_id in stations:
-                rows.append(prepare_row(event, received))
+            if row[1] in workers and row[2] in stations:
+                rows.append(row)
                 slots.append(index)
             else:
-                unknown.append((index, event))
+                unknown.append((index, row))
         if unknown:
-            self._settle_unknown(unknown, lines, received, rows, slots, rejections)
-        accepted = 0
+            self._settle_unknown(unknown, lines, rows, slots, rejections)
+        accepted = duplicates = 0
         if rows:
-            statuses = self.store.insert_rows(rows)
+            statuses = self._insert(rows)
             for slot, status in zip(slots, statuses, strict=True):
                 if status == "accepted":
                     replies[slot] = ACCEPTED
                     accepted += 1
+                elif status == "duplicate":
+                    replies[slot] = DUPLICATE
+                    duplicates += 1
+                else:
+                    line = lines[slot]
+                    assert isinstance(line, bytes)
+                    rejections.append((slot, excerpt(line), status))
+            rejections.sort(key=lambda item: item[0])
         for index, _line, message in rejections:
             replies[index] = rejected(message)
-        return _Outcome(replies, accepted, len(rows) - accepted, rejections)
+        return _Outcome(replies, accepted, duplicates, rejections)
+
+    def _insert(self, rows: list[PreparedRow]) -> list[str]:
+        """insert_rows, with a row SQLite cannot take isolated instead of failing the batch.
+
+        Validation should let no such row through; this keeps one bad row from costing every
+        other line of the batch its acknowledgement if one ever does. A status other than
+        accepted / duplicate is the rejection message of that row.
+        """
+        try:
+            return list(self.store.insert_rows(rows))
+        except _ROW_ERRORS:
+            log.exception("a batch could not be stored; storing its rows one by one")
+        statuses: list[str] = []
+        for row in rows:
+            try:
+                statuses.extend(self.store.insert_rows([row]))
+            except _ROW_ERRORS as error:
+                statuses.append(f"line: cannot be stored ({error})")
+        return statuses
 
     def _settle_unknown(
         self,
-        unknown: list[tuple[int, WireEvent]],
+        unknown: list[tuple[int, PreparedRow]],
         lines: Sequence[Line],
-        received: int,
         rows: list[PreparedRow],
         slots: list[int],
         rejections: list[tuple[int, str, str]],
     ) -> None:
         """Register unknown ids (auto-register) or re-read the roster once, then decide."""
         if self._auto_register:
-            new_workers = {event.worker_id for _, event in unknown} - self._workers
-            new_stations = {event.workstation_id for _, event in unknown} - self._stations
+            new_workers = {row[1] for _, row in unknown} - self._workers
+            new_stations = {row[2] for _, row in unknown} - self._stations
             self.store.register_ids(sorted(new_workers), sorted(new_stations))
             self._workers |= new_workers
             self._stations |= new_stations
@@ -206,13 +242,13 @@ class _Writer:
             # The roster may have grown since start (a console or a config reload added ids).
             self._load_roster()
         late: list[tuple[int, PreparedRow]] = []
-        for index, event in unknown:
-            if event.worker_id not in self._workers:
-                error = f"worker_id: {event.worker_id!r} is not in the roster"
-            elif event.workstation_id not in self._stations:
-                error = f"workstation_id: {event.workstation_id!r} is not in the roster"
+        for index, row in unknown:
+            if row[1] not in self._workers:
+                error = f"worker_id: {row[1]!r} is not in the roster"
+            elif row[2] not in self._stations:
+                error = f"workstation_id: {row[2]!r} is not in the roster"
             else:
-                late.append((index, prepare_row(event, received)))
+                late.append((index, row))
                 continue
             line = lines[index]
             assert isinstance(line, bytes)
@@ -262,6 +298,17 @@ class _Batch:
             self.owners[-1][2] += nbytes
         else:
             self.owners.append([sink, len(lines), nbytes])
+
+    def merge(self, other: _Batch) -> None:
+        """Append a later batch (its lines stay after ours, so every order is kept)."""
+        self.lines.extend(other.lines)
+        self.nbytes += other.nbytes
+        owners = other.owners
+        if self.owners and owners and self.owners[-1][0] is owners[0][0]:
+            self.owners[-1][1] += owners[0][1]
+            self.owners[-1][2] += owners[0][2]
+            owners = owners[1:]
+        self.owners.extend(owners)
 
 
 class _SubmitSink(_Sink):
@@ -485,6 +532,7 @@ class Listener:
         *,
         batch_max_lines: int = BATCH_MAX_LINES,
         batch_delay_s: float = BATCH_DELAY_S,
+        merge_max_lines: int = MERGE_MAX_LINES,
         conn_pending_bytes: int = CONN_PENDING_BYTES,
         total_pending_bytes: int = TOTAL_PENDING_BYTES,
         recent_rejections: int = RECENT_REJECTIONS,
@@ -493,6 +541,7 @@ class Listener:
         self.store_path = store_path if store_path is not None else settings.store.path
         self.batch_max_lines = batch_max_lines
         self.batch_delay_s = batch_delay_s
+        self.merge_max_lines = merge_max_lines
         self.conn_pending_bytes = conn_pending_bytes
         self.total_pending_bytes = total_pending_bytes
         self._writer = _Writer(
@@ -679,6 +728,8 @@ class Listener:
                 self._idle.set()
             return
         batch = self._ready.popleft()
+        while self._ready and len(batch.lines) + len(self._ready[0].lines) <= self.merge_max_lines:
+            batch.merge(self._ready.popleft())
         self._in_flight = batch
         assert self._loop is not None
         assert self._executor is not None

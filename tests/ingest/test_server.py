@@ -6,13 +6,15 @@ import asyncio
 import json
 import socket
 from collections.abc import Callable
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from factory_tui.ingest import server
 from factory_tui.ingest.server import Listener, ListenerError
-from factory_tui.store import Store
+from factory_tui.store import PreparedRow, Store
 from tests.ingest.conftest import Peer, make_event, make_settings, wait_until
 
 Start = Callable[..., Any]
@@ -79,6 +81,7 @@ BAD_LINES: list[tuple[bytes, str]] = [
     (make_event(timestamp=1714557600), "timestamp:"),
     (make_event(event_type="product_count"), "count:"),
     (make_event(count=-1), "count:"),
+    (make_event(event_type="product_count", count=2**70), "count: must be at most"),
     (make_event(wokrer_id="W1"), "wokrer_id: unknown field"),
     (b'{"worker_id":"W1","workstation_id":"S1","event_type":"idle","confidence":1}', "timestamp:"),
     (make_event(worker_id="W99"), "worker_id: 'W99' is not in the roster"),
@@ -328,3 +331,22 @@ async def test_rejection_of_odd_text_is_one_valid_json_line(listener: Listener, 
     (reply,) = await peer.replies(1)
     assert reply["status"] == "rejected"
     assert json.loads(json.dumps(reply)) == reply
+
+
+async def test_a_row_sqlite_cannot_store_costs_only_its_own_line(
+    listener: Listener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Validation lets no such row through; the writer must still isolate one if it happens.
+    real = server.parse_row
+
+    def parse_with_a_bad_row(line: bytes, tz: tzinfo, received_us: int) -> PreparedRow:
+        row = real(line, tz, received_us)
+        return (2**64, *row[1:]) if line == make_event(2) else row  # type: ignore[return-value]
+
+    monkeypatch.setattr(server, "parse_row", parse_with_a_bad_row)
+    replies = await listener.submit([make_event(1), make_event(2), make_event(3)])
+    assert replies[0] == replies[2] == {"status": "accepted"}
+    assert replies[1]["status"] == "rejected"
+    assert replies[1]["error"].startswith("line: cannot be stored")
+    with stored(listener) as store:
+        assert store.count_events() == 2

@@ -1,0 +1,243 @@
+"""Ingest throughput, end to end: `factory-tui serve` in one process, the load in another.
+
+For each case a fresh `serve` subprocess on a fresh temp database receives events from a
+separate client process over N TCP connections; every event is acknowledged and every reply
+read. Prints sustained events/s (first byte sent to last reply read), the server's peak RSS,
+and a "bare minimum" baseline: parse + validate + hash + insert in a tight loop, no sockets.
+
+    python benchmarks/ingest.py              # default cases (about a minute on 2 cores)
+    python benchmarks/ingest.py --quick      # smaller cases
+    python benchmarks/ingest.py --profile    # also write a cProfile of the server per case
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+# Cases: (connections, events per connection).
+DEFAULT_CASES = [(1, 100_000), (8, 25_000), (4, 100_000)]
+QUICK_CASES = [(1, 20_000), (8, 5_000), (4, 20_000)]
+WRITE_BYTES = 256 << 10
+
+
+def event_line(n: int) -> bytes:
+    """A valid wire event (demo roster), unique for every n."""
+    seconds, micros = divmod(n, 1_000_000)
+    return (
+        f'{{"timestamp":"2024-05-01T08:{seconds // 60 % 60:02d}:{seconds % 60:02d}.{micros:06d}Z",'
+        f'"worker_id":"W{n % 6 + 1}","workstation_id":"S{n % 6 + 1}",'
+        f'"event_type":"working","confidence":0.87,"model_version":"v3","camera_id":"cam-{n % 6}"}}'
+    ).encode()
+
+
+# --- the load generator (runs as its own process) --------------------------------------------
+
+
+async def _one_connection(port: int, payload: bytes, count: int) -> tuple[int, int]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+
+    async def send() -> None:
+        for start in range(0, len(payload), WRITE_BYTES):
+            writer.write(payload[start : start + WRITE_BYTES])
+            await writer.drain()
+
+    sending = asyncio.create_task(send())
+    replies = accepted = 0
+    tail = b""
+    while replies < count:
+        data = await reader.read(1 << 18)
+        if not data:
+            raise SystemExit(f"connection closed after {replies} of {count} replies")
+        # Count whole reply lines only: a read can end in the middle of one.
+        buffer = tail + data
+        end = buffer.rfind(b"\n") + 1
+        complete, tail = buffer[:end], buffer[end:]
+        replies += complete.count(b"\n")
+        accepted += complete.count(b'{"status":"accepted"}\n')
+    await sending
+    writer.close()
+    return replies, accepted
+
+
+async def _client(port: int, connections: int, per_conn: int, offset: int) -> dict[str, Any]:
+    payloads = [
+        b"".join(event_line(offset + c * per_conn + i) + b"\n" for i in range(per_conn))
+        for c in range(connections)
+    ]
+    start = time.perf_counter()
+    results = await asyncio.gather(
+        *(_one_connection(port, payload, per_conn) for payload in payloads)
+    )
+    elapsed = time.perf_counter() - start
+    return {
+        "elapsed_s": elapsed,
+        "replies": sum(r for r, _ in results),
+        "accepted": sum(a for _, a in results),
+    }
+
+
+def client_main(args: argparse.Namespace) -> None:
+    result = asyncio.run(_client(args.port, args.connections, args.per_conn, args.offset))
+    print(json.dumps(result))
+
+
+# --- the harness ------------------------------------------------------------------------------
+
+
+def start_server(db: Path, profile: Path | None) -> tuple[subprocess.Popen[bytes], int]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACTORY_TUI_")}
+    command = [sys.executable]
+    if profile is not None:
+        command += ["-m", "cProfile", "-o", str(profile)]
+        command += ["-m", "factory_tui", "serve", "--port", "0", "--db", str(db)]
+    else:
+        command += ["-m", "factory_tui", "serve", "--port", "0", "--db", str(db)]
+    server = subprocess.Popen(
+        command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, cwd=db.parent
+    )
+    assert server.stderr is not None
+    for _ in range(50):
+        line = server.stderr.readline()
+        found = re.search(rb"listening on 127\.0\.0\.1:(\d+)", line)
+        if found:
+            return server, int(found.group(1))
+        if not line:
+            break
+    server.kill()
+    raise SystemExit("serve did not start")
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak resident set size (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_case(connections: int, per_conn: int, profile_dir: Path | None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
+        db = Path(tmp) / "bench.db"
+        profile = None
+        if profile_dir is not None:
+            profile = profile_dir / f"serve-{connections}x{per_conn}.prof"
+        server, port = start_server(db, profile)
+        try:
+            client = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--client",
+                    "--port",
+                    str(port),
+                    "--connections",
+                    str(connections),
+                    "--per-conn",
+                    str(per_conn),
+                ],
+                capture_output=True,
+                check=True,
+                timeout=600,
+            )
+            result: dict[str, Any] = json.loads(client.stdout)
+            result["peak_rss_mib"] = peak_rss_mib(server.pid)
+        finally:
+            server.terminate()
+            server.wait(60)
+        total = connections * per_conn
+        if result["replies"] != total or result["accepted"] != total:
+            raise SystemExit(f"expected {total} accepted replies, got {result}")
+        result["events_per_s"] = total / result["elapsed_s"]
+        return result
+
+
+def baseline(events: int) -> dict[str, float]:
+    """The bare minimum per event, in a tight loop with no sockets, batches of 5,000.
+
+    "pydantic": WireEvent.model_validate_json + event_hash + insert_rows, the plain way.
+    "ingest": the listener's own parse_row (msgspec fast path) + insert_rows.
+    """
+    sys.path.insert(0, str(ROOT))
+    from datetime import UTC
+
+    from factory_tui.ingest.protocol import parse_row
+    from factory_tui.models import parse_event
+    from factory_tui.store import Store, now_us, prepare_row
+
+    lines = [event_line(n) for n in range(events)]
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="ingest-base-") as tmp:
+        for name, parse in (
+            ("pydantic", lambda line, received: prepare_row(parse_event(line, UTC), received)),
+            ("ingest", lambda line, received: parse_row(line, UTC, received)),
+        ):
+            start = time.perf_counter()
+            for line in lines:
+                parse(line, 0)
+            out[f"{name}_parse"] = events / (time.perf_counter() - start)
+            store = Store.open(Path(tmp) / f"{name}.db")
+            start = time.perf_counter()
+            for first in range(0, events, 5_000):
+                received = now_us()
+                store.insert_rows([parse(line, received) for line in lines[first : first + 5_000]])
+            out[f"{name}_total"] = events / (time.perf_counter() - start)
+            store.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--connections", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--per-conn", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--offset", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="smaller cases")
+    parser.add_argument("--profile", type=Path, help="write a cProfile of serve per case here")
+    parser.add_argument(
+        "--case",
+        action="append",
+        metavar="CxN",
+        help="connections x events per connection, e.g. 4x100000 (repeatable)",
+    )
+    args = parser.parse_args()
+    if args.client:
+        client_main(args)
+        return
+    cases = QUICK_CASES if args.quick else DEFAULT_CASES
+    if args.case:
+        cases = [tuple(int(part) for part in case.split("x")) for case in args.case]  # type: ignore[misc]
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    print(f"ingest benchmark on {os.cpu_count()} cores (python {sys.version.split()[0]})")
+    base_events = 20_000 if args.quick else 100_000
+    base = baseline(base_events)
+    for name in ("pydantic", "ingest"):
+        print(
+            f"baseline ({name}), no sockets, {base_events:,} events: parse+validate+hash+insert "
+            f"{base[f'{name}_total']:,.0f} events/s (parse+validate+hash alone "
+            f"{base[f'{name}_parse']:,.0f}/s)"
+        )
+    for connections, per_conn in cases:
+        result = run_case(connections, per_conn, args.profile)
+        print(
+            f"serve, {connections} connection(s) x {per_conn:,} events: "
+            f"{result['events_per_s']:,.0f} events/s end to end "
+            f"({result['elapsed_s']:.2f} s, every reply read), "
+            f"server peak RSS {result['peak_rss_mib']:.0f} MiB"
+        )
+
+
+if __name__ == "__main__":
+    main()

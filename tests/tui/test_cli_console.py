@@ -1,0 +1,111 @@
+"""`factory-tui` and `factory-tui demo` as a user runs them: real processes on a pseudo-terminal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from factory_tui.commands.demo import demo_settings
+from factory_tui.store import Store
+from tests.tui.floor import fill
+from tests.tui.terminal import FACTORY_TUI, Terminal
+
+
+@pytest.fixture
+def terminals() -> Iterator[list[Terminal]]:
+    """Terminals opened by a test; any child still running at the end is killed."""
+    opened: list[Terminal] = []
+    yield opened
+    for terminal in opened:
+        terminal.close()
+
+
+def test_demo_runs_the_simulator_and_quits_on_q(tmp_path: Path, terminals: list[Terminal]) -> None:
+    terminal = Terminal([FACTORY_TUI, "demo", "--port", "0", "--speed", "60"], tmp_path)
+    terminals.append(terminal)
+    assert terminal.read_until(b"WORKING"), terminal.output[-2000:]
+    assert b"demo" in terminal.output
+    terminal.send(b"q")
+    terminal.drain()
+    status = terminal.wait()
+    assert status is not None
+    assert os.WIFEXITED(status)
+    assert os.WEXITSTATUS(status) == 0
+    with Store.open(tmp_path / "factory-demo.db", read_only=True) as store:
+        assert store.count_events() > 0
+        assert set(store.workers()) == {"W1", "W2", "W3", "W4", "W5", "W6"}
+
+
+def test_a_vanished_terminal_ends_the_console(tmp_path: Path, terminals: list[Terminal]) -> None:
+    """An SSH drop hangs up the terminal: the console must exit, not spin (dolphie#101)."""
+    fill(str(tmp_path / "factory.db"))
+    terminal = Terminal([FACTORY_TUI, "--db", "factory.db", "--port", "0"], tmp_path)
+    terminals.append(terminal)
+    assert terminal.read_until(b"LIVE"), terminal.output[-2000:]
+    terminal.hang_up()
+    status = terminal.wait(timeout=20)
+    assert status is not None, "the console kept running after its terminal went away"
+    ended_by_hangup = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGHUP
+    assert ended_by_hangup or os.WIFEXITED(status)
+
+
+def test_a_second_console_on_the_same_database_is_a_viewer(
+    tmp_path: Path, terminals: list[Terminal]
+) -> None:
+    fill(str(tmp_path / "factory.db"))
+    owner = Terminal([FACTORY_TUI, "--db", "factory.db", "--port", "0"], tmp_path)
+    terminals.append(owner)
+    assert owner.read_until(b"LIVE"), owner.output[-2000:]
+    with Store.open(tmp_path / "factory.db", read_only=True) as store:
+        recorded = store.owner()
+    assert recorded is not None
+    pid, _host, port = recorded
+    assert pid == owner.pid
+    viewer = Terminal([FACTORY_TUI, "--db", "factory.db", "--port", str(port)], tmp_path)
+    terminals.append(viewer)
+    assert viewer.read_until(b"viewer (read-only)"), viewer.output[-2000:]
+    assert viewer.read_until(b"LIVE")
+    viewer.send(b"q")
+    viewer.drain()
+    status = viewer.wait()
+    assert status is not None
+    assert os.WIFEXITED(status)
+    assert os.WEXITSTATUS(status) == 0
+    # The viewer leaves the owner running.
+    assert owner.wait(timeout=0.1) is None
+
+
+def test_a_port_held_by_another_program_is_one_clear_line(
+    tmp_path: Path, terminals: list[Terminal]
+) -> None:
+    fill(str(tmp_path / "factory.db"))
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        terminal = Terminal([FACTORY_TUI, "--db", "factory.db", "--port", str(port)], tmp_path)
+        terminals.append(terminal)
+        terminal.drain()
+        status = terminal.wait()
+    assert status is not None
+    assert os.WIFEXITED(status)
+    assert os.WEXITSTATUS(status) == 2
+    text = terminal.output.decode(errors="replace")
+    assert f"factory-tui: port {port} on 127.0.0.1 is already in use" in text
+    assert "Traceback" not in text
+
+
+def test_demo_settings_never_use_the_production_database(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FACTORY_TUI_DB", "production.db")
+    monkeypatch.setenv("FACTORY_TUI_PORT", "7878")
+    settings = demo_settings(workers=9)
+    assert settings.store.path == Path("factory-demo.db")
+    assert settings.ingest.port == 7879
+    assert [entry.id for entry in settings.roster_workers()][-3:] == ["W7", "W8", "W9"]

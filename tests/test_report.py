@@ -208,24 +208,34 @@ def test_nulls_are_json_null(site: tuple[Path, Path]) -> None:
     assert "NaN" not in text
 
 
-def test_default_window_is_the_shift_running_at_at(site: tuple[Path, Path]) -> None:
+def test_default_window_is_the_shift_running_at_at_so_far(site: tuple[Path, Path]) -> None:
     data = report_json(*site, "--at", "2024-05-01T12:00:00+01:00")
+    # The Day shift (08:00-16:00 Lisbon) up to `at`, as the console shows it.
     assert data["window"] == {
         "from": "2024-05-01T07:00:00Z",
-        "to": "2024-05-01T15:00:00Z",
+        "to": "2024-05-01T11:00:00Z",
         "at": "2024-05-01T11:00:00Z",
         "label": "Day",
     }
     assert data["workers"][0]["active_s"] == 1500.0
-    # Station utilization and throughput are over the whole window (8 hours).
+    # Station utilization and throughput are over the window: the 4 hours of shift so far.
+    assert data["workstations"][0]["utilization"] == pytest.approx(1500 / (4 * 3600))
+    assert data["factory"]["throughput_uph"] == pytest.approx(6 / 4)
+
+
+def test_an_explicit_window_is_taken_whole(site: tuple[Path, Path]) -> None:
+    data = report_json(
+        *site, "--from", "2024-05-01T08:00", "--to", "2024-05-01T16:00", "--at", "2024-05-01T12:00"
+    )
+    assert data["window"]["to"] == "2024-05-01T15:00:00Z"
     assert data["workstations"][0]["utilization"] == pytest.approx(1500 / (8 * 3600))
     assert data["factory"]["throughput_uph"] == pytest.approx(6 / 8)
 
 
-def test_off_shift_the_window_is_the_local_day(site: tuple[Path, Path]) -> None:
+def test_off_shift_the_window_is_the_local_day_so_far(site: tuple[Path, Path]) -> None:
     data = report_json(*site, "--at", "2024-05-01T20:00")
-    assert data["window"]["from"] == "2024-04-30T23:00:00Z"
-    assert data["window"]["to"] == "2024-05-01T23:00:00Z"
+    assert data["window"]["from"] == "2024-04-30T23:00:00Z"  # local midnight
+    assert data["window"]["to"] == "2024-05-01T19:00:00Z"
     assert data["window"]["label"] == "2024-05-01"
 
 

@@ -58,10 +58,15 @@ def parse_moment(text: str, zone: tzinfo, option: str) -> datetime:
 def resolve_window(
     settings: Settings, at: datetime, start: datetime | None, end: datetime | None
 ) -> Window:
-    """The window asked for: --from/--to, else the shift running at `at` (else that day)."""
+    """The window asked for: --from/--to, else the shift running at `at` (else that day) so far.
+
+    The default ends at `at`, as the console's does: a shift's rates (station utilization,
+    throughput) are then over the time that has passed, not the whole shift.
+    """
     if start is None and end is None:
         first, last, label = settings.current_window(at)
-        return Window(to_utc_us(first), to_utc_us(last), label)
+        from_us = to_utc_us(first)
+        return Window(from_us, max(from_us, min(to_utc_us(last), to_utc_us(at))), label)
     if start is None:
         fail("--to needs --from (or give neither for the shift running at --at)")
     stop = at if end is None else end
@@ -393,7 +398,9 @@ def report(
     start: Annotated[
         str | None,
         typer.Option(
-            "--from", help="Window start, ISO 8601 (naive: configured timezone). Default: shift."
+            "--from",
+            help="Window start, ISO 8601 (naive: configured timezone). Default: the shift "
+            "running at --at, up to --at.",
         ),
     ] = None,
     end: Annotated[

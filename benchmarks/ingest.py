@@ -152,6 +152,8 @@ def run_case(connections: int, per_conn: int, profile_dir: Path | None) -> dict[
             )
             result: dict[str, Any] = json.loads(client.stdout)
             result["peak_rss_mib"] = peak_rss_mib(server.pid)
+            wal = db.with_name(db.name + "-wal")
+            result["wal_mib"] = wal.stat().st_size / (1 << 20) if wal.exists() else 0.0
         finally:
             server.terminate()
             server.wait(60)
@@ -235,7 +237,7 @@ def main() -> None:
             f"serve, {connections} connection(s) x {per_conn:,} events: "
             f"{result['events_per_s']:,.0f} events/s end to end "
             f"({result['elapsed_s']:.2f} s, every reply read), "
-            f"server peak RSS {result['peak_rss_mib']:.0f} MiB"
+            f"server peak RSS {result['peak_rss_mib']:.0f} MiB, WAL {result['wal_mib']:.0f} MiB"
         )
 
 

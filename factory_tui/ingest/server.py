@@ -61,6 +61,10 @@ BATCH_DELAY_S: Final = 0.05
 MERGE_MAX_LINES: Final = 50_000
 # The writer connection's page cache (KiB): the hash index's pages are touched at random.
 WRITER_CACHE_KIB: Final = 32 << 10
+# Copying the WAL into the database file (checkpointing) is left to a thread of its own, so it
+# runs beside the next commit instead of inside it. The writer still checkpoints itself once the
+# WAL passes this many pages, which bounds the WAL should the checkpointer fall behind.
+WAL_BACKSTOP_PAGES: Final = 8_192
 CONN_PENDING_BYTES: Final = 4 << 20
 TOTAL_PENDING_BYTES: Final = 32 << 20
 WRITE_HIGH_WATER: Final = 256 << 10
@@ -143,6 +147,7 @@ class _Writer:
         """Open the store in this thread and make sure the configured roster is in it."""
         self._store = Store.open(self._path, durability=self._durability)
         self._store.db.conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
+        self._store.db.conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_BACKSTOP_PAGES}")
         if workers or stations:
             self._store.upsert_roster(workers, stations)
         self._load_roster()
@@ -261,6 +266,28 @@ class _Writer:
             slots[:] = [index for index, _ in merged]
             rows[:] = [row for _, row in merged]
         rejections.sort(key=lambda item: item[0])
+
+
+class _Checkpointer:
+    """Passive WAL checkpoints on a connection of its own; every method runs in its thread."""
+
+    def __init__(self, path: Path, durability: Durability) -> None:
+        self._path = path
+        self._durability = durability
+        self._store: Store | None = None
+
+    def open(self) -> None:
+        self._store = Store.open(self._path, durability=self._durability)
+
+    def run(self) -> None:
+        """Copy what is committed into the database file without waiting on the writer."""
+        if self._store is not None:
+            self._store.db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
 
 # --- the event-loop side ----------------------------------------------------------------------
@@ -551,6 +578,9 @@ class Listener:
             auto_register=settings.ingest.auto_register,
         )
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._checkpointer = _Checkpointer(self.store_path, settings.store.durability)
+        self._checkpoint_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._checkpoint_running: asyncio.Future[None] | None = None
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connections: set[_Connection] = set()
@@ -613,6 +643,10 @@ class Listener:
         except StoreError as error:
             await self._shutdown_writer()
             raise ListenerError(str(error)) from None
+        self._checkpoint_executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="ingest-checkpoint"
+        )
+        await loop.run_in_executor(self._checkpoint_executor, self._checkpointer.open)
         # "localhost" can resolve to both ::1 and 127.0.0.1, which with port 0 would get two
         # different ports; one address keeps `port` meaningful.
         host = "127.0.0.1" if ingest.host == "localhost" else ingest.host
@@ -659,12 +693,32 @@ class Listener:
         log.info("stopped: %s", format_stats(self.stats()))
 
     async def _shutdown_writer(self) -> None:
-        if self._executor is None:
-            return
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._writer.close)
-        self._executor.shutdown(wait=True)
-        self._executor = None
+        if self._checkpoint_executor is not None:
+            if self._checkpoint_running is not None:
+                await asyncio.wait([self._checkpoint_running])
+            await loop.run_in_executor(self._checkpoint_executor, self._checkpointer.close)
+            self._checkpoint_executor.shutdown(wait=True)
+            self._checkpoint_executor = None
+        if self._executor is not None:
+            await loop.run_in_executor(self._executor, self._writer.close)
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def _checkpoint(self) -> None:
+        """Start a background checkpoint unless one is running."""
+        if self._checkpoint_running is not None or self._checkpoint_executor is None:
+            return
+        assert self._loop is not None
+        running = self._loop.run_in_executor(self._checkpoint_executor, self._checkpointer.run)
+        self._checkpoint_running = running
+        running.add_done_callback(self._checkpointed)
+
+    def _checkpointed(self, done: asyncio.Future[None]) -> None:
+        self._checkpoint_running = None
+        if not done.cancelled() and done.exception() is not None:
+            # Not fatal: the writer's own backstop checkpoint still bounds the WAL.
+            log.warning("background checkpoint failed: %s", done.exception())
 
     async def __aenter__(self) -> Listener:
         await self.start()
@@ -754,6 +808,7 @@ class Listener:
             for sink, count, nbytes in batch.owners:
                 sink.deliver(replies[start : start + count], count, nbytes)
                 start += count
+            self._checkpoint()
         if self._pending_bytes <= self.total_pending_bytes:
             self._space.set()
         for conn in list(self._paused):

@@ -123,7 +123,10 @@ def test_serve_refuses_public_host_without_token(tmp_path: Path) -> None:
     assert "refusing to listen on 0.0.0.0 without an ingest token" in result.stderr
 
 
-async def test_serve_logs_counters_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_serve_logs_counters_and_stops_cleanly_on_a_signal(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
     db = tmp_path / "s.db"
     server = await ServeProcess.start("--db", str(db), "--log-every", "0.2")
     async with IngestClient("127.0.0.1", server.port) as client:
@@ -136,7 +139,7 @@ async def test_serve_logs_counters_and_stops_cleanly_on_sigterm(tmp_path: Path) 
             break
     else:
         pytest.fail("no counters line")
-    server.process.send_signal(signal.SIGTERM)
+    server.process.send_signal(signum)
     rest = await server.stderr_rest()
     assert await asyncio.wait_for(server.process.wait(), 30.0) == 0
     assert "stopped: accepted 100, duplicate 0, rejected 1" in rest

@@ -1,0 +1,254 @@
+"""Console cost with 200 simulated workers: tick time, first paint, idle and live CPU.
+
+Prints figures; asserts nothing (the machine is shared and noisy, timings are not tests).
+
+1. Tick (headless `run_test`, 120x40 and 200x60): a database holding the simulated shift so
+   far (200 workers, 4.5 h); each tick, one more second of camera events at 10x is stored,
+   the clock moves 10 s, and the app reads, folds, snapshots and paints. Reported: the worker
+   thread's part (read + engine + snapshot + health), the UI thread's hand-over to the widgets,
+   and the whole tick including the paint; tiles drawn per tick.
+2. First paint: `factory-tui --config ... --db ...` on a pseudo-terminal; time from spawn to the
+   first frame, and to the first frame with live figures (the `LIVE` marker).
+3. CPU of the console process (psutil, user + system) over 10 s: idle (no new events), and live
+   (the same console with `--simulate` feeding 200 cameras in real time).
+
+Run: `.venv/bin/python benchmarks/tui.py` (about a minute and a half).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from factory_tui.app import make_app  # noqa: E402
+from factory_tui.config import Settings, demo_data  # noqa: E402
+from factory_tui.health import HealthReading, fixed_health  # noqa: E402
+from factory_tui.ingest.simulator import CameraFleet, extend_roster  # noqa: E402
+from factory_tui.models import from_utc_us, parse_event, to_utc_us  # noqa: E402
+from factory_tui.store import Store, now_us  # noqa: E402
+from tests.tui.terminal import FACTORY_TUI, Terminal  # noqa: E402
+
+WORKERS = 200
+SHIFT_START = datetime(2025, 3, 4, 6, 0, tzinfo=UTC)
+AT = SHIFT_START + timedelta(hours=4, minutes=30)
+TICKS = 30
+SPEED = 10.0
+CPU_SECONDS = 10.0
+
+
+def settings_for(db: Path) -> Settings:
+    """Demo shifts and stations, 200 workers, this database, a free port."""
+    data = demo_data()
+    base = Settings.model_validate(data)
+    roster = extend_roster(base.roster_workers(), WORKERS, "W")
+    data["workers"] = [{"id": entry.id, "name": entry.name} for entry in roster]
+    data["store"] = {"path": str(db)}
+    data["ingest"] = {"port": 0}
+    data["metrics"] = {"tick_s": 1.0}
+    return Settings.model_validate(data)
+
+
+def config_toml(settings: Settings) -> str:
+    """The same roster as a config file, for the command-line runs."""
+    lines = ["[metrics]\ntick_s = 1.0\n"]
+    for shift in settings.shifts:
+        lines.append(
+            f'[[shifts]]\nname = "{shift.name}"\nstart = "{shift.start:%H:%M}"\n'
+            f'end = "{shift.end:%H:%M}"\n'
+        )
+    for kind, entries in (
+        ("workers", settings.roster_workers()),
+        ("workstations", settings.roster_workstations()),
+    ):
+        for entry in entries:
+            lines.append(f'[[{kind}]]\nid = "{entry.id}"\nname = "{entry.name}"\n')
+    return "\n".join(lines)
+
+
+def fill(db: Path, settings: Settings, fleet: CameraFleet, since_us: int, until_us: int) -> int:
+    """Store the fleet's events from `since_us` up to `until_us`."""
+    lines = fleet.events_between(since_us, until_us)
+    with Store.open(db) as store:
+        store.upsert_roster(settings.roster_workers(), settings.roster_workstations())
+        for start in range(0, len(lines), 20_000):
+            store.insert_batch([parse_event(line) for line in lines[start : start + 20_000]])
+        return store.count_events()
+
+
+def describe(label: str, values: list[float]) -> str:
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+    return (
+        f"  {label:<34} median {statistics.median(ordered) * 1000:7.1f} ms   "
+        f"p95 {p95 * 1000:7.1f} ms   max {ordered[-1] * 1000:7.1f} ms"
+    )
+
+
+async def measure_ticks(db: Path, settings: Settings, size: tuple[int, int]) -> None:
+    fleet = CameraFleet(settings.roster_workers(), settings.roster_workstations(), seed=7)
+    now = [to_utc_us(AT)]
+    app = make_app(
+        settings,
+        clock=lambda: now[0],
+        health=fixed_health(HealthReading(10.0, 40.0, 90_000_000)),
+        animations=False,
+    )
+    compute: list[float] = []
+    apply: list[float] = []
+    whole: list[float] = []
+    drawn: list[int] = []
+    rows: list[int] = []
+    painted: list[float] = []
+    display = app._display
+
+    def timed_display(screen: Any, renderable: Any) -> None:
+        # The compositor renders the changed regions (our render_line) while building
+        # `renderable`; the paint is done when the driver has been written to.
+        display(screen, renderable)
+        painted.append(time.perf_counter())
+
+    app._display = timed_display  # type: ignore[method-assign]
+
+    async def paint_after(moment: float) -> float:
+        for _ in range(2000):  # bounded: 10 s
+            later = [stamp for stamp in painted if stamp > moment]
+            if later:
+                return later[0]
+            await asyncio.sleep(0.005)
+        raise TimeoutError("no paint after the tick")
+
+    async with app.run_test(size=size):
+        started = time.perf_counter()
+        await app.tick_now()
+        first = await paint_after(time.perf_counter()) - started
+        assert app.snapshot is not None
+        first_rows = app.snapshot.total_events
+        assert app.listener is not None
+        for _ in range(TICKS):
+            step = int(SPEED * 1_000_000)
+            lines = fleet.events_between(now[0], now[0] + step)
+            if lines:
+                await app.listener.submit(lines)
+            now[0] += step
+            before = app.grid.tiles_drawn
+            started = time.perf_counter()
+            await app.tick_now()
+            whole.append(await paint_after(time.perf_counter()) - started)
+            timing = app.last_timing
+            assert timing is not None
+            compute.append(timing.compute_s)
+            apply.append(timing.apply_s)
+            rows.append(timing.new_rows)
+            drawn.append(app.grid.tiles_drawn - before)
+        columns = app.grid.columns
+        visible = columns * (app.grid.scrollable_content_region.height // 6 + 1)
+    print(f"\nTick at {size[0]}x{size[1]} ({columns} columns, ~{visible} tiles visible):")
+    print(f"  start to first figures ({first_rows:,} rows)  {first * 1000:7.1f} ms")
+    print(
+        f"  per tick: {statistics.mean(rows):.0f} new rows, "
+        f"{statistics.mean(drawn):.1f} tiles drawn (of {WORKERS})"
+    )
+    print(describe("worker thread (read+engine+snap)", compute))
+    print(describe("UI thread (hand Snapshot down)", apply))
+    print(describe("request to painted (whole tick)", whole))
+
+
+def first_paint(workdir: Path, runs: int = 3) -> None:
+    frame: list[float] = []
+    live: list[float] = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        terminal = Terminal(
+            [FACTORY_TUI, "--config", "bench.toml", "--db", "bench.db", "--port", "0"],
+            workdir,
+            size=(120, 40),
+        )
+        try:
+            assert terminal.read_until(b"factory-tui"), terminal.output[-500:]
+            frame.append(time.perf_counter() - started)
+            assert terminal.read_until(b"LIVE", timeout=60), terminal.output[-500:]
+            live.append(time.perf_counter() - started)
+            terminal.send(b"q")
+            terminal.drain()
+            terminal.wait()
+        finally:
+            terminal.close()
+    print(f"\nStart-up on a pty, 120x40, {runs} runs (spawn of the CLI process to ...):")
+    print(describe("first frame (title bar drawn)", frame))
+    print(describe("first live figures (LIVE)", live))
+
+
+def cpu(workdir: Path, extra: list[str], label: str, settle_s: float) -> None:
+    terminal = Terminal(
+        [FACTORY_TUI, "--config", "bench.toml", "--db", "bench.db", "--port", "0", *extra],
+        workdir,
+        size=(120, 40),
+    )
+    try:
+        assert terminal.read_until(b"LIVE", timeout=60), terminal.output[-500:]
+        process = psutil.Process(terminal.pid)
+        # Keep reading so the console never blocks on a full terminal buffer.
+        terminal.read_until(b"\0never\0", timeout=settle_s)
+        before = process.cpu_times()
+        started = time.perf_counter()
+        terminal.read_until(b"\0never\0", timeout=CPU_SECONDS)
+        after = process.cpu_times()
+        elapsed = time.perf_counter() - started
+        used = (after.user - before.user) + (after.system - before.system)
+        rss = process.memory_info().rss / 1e6
+        print(
+            f"  {label:<34} {100 * used / elapsed:5.1f} % of one core over {elapsed:.0f} s, "
+            f"RSS {rss:.0f} MB"
+        )
+        terminal.send(b"q")
+        terminal.drain()
+        terminal.wait()
+    finally:
+        terminal.close()
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        workdir = Path(folder)
+        db = workdir / "morning.db"
+        settings = settings_for(db)
+        fleet = CameraFleet(settings.roster_workers(), settings.roster_workstations(), seed=7)
+        started = time.perf_counter()
+        stored = fill(db, settings, fleet, to_utc_us(SHIFT_START), to_utc_us(AT))
+        print(
+            f"{WORKERS} workers, shift A so far (4h30m): {stored:,} events stored "
+            f"in {time.perf_counter() - started:.1f} s; {os.cpu_count()} CPUs, machine shared"
+        )
+        (workdir / "bench.toml").write_text(config_toml(settings), encoding="utf-8")
+        for size in ((120, 40), (200, 60)):
+            # Each run starts from the same stored morning (the previous run added events).
+            copy = workdir / f"tick-{size[0]}.db"
+            shutil.copy(db, copy)
+            asyncio.run(measure_ticks(copy, settings_for(copy), size))
+        # The command-line runs use the wall clock: give them the running shift so far.
+        live_db = workdir / "bench.db"
+        now = now_us()
+        shift_start = to_utc_us(settings.current_window(from_utc_us(now))[0])
+        stored = fill(live_db, settings, fleet, shift_start, now)
+        print(f"\nDatabase for the command-line runs: the running shift so far, {stored:,} events")
+        first_paint(workdir)
+        print(f"\nConsole process CPU ({CPU_SECONDS:.0f} s after settling; 1 Hz tick):")
+        cpu(workdir, [], "idle (no new events)", settle_s=3.0)
+        cpu(workdir, ["--simulate"], "live (--simulate, 200 cameras)", settle_s=15.0)
+
+
+if __name__ == "__main__":
+    main()

@@ -22,7 +22,7 @@ import gc
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from itertools import compress, islice, repeat
-from operator import add, and_, attrgetter, eq, itemgetter, mul
+from operator import add, and_, attrgetter, eq, mul
 from typing import Final
 
 from factory_tui.engine.snapshot import (
@@ -66,9 +66,6 @@ ROW_FIELDS: Final = attrgetter(
     "worker_id", "ts_us", "event_hash", "event_type", "workstation_id", "count", "confidence", "id"
 )
 """Turns an `EventRecord` into a `RowTuple`."""
-
-_STATION = itemgetter(4)
-_ID = itemgetter(7)
 
 
 class Engine:
@@ -154,19 +151,17 @@ class Engine:
         return added
 
     def _fold(self, chunk: list[RowTuple]) -> int:
-        top = max(map(_ID, chunk))
-        if top > self._cursor:
-            self._cursor = top
         index = self._station_index
-        for station_id in sorted(set(map(_STATION, chunk)).difference(index)):
-            self._add_station(station_id)
         groups: defaultdict[str, list[RowTuple]] = defaultdict(list)
         for row in chunk:
             groups[row[0]].append(row)
         products: defaultdict[int, list[tuple[int, int]]] = defaultdict(list)
         added = 0
         for worker_id, rows in groups.items():
-            _, ts, hashes, types, station_ids, counts, confs, _ = zip(*rows, strict=True)
+            _, ts, hashes, types, station_ids, counts, confs, ids = zip(*rows, strict=True)
+            self._cursor = max(self._cursor, max(ids))
+            for station_id in sorted(set(station_ids).difference(index)):
+                self._add_station(station_id)
             try:
                 kinds = list(map(KIND_CODES.__getitem__, types))
             except KeyError as error:

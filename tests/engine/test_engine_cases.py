@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from factory_tui.engine import Engine, Segment, Snapshot, Window
+from factory_tui.engine.timeline import hash_key, hash_keys
 from factory_tui.models import EventRecord
 from tests.engine.eventkit import MIN, S, at, ev
 
@@ -409,3 +410,14 @@ def test_bad_arguments_raise() -> None:
     bad = EventRecord(1, at("10:00"), "W1", "S1", "dancing", 0.9, 0, None, None, 0, "x")
     with pytest.raises(ValueError, match="dancing"):
         Engine().apply([bad])
+
+
+def test_hash_keys_order_like_the_hashes_and_agree_one_by_one() -> None:
+    hashes = [ev(at("10:00") + k, "working").event_hash for k in range(200)]
+    keys = hash_keys(hashes)
+    assert keys == [hash_key(value) for value in hashes]
+    assert sorted(hashes) == [value for _, value in sorted(zip(keys, hashes, strict=True))]
+    # Anything that is not a SHA-256 digest still gets a stable key, batch or single.
+    odd = [*hashes[:3], "not-a-digest", "x" * 64, ""]
+    assert hash_keys(odd) == [hash_key(value) for value in odd]
+    assert len(set(hash_keys(odd))) == len(odd)

@@ -86,38 +86,40 @@ class IngestClient:
 
         Writing and reading run together, so a large batch cannot deadlock against the
         listener's backpressure. On a broken connection raises ClientError carrying the
-        replies received so far.
+        replies received so far; the connection is then closed (`connect` opens a new one).
         """
-        if self._writer is None or self._reader is None:
+        writer = self._writer
+        if writer is None or self._reader is None:
             raise ClientError("not connected (call connect() first)")
         if not lines:
             return []
+        if any(b"\n" in line for line in lines):
+            raise ValueError("a line passed to send() contains a newline")
         reading = asyncio.create_task(self._read_replies(len(lines)))
+        writing = asyncio.create_task(self._write_all(lines))
+        await asyncio.wait({reading, writing}, return_when=asyncio.FIRST_EXCEPTION)
+        if reading.done() and reading.exception() is None:
+            await writing  # every reply came, so every line went out
+            return reading.result()
+        # Something broke. Stop writing; the replies already received still count.
+        writing.cancel()
+        (sent,) = await asyncio.gather(writing, return_exceptions=True)
+        if not reading.done():
+            writer.transport.abort()
         try:
-            await self._write_all(lines, reading)
-        except (ConnectionError, OSError) as error:
-            # The replies already on their way still count: let the reader collect them.
-            if not reading.done():
-                self._writer.transport.abort()
-            try:
-                await reading
-            except ClientError as broken:
-                raise ClientError(
-                    f"connection lost while sending: {error}", broken.replies
-                ) from None
-        return await reading
+            replies = await reading
+        except ClientError as error:
+            await self.close()
+            if isinstance(sent, Exception) and not error.fatal:
+                raise ClientError(f"connection lost while sending: {sent}", error.replies) from None
+            raise
+        # The write failed after the last line went out, and every reply still arrived.
+        return replies
 
-    async def _write_all(self, lines: Sequence[bytes], reading: asyncio.Task[Any]) -> None:
+    async def _write_all(self, lines: Sequence[bytes]) -> None:
         assert self._writer is not None
         for start in range(0, len(lines), WRITE_CHUNK_LINES):
-            if reading.done():
-                return  # the reader failed: the connection is gone
-            chunk = lines[start : start + WRITE_CHUNK_LINES]
-            payload = b"\n".join(chunk) + b"\n"
-            if payload.count(b"\n") != len(chunk):
-                reading.cancel()
-                raise ValueError("a line passed to send() contains a newline")
-            self._writer.write(payload)
+            self._writer.write(b"\n".join(lines[start : start + WRITE_CHUNK_LINES]) + b"\n")
             await self._writer.drain()
 
     async def _read_replies(self, count: int) -> list[dict[str, Any]]:

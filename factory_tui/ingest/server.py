@@ -6,6 +6,9 @@ listener inside Textual's loop without its commits blocking the screen. Lines fr
 connection (and from `submit`) go into one shared batch, cut every `batch_delay_s` or
 `batch_max_lines`; a line's reply is written only after the batch holding it has committed,
 and replies keep each connection's order because batches commit one at a time, in order.
+Batches cut while a commit is running are committed together by the next one (up to
+`merge_max_lines`), and a second thread checkpoints the WAL after each commit, beside the
+writer rather than inside its commits.
 
 Memory stays bounded whatever the peers do: a framer holds at most one line plus one read
 chunk; a connection whose unacknowledged input passes `conn_pending_bytes`, or whose replies
@@ -71,6 +74,10 @@ WRITE_HIGH_WATER: Final = 256 << 10
 RECENT_REJECTIONS: Final = 100
 RATE_WINDOW_S: Final = 5.0
 CLOSE_TIMEOUT_S: Final = 5.0
+# After its last reply a connection is half-closed and what the peer still sends is read and
+# dropped for up to this long: closing a socket with unread input sends a reset, which can
+# destroy replies the peer has received but not read yet.
+LINGER_S: Final = 2.0
 
 Line = bytes | Refused
 # Errors that depend on a row's values (not on the database), e.g. an integer SQLite cannot hold.
@@ -372,7 +379,10 @@ class _Connection(asyncio.Protocol, _Sink):
         self._read_paused = False
         self._write_paused = False
         self._ending = False  # no more input wanted: close once every line is answered
+        self._finishing = False  # every line answered, our side half-closed, input dropped
+        self._peer_eof = False
         self._closed = False
+        self._linger: asyncio.TimerHandle | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
 
     # asyncio.Protocol callbacks
@@ -384,24 +394,27 @@ class _Connection(asyncio.Protocol, _Sink):
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         listener = self._listener
         limit = listener.settings.ingest.max_connections
-        if len(listener._connections) >= limit or listener._stopping:
-            self._closed = True
+        listener._connections.add(self)
+        if len(listener._connections) > limit or listener._stopping:
             why = "the listener is shutting down" if listener._stopping else f"limit {limit}"
             transport.write(rejected(f"{TOO_MANY_CONNECTIONS} ({why}); try again later"))
-            transport.close()
+            self._ending = True
+            self._finish()
             return
-        listener._connections.add(self)
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
 
     def data_received(self, data: bytes) -> None:
         if self._ending:
-            return
+            return  # answered what we wanted; the rest is dropped
         items = self._framer.feed(data)
         self._watch_idle(bool(items))
         if items:
             self._take(items, len(data))
 
     def eof_received(self) -> bool:
+        self._peer_eof = True
+        if self._finishing:
+            return False  # the peer has our last reply and is done too: close
         if not self._ending:
             items = self._framer.finish()
             if items:
@@ -414,6 +427,8 @@ class _Connection(asyncio.Protocol, _Sink):
         self._closed = True
         self._ending = True
         self._cancel_idle()
+        if self._linger is not None:
+            self._linger.cancel()
         self._listener._connections.discard(self)
         self._listener._paused.discard(self)
         self._listener._closed_event.set()
@@ -461,7 +476,7 @@ class _Connection(asyncio.Protocol, _Sink):
         self._listener._note_rejection(self.peer, line, error)
         self._transport.write(rejected(error))
         self._ending = True
-        self._transport.close()
+        self._finish()
         return []
 
     # flow control
@@ -470,6 +485,8 @@ class _Connection(asyncio.Protocol, _Sink):
         if self._transport is None or self._closed:
             return
         listener = self._listener
+        if self._finishing:
+            return  # reading on, to drop what the peer still sends
         want_pause = (
             self._ending
             or self._write_paused
@@ -525,7 +542,36 @@ class _Connection(asyncio.Protocol, _Sink):
         self._ending = True
         self._cancel_idle()
         self._update_reading()
-        if self._unacked_lines == 0 and self._transport is not None:
+        if self._unacked_lines == 0:
+            self._finish()
+
+    def _finish(self) -> None:
+        """Every line is answered: half-close, drop further input, close when the peer does."""
+        transport = self._transport
+        if self._finishing or self._closed or transport is None:
+            return
+        self._finishing = True
+        self._cancel_idle()
+        self._listener._paused.discard(self)
+        if self._peer_eof or not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()  # sent once the replies before it are flushed
+        if self._read_paused:
+            self._read_paused = False
+            transport.resume_reading()
+        self._linger = asyncio.get_running_loop().call_later(
+            self._listener.linger_s, self._linger_over
+        )
+
+    def _linger_over(self) -> None:
+        self._linger = None
+        if self._transport is None or self._closed:
+            return
+        if self._transport.get_write_buffer_size():
+            # The peer is not even reading its replies: it had its chance.
+            self._transport.abort()
+        else:
             self._transport.close()
 
     def deliver(self, replies: list[bytes], count: int, nbytes: int) -> None:
@@ -535,7 +581,7 @@ class _Connection(asyncio.Protocol, _Sink):
             return
         self._transport.write(b"".join(replies))
         if self._ending and self._unacked_lines == 0:
-            self._transport.close()
+            self._finish()
         else:
             self._update_reading()
 
@@ -563,12 +609,14 @@ class Listener:
         conn_pending_bytes: int = CONN_PENDING_BYTES,
         total_pending_bytes: int = TOTAL_PENDING_BYTES,
         recent_rejections: int = RECENT_REJECTIONS,
+        linger_s: float = LINGER_S,
     ) -> None:
         self.settings = settings
         self.store_path = store_path if store_path is not None else settings.store.path
         self.batch_max_lines = batch_max_lines
         self.batch_delay_s = batch_delay_s
         self.merge_max_lines = merge_max_lines
+        self.linger_s = linger_s
         self.conn_pending_bytes = conn_pending_bytes
         self.total_pending_bytes = total_pending_bytes
         self._writer = _Writer(
@@ -626,8 +674,8 @@ class Listener:
                 f"refusing to listen on {ingest.host} without an ingest token: set ingest.token "
                 "(or FACTORY_TUI_TOKEN), or listen on 127.0.0.1"
             )
-        if self._running:
-            raise RuntimeError("the listener is already running")
+        if self._running or self._stopping:
+            raise RuntimeError("a Listener runs once: make a new one to listen again")
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -820,10 +868,10 @@ class Listener:
         self._duplicates += outcome.duplicates
         self._rejected += len(outcome.rejections)
         self._rate_samples.append((time.monotonic(), outcome.accepted))
-        if not outcome.rejections:
+        if not outcome.rejections or not self._recent.maxlen:
             return
         # Only the last few can be kept: build records for those alone.
-        keep = outcome.rejections[-(self._recent.maxlen or 0) :]
+        keep = outcome.rejections[-self._recent.maxlen :]
         bounds: list[tuple[int, str]] = []  # (end index, peer) per owner run
         end = 0
         for sink, count, _ in batch.owners:

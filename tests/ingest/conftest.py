@@ -93,10 +93,13 @@ async def start_listener(
         "batch_delay_s",
         "conn_pending_bytes",
         "total_pending_bytes",
+        "linger_s",
     }
 
     async def start(**options: Any) -> Listener:
         kwargs = {key: options.pop(key) for key in list(options) if key in listener_keys}
+        # Closing connections linger briefly here: tests stop listeners with peers still open.
+        kwargs.setdefault("linger_s", 0.2)
         listener = Listener(make_settings(tmp_path, **options), **kwargs)
         await listener.start()
         started.append(listener)

@@ -8,6 +8,7 @@ and a "bare minimum" baseline: parse + validate + hash + insert in a tight loop,
     python benchmarks/ingest.py              # default cases (about a minute on 2 cores)
     python benchmarks/ingest.py --quick      # smaller cases
     python benchmarks/ingest.py --profile    # also write a cProfile of the server per case
+    python benchmarks/ingest.py --transports # also time Protocol vs start_server, sockets only
 """
 
 from __future__ import annotations
@@ -90,6 +91,102 @@ async def _client(port: int, connections: int, per_conn: int, offset: int) -> di
 def client_main(args: argparse.Namespace) -> None:
     result = asyncio.run(_client(args.port, args.connections, args.per_conn, args.offset))
     print(json.dumps(result))
+
+
+# --- transport comparison: the socket layer alone, no validation, no database ----------------
+
+
+class _EchoProtocol(asyncio.Protocol):
+    """asyncio.Protocol: frame lines as the listener does, answer each at once."""
+
+    def __init__(self) -> None:
+        from factory_tui.ingest.protocol import LineFramer
+
+        self.framer = LineFramer(65536)
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        lines = self.framer.feed(data)
+        if lines and self.transport is not None:
+            self.transport.write(b'{"status":"accepted"}\n' * len(lines))
+
+
+async def _echo_streams_chunks(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """asyncio.start_server, reading chunks and framing them by hand."""
+    from factory_tui.ingest.protocol import LineFramer
+
+    framer = LineFramer(65536)
+    while data := await reader.read(1 << 18):
+        lines = framer.feed(data)
+        if lines:
+            writer.write(b'{"status":"accepted"}\n' * len(lines))
+            await writer.drain()
+    writer.close()
+
+
+async def _echo_streams_readline(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """asyncio.start_server, the textbook way: readline per line."""
+    while line := await reader.readline():
+        del line
+        writer.write(b'{"status":"accepted"}\n')
+        await writer.drain()
+    writer.close()
+
+
+async def _echo_server(kind: str) -> None:
+    sys.path.insert(0, str(ROOT))
+    loop = asyncio.get_running_loop()
+    if kind == "protocol":
+        server = await loop.create_server(_EchoProtocol, "127.0.0.1", 0)
+    elif kind == "streams-chunks":
+        server = await asyncio.start_server(_echo_streams_chunks, "127.0.0.1", 0, limit=1 << 18)
+    else:
+        server = await asyncio.start_server(_echo_streams_readline, "127.0.0.1", 0, limit=1 << 18)
+    print(f"listening on 127.0.0.1:{server.sockets[0].getsockname()[1]}", file=sys.stderr)
+    sys.stderr.flush()
+    await asyncio.Event().wait()  # until terminated
+
+
+def transports(connections: int, per_conn: int) -> None:
+    """Lines/s through the socket layer alone, for each way of writing the server."""
+    for kind in ("protocol", "streams-chunks", "streams-readline"):
+        server = subprocess.Popen(
+            [sys.executable, __file__, "--echo-server", kind],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+        )
+        assert server.stderr is not None
+        found = re.search(rb":(\d+)", server.stderr.readline())
+        assert found is not None
+        try:
+            client = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--client",
+                    "--port",
+                    found.group(1).decode(),
+                    "--connections",
+                    str(connections),
+                    "--per-conn",
+                    str(per_conn),
+                ],
+                capture_output=True,
+                check=True,
+                timeout=600,
+            )
+        finally:
+            server.terminate()
+            server.wait(60)
+        result = json.loads(client.stdout)
+        rate = connections * per_conn / result["elapsed_s"]
+        print(f"transport only ({kind}), {connections} x {per_conn:,} lines: {rate:,.0f} lines/s")
 
 
 # --- the harness ------------------------------------------------------------------------------
@@ -205,7 +302,13 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--per-conn", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--offset", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--echo-server", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="smaller cases")
+    parser.add_argument(
+        "--transports",
+        action="store_true",
+        help="also compare asyncio.Protocol with start_server streams (no validation, no DB)",
+    )
     parser.add_argument("--profile", type=Path, help="write a cProfile of serve per case here")
     parser.add_argument(
         "--case",
@@ -216,6 +319,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.client:
         client_main(args)
+        return
+    if args.echo_server:
+        asyncio.run(_echo_server(args.echo_server))
         return
     cases = QUICK_CASES if args.quick else DEFAULT_CASES
     if args.case:
@@ -231,6 +337,8 @@ def main() -> None:
             f"{base[f'{name}_total']:,.0f} events/s (parse+validate+hash alone "
             f"{base[f'{name}_parse']:,.0f}/s)"
         )
+    if args.transports:
+        transports(4, 25_000 if args.quick else 100_000)
     for connections, per_conn in cases:
         result = run_case(connections, per_conn, args.profile)
         print(

@@ -22,8 +22,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from factory_tui.store import PreparedRow
 
 ROOT = Path(__file__).resolve().parent.parent
 # Cases: (connections, events per connection).
@@ -277,10 +281,18 @@ def baseline(events: int) -> dict[str, float]:
     lines = [event_line(n) for n in range(events)]
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="ingest-base-") as tmp:
-        for name, parse in (
-            ("pydantic", lambda line, received: prepare_row(parse_event(line, UTC), received)),
-            ("ingest", lambda line, received: parse_row(line, UTC, received)),
-        ):
+
+        def pydantic_row(line: bytes, received: int) -> PreparedRow:
+            return prepare_row(parse_event(line, UTC), received)
+
+        def ingest_row(line: bytes, received: int) -> PreparedRow:
+            return parse_row(line, UTC, received)
+
+        parsers: list[tuple[str, Callable[[bytes, int], PreparedRow]]] = [
+            ("pydantic", pydantic_row),
+            ("ingest", ingest_row),
+        ]
+        for name, parse in parsers:
             start = time.perf_counter()
             for line in lines:
                 parse(line, 0)

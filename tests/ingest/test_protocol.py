@@ -240,4 +240,5 @@ def test_canonical_form_is_the_json_dumps_it_documents(
         separators=(",", ":"),
         ensure_ascii=True,
     )
-    assert canonical_form(ts, *names, confidence, count, model) == expected
+    worker, station, kind = names
+    assert canonical_form(ts, worker, station, kind, confidence, count, model) == expected

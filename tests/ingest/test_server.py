@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from factory_tui.ingest import server
+from factory_tui.ingest import protocol, server
 from factory_tui.ingest.server import Listener, ListenerError
 from factory_tui.store import PreparedRow, Store
 from tests.ingest.conftest import Peer, make_event, make_settings, wait_until
@@ -337,11 +337,11 @@ async def test_a_row_sqlite_cannot_store_costs_only_its_own_line(
     listener: Listener, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Validation lets no such row through; the writer must still isolate one if it happens.
-    real = server.parse_row
+    real = protocol.parse_row
 
     def parse_with_a_bad_row(line: bytes, tz: tzinfo, received_us: int) -> PreparedRow:
         row = real(line, tz, received_us)
-        return (2**64, *row[1:]) if line == make_event(2) else row  # type: ignore[return-value]
+        return (2**64, *row[1:]) if line == make_event(2) else row
 
     monkeypatch.setattr(server, "parse_row", parse_with_a_bad_row)
     replies = await listener.submit([make_event(1), make_event(2), make_event(3)])

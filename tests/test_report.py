@@ -394,8 +394,8 @@ def test_the_windowed_read_equals_an_engine_fed_everything(tmp_path: Path) -> No
     with Store.open(db, read_only=True) as store:
         everything = Engine(
             settings.metrics.max_gap_s,
-            {**store.workers(), **{e.id: e.name for e in settings.roster_workers()}},
-            {**store.workstations(), **{e.id: e.name for e in settings.roster_workstations()}},
+            {**{e.id: e.name for e in settings.roster_workers()}, **store.workers()},
+            {**{e.id: e.name for e in settings.roster_workstations()}, **store.workstations()},
         )
         everything.apply(store.iter_since(0))
         for turn in range(16):

@@ -87,8 +87,10 @@ def load_engine(store: Store, settings: Settings, window: Window, at_us: int) ->
     max_gap_us = round(settings.metrics.max_gap_s * US_PER_S)
     lo = min(window.from_us, at_us - ACTIVITY_BUCKETS * ACTIVITY_BUCKET_US) - max_gap_us
     conn = store.db.conn
-    workers = {**store.workers(), **{e.id: e.name for e in settings.roster_workers()}}
-    stations = {**store.workstations(), **{e.id: e.name for e in settings.roster_workstations()}}
+    # Names as the console takes them: our config, then the database's roster (the owner's
+    # config and auto-registered ids) over it.
+    workers = {**{e.id: e.name for e in settings.roster_workers()}, **store.workers()}
+    stations = {**{e.id: e.name for e in settings.roster_workstations()}, **store.workstations()}
     first, last = conn.execute("SELECT min(ts_us), max(ts_us) FROM events").fetchone()
     if first is not None and first < lo:
         rows = conn.execute(

@@ -88,6 +88,13 @@ class ListenerError(Exception):
     """The listener cannot run as configured; the message is one sentence saying why."""
 
 
+class PortInUseError(ListenerError):
+    """The port is taken, typically by the process that owns this database already.
+
+    A console that gets this can open the database read-only as a viewer instead.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """One rejected line, kept in memory for the console."""
@@ -667,7 +674,12 @@ class Listener:
         return self.settings.ingest.host
 
     async def start(self) -> None:
-        """Open the store, bind the port, record this process as the database's listener."""
+        """Bind the port, open the store, record this process as the database's listener.
+
+        Raises ListenerError (PortInUseError when the port is taken) with one sentence. The
+        port is bound before the database is touched, so a second console that finds the
+        port taken has written nothing.
+        """
         ingest = self.settings.ingest
         if not ingest.is_loopback and not ingest.token:
             raise ListenerError(
@@ -678,8 +690,21 @@ class Listener:
             raise RuntimeError("a Listener runs once: make a new one to listen again")
         loop = asyncio.get_running_loop()
         self._loop = loop
+        # "localhost" can resolve to both ::1 and 127.0.0.1, which with port 0 would get two
+        # different ports; one address keeps `port` meaningful.
+        host = "127.0.0.1" if ingest.host == "localhost" else ingest.host
+        try:
+            server = await loop.create_server(
+                lambda: _Connection(self), host, ingest.port, backlog=1024, start_serving=False
+            )
+        except OSError as error:
+            kind = PortInUseError if error.errno == errno.EADDRINUSE else ListenerError
+            raise kind(_bind_error(ingest.host, ingest.port, error)) from None
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="ingest-writer"
+        )
+        self._checkpoint_executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="ingest-checkpoint"
         )
         try:
             await loop.run_in_executor(
@@ -688,27 +713,17 @@ class Listener:
                 self.settings.roster_workers(),
                 self.settings.roster_workstations(),
             )
+            await loop.run_in_executor(self._checkpoint_executor, self._checkpointer.open)
+            self._port = server.sockets[0].getsockname()[1]
+            await loop.run_in_executor(
+                self._executor, self._writer.set_owner, os.getpid(), ingest.host, self._port
+            )
         except StoreError as error:
+            server.close()
             await self._shutdown_writer()
             raise ListenerError(str(error)) from None
-        self._checkpoint_executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="ingest-checkpoint"
-        )
-        await loop.run_in_executor(self._checkpoint_executor, self._checkpointer.open)
-        # "localhost" can resolve to both ::1 and 127.0.0.1, which with port 0 would get two
-        # different ports; one address keeps `port` meaningful.
-        host = "127.0.0.1" if ingest.host == "localhost" else ingest.host
-        try:
-            self._server = await loop.create_server(
-                lambda: _Connection(self), host, ingest.port, backlog=1024
-            )
-        except OSError as error:
-            await self._shutdown_writer()
-            raise ListenerError(_bind_error(ingest.host, ingest.port, error)) from None
-        self._port = self._server.sockets[0].getsockname()[1]
-        await loop.run_in_executor(
-            self._executor, self._writer.set_owner, os.getpid(), ingest.host, self._port
-        )
+        self._server = server
+        await server.start_serving()
         self._started = time.monotonic()
         self._running = True
         log.info("listening on %s:%d", ingest.host, self._port)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from factory_tui.ingest import protocol, server
-from factory_tui.ingest.server import Listener, ListenerError
+from factory_tui.ingest.server import Listener, ListenerError, PortInUseError
 from factory_tui.store import PreparedRow, Store
 from tests.ingest.conftest import Peer, make_event, make_settings, wait_until
 
@@ -254,8 +254,16 @@ async def test_port_in_use_is_one_sentence(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         listener = Listener(make_settings(tmp_path, ingest__port=port))
-        with pytest.raises(ListenerError, match=f"port {port} on 127.0.0.1 is already in use"):
+        with pytest.raises(PortInUseError, match=f"port {port} on 127.0.0.1 is already in use"):
             await listener.start()
+    # Nothing was written: a second console that finds the port taken can be a viewer.
+    assert not (tmp_path / "factory.db").exists()
+
+
+async def test_a_database_that_cannot_be_opened_is_one_sentence(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, store__path=tmp_path / "missing" / "factory.db")
+    with pytest.raises(ListenerError, match="folder .*missing does not exist"):
+        await Listener(settings).start()
 
 
 async def test_submit_takes_the_same_path_as_tcp(listener: Listener, peer: Peer) -> None:

@@ -215,31 +215,33 @@ class FactoryApp(App[None]):
         self._feed_task: asyncio.Task[object] | None = None
         self._stopped = False
         self._started = asyncio.Event()
+        # The main screen's widgets, held so that ticks and focus events reach them whatever
+        # screen is on top (help, or a detail screen) and while the app shuts down.
+        self.summary = SummaryBar(id="summary")
+        """The summary bar."""
+        self.health_badge = HealthBadge(id="health")
+        """The machine-health badge."""
+        self.filter_field = Input(
+            placeholder="filter: id, name, station or state", id="filter", compact=True
+        )
+        """The filter field (shown by `/`)."""
+        self.grid = WorkerGrid(id="grid")
+        """The tile grid."""
 
     # --- composition --------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         yield Header(icon="▦")
         with Horizontal(id="top"):
-            yield SummaryBar(id="summary")
-            yield HealthBadge(id="health")
-        yield Input(placeholder="filter: id, name, station or state", id="filter", compact=True)
-        yield WorkerGrid(id="grid")
+            yield self.summary
+            yield self.health_badge
+        yield self.filter_field
+        yield self.grid
         yield Footer()
-
-    @property
-    def grid(self) -> WorkerGrid:
-        """The tile grid."""
-        return self.query_one(WorkerGrid)
-
-    @property
-    def summary(self) -> SummaryBar:
-        """The summary bar."""
-        return self.query_one(SummaryBar)
 
     async def on_mount(self) -> None:
         # Snapshot tests switch animations off; a blinking cursor would make them flaky too.
-        self.query_one("#filter", Input).cursor_blink = self._animations
+        self.filter_field.cursor_blink = self._animations
         self._update_title()
         self.grid.focus()
         self._update_view()
@@ -435,7 +437,7 @@ class FactoryApp(App[None]):
             )
             self.summary.status = FeedStatus("live")
             if message.health is not None:
-                self.query_one(HealthBadge).reading = message.health
+                self.health_badge.reading = message.health
             self.grid.show(snapshot)
             self._update_view()
 
@@ -519,7 +521,9 @@ class FactoryApp(App[None]):
         self._sync_filter_input()
 
     def _sync_filter_input(self) -> None:
-        field = self.query_one("#filter", Input)
+        field = self.filter_field
+        if not field.is_attached:
+            return  # focus moves as the app shuts down
         field.display = field.has_focus or bool(field.value)
 
     def on_descendant_blur(self) -> None:
@@ -545,13 +549,13 @@ class FactoryApp(App[None]):
 
     def action_filter(self) -> None:
         """Show the filter field and type into it."""
-        field = self.query_one("#filter", Input)
+        field = self.filter_field
         field.display = True
         field.focus()
 
     def action_clear_filter(self) -> None:
         """Clear the filter (esc): in the field, or on the grid when a filter is applied."""
-        field = self.query_one("#filter", Input)
+        field = self.filter_field
         if field.has_focus or field.value:
             field.value = ""
             self.grid.filter_text = ""

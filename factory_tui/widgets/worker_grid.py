@@ -9,6 +9,7 @@ here; the data is only ever the Snapshot handed down by the app.
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar, Final, Literal
 
 from rich.segment import Segment
@@ -217,8 +218,8 @@ class WorkerGrid(ScrollView, can_focus=True):
         metrics = self._metrics
         key = self.sort_key
 
-        def by_name(tile: WorkerTile) -> tuple[str, str]:
-            return (tile.name.casefold(), tile.worker_id)
+        def by_name(tile: WorkerTile) -> tuple[tuple[str | int, ...], tuple[str | int, ...]]:
+            return (natural_key(tile.name), natural_key(tile.worker_id))
 
         tiles.sort(key=by_name)
         # Python's sort is stable: sorting by the figure after sorting by name keeps ties in
@@ -371,6 +372,13 @@ class WorkerGrid(ScrollView, can_focus=True):
             text = "No workers yet: waiting for camera events"
         style = self.get_component_rich_style("worker-grid--message")
         return Strip([Segment(fit(f"  {text}", width), style)], width)
+
+
+def natural_key(text: str) -> tuple[str | int, ...]:
+    """Sort key that orders numbers inside text by value: W2 before W10, W10 before W100."""
+    parts = re.split(r"(\d+)", text.casefold())
+    # Alternate text and number so tuples compare like with like at each position.
+    return tuple(int(part) if index % 2 else part for index, part in enumerate(parts))
 
 
 def _or_low(value: float | int | None, low: float = _NO_VALUE) -> float:

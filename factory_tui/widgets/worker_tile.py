@@ -190,6 +190,15 @@ def _top(
     title: Style,
 ) -> Strip:
     left, fill, right = glyphs[0]
+    if name == worker_id:  # an unnamed (auto-registered) worker: say the id once
+        label = clip(name, width - 6)
+        return Strip(
+            [
+                Segment(left + fill, border),
+                Segment(f" {label} ", title),
+                Segment(fill * max(0, width - 5 - cell_len(label)) + right, border),
+            ]
+        ).adjust_cell_length(width)
     # Two border cells each side and a space around each caption: 8 cells of frame; at least
     # one fill cell between name and id keeps them apart.
     ident = clip(worker_id, max(4, (width - 8) // 2))

@@ -298,6 +298,18 @@ class TestKeys:
             await pilot.press("escape")
             assert not isinstance(app.screen, HelpScreen)
 
+    async def test_ticks_go_on_under_the_help_screen(self, console: ConsoleFactory) -> None:
+        app = console()
+        async with app.run_test(size=(80, 24)) as pilot:
+            await app.tick_now()
+            await pilot.press("question_mark")
+            assert app.listener is not None
+            await app.listener.submit([line(AT, "W6", "S6", "working")])
+            await app.tick_now()
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.press("escape")
+            assert "WORKING" in tile_text(app, "W6")
+
     async def test_q_quits_cleanly_and_frees_the_port(self, console: ConsoleFactory) -> None:
         app = console()
         async with app.run_test() as pilot:

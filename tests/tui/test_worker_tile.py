@@ -151,3 +151,17 @@ def test_every_cell_carries_the_tile_background() -> None:
                     segment.style is not None and segment.style.bgcolor is not None
                     for segment in strip
                 )
+
+
+def test_an_unnamed_worker_shows_its_id_once() -> None:
+    tile = WorkerTile.from_metrics(worker("W17", "W17"), AT_US, STATIONS)
+    top = text_of(tile, 26)[0]
+    assert top.count("W17") == 1
+    assert len(top) == 26
+
+
+def test_workers_sort_by_name_with_numbers_in_order() -> None:
+    from factory_tui.widgets.worker_grid import natural_key
+
+    names = ["W10", "W2", "W100", "W1", "ana 10", "Ana 2", "Bo"]
+    assert sorted(names, key=natural_key) == ["Ana 2", "ana 10", "Bo", "W1", "W2", "W10", "W100"]

@@ -77,7 +77,7 @@ CLOSE_TIMEOUT_S: Final = 5.0
 # After its last reply a connection is half-closed and what the peer still sends is read and
 # dropped for up to this long: closing a socket with unread input sends a reset, which can
 # destroy replies the peer has received but not read yet.
-LINGER_S: Final = 2.0
+LINGER_S: Final = 1.0
 
 Line = bytes | Refused
 # Errors that depend on a row's values (not on the database), e.g. an integer SQLite cannot hold.

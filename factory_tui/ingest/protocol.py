@@ -1,7 +1,7 @@
-"""The wire protocol of the ingest port: line framing, replies and the auth line.
+"""The wire protocol of the ingest port: line framing, validation, replies and the auth line.
 
 Pure functions and small classes with no I/O, shared by the listener (server.py) and the
-camera-side client (client.py). DESIGN.md, "Reply protocol", is the reference.
+camera-side client (client.py). DESIGN.md ("Event", "Reply protocol") is the reference.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from factory_tui.config import Settings
 from factory_tui.engine import Engine
 from factory_tui.engine.snapshot import Snapshot, Window
 from factory_tui.health import HealthReader, HealthReading, PsutilHealth
-from factory_tui.ingest.server import Listener, ListenerError
+from factory_tui.ingest.server import Listener, ListenerError, PortInUseError
 from factory_tui.models import EventRecord, from_utc_us, to_utc_us
 from factory_tui.store import READ_BATCH, Store, StoreError, now_us
 from factory_tui.widgets.health_badge import HealthBadge
@@ -281,7 +281,7 @@ class FactoryApp(App[None]):
         listener = Listener(self.settings, self.store_path)
         try:
             await listener.start()
-        except ListenerError as error:
+        except PortInUseError as error:
             port = self.settings.ingest.port
             pid = await asyncio.to_thread(live_owner, self.store_path, port) if port else None
             if pid is None:
@@ -289,6 +289,9 @@ class FactoryApp(App[None]):
                 return False
             self.role = "viewer"
             return True
+        except ListenerError as error:
+            self._fail(str(error))
+            return False
         self.listener = listener
         return True
 

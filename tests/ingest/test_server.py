@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import sqlite3
 from collections.abc import Callable
 from datetime import tzinfo
 from pathlib import Path
@@ -358,3 +359,19 @@ async def test_a_row_sqlite_cannot_store_costs_only_its_own_line(
     assert replies[1]["error"].startswith("line: cannot be stored")
     with stored(listener) as store:
         assert store.count_events() == 2
+
+
+async def test_a_batch_that_cannot_be_committed_is_not_acknowledged(
+    listener: Listener, peer: Peer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def locked(rows: object) -> list[str]:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(listener._writer.store, "insert_rows", locked)
+    with pytest.raises(ListenerError, match="database is locked"):
+        await listener.submit([make_event(1)])
+    # A camera gets no reply at all, only a dropped connection: it will send again.
+    await peer.send(make_event(2) + b"\n")
+    assert await peer.reader.read() == b""
+    monkeypatch.undo()
+    assert await listener.submit([make_event(1), make_event(2)]) == [{"status": "accepted"}] * 2

@@ -37,8 +37,9 @@ from factory_tui.config import Settings
 from factory_tui.engine import Engine
 from factory_tui.engine.snapshot import Snapshot, Window
 from factory_tui.health import HealthReader, HealthReading, PsutilHealth
+from factory_tui.history import history_floor, load_history
 from factory_tui.ingest.server import Listener, ListenerError, PortInUseError
-from factory_tui.models import EventRecord, from_utc_us, to_utc_us
+from factory_tui.models import from_utc_us, to_utc_us
 from factory_tui.store import READ_BATCH, Store, StoreError, now_us
 from factory_tui.widgets.health_badge import HealthBadge
 from factory_tui.widgets.help_screen import HelpScreen
@@ -340,7 +341,7 @@ class FactoryApp(App[None]):
         self._sync_roster(store, engine)
         initial = not self._loaded
         if initial:
-            new_rows = self._initial_load(store, engine, window)
+            new_rows = self._initial_load(store, engine, window, at_us)
             self._loaded = True
         else:
             new_rows = 0
@@ -356,26 +357,15 @@ class FactoryApp(App[None]):
         health = self._health() if self._health is not None else None
         return self.TickDone(sequence, snapshot, shift, title, health, new_rows, initial, 0.0)
 
-    def _initial_load(self, store: Store, engine: Engine, window: Window) -> int:
+    def _initial_load(self, store: Store, engine: Engine, window: Window, at_us: int) -> int:
         """Fold in what the current window needs, not the database's whole history.
 
-        A gap counts for at most max_gap, so events older than `from - max_gap` cannot change
-        the window's figures. The id ceiling is read first: rows stored while we read have
-        higher ids and are picked up by the next tick's `read_since`.
+        See factory_tui.history. The id ceiling is read first: rows stored while we read have
+        higher ids and are picked up (or skipped, if already held) by the next `read_since`.
         """
         ceiling = store.max_event_id()
-        since = window.from_us - int(self.settings.metrics.max_gap_s * 1_000_000)
-        applied = 0
-        chunk: list[EventRecord] = []
-        for row in store.iter_range(since, None):
-            if self._stopped:
-                break  # quitting during a long first load: the result is not needed
-            if row.id <= ceiling:
-                chunk.append(row)
-            if len(chunk) >= READ_BATCH:
-                applied += engine.apply(chunk)
-                chunk = []
-        applied += engine.apply(chunk)
+        floor = history_floor(window, at_us, self.settings.metrics.max_gap_s)
+        applied = load_history(engine, store, floor)
         self._read_cursor = ceiling
         return applied
 

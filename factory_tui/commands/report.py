@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import os
-import sqlite3
 import sys
 from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
@@ -22,17 +21,9 @@ import typer
 from factory_tui.commands.common import ConfigOption, DbOption, fail, open_store, settings_from
 from factory_tui.config import Settings
 from factory_tui.engine import Engine, Snapshot, Window
-from factory_tui.engine.metrics import ACTIVITY_BUCKET_US, ACTIVITY_BUCKETS
-from factory_tui.engine.snapshot import US_PER_S
+from factory_tui.history import history_floor, load_history, stations_before
 from factory_tui.models import from_utc_us, iso_utc, to_utc_us
 from factory_tui.store import Store
-
-_ROW_COLUMNS: Final = (
-    "worker_id, ts_us, event_hash, event_type, workstation_id, count, confidence, id"
-)
-"""The columns of `Engine.apply_tuples`, in its order."""
-_WIDE_READ: Final = 0.3
-"""Above this share of the stored time span, a table scan beats the timestamp index."""
 
 
 class ReportFormat(StrEnum):
@@ -78,75 +69,19 @@ def resolve_window(
 def load_engine(store: Store, settings: Settings, window: Window, at_us: int) -> Engine:
     """An engine holding every stored event that can affect `snapshot(window, at_us)`.
 
-    That is each event with `lo <= ts <= at`, where `lo` is max_gap before both the window and
-    the hour of activity shown before `at` (no interval reaches further than max_gap), plus,
-    per worker, its latest state event and latest event before `lo` (they carry the state, the
-    station and "last seen" in). Stations only seen before `lo` are added to the roster, so the
-    lists are the same as with the whole history.
+    See factory_tui.history. Stations only seen before the floor are added to the roster, so
+    the lists are the same as with the whole history.
     """
-    max_gap_us = round(settings.metrics.max_gap_s * US_PER_S)
-    lo = min(window.from_us, at_us - ACTIVITY_BUCKETS * ACTIVITY_BUCKET_US) - max_gap_us
-    conn = store.db.conn
+    floor = history_floor(window, at_us, settings.metrics.max_gap_s)
     # Names as the console takes them: our config, then the database's roster (the owner's
     # config and auto-registered ids) over it.
     workers = {**{e.id: e.name for e in settings.roster_workers()}, **store.workers()}
     stations = {**{e.id: e.name for e in settings.roster_workstations()}, **store.workstations()}
-    first, last = conn.execute("SELECT min(ts_us), max(ts_us) FROM events").fetchone()
-    if first is not None and first < lo:
-        rows = conn.execute(
-            "SELECT DISTINCT workstation_id FROM events NOT INDEXED WHERE ts_us < ?", (lo,)
-        )
-        for (station_id,) in rows:
-            stations.setdefault(station_id, station_id)
+    for station_id in stations_before(store, floor):
+        stations.setdefault(station_id, station_id)
     engine = Engine(settings.metrics.max_gap_s, workers, stations)
-    if first is None:
-        return engine
-    engine.apply_tuples(_range_rows(conn, lo, at_us, first, last))
-    if first < lo:
-        for worker_id in _worker_ids(conn):
-            engine.apply_tuples(_carried_in(conn, worker_id, lo))
+    load_history(engine, store, floor, at_us)
     return engine
-
-
-def _range_rows(
-    conn: sqlite3.Connection, lo: int, hi: int, first: int, last: int
-) -> sqlite3.Cursor:
-    # Streams with one statement: a one-off read, not a tick that would pin the WAL.
-    span = max(last - first, 1)
-    wide = (min(hi, last) - max(lo, first)) / span > _WIDE_READ
-    table = "events NOT INDEXED" if wide else "events"
-    return conn.execute(
-        f"SELECT {_ROW_COLUMNS} FROM {table} WHERE ts_us >= ? AND ts_us <= ?", (lo, hi)
-    )
-
-
-def _worker_ids(conn: sqlite3.Connection) -> list[str]:
-    """Distinct worker ids by skipping along the (worker_id, ts_us) index: one seek per worker."""
-    rows = conn.execute(
-        "WITH RECURSIVE w(id) AS (SELECT min(worker_id) FROM events UNION ALL "
-        "SELECT (SELECT min(worker_id) FROM events WHERE worker_id > w.id) FROM w "
-        "WHERE w.id IS NOT NULL) SELECT id FROM w WHERE id IS NOT NULL"
-    )
-    return [worker_id for (worker_id,) in rows]
-
-
-def _carried_in(conn: sqlite3.Connection, worker_id: str, lo: int) -> list[Any]:
-    """The worker's events at the instant of its latest event, and of its latest state event,
-    before `lo` (every event at that instant: ties are ordered by hash in the engine)."""
-    rows: list[Any] = []
-    for condition in ("", "AND event_type != 'product_count'"):
-        # Walks the (worker_id, ts_us) index backwards and stops at the first match.
-        found = conn.execute(
-            f"SELECT ts_us FROM events WHERE worker_id = ? AND ts_us < ? {condition} "
-            "ORDER BY ts_us DESC LIMIT 1",
-            (worker_id, lo),
-        ).fetchone()
-        if found is not None:
-            rows += conn.execute(
-                f"SELECT {_ROW_COLUMNS} FROM events WHERE worker_id = ? AND ts_us = ?",
-                (worker_id, found[0]),
-            ).fetchall()
-    return rows
 
 
 # --- output -----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
 
-from factory_tui.commands.common import PortOption, fail
+from factory_tui.commands.common import fail
 from factory_tui.config import ConfigError, Settings, demo_data
 from factory_tui.models import from_utc_us, to_utc_us
 from factory_tui.store import Store, StoreError, now_us
@@ -104,7 +104,9 @@ def remove_database(path: Path) -> None:
 
 
 def demo(
-    port: PortOption = None,
+    port: Annotated[
+        int | None, typer.Option("--port", "-p", help=f"Listener TCP port (default {DEMO_PORT}).")
+    ] = None,
     speed: Annotated[
         float,
         typer.Option("--speed", min=0.1, max=3600.0, help="Simulated seconds per real second."),

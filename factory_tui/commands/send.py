@@ -20,7 +20,7 @@ from factory_tui.commands.common import (
     fail,
     settings_from,
 )
-from factory_tui.ingest.client import ClientError, IngestClient
+from factory_tui.ingest.client import ClientError, IngestClient, ReplyCounts
 
 #: Lines sent per round trip; the listener commits up to 5,000 lines per transaction.
 CHUNK_LINES: Final = 5_000
@@ -38,31 +38,18 @@ class DeliveryError(Exception):
 
 
 @dataclass
-class Tally:
+class Tally(ReplyCounts):
     """What the listener answered, line by line."""
 
-    accepted: int = 0
-    duplicate: int = 0
-    rejected: int = 0
     rejections: list[tuple[int, str]] = field(default_factory=list)
     """(line number, error) of the first few rejected lines."""
 
     def record(self, numbers: list[int], replies: list[dict[str, Any]]) -> None:
         """Count the replies to the lines with these numbers."""
         for number, reply in zip(numbers, replies, strict=False):
-            status = reply.get("status")
-            if status == "accepted":
-                self.accepted += 1
-            elif status == "duplicate":
-                self.duplicate += 1
-            else:
-                self.rejected += 1
-                if len(self.rejections) < SHOWN_REJECTIONS:
-                    self.rejections.append((number, str(reply.get("error", status))))
-
-    def summary(self) -> str:
-        """`accepted N, duplicate N, rejected N`."""
-        return f"accepted {self.accepted}, duplicate {self.duplicate}, rejected {self.rejected}"
+            error = self.count(reply)
+            if error is not None and len(self.rejections) < SHOWN_REJECTIONS:
+                self.rejections.append((number, error))
 
 
 def send(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from factory_tui.ingest.protocol import (
@@ -186,3 +187,28 @@ class IngestClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+@dataclass(slots=True)
+class ReplyCounts:
+    """Replies counted by status: what `send` and the simulator report to the user."""
+
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+
+    def count(self, reply: dict[str, Any]) -> str | None:
+        """Count one reply; for a rejection (or an unknown status), return its error text."""
+        status = reply.get("status")
+        if status == "accepted":
+            self.accepted += 1
+            return None
+        if status == "duplicate":
+            self.duplicate += 1
+            return None
+        self.rejected += 1
+        return str(reply.get("error", status))
+
+    def summary(self) -> str:
+        """`accepted N, duplicate N, rejected N`."""
+        return f"accepted {self.accepted}, duplicate {self.duplicate}, rejected {self.rejected}"

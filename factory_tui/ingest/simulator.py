@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any, Final, NamedTuple
 
 from factory_tui.config import Settings
-from factory_tui.ingest.client import ClientError
+from factory_tui.ingest.client import ClientError, ReplyCounts
 from factory_tui.ingest.server import ListenerError
 from factory_tui.ingest.simulator_model import (
     KIND_NAMES,
@@ -433,18 +433,15 @@ def _duration_text(seconds: float) -> str:
 
 
 @dataclass(slots=True)
-class _Tally:
+class _Tally(ReplyCounts):
     sent: int = 0
-    accepted: int = 0
-    duplicate: int = 0
-    rejected: int = 0
     unanswered: int = 0
     late: int = 0
     resent: int = 0
     errors: list[str] = field(default_factory=list)
     failure: str | None = None
 
-    def count(self, batch: Sequence[Emission], replies: Sequence[dict[str, Any]]) -> None:
+    def record(self, batch: Sequence[Emission], replies: Sequence[dict[str, Any]]) -> None:
         self.sent += len(batch)
         for emission in batch:
             if emission.kind == "late":
@@ -452,16 +449,9 @@ class _Tally:
             elif emission.kind == "duplicate":
                 self.resent += 1
         for reply in replies:
-            status = reply.get("status")
-            if status == "accepted":
-                self.accepted += 1
-            elif status == "duplicate":
-                self.duplicate += 1
-            else:
-                self.rejected += 1
-                error = str(reply.get("error", status))
-                if len(self.errors) < ERROR_SAMPLES and error not in self.errors:
-                    self.errors.append(error)
+            error = self.count(reply)
+            if error is not None and len(self.errors) < ERROR_SAMPLES and error not in self.errors:
+                self.errors.append(error)
         self.unanswered += max(0, len(batch) - len(replies))
 
 
@@ -514,12 +504,12 @@ class _Dispatcher:
                 replies = await send([emission.line for emission in chunk])
             except _SUBMIT_ERRORS as error:
                 # A broken connection still reports the replies it received before breaking.
-                self._tally.count(chunk, error.replies if isinstance(error, ClientError) else [])
+                self._tally.record(chunk, error.replies if isinstance(error, ClientError) else [])
                 if self._tally.failure is None:
                     self._tally.failure = _describe_failure(error)
                 self._stop.set()
                 return
-            self._tally.count(chunk, replies)
+            self._tally.record(chunk, replies)
 
     async def dispatch(self, emissions: Iterable[Emission]) -> None:
         """Hand each camera its lines (in order) and wait until every camera has sent them."""

@@ -157,6 +157,15 @@ async def _echo_server(kind: str) -> None:
     await asyncio.Event().wait()  # until terminated
 
 
+def run_client(port: int, connections: int, per_conn: int) -> dict[str, Any]:
+    """Run the load client as its own process (so it does not share the server's core)."""
+    command = [sys.executable, __file__, "--client", "--port", str(port)]
+    command += ["--connections", str(connections), "--per-conn", str(per_conn)]
+    client = subprocess.run(command, capture_output=True, check=True, timeout=600)
+    result: dict[str, Any] = json.loads(client.stdout)
+    return result
+
+
 def transports(connections: int, per_conn: int) -> None:
     """Lines/s through the socket layer alone, for each way of writing the server."""
     for kind in ("protocol", "streams-chunks", "streams-readline"):
@@ -169,26 +178,10 @@ def transports(connections: int, per_conn: int) -> None:
         found = re.search(rb":(\d+)", server.stderr.readline())
         assert found is not None
         try:
-            client = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--client",
-                    "--port",
-                    found.group(1).decode(),
-                    "--connections",
-                    str(connections),
-                    "--per-conn",
-                    str(per_conn),
-                ],
-                capture_output=True,
-                check=True,
-                timeout=600,
-            )
+            result = run_client(int(found.group(1)), connections, per_conn)
         finally:
             server.terminate()
             server.wait(60)
-        result = json.loads(client.stdout)
         rate = connections * per_conn / result["elapsed_s"]
         print(f"transport only ({kind}), {connections} x {per_conn:,} lines: {rate:,.0f} lines/s")
 
@@ -235,23 +228,7 @@ def run_case(connections: int, per_conn: int, profile_dir: Path | None) -> dict[
             profile = profile_dir / f"serve-{connections}x{per_conn}.prof"
         server, port = start_server(db, profile)
         try:
-            client = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--client",
-                    "--port",
-                    str(port),
-                    "--connections",
-                    str(connections),
-                    "--per-conn",
-                    str(per_conn),
-                ],
-                capture_output=True,
-                check=True,
-                timeout=600,
-            )
-            result: dict[str, Any] = json.loads(client.stdout)
+            result = run_client(port, connections, per_conn)
             result["peak_rss_mib"] = peak_rss_mib(server.pid)
             wal = db.with_name(db.name + "-wal")
             result["wal_mib"] = wal.stat().st_size / (1 << 20) if wal.exists() else 0.0

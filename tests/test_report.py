@@ -425,3 +425,152 @@ def test_an_empty_database_reports_the_roster(tmp_path: Path) -> None:
     assert [s["workstation_id"] for s in data["workstations"]] == ["S1", "S2"]
     assert data["factory"]["avg_utilization"] is None
     assert data["factory"]["workers_by_state"]["unobserved"] == 2
+
+
+# --- --by model_version ----------------------------------------------------------------------
+
+# 10:00-11:00 UTC: v1 twice, v2 three times, once no model; one event just before the window
+# and one at its (exclusive) end, each of which would change every figure if it were counted.
+# Confidences are binary fractions, so the means are exact.
+MODELS = [
+    wire("09:59:59", "working", model_version="v1", confidence=0.125),
+    wire("10:00:00", "working", model_version="v1", confidence=0.75),
+    wire("10:05:00", "product_count", "W9", "S7", count=2, confidence=0.5),
+    wire("10:10:00", "product_count", count=4, model_version="v1", confidence=0.5),
+    wire("10:20:00", "working", "W2", "S2", model_version="v2", confidence=1.0),
+    wire("10:30:00", "product_count", "W2", "S2", count=3, model_version="v2", confidence=0.25),
+    wire("10:40:00", "idle", model_version="v2", confidence=1.0),
+    wire("11:00:00", "product_count", "W2", "S2", count=5, model_version="v2", confidence=0.0),
+]
+BY_MODEL = ("--by", "model_version")
+
+
+@pytest.fixture
+def models_site(tmp_path: Path) -> tuple[Path, Path]:
+    """(config file, database) with events of two model versions and of none."""
+    config = tmp_path / "factory.toml"
+    config.write_text(CONFIG)
+    db = tmp_path / "models.db"
+    fill(db, MODELS)
+    return config, db
+
+
+def test_json_models_are_exact_and_only_the_window(models_site: tuple[Path, Path]) -> None:
+    data = report_json(*models_site, *HOUR, *BY_MODEL)
+    assert data["models"] == [
+        {
+            "model_version": None,
+            "events": 1,
+            "mean_confidence": 0.5,
+            "min_confidence": 0.5,
+            "units": 2,
+        },
+        {
+            "model_version": "v1",
+            "events": 2,
+            "mean_confidence": 0.625,
+            "min_confidence": 0.5,
+            "units": 4,
+        },
+        {
+            "model_version": "v2",
+            "events": 3,
+            "mean_confidence": 0.75,
+            "min_confidence": 0.25,
+            "units": 3,
+        },
+    ]
+    # The rest of the report is what it is without --by.
+    without = report_json(*models_site, *HOUR)
+    assert "models" not in without
+    assert {key: value for key, value in data.items() if key != "models"} == without
+
+
+def test_model_events_are_the_workers_events_up_to_at(models_site: tuple[Path, Path]) -> None:
+    # The window runs to 11:00 but `at` is 10:20: the event at 10:20 is seen, later ones not.
+    data = report_json(
+        *models_site,
+        "--from",
+        "2024-05-01T10:00:00Z",
+        "--to",
+        "2024-05-01T11:00:00Z",
+        "--at",
+        "2024-05-01T10:20:00Z",
+        *BY_MODEL,
+    )
+    assert [(m["model_version"], m["events"], m["units"]) for m in data["models"]] == [
+        (None, 1, 2),
+        ("v1", 2, 4),
+        ("v2", 1, 0),
+    ]
+    assert sum(m["events"] for m in data["models"]) == sum(w["events"] for w in data["workers"])
+    assert sum(m["units"] for m in data["models"]) == data["factory"]["units"]
+
+
+def test_csv_adds_a_row_per_model_and_a_last_column(models_site: tuple[Path, Path]) -> None:
+    text = run(*models_site, "--format", "csv", *HOUR, *BY_MODEL).stdout
+    plain = run(*models_site, "--format", "csv", *HOUR).stdout
+    header, plain_header = text.splitlines()[0].split(","), plain.splitlines()[0].split(",")
+    assert header == [*plain_header, "min_confidence"]
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [(row["level"], row["id"]) for row in rows][-4:] == [
+        ("factory", ""),
+        ("model", ""),  # no model_version: null, so empty
+        ("model", "v1"),
+        ("model", "v2"),
+    ]
+    v2 = rows[-1]
+    assert (v2["events"], v2["mean_confidence"], v2["min_confidence"], v2["units"]) == (
+        "3",
+        "0.75",
+        "0.25",
+        "3",
+    )
+    assert (v2["name"], v2["active_s"], v2["utilization"]) == ("", "", "")
+    assert all(row["min_confidence"] == "" for row in rows if row["level"] != "model")
+
+
+def test_table_has_a_models_section(
+    models_site: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = run(*models_site, *HOUR, *BY_MODEL).stdout
+    models = text[text.index("Models") :]
+    rows = [line.split() for line in models.splitlines()]
+    lines = {row[0]: row[1:] for row in rows if row and row[0] in ("(none)", "v1", "v2")}
+    assert "Lowest conf" in models
+    assert lines == {
+        "(none)": ["1", "16.7%", "0.50", "0.50", "2"],
+        "v1": ["2", "33.3%", "0.62", "0.50", "4"],
+        "v2": ["3", "50.0%", "0.75", "0.25", "3"],
+    }
+    assert "Models" not in run(*models_site, *HOUR).stdout
+    monkeypatch.setenv("COLUMNS", "80")
+    narrow = run(*models_site, *HOUR, *BY_MODEL).stdout
+    assert max(len(line) for line in narrow.splitlines()) <= 80
+    assert "Lowest conf" in narrow
+
+
+def test_no_events_no_models(tmp_path: Path) -> None:
+    config = tmp_path / "factory.toml"
+    config.write_text(CONFIG)
+    db = tmp_path / "empty.db"
+    Store.open(db).close()
+    assert report_json(config, db, *HOUR, *BY_MODEL)["models"] == []
+    assert "Models: no events in the window" in run(config, db, *HOUR, *BY_MODEL).stdout
+    text = run(config, db, "--format", "csv", *HOUR, *BY_MODEL).stdout
+    assert [row["level"] for row in csv.DictReader(io.StringIO(text))] == ["worker", "worker"] + [
+        "workstation",
+        "workstation",
+        "factory",
+    ]
+
+
+def test_an_unknown_breakdown_names_the_choices(site: tuple[Path, Path]) -> None:
+    config, db = site
+    result = runner.invoke(
+        app, ["report", "--config", str(config), "--db", str(db), "--by", "camera"]
+    )
+    assert result.exit_code == 2
+    assert "'camera' is not" in result.stderr
+    assert "model_version" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -3,6 +3,9 @@
 The database is opened read-only, so a report can run beside a live console. Only the events
 that can change the answer are read (see `load_engine`), so a shift's report stays fast however
 long the history; the numbers are exactly those of an engine fed the whole history.
+
+`--by model_version` adds a section per AI model (`Store.model_summary`): the events of the
+report's window, the same ones that give each worker's events and units.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from factory_tui.config import Settings
 from factory_tui.engine import Engine, Snapshot, Window
 from factory_tui.history import history_floor, load_history, stations_before
 from factory_tui.models import from_utc_us, iso_utc, to_utc_us
-from factory_tui.store import Store
+from factory_tui.store import ModelSummary, Store
 
 
 class ReportFormat(StrEnum):
@@ -32,6 +35,12 @@ class ReportFormat(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
+
+
+class ReportBy(StrEnum):
+    """Breakdowns `report --by` adds to the report."""
+
+    model_version = "model_version"
 
 
 def parse_moment(text: str, zone: tzinfo, option: str) -> datetime:
@@ -66,6 +75,12 @@ def resolve_window(
     return Window(to_utc_us(start), to_utc_us(stop), "custom")
 
 
+def events_end(window: Window, at_us: int) -> int:
+    """Exclusive end of the events a report counts (units, events, confidence): `ts < to` and
+    `ts <= at`, the engine's rule for instants, since events after `at` are not seen yet."""
+    return min(window.to_us, at_us + 1)
+
+
 def load_engine(store: Store, settings: Settings, window: Window, at_us: int) -> Engine:
     """An engine holding every stored event that can affect `snapshot(window, at_us)`.
 
@@ -87,11 +102,15 @@ def load_engine(store: Store, settings: Settings, window: Window, at_us: int) ->
 # --- output -----------------------------------------------------------------------------------
 
 
-def report_data(snapshot: Snapshot) -> dict[str, Any]:
-    """The JSON document of a snapshot: DESIGN.md field names, seconds, fractions, nulls."""
+def report_data(snapshot: Snapshot, models: list[ModelSummary] | None = None) -> dict[str, Any]:
+    """The JSON document of a snapshot: DESIGN.md field names, seconds, fractions, nulls.
+
+    With `models` (from `--by model_version`) it has a "models" list too, one object per
+    model_version in the store's order (events that named no model, `null`, first).
+    """
     window = snapshot.window
     factory = snapshot.factory
-    return {
+    data: dict[str, Any] = {
         "window": {
             "from": iso_utc(window.from_us),
             "to": iso_utc(window.to_us),
@@ -144,6 +163,18 @@ def report_data(snapshot: Snapshot) -> dict[str, Any]:
             },
         },
     }
+    if models is not None:
+        data["models"] = [
+            {
+                "model_version": m.model_version,
+                "events": m.events,
+                "mean_confidence": m.mean_confidence,
+                "min_confidence": m.min_confidence,
+                "units": m.units,
+            }
+            for m in models
+        ]
+    return data
 
 
 CSV_COLUMNS: Final = (
@@ -169,14 +200,21 @@ CSV_COLUMNS: Final = (
 )
 
 
-def report_csv(snapshot: Snapshot) -> str:
+MODEL_CSV_COLUMNS: Final = (*CSV_COLUMNS, "min_confidence")
+"""The columns with `--by model_version`: a last one is added, so the others keep their place."""
+
+
+def report_csv(snapshot: Snapshot, models: list[ModelSummary] | None = None) -> str:
     """One CSV table: a row per worker, per workstation and one for the factory (`level`).
 
-    A cell is empty where the metric is null or does not apply to that level.
+    With `models`, a row per model_version follows (`level` "model", `id` the version, empty
+    for events that named no model; `events`, `mean_confidence`, `units` and the added last
+    column `min_confidence`). A cell is empty where the metric is null or does not apply.
     """
-    data = report_data(snapshot)
+    data = report_data(snapshot, models)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, CSV_COLUMNS, restval="", lineterminator="\n")
+    columns = CSV_COLUMNS if models is None else MODEL_CSV_COLUMNS
+    writer = csv.DictWriter(buffer, columns, restval="", lineterminator="\n")
     writer.writeheader()
     for worker in data["workers"]:
         worker_id = worker.pop("worker_id")
@@ -192,6 +230,9 @@ def report_csv(snapshot: Snapshot) -> str:
     factory = data["factory"]
     factory.pop("workers_by_state")
     writer.writerow(_csv_cells({**factory, "level": "factory", "id": "", "name": ""}))
+    for model in data.get("models", []):
+        model_version = model.pop("model_version")
+        writer.writerow(_csv_cells({**model, "level": "model", "id": model_version}))
     return buffer.getvalue()
 
 
@@ -204,8 +245,13 @@ _NARROW_COLUMNS: Final = 110
 minutes rather than seconds, so it fits 80 columns."""
 
 
-def print_table(snapshot: Snapshot, zone: tzinfo) -> None:
-    """Rich tables for people: workers, workstations, factory. Fits an 80-column terminal."""
+NO_MODEL: Final = "(none)"
+"""How the table names the events that gave no model_version."""
+
+
+def print_table(snapshot: Snapshot, zone: tzinfo, models: list[ModelSummary] | None = None) -> None:
+    """Rich tables for people: workers, workstations, factory, and with `models` one row per
+    model_version. Fits an 80-column terminal."""
     from rich import box
     from rich.console import Console
     from rich.table import Table
@@ -307,6 +353,26 @@ def print_table(snapshot: Snapshot, zone: tzinfo) -> None:
         f"Now: {f.working} working, {f.idle} idle, {f.absent} absent, {f.unobserved} unobserved",
         highlight=False,
     )
+    if models is None:
+        return
+    total = sum(m.events for m in models)
+    if not total:
+        console.print("Models: no events in the window", highlight=False)
+        return
+    table = Table(title="Models", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("Model")
+    for heading in ("Events", "Share", "Mean conf", "Lowest conf", "Units"):
+        table.add_column(heading, justify="right", no_wrap=True)
+    for m in models:
+        table.add_row(
+            NO_MODEL if m.model_version is None else m.model_version,
+            str(m.events),
+            _percent(m.events / total),
+            _number(m.mean_confidence, 2),
+            _number(m.min_confidence, 2),
+            str(m.units),
+        )
+    console.print(table)
 
 
 def _local(us: int, zone: tzinfo) -> str:
@@ -351,8 +417,20 @@ def report(
     output: Annotated[
         ReportFormat, typer.Option("--format", help="table for people, json or csv for tools.")
     ] = ReportFormat.table,
+    by: Annotated[
+        ReportBy | None,
+        typer.Option(
+            "--by",
+            help="Add a breakdown. model_version: events, mean and lowest confidence (over "
+            "events of every type) and units per AI model, in the same window.",
+        ),
+    ] = None,
 ) -> None:
-    """Worker, workstation and factory metrics for a window (default: the current shift)."""
+    """Worker, workstation and factory metrics for a window (default: the current shift).
+
+    Events (units, event counts, confidence) are those with from <= timestamp < to and
+    timestamp <= at, for workers and for --by model_version alike.
+    """
     settings = settings_from(config, **{"store.path": db})
     zone = settings.tz
     moment = parse_moment(at, zone, "--at") if at is not None else datetime.now(UTC)
@@ -363,15 +441,18 @@ def report(
         None if end is None else parse_moment(end, zone, "--to"),
     )
     at_us = to_utc_us(moment)
+    models: list[ModelSummary] | None = None
     with open_store(settings, read_only=True) as store:
         engine = load_engine(store, settings, window, at_us)
+        if by is ReportBy.model_version:
+            models = store.model_summary(window.from_us, events_end(window, at_us))
     snapshot = engine.snapshot(window, at_us)
     if output is ReportFormat.json:
-        typer.echo(json.dumps(report_data(snapshot), indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(report_data(snapshot, models), indent=2, ensure_ascii=False))
     elif output is ReportFormat.csv:
-        typer.echo(report_csv(snapshot), nl=False)
+        typer.echo(report_csv(snapshot, models), nl=False)
     else:
-        print_table(snapshot, zone)
+        print_table(snapshot, zone, models)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,8 +1,10 @@
 """The console: a Textual app over the store, the engine and (when it owns the port) the listener.
 
 Data flows one way. Once per `tick_s` a thread worker reads the rows stored since the last tick
-(`Store.read_since`), folds them into the `Engine`, takes a `Snapshot` at the clock's "now" and
-posts it; the UI thread hands the Snapshot down to the widgets inside one `batch_update`. The
+(`Store.read_since`), folds them into the `Engine` and the drift tracker, takes a `Snapshot` at
+the clock's "now", evaluates the alerts and computes what the drill-down view on top needs
+(`drilldown.ViewData`), and posts it all; the UI thread hands it down to the widgets inside one
+`batch_update`. The
 console that owns the ingest port runs the `Listener` in this app's event loop (its SQLite commits
 run in the listener's own thread); a console that finds the port held by another factory-tui on
 the same database becomes a read-only viewer of that database.
@@ -19,7 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Final, Literal
 
@@ -30,10 +32,13 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.reactive import reactive
+from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Input
 
+from factory_tui.alerting import AlertKeeper, load_drift_history
 from factory_tui.config import Settings
+from factory_tui.drilldown import ViewData, ViewNeeds, view_data
 from factory_tui.engine import Engine
 from factory_tui.engine.snapshot import Snapshot, Window
 from factory_tui.health import HealthReader, HealthReading, PsutilHealth
@@ -41,8 +46,12 @@ from factory_tui.history import history_floor, load_history
 from factory_tui.ingest.server import Listener, ListenerError, PortInUseError
 from factory_tui.models import from_utc_us, to_utc_us
 from factory_tui.store import READ_BATCH, Store, StoreError, now_us
+from factory_tui.widgets.alerts_view import AlertsScreen
+from factory_tui.widgets.event_log import EventLogScreen
 from factory_tui.widgets.health_badge import HealthBadge
 from factory_tui.widgets.help_screen import HelpScreen
+from factory_tui.widgets.station_detail import StationDetailScreen
+from factory_tui.widgets.stations_view import StationsScreen
 from factory_tui.widgets.summary_bar import (
     FeedStatus,
     IngestFigures,
@@ -50,14 +59,17 @@ from factory_tui.widgets.summary_bar import (
     SummaryFigures,
     ViewState,
 )
+from factory_tui.widgets.view_screen import ViewScreen
+from factory_tui.widgets.worker_detail import WorkerDetailScreen
 from factory_tui.widgets.worker_grid import SORT_KEYS, SORT_LABELS, WorkerGrid
 
 Role = Literal["console", "viewer"]
 Clock = Callable[[], int]
 """Returns "now" as UTC epoch microseconds."""
 SubmitLines = Callable[[Sequence[bytes]], Awaitable[list[dict[str, Any]]]]
-Feeder = Callable[[SubmitLines, asyncio.Event], Coroutine[Any, Any, object]]
-"""An in-process event source (the camera simulator): it submits lines until the event is set."""
+Feeder = Callable[[SubmitLines, asyncio.Event, asyncio.Event], Coroutine[Any, Any, object]]
+"""An in-process event source (the camera simulator): it submits lines until the first event
+(stop) is set, and sets the second (caught up) once its backfill is in and it runs live."""
 
 MAX_BATCHES_PER_TICK: Final = 20
 """A tick reads at most this many `READ_BATCH`es; a backlog is worked off over several ticks."""
@@ -65,6 +77,16 @@ STALE_AFTER_TICKS: Final = 3
 RATE_WINDOW_S: Final = 5.0
 STOP_TIMEOUT_S: Final = 10.0
 THEMES: Final = ("textual-dark", "textual-light")
+View = Literal["workers", "stations", "events", "alerts"]
+VIEW_KEYS: Final[tuple[tuple[str, View, str], ...]] = (
+    ("1", "workers", "Workers"),
+    ("2", "stations", "Stations"),
+    ("3", "events", "Events"),
+    ("4", "alerts", "Alerts"),
+)
+"""The top-level views: key, name, footer label."""
+VIEWS_GROUP: Final = Binding.Group("Views", compact=True)
+"""The footer shows the view keys as one item."""
 
 
 def live_owner(store_path: Path, port: int) -> int | None:
@@ -113,15 +135,20 @@ class _RowRate:
 
 
 class FactoryApp(App[None]):
-    """The factory floor console: summary bar, health badge and the grid of worker tiles."""
+    """The factory floor console: summary bar, health badge and the grid of worker tiles, with
+    the drill-down views (worker, stations, station, event log, alerts) pushed over them."""
 
     CSS_PATH = "app.tcss"
     TITLE = "factory-tui"
     ENABLE_COMMAND_PALETTE = False
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        *(
+            Binding(key, f"show_view('{view}')", label, group=VIEWS_GROUP)
+            for key, view, label in VIEW_KEYS
+        ),
         Binding("slash", "filter", "Filter"),
-        Binding("escape", "clear_filter", "Clear"),
+        Binding("escape", "clear_filter", "Clear", show=False),
         Binding("s", "cycle_sort", "Sort"),
         Binding("space", "toggle_pause", "Pause"),
         Binding("t", "toggle_theme", "Theme", show=False),
@@ -147,6 +174,7 @@ class FactoryApp(App[None]):
             new_rows: int,
             initial: bool,
             compute_s: float,
+            view: ViewData,
         ) -> None:
             self.sequence = sequence
             self.snapshot = snapshot
@@ -156,6 +184,7 @@ class FactoryApp(App[None]):
             self.new_rows = new_rows
             self.initial = initial
             self.compute_s = compute_s
+            self.view = view
             super().__init__()
 
     class TickFailed(Message):
@@ -201,6 +230,11 @@ class FactoryApp(App[None]):
         self._store_lock = threading.Lock()
         """Held by the tick thread while it uses the store, and to close it."""
         self._engine: Engine | None = None
+        self._alerts: AlertKeeper | None = None
+        self._needs = ViewNeeds()
+        """What the drill-down view on top needs from the tick (set on the UI thread)."""
+        self.view_data: ViewData | None = None
+        """The latest tick's data for the drill-down views (None before the first tick)."""
         self._roster: tuple[dict[str, str], dict[str, str]] = ({}, {})
         self._read_cursor = 0
         self._loaded = False
@@ -213,6 +247,11 @@ class FactoryApp(App[None]):
         self._row_rate = _RowRate()
         self._timer: Timer | None = None
         self._feed_stop = asyncio.Event()
+        self._feed_caught_up = asyncio.Event()
+        """Set by the feeder once its backfill is in; alerts wait for it (a half-loaded history
+        would raise every camera as dark). Without a feeder, set from the start."""
+        if feeder is None:
+            self._feed_caught_up.set()
         self._feed_task: asyncio.Task[object] | None = None
         self._stopped = False
         self._started = asyncio.Event()
@@ -253,6 +292,19 @@ class FactoryApp(App[None]):
         except StoreError as error:
             self._fail(str(error))
             return
+        # The owner of the listener keeps the alerts table; it writes through its own
+        # connection (the listener's thread has the other one).
+        writer: Store | None = None
+        if self.listener is not None:
+            try:
+                writer = await asyncio.to_thread(
+                    Store.open, self.store_path, durability=self.settings.store.durability
+                )
+            except StoreError as error:
+                self._fail(str(error))
+                return
+        self._alerts = AlertKeeper(self.settings, writer)
+        self.screen_change_signal.subscribe(self, self._screen_changed)
         self._engine = Engine(
             max_gap_s=self.settings.metrics.max_gap_s,
             workers={entry.id: entry.name for entry in self.settings.roster_workers()},
@@ -260,8 +312,11 @@ class FactoryApp(App[None]):
         )
         if self._feeder is not None and self.listener is not None:
             self._feed_task = asyncio.create_task(
-                self._feeder(self.listener.submit, self._feed_stop), name="factory-tui feed"
+                self._feeder(self.listener.submit, self._feed_stop, self._feed_caught_up),
+                name="factory-tui feed",
             )
+            # A feed that ends (or fails) early must not hold the alerts for ever.
+            self._feed_task.add_done_callback(lambda _: self._feed_caught_up.set())
         elif self._feeder is not None:
             self.notify(
                 "Another factory-tui owns the port, so this viewer runs no simulator.",
@@ -330,8 +385,8 @@ class FactoryApp(App[None]):
         self.post_message(message)
 
     def _compute_tick(self, sequence: int) -> FactoryApp.TickDone | None:
-        store, engine = self._store, self._engine
-        if store is None or engine is None:
+        store, engine, alerts = self._store, self._engine, self._alerts
+        if store is None or engine is None or alerts is None:
             return None
         at_us = self._clock()
         shift, title = self.window_at(at_us)
@@ -342,6 +397,7 @@ class FactoryApp(App[None]):
         initial = not self._loaded
         if initial:
             new_rows = self._initial_load(store, engine, window, at_us)
+            load_drift_history(alerts.tracker, store, at_us)
             self._loaded = True
         else:
             new_rows = 0
@@ -350,12 +406,31 @@ class FactoryApp(App[None]):
                 if not rows:
                     break
                 new_rows += engine.apply(rows)
+                alerts.tracker.apply(rows)
                 self._read_cursor = rows[-1].id
                 if len(rows) < READ_BATCH:
                     break
         snapshot = engine.snapshot(window, at_us)
+        needs = self._needs
+        alert_state = alerts.state(
+            store,
+            snapshot,
+            lambda worker_id: engine.timeline(worker_id, window, at_us),
+            history=needs.alert_history,
+            evaluate=self._feed_caught_up.is_set(),
+        )
+        view = view_data(
+            engine,
+            store,
+            snapshot,
+            shift,
+            title,
+            alert_state,
+            needs,
+            self.settings.metrics.max_gap_s,
+        )
         health = self._health() if self._health is not None else None
-        return self.TickDone(sequence, snapshot, shift, title, health, new_rows, initial, 0.0)
+        return self.TickDone(sequence, snapshot, shift, title, health, new_rows, initial, 0.0, view)
 
     def _initial_load(self, store: Store, engine: Engine, window: Window, at_us: int) -> int:
         """Fold in what the current window needs, not the database's whole history.
@@ -424,7 +499,9 @@ class FactoryApp(App[None]):
         """Hand a Snapshot down to the widgets: one batch, only changed values redraw."""
         snapshot = message.snapshot
         self.snapshot = snapshot
+        self.view_data = message.view
         with self.batch_update():
+            self.summary.alerts = message.view.alerts.count
             self.summary.figures = SummaryFigures.build(
                 snapshot, message.window_title, message.shift, self._ingest_figures()
             )
@@ -433,6 +510,25 @@ class FactoryApp(App[None]):
                 self.health_badge.reading = message.health
             self.grid.show(snapshot)
             self._update_view()
+            if isinstance(self.screen, ViewScreen):
+                self.screen.show(self._with_ingest(message.view))
+
+    def _with_ingest(self, view: ViewData) -> ViewData:
+        """The view's data with the listener's counters, read here on the UI thread (the
+        listener lives in this event loop), when the event log is what needs them."""
+        if self.listener is None or view.events is None:
+            return view
+        return replace(view, ingest=self.listener.stats())
+
+    def _screen_changed(self, screen: Screen[Any]) -> None:
+        """Tell the tick what the screen now on top needs, and feed a view screen at once."""
+        if isinstance(screen, ViewScreen):
+            self._needs = screen.needs
+            if self.view_data is not None:
+                screen.show(self._with_ingest(self.view_data))
+            self._request_tick()
+        elif not isinstance(screen, HelpScreen):
+            self._needs = ViewNeeds()  # the tiles: nothing beyond the Snapshot
 
     def _ingest_figures(self) -> IngestFigures:
         if self.listener is not None:
@@ -526,19 +622,41 @@ class FactoryApp(App[None]):
         self.open_worker_detail(message.worker_id)
 
     def open_worker_detail(self, worker_id: str) -> None:
-        """Open the detail of one worker (`enter` on a tile).
+        """Open the detail of one worker (`enter` on a tile, a station's worker or an alert)."""
+        top = self.screen
+        if isinstance(top, WorkerDetailScreen) and top.worker_id == worker_id:
+            return
+        self.push_screen(WorkerDetailScreen(worker_id, zone=self.settings.tz))
 
-        The worker detail screen is its own piece of work (issue 7); it replaces this method's
-        body with pushing that screen. Until then the console says so instead of doing nothing.
-        """
-        worker = self.snapshot.worker(worker_id) if self.snapshot is not None else None
-        name = worker.name if worker is not None else worker_id
-        self.notify(
-            f"{name} ({worker_id}): the worker detail view is not in this build yet.",
-            title="Worker detail",
-        )
+    def on_stations_screen_station_selected(self, message: StationsScreen.StationSelected) -> None:
+        self.push_screen(StationDetailScreen(message.station_id, zone=self.settings.tz))
 
     # --- actions ------------------------------------------------------------------------------
+
+    TILE_ACTIONS: ClassVar[frozenset[str]] = frozenset({"filter", "clear_filter", "cycle_sort"})
+    """Actions on the tiles: off (and out of the footer) while a view is over them."""
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (action in self.TILE_ACTIONS and len(self.screen_stack) > 1)
+
+    async def action_show_view(self, view: View) -> None:
+        """Switch to a top-level view (1 workers, 2 stations, 3 event log, 4 alerts).
+
+        The views are siblings over the tiles: what was open above the tiles is closed first,
+        so `esc` from any of them leads back to the tiles.
+        """
+        top = self.screen
+        if isinstance(top, ViewScreen) and view == top.VIEW:
+            return
+        while len(self.screen_stack) > 1:
+            await self.pop_screen()
+        zone = self.settings.tz
+        if view == "stations":
+            await self.push_screen(StationsScreen(zone=zone))
+        elif view == "events":
+            await self.push_screen(EventLogScreen(zone=zone))
+        elif view == "alerts":
+            await self.push_screen(AlertsScreen(zone=zone, alert_settings=self.settings.alerts))
 
     def action_filter(self) -> None:
         """Show the filter field and type into it."""
@@ -572,7 +690,14 @@ class FactoryApp(App[None]):
 
     def action_help(self) -> None:
         """Show every key."""
-        if isinstance(self.screen, HelpScreen):
+        top = self.screen
+        if isinstance(top, HelpScreen):
+            return
+        views = [(" ".join(key for key, _, _ in VIEW_KEYS), "Workers, stations, event log, alerts")]
+        if isinstance(top, ViewScreen):
+            own = [*top.HELP_KEYS, *views, ("space", "Pause / resume live updates")]
+            own += [("t", "Dark / light theme"), ("?", "These keys"), ("q", "Quit")]
+            self.push_screen(HelpScreen(own, list(top.HELP_NOTES)))
             return
         keys: list[tuple[str, str]] = [
             ("/", "Filter tiles by id, name, station or state (all words must match)"),
@@ -582,6 +707,7 @@ class FactoryApp(App[None]):
             ("t", "Dark / light theme"),
             ("← ↑ → ↓", "Move between tiles (home / end, page up / down)"),
             ("enter", "Open the worker's detail"),
+            *views,
             ("?", "These keys"),
             ("q", "Quit"),
         ]
@@ -626,6 +752,8 @@ class FactoryApp(App[None]):
             if self._store is not None:
                 self._store.close()
                 self._store = None
+            if self._alerts is not None:
+                self._alerts.close()
 
 
 def make_app(

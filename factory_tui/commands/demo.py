@@ -65,8 +65,10 @@ def simulator_feeder(
     window_start = settings.current_window(from_utc_us(now))[0]
     from_us = min(now, to_utc_us(window_start))
 
-    async def feed(submit: SubmitLines, stop: asyncio.Event) -> object:
-        return await run_fleet(fleet, clock, submit, stop=stop, from_us=from_us)
+    async def feed(submit: SubmitLines, stop: asyncio.Event, caught_up: asyncio.Event) -> object:
+        return await run_fleet(
+            fleet, clock, submit, stop=stop, from_us=from_us, caught_up=caught_up
+        )
 
     return clock, feed
 

@@ -560,6 +560,7 @@ async def run_fleet(
     rate: float | None = None,
     from_us: int | None = None,
     submit_for: Callable[[str], Submit] | None = None,
+    caught_up: asyncio.Event | None = None,
 ) -> SimSummary:
     """Run the fleet against `submit` until `duration_s` of simulated time or `stop`.
 
@@ -574,6 +575,8 @@ async def run_fleet(
       send that many lines per second; the clock (or `from_us`) only gives the start.
     - `submit_for(camera_id)`, when given, returns each camera's own submit (one TCP connection
       per camera); otherwise every camera uses `submit`.
+    - `caught_up`, when given, is set once the history is answered and the run keeps pace with
+      the clock (the console holds its alerts until then: half a history is not a dark floor).
     """
     if rate is not None and rate <= 0:
         raise ValueError(f"rate must be positive, got {rate:g}")
@@ -588,7 +591,9 @@ async def run_fleet(
     dispatcher = _Dispatcher(fleet, submit, submit_for, tally, stop)
     try:
         if rate is None:
-            reached = await _run_clocked(fleet, clock, dispatcher, stop, start_us, end_us, tick_s)
+            reached = await _run_clocked(
+                fleet, clock, dispatcher, stop, start_us, end_us, tick_s, caught_up
+            )
         else:
             reached = await _run_rated(fleet, dispatcher, stop, start_us, end_us, rate, tick_s)
     finally:
@@ -617,6 +622,7 @@ async def _run_clocked(
     start_us: int,
     end_us: int | None,
     tick_s: float,
+    caught_up: asyncio.Event | None = None,
 ) -> int:
     """Send what the clock says is due, tick by tick; returns the simulated instant reached."""
     t = start_us
@@ -630,6 +636,8 @@ async def _run_clocked(
             t_next = min(target, t + catch_up)
             await dispatcher.dispatch(fleet.emissions_between(t, t_next))
             t = t_next
+        if caught_up is not None and not stop.is_set():
+            caught_up.set()
         if end_us is not None and t >= end_us:
             break
         await _wait(stop, tick_s)

@@ -1,8 +1,8 @@
 """The summary bar: feed status, shift, worker states and factory figures, packed to the width.
 
-The bar renders three frozen values handed down by the app — `SummaryFigures` (from the
-Snapshot), `FeedStatus` (live / paused / stale) and `ViewState` (sort and filter) — each a
-reactive that only redraws the bar when its displayed text changed.
+The bar renders frozen values handed down by the app — `SummaryFigures` (from the Snapshot),
+`FeedStatus` (live / paused / stale), `ViewState` (sort and filter) and the number of active
+alerts — each a reactive that only redraws the bar when its displayed text changed.
 """
 
 from __future__ import annotations
@@ -126,6 +126,7 @@ class SummaryBar(Widget):
         "summary-bar--idle",
         "summary-bar--absent",
         "summary-bar--unobserved",
+        "summary-bar--alerts",
     }
 
     DEFAULT_CSS = """
@@ -142,6 +143,8 @@ class SummaryBar(Widget):
     """Live, paused, stale or loading."""
     view: reactive[ViewState] = reactive(ViewState("name"), layout=True)
     """Sort and filter of the grid."""
+    alerts: reactive[int | None] = reactive(None, layout=True)
+    """Active alerts (None until the first tick); `4` lists them."""
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return len(self._lines(width))
@@ -184,6 +187,12 @@ class SummaryBar(Widget):
                 [(figures.ingest_rate, value), (" ev/s", label)],
                 [(figures.rejected, value), (" rejected", label)],
             ]
+        if self.alerts:
+            noun = "alert" if self.alerts == 1 else "alerts"
+            style = self.get_component_rich_style("summary-bar--alerts")
+            chips.append([(f" {self.alerts} {noun} ", style), (" press 4", label)])
+        elif self.alerts == 0:
+            chips.append([("0 alerts", label)])
         chips.append([("sort ", label), (view.sort_label, value)])
         if view.filter_text:
             chips.append(

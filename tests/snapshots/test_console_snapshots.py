@@ -30,9 +30,11 @@ async def first_tick(pilot: Pilot[None]) -> None:
 class TestMainScreen:
     def test_dark_80x24(self, snap_compare: SnapCompare, console: ConsoleFactory) -> None:
         """Title "factory-tui — console"; a green LIVE marker, Shift A 4h30m of 8h00m, 2 working,
-        1 idle, 1 absent, 2 unobserved, 106 units, the health badge CPU 23% RAM 41% RSS 95 MB OK;
+        1 idle, 1 absent, 2 unobserved, 106 units, a red "2 alerts" chip (W2 idle since 09:00,
+        W4's camera dark since 09:40) with "press 4", the health badge CPU 23% RAM 41% RSS 95 MB OK;
         three columns of tiles, Ana Silva's (W1) drawn heavy as the cursor; the third row is
-        cut by the footer (the grid scrolls); the footer lists the keys."""
+        cut by the footer (the grid scrolls); the footer lists the keys, the view keys as one
+        "1234 Views" item."""
         assert snap_compare(console(), terminal_size=(80, 24), run_before=first_tick)
 
     def test_light_80x24(self, snap_compare: SnapCompare, console: ConsoleFactory) -> None:

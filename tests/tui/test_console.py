@@ -266,15 +266,6 @@ class TestKeys:
             await pilot.pause()
             assert opened == ["W2"]
 
-    async def test_enter_without_a_detail_screen_says_so(self, console: ConsoleFactory) -> None:
-        app = console()
-        async with app.run_test(size=(120, 40)) as pilot:
-            await app.tick_now()
-            await pilot.press("enter")
-            await pilot.pause()
-            messages = [notification.message for notification in app._notifications]
-            assert any("Ana Silva (W1)" in message for message in messages)
-
     async def test_t_toggles_dark_and_light(self, console: ConsoleFactory) -> None:
         app = console()
         async with app.run_test() as pilot:

@@ -1,0 +1,232 @@
+"""The alerts view (`4`): active alerts, each model's drift figures, and recent alerts.
+
+Alerts are kept in the database's `alerts` table by the console that owns the listener; every
+console (viewers too) shows that table. `enter` on an alert about a worker opens the worker.
+"""
+
+from __future__ import annotations
+
+from datetime import tzinfo
+from typing import ClassVar, Final
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, Footer, Header, Static
+
+from factory_tui.config import AlertSettings
+from factory_tui.drilldown import ViewData, ViewNeeds
+from factory_tui.engine.alerts import CAMERA_DARK, CONFIDENCE_DRIFT, IDLE_TOO_LONG, RATE_DRIFT
+from factory_tui.engine.drift import ModelDrift
+from factory_tui.engine.snapshot import US_PER_S
+from factory_tui.store import AlertRecord
+from factory_tui.widgets.formatting import MISSING, hours_minutes, rate
+from factory_tui.widgets.table_rows import cell, fill_table, number
+from factory_tui.widgets.view_screen import ViewScreen
+from factory_tui.widgets.worker_detail import minutes_text
+from factory_tui.widgets.worker_grid import WorkerGrid
+
+KIND_WORDS: Final[dict[str, str]] = {
+    CAMERA_DARK: "CAMERA DARK",
+    IDLE_TOO_LONG: "IDLE TOO LONG",
+    CONFIDENCE_DRIFT: "CONFIDENCE DRIFT",
+    RATE_DRIFT: "RATE DRIFT",
+}
+WORKER_KINDS: Final = frozenset({CAMERA_DARK, IDLE_TOO_LONG})
+"""Alert kinds whose subject is a worker id."""
+ACTIVE_COLUMNS: Final = ("Kind", "Subject", "Since", "For", "Details")
+DRIFT_COLUMNS: Final = (
+    "Model",
+    "Conf baseline",
+    "Conf now",
+    "Change",
+    "Units/h baseline",
+    "Units/h now",
+    "State",
+)
+HISTORY_COLUMNS: Final = ("Kind", "Subject", "Raised", "Cleared", "Lasted", "Details")
+
+
+def drift_state(model: ModelDrift) -> str:
+    """A model's drift status in words."""
+    if model.confidence_drifting and model.rate_drifting:
+        return "DRIFTING: confidence and rate"
+    if model.confidence_drifting:
+        return "DRIFTING: confidence"
+    if model.rate_drifting:
+        return "DRIFTING: rate"
+    if model.baseline_confidence is None:
+        return "learning baseline"
+    if model.rolling_confidence is None:
+        return "too few recent events"
+    return "ok"
+
+
+def thresholds(alerts: AlertSettings, max_gap_s: float) -> str:
+    """The alert rules in one line."""
+    return (
+        f"camera dark: no event for > {minutes_text(max_gap_s)} during a shift · "
+        f"idle > {minutes_text(alerts.idle_s)} · confidence drift: "
+        f"{minutes_text(alerts.drift_window_s)} mean > {alerts.drift_drop:.2f} below baseline "
+        f"for {minutes_text(alerts.drift_sustain_s)} · rate drift: "
+        f"{minutes_text(alerts.rate_window_s)} units/h off baseline by > "
+        f"{alerts.rate_change:.0%} · baseline: first {minutes_text(alerts.baseline_s)} seen"
+    )
+
+
+class AlertsScreen(ViewScreen):
+    """Active alerts, model drift and the recent alert history."""
+
+    VIEW = "alerts"
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back")]
+    HELP_KEYS: ClassVar = (
+        ("tab", "Move between the three tables"),
+        ("enter", "On a worker's alert: open the worker's detail"),
+        ("esc", "Back to the screen below"),
+    )
+    HELP_NOTES: ClassVar = (
+        "An alert is raised when its condition starts and cleared when it ends; the console "
+        "that owns the listener writes them to the database, viewers read them.",
+        "Drift compares each model_version's rolling mean confidence and production rate with "
+        "its own baseline (its first baseline period, or one set in the config).",
+    )
+
+    DEFAULT_CSS = """
+    AlertsScreen #alerts-heading {
+        height: auto;
+        padding: 0 1;
+    }
+    AlertsScreen .section-title {
+        padding: 0 1;
+        margin-top: 1;
+    }
+    AlertsScreen #alerts-active {
+        height: auto;
+        max-height: 12;
+    }
+    AlertsScreen #alerts-drift {
+        height: auto;
+        max-height: 8;
+    }
+    AlertsScreen #alerts-history {
+        height: auto;
+    }
+    AlertsScreen #alerts-body {
+        height: 1fr;
+    }
+    """
+
+    def __init__(self, *, zone: tzinfo, alert_settings: AlertSettings) -> None:
+        super().__init__(zone=zone)
+        self.alert_settings = alert_settings
+        """The thresholds, shown in the heading."""
+
+    @property
+    def needs(self) -> ViewNeeds:
+        """The alert history."""
+        return ViewNeeds(alert_history=True)
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="▦")
+        yield Static("Alerts: loading…", id="alerts-heading")
+        with VerticalScroll(id="alerts-body"):
+            yield Static("Active", id="active-title", classes="section-title")
+            yield DataTable(id="alerts-active", cursor_type="row")
+            yield Static("Model drift", classes="section-title")
+            yield DataTable(id="alerts-drift", cursor_type="row")
+            yield Static("Recent alerts, newest first", classes="section-title")
+            yield DataTable(id="alerts-history", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for table_id, columns in (
+            ("#alerts-active", ACTIVE_COLUMNS),
+            ("#alerts-drift", DRIFT_COLUMNS),
+            ("#alerts-history", HISTORY_COLUMNS),
+        ):
+            table = self.query_one(table_id, DataTable)
+            for name in columns:
+                table.add_column(name, key=name)
+        self.query_one("#alerts-active", DataTable).focus()
+
+    def render_data(self, data: ViewData) -> None:
+        alerts = data.alerts
+        at_us = data.snapshot.at_us
+        heading = Text(no_wrap=False)
+        heading.append("Alerts", "bold")
+        heading.append(f" · {alerts.count} active · as of {self.clock(at_us)}")
+        if alerts.error:
+            heading.append(f" · {alerts.error}", "bold red")
+        heading.append("\n" + thresholds(self.alert_settings, data.max_gap_s), "dim")
+        self.query_one("#alerts-heading", Static).update(heading)
+        self.query_one("#active-title", Static).update(
+            f"Active ({alerts.count})" if alerts.count else "Active: none"
+        )
+        fill_table(
+            self.query_one("#alerts-active", DataTable),
+            [
+                (
+                    str(alert.id),
+                    [
+                        cell(KIND_WORDS.get(alert.kind, alert.kind), "bold"),
+                        cell(alert.subject),
+                        cell(self.clock(alert.started_us, seconds=False)),
+                        number(hours_minutes(max(0, at_us - alert.started_us) / US_PER_S)),
+                        cell(alert.details),
+                    ],
+                )
+                for alert in alerts.active
+            ],
+        )
+        fill_table(
+            self.query_one("#alerts-drift", DataTable),
+            [(model.model_version, self._drift_cells(model)) for model in alerts.drift],
+        )
+        fill_table(
+            self.query_one("#alerts-history", DataTable),
+            [(str(alert.id), self._history_cells(alert, at_us)) for alert in alerts.history],
+        )
+
+    @staticmethod
+    def _drift_cells(model: ModelDrift) -> list[Text]:
+        def confidence(value: float | None) -> str:
+            return MISSING if value is None else f"{value:.2f}"
+
+        change = MISSING
+        if model.rolling_confidence is not None and model.baseline_confidence is not None:
+            change = f"{model.rolling_confidence - model.baseline_confidence:+.2f}"
+        state = drift_state(model)
+        return [
+            cell(model.model_version, "bold"),
+            number(confidence(model.baseline_confidence)),
+            number(confidence(model.rolling_confidence)),
+            number(change),
+            number(rate(model.baseline_uph)),
+            number(rate(model.rolling_uph)),
+            cell(state, "bold" if state.startswith("DRIFTING") else ""),
+        ]
+
+    def _history_cells(self, alert: AlertRecord, at_us: int) -> list[Text]:
+        end = at_us if alert.cleared_us is None else alert.cleared_us
+        return [
+            cell(KIND_WORDS.get(alert.kind, alert.kind)),
+            cell(alert.subject),
+            cell(self.clock(alert.started_us, seconds=False)),
+            cell(
+                "active"
+                if alert.cleared_us is None
+                else self.clock(alert.cleared_us, seconds=False)
+            ),
+            number(hours_minutes(max(0, end - alert.started_us) / US_PER_S)),
+            cell(alert.details, "dim"),
+        ]
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id not in ("alerts-active", "alerts-history"):
+            return
+        alerts = () if self.data is None else self.data.alerts.active + self.data.alerts.history
+        for alert in alerts:
+            if str(alert.id) == event.row_key.value and alert.kind in WORKER_KINDS:
+                self.post_message(WorkerGrid.WorkerSelected(alert.subject))
+                return

@@ -1,0 +1,249 @@
+"""The event log (`3`): a live tail of accepted events and of rejected lines, filterable.
+
+The place to debug a misbehaving camera: accepted events as stored (with the camera and model
+that sent them and when they arrived), and the lines the listener refused with the error it
+answered and the connection they came from. `/` filters both lists (every word must appear in
+a row); `esc` clears the filter, or goes back when there is none.
+
+Rejected lines never reach the database: only the process that owns the port knows them. A
+read-only viewer says so rather than showing an empty list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import tzinfo
+from typing import ClassVar, Final
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from factory_tui.drilldown import LOG_EVENTS, ViewData, ViewNeeds
+from factory_tui.ingest.server import IngestStats, Rejection
+from factory_tui.models import EventRecord
+from factory_tui.widgets.formatting import MISSING, rate
+from factory_tui.widgets.table_rows import Row, cell, fill_table, number
+from factory_tui.widgets.view_screen import ViewScreen
+
+ACCEPTED_COLUMNS: Final = (
+    "Received",
+    "Timestamp",
+    "Worker",
+    "Station",
+    "Event",
+    "Count",
+    "Conf",
+    "Model",
+    "Camera",
+)
+REJECTED_COLUMNS: Final = ("Received", "Connection", "Error", "Line")
+
+
+def matches(words: Sequence[str], *fields: str) -> bool:
+    """True when every (lower-case) word appears in one of the fields."""
+    haystack = " ".join(fields).lower()
+    return all(word in haystack for word in words)
+
+
+class EventLogScreen(ViewScreen):
+    """Accepted events and rejected lines, newest first, with a filter over both."""
+
+    VIEW = "events"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back"),
+        Binding("slash", "filter", "Filter"),
+    ]
+    HELP_KEYS: ClassVar = (
+        ("/", "Filter both lists: every word must appear (worker, station, camera, peer…)"),
+        ("esc", "Clear the filter, or back to the screen below"),
+        ("tab", "Move between the accepted and the rejected list"),
+    )
+    HELP_NOTES: ClassVar = (
+        f"Accepted: the last {LOG_EVENTS} stored events. Received is when the listener took "
+        "the line; Timestamp is the camera's own time (a gap between them is a late event).",
+        "Rejected: the last lines the listener refused, with its error and the connection.",
+    )
+
+    DEFAULT_CSS = """
+    EventLogScreen #log-heading {
+        height: auto;
+        padding: 0 1;
+    }
+    EventLogScreen #log-filter {
+        display: none;
+        margin: 0 1;
+    }
+    EventLogScreen .section-title {
+        padding: 0 1;
+    }
+    EventLogScreen #log-accepted {
+        height: 2fr;
+    }
+    EventLogScreen #log-rejected {
+        height: 1fr;
+    }
+    """
+
+    def __init__(self, *, zone: tzinfo) -> None:
+        super().__init__(zone=zone)
+        self.filter_text = ""
+        """The filter applied to both lists."""
+        self.shown_accepted: tuple[int, ...] = ()
+        """Ids of the accepted events listed, newest first."""
+        self.shown_rejected: tuple[Rejection, ...] = ()
+        """Rejected lines listed, newest first."""
+
+    @property
+    def needs(self) -> ViewNeeds:
+        """The latest accepted events."""
+        return ViewNeeds(event_log=True)
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="▦")
+        yield Static("Event log: loading…", id="log-heading")
+        yield Input(
+            placeholder="filter: worker, station, event, model, camera, peer or error",
+            id="log-filter",
+            compact=True,
+        )
+        yield Static("Accepted events, newest first", id="accepted-title", classes="section-title")
+        yield DataTable(id="log-accepted", cursor_type="row", zebra_stripes=True)
+        yield Static("Rejected lines, newest first", id="rejected-title", classes="section-title")
+        yield DataTable(id="log-rejected", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#log-filter", Input).cursor_blink = self.app.animation_level != "none"
+        accepted = self.query_one("#log-accepted", DataTable)
+        for name in ACCEPTED_COLUMNS:
+            accepted.add_column(name, key=name)
+        rejected = self.query_one("#log-rejected", DataTable)
+        for name in REJECTED_COLUMNS:
+            rejected.add_column(name, key=name)
+        accepted.focus()
+
+    def render_data(self, data: ViewData) -> None:
+        words = self.filter_text.lower().split()
+        self._heading(data)
+        events = data.events or ()
+        accepted_rows: list[Row] = []
+        ids: list[int] = []
+        for event in events:
+            fields = self._event_fields(event)
+            if matches(words, *fields):
+                ids.append(event.id)
+                accepted_rows.append((str(event.id), self._event_cells(fields)))
+        self.shown_accepted = tuple(ids)
+        fill_table(self.query_one("#log-accepted", DataTable), accepted_rows)
+        count = f"{len(ids)} of {len(events)} match" if words else f"last {len(events)}"
+        self.query_one("#accepted-title", Static).update(f"Accepted events, newest first ({count})")
+
+        rejected_title = "Rejected lines, newest first"
+        rejected_rows: list[Row] = []
+        shown: list[Rejection] = []
+        if data.ingest is None:
+            rejected_title += (
+                " — this console is a read-only viewer: rejected lines never reach the "
+                "database, only the factory-tui that owns the port sees them"
+            )
+        else:
+            recent = tuple(reversed(data.ingest.recent_rejections))
+            for number_, rejection in enumerate(recent):
+                received = self.clock(rejection.time_us)
+                if matches(words, received, rejection.peer, rejection.error, rejection.line):
+                    shown.append(rejection)
+                    # Rejections have no id: newest first, keyed by their count since start.
+                    key = str(data.ingest.rejected - number_)
+                    rejected_rows.append(
+                        (
+                            key,
+                            [
+                                cell(received),
+                                cell(rejection.peer),
+                                cell(rejection.error, "bold"),
+                                cell(rejection.line, "dim"),
+                            ],
+                        )
+                    )
+            matched = f"{len(shown)} of {len(recent)} match" if words else f"last {len(recent)}"
+            rejected_title += f" ({matched}; {data.ingest.rejected:,} since start)"
+        self.shown_rejected = tuple(shown)
+        fill_table(self.query_one("#log-rejected", DataTable), rejected_rows)
+        self.query_one("#rejected-title", Static).update(rejected_title)
+
+    def _heading(self, data: ViewData) -> None:
+        heading = Text(no_wrap=True)
+        heading.append("Event log", "bold")
+        stats: IngestStats | None = data.ingest
+        if stats is None:
+            heading.append(" · read-only viewer: accepted events as stored in the database", "dim")
+        else:
+            heading.append(
+                f" · {rate(stats.rate_per_s)} ev/s · accepted {stats.accepted:,} · "
+                f"duplicates {stats.duplicates:,} · rejected {stats.rejected:,} · "
+                f"{stats.connections} connection{'s' if stats.connections != 1 else ''}"
+                " (since this console started)",
+                "dim",
+            )
+        if self.filter_text:
+            heading.append(f" · filter “{self.filter_text}”", "bold")
+        self.query_one("#log-heading", Static).update(heading)
+
+    def _event_fields(self, event: EventRecord) -> tuple[str, ...]:
+        return (
+            self.clock(event.received_us),
+            self.clock(event.ts_us),
+            event.worker_id,
+            event.workstation_id,
+            event.event_type,
+            str(event.count) if event.event_type == "product_count" else "",
+            f"{event.confidence:.2f}",
+            event.model_version or MISSING,
+            event.camera_id or MISSING,
+        )
+
+    @staticmethod
+    def _event_cells(fields: tuple[str, ...]) -> list[Text]:
+        received, stamp, worker, station, kind, count, confidence, model, camera = fields
+        return [
+            cell(received, "dim"),
+            cell(stamp),
+            cell(worker, "bold"),
+            cell(station),
+            cell(kind),
+            number(count),
+            number(confidence),
+            cell(model),
+            cell(camera),
+        ]
+
+    # --- the filter -------------------------------------------------------------------------
+
+    @on(Input.Changed, "#log-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value
+        if self.data is not None:
+            self.render_data(self.data)
+
+    @on(Input.Submitted, "#log-filter")
+    def _filter_submitted(self) -> None:
+        self.query_one("#log-accepted", DataTable).focus()
+
+    def action_filter(self) -> None:
+        """Show the filter field and type into it."""
+        field = self.query_one("#log-filter", Input)
+        field.display = True
+        field.focus()
+
+    def action_back(self) -> None:
+        """Clear the filter first; with none, back to the screen below."""
+        field = self.query_one("#log-filter", Input)
+        if field.value or field.has_focus:
+            field.value = ""
+            field.display = False
+            self.query_one("#log-accepted", DataTable).focus()
+            return
+        super().action_back()

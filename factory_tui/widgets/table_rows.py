@@ -1,0 +1,53 @@
+"""Filling a DataTable from a tick's rows without losing the user's place in it.
+
+Views refresh their tables every tick. Rebuilding a table moves its cursor back to the top,
+so `fill_table` updates changed cells in place when the rows are the same ones in the same
+order, and otherwise rebuilds it with the cursor put back on the row it was on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+Row = tuple[str, Sequence[Text]]
+"""A row's key and its cells (rich Text: data is never parsed as markup)."""
+
+
+def fill_table(table: DataTable[Text], rows: Sequence[Row]) -> None:
+    """Show `rows` in `table`, keeping the cursor on the same row key where it still exists."""
+    keys = [key for key, _ in rows]
+    ordered = [row.key.value for row in table.ordered_rows]
+    columns = [column.key for column in table.ordered_columns]
+    if ordered == keys:
+        for key, cells in rows:
+            old = table.get_row(key)
+            for column_key, new, before in zip(columns, cells, old, strict=False):
+                if new != before:
+                    table.update_cell(key, column_key, new, update_width=True)
+        return
+    cursor_key: str | None = None
+    cursor_row = table.cursor_row
+    if table.row_count and 0 <= cursor_row < table.row_count:
+        cursor_key = table.ordered_rows[cursor_row].key.value
+    scroll_y = table.scroll_y
+    table.clear()
+    for key, cells in rows:
+        table.add_row(*cells, key=key)
+    if not keys:
+        return
+    target = keys.index(cursor_key) if cursor_key in keys else min(cursor_row, len(keys) - 1)
+    table.move_cursor(row=max(0, target), animate=False, scroll=False)
+    table.scroll_to(y=scroll_y, animate=False, immediate=True)
+
+
+def cell(text: str, style: str = "", *, justify: str = "left") -> Text:
+    """A plain cell (never markup), optionally styled and justified."""
+    return Text(text, style=style, justify=justify, no_wrap=True, overflow="ellipsis")  # type: ignore[arg-type]
+
+
+def number(text: str, style: str = "") -> Text:
+    """A right-aligned cell for figures."""
+    return cell(text, style, justify="right")

@@ -1,0 +1,72 @@
+"""The base of the drill-down screens: header and footer, `esc` back, data handed down by the app.
+
+A view screen holds no timers and does no I/O. When it comes on top, the app (which follows
+`screen_change_signal`) tells its tick what the view needs (`needs`), hands down the latest
+`ViewData` it has and asks for a fresh tick. Every tick after that reaches the screen through
+`show`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import tzinfo
+from typing import ClassVar
+
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from factory_tui.drilldown import ViewData, ViewNeeds
+from factory_tui.models import from_utc_us
+
+
+class ViewScreen(Screen[None]):
+    """A drill-down view: `show(data)` on every tick while it is on top."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back")]
+
+    HORIZONTAL_BREAKPOINTS = [
+        (0, "-narrow"),
+        (110, "-wide"),
+    ]
+
+    VIEW: ClassVar[str] = ""
+    """The view's name, as `FactoryApp.action_show_view` takes it."""
+    HELP_KEYS: ClassVar[Sequence[tuple[str, str]]] = ()
+    """This view's own keys, for the `?` screen."""
+    HELP_NOTES: ClassVar[Sequence[str]] = ()
+
+    def __init__(self, *, zone: tzinfo) -> None:
+        super().__init__()
+        self.zone = zone
+        """The time zone clock times are shown in."""
+        self.data: ViewData | None = None
+        """The data on screen (None until the first tick reaches it)."""
+
+    @property
+    def needs(self) -> ViewNeeds:
+        """What the tick must compute for this view beyond the Snapshot."""
+        return ViewNeeds()
+
+    def show(self, data: ViewData) -> None:
+        """Take one tick's data (called by the app on the UI thread)."""
+        self.data = data
+        self.render_data(data)
+
+    def render_data(self, data: ViewData) -> None:
+        """Update the widgets from `data`; each view implements it."""
+
+    def clock(self, at_us: int | None, *, seconds: bool = True) -> str:
+        """`at_us` as a local clock time (with the date when it is not the day shown)."""
+        if at_us is None:
+            return "—"
+        moment = from_utc_us(at_us).astimezone(self.zone)
+        text = moment.strftime("%H:%M:%S" if seconds else "%H:%M")
+        if self.data is not None:
+            today = from_utc_us(self.data.snapshot.at_us).astimezone(self.zone).date()
+            if moment.date() != today:
+                return f"{moment:%m-%d} {text}"
+        return text
+
+    def action_back(self) -> None:
+        """Back to the screen below."""
+        self.app.pop_screen()

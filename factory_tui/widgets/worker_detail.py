@@ -1,0 +1,269 @@
+"""The worker detail (`enter` on a tile): why a tile reads as it does.
+
+Top to bottom: the worker, state and station; output per hour over the shift above the shift
+timeline (working / idle / absent / unobserved) on one time axis; the metrics with their
+definitions beside the stations visited; the worker's last 50 events. The whole screen scrolls
+(a small terminal still reaches everything); `esc` goes back to the tiles.
+"""
+
+from __future__ import annotations
+
+from datetime import tzinfo
+from typing import ClassVar, Final
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
+from textual.widgets import DataTable, Footer, Header, Static
+
+from factory_tui.drilldown import DETAIL_EVENTS, ViewData, ViewNeeds, WorkerDetail
+from factory_tui.engine.snapshot import US_PER_S
+from factory_tui.widgets.formatting import MISSING, STATE_WORDS, age, hours_minutes, percent, rate
+from factory_tui.widgets.output_chart import OutputChart, OutputChartData
+from factory_tui.widgets.table_rows import cell, fill_table, number
+from factory_tui.widgets.timeline_bar import TimelineBar, TimelineData
+from factory_tui.widgets.view_screen import ViewScreen
+
+STATE_MARKUP: Final = {
+    "working": "b $text on $success",
+    "idle": "b $text on $warning",
+    "absent": "b $text on $error",
+    "unobserved": "b $foreground on $foreground 20%",
+}
+"""The state badge's look, matching the tiles (the word is always there too)."""
+
+EVENT_COLUMNS: Final = ("Time", "Event", "Station", "Count", "Conf", "Model", "Camera")
+
+
+def state_badge(state: str) -> Content:
+    """The state as a coloured word."""
+    return Content.from_markup(
+        f"[{STATE_MARKUP[state]}] $word [/]",
+        word=STATE_WORDS[state],  # type: ignore[index]
+    )
+
+
+def minutes_text(seconds: float) -> str:
+    """A configured duration in words (`15 min`, `2 h`)."""
+    if seconds % 3600 == 0:
+        return f"{seconds / 3600:.0f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
+
+
+class WorkerDetailScreen(ViewScreen):
+    """One worker: output and timeline over the shift, metrics, stations, last events."""
+
+    VIEW = "worker"
+    HELP_KEYS: ClassVar = (
+        ("esc", "Back to the tiles"),
+        ("↑ ↓ pgup pgdn", "Scroll"),
+        ("2 3 4", "Stations, event log, alerts"),
+    )
+    HELP_NOTES: ClassVar = (
+        "Output: units per hour of shift time per bucket (not per working hour: that is UPH).",
+        "Timeline: the state holding most of each cell's time; blank after now.",
+    )
+
+    DEFAULT_CSS = """
+    WorkerDetailScreen #detail-heading {
+        height: auto;
+        padding: 0 1;
+    }
+    WorkerDetailScreen #detail-body {
+        height: 1fr;
+        padding: 0 1;
+    }
+    WorkerDetailScreen OutputChart, WorkerDetailScreen TimelineBar {
+        margin-top: 1;
+    }
+    WorkerDetailScreen #detail-panels {
+        height: auto;
+        margin-top: 1;
+    }
+    WorkerDetailScreen.-narrow #detail-panels {
+        layout: vertical;
+    }
+    WorkerDetailScreen #detail-metrics {
+        width: 1fr;
+        height: auto;
+    }
+    WorkerDetailScreen #detail-stations {
+        width: 1fr;
+        height: auto;
+    }
+    WorkerDetailScreen.-wide #detail-stations {
+        margin-left: 2;
+    }
+    WorkerDetailScreen.-narrow #detail-stations {
+        margin-top: 1;
+    }
+    WorkerDetailScreen .section-title {
+        margin-top: 1;
+    }
+    WorkerDetailScreen #detail-events {
+        height: auto;
+    }
+    """
+
+    def __init__(self, worker_id: str, *, zone: tzinfo) -> None:
+        super().__init__(zone=zone)
+        self.worker_id = worker_id
+        """The worker shown."""
+
+    @property
+    def needs(self) -> ViewNeeds:
+        """The worker's detail."""
+        return ViewNeeds(worker_id=self.worker_id)
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="▦")
+        yield Static(f"{self.worker_id}: loading…", id="detail-heading")
+        with VerticalScroll(id="detail-body"):
+            yield OutputChart(id="detail-output")
+            yield TimelineBar(id="detail-timeline")
+            with Horizontal(id="detail-panels"):
+                yield Static(id="detail-metrics")
+                yield Static(id="detail-stations")
+            yield Static(f"Last {DETAIL_EVENTS} events, newest first", classes="section-title")
+            table: DataTable[Text] = DataTable(
+                id="detail-events", cursor_type="none", zebra_stripes=True
+            )
+            # The page scrolls as a whole; the table is a listing, not a second scroll area.
+            table.can_focus = False
+            yield table
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#detail-events", DataTable)
+        for name in EVENT_COLUMNS:
+            table.add_column(name, key=name)
+        self.query_one("#detail-body").focus()
+
+    def render_data(self, data: ViewData) -> None:
+        detail = data.worker
+        if detail is None or detail.worker.worker_id != self.worker_id:
+            if data.snapshot.worker(self.worker_id) is None:
+                self.query_one("#detail-heading", Static).update(
+                    f"{self.worker_id} is not in this window."
+                )
+            return  # a tick computed for the previous view: the next one is ours
+        self._heading(data, detail)
+        shift = data.shift
+        at_us = data.snapshot.at_us
+        self.query_one(OutputChart).data = OutputChartData(
+            shift.from_us, shift.to_us, at_us, detail.output
+        )
+        self.query_one(TimelineBar).data = TimelineData(
+            shift.from_us, shift.to_us, at_us, detail.segments, self.zone
+        )
+        self.query_one("#detail-metrics", Static).update(self._metrics(data, detail))
+        self.query_one("#detail-stations", Static).update(self._stations(detail))
+        self._events(detail)
+
+    def _heading(self, data: ViewData, detail: WorkerDetail) -> None:
+        worker = detail.worker
+        names = {station.workstation_id: station.name for station in data.snapshot.stations}
+        where = ""
+        if worker.station_id is not None:
+            station = f"{worker.station_id} {names.get(worker.station_id, '')}".strip()
+            where = f"last at {station}" if worker.state == "unobserved" else f"at {station}"
+        seen = MISSING
+        if worker.last_seen_us is not None:
+            seen = age(max(0.0, (data.snapshot.at_us - worker.last_seen_us) / US_PER_S))
+        heading = Content.assemble(
+            Content.from_markup("[b]$name[/b]", name=worker.name),
+            Content.styled(f"  {worker.worker_id}  ", "$text-muted")
+            if worker.name != worker.worker_id
+            else Content("  "),
+            state_badge(worker.state),
+            Content(f" {where}" if where else ""),
+            Content.styled(f"  · last event {seen}", "$text-muted"),
+            Content.styled(
+                f"  · {data.window_title}, as of {self.clock(data.snapshot.at_us)}",
+                "$text-muted",
+            ),
+        )
+        self.query_one("#detail-heading", Static).update(heading)
+
+    def _metrics(self, data: ViewData, detail: WorkerDetail) -> Table:
+        worker = detail.worker
+        gap = minutes_text(data.max_gap_s)
+        elapsed = data.snapshot.window.seconds
+        unobserved = max(0.0, elapsed - worker.active_s - worker.idle_s - worker.absent_s)
+        confidence = MISSING if worker.mean_confidence is None else f"{worker.mean_confidence:.2f}"
+        table = Table.grid(padding=(0, 1))
+        table.title = f"Metrics, {data.window_title} so far"
+        table.title_justify = "left"
+        table.title_style = "bold"
+        table.add_column(no_wrap=True, style="bold")
+        table.add_column(no_wrap=True, justify="right")
+        table.add_column(style="dim")
+        rows = (
+            (
+                "Active",
+                hours_minutes(worker.active_s),
+                f"working, sighting to sighting, gaps ≤ {gap}",
+            ),
+            ("Idle", hours_minutes(worker.idle_s), "idle, counted the same way"),
+            ("Absent", hours_minutes(worker.absent_s), "absent, counted the same way"),
+            ("Unobserved", hours_minutes(unobserved), f"before the first sighting or gaps > {gap}"),
+            ("Utilization", percent(worker.utilization), "active / (active + idle)"),
+            ("Units", f"{worker.units:,}", "sum of product_count counts"),
+            ("UPH", rate(worker.uph), "units / active hours"),
+            ("Confidence", confidence, "mean over the worker's events"),
+            ("Events", f"{worker.events:,}", "events in the window"),
+        )
+        for name, value, definition in rows:
+            table.add_row(name, value, definition)
+        return table
+
+    def _stations(self, detail: WorkerDetail) -> Table | Text:
+        if not detail.stations:
+            return Text("Stations visited: none in this window.", style="dim")
+        table = Table(box=None, padding=(0, 1), title="Stations visited", title_justify="left")
+        table.title_style = "bold"
+        table.add_column("Station", no_wrap=True)
+        for heading in ("Working", "Idle", "Absent", "Units"):
+            table.add_column(heading, justify="right", no_wrap=True)
+        table.add_column("From–to", no_wrap=True, min_width=11)
+        for visit in detail.stations:
+            name = (
+                visit.station_id
+                if visit.name == visit.station_id
+                else f"{visit.station_id} {visit.name}"
+            )
+            table.add_row(
+                name,
+                hours_minutes(visit.working_s),
+                hours_minutes(visit.idle_s),
+                hours_minutes(visit.absent_s),
+                f"{visit.units:,}",
+                f"{self.clock(visit.first_us, seconds=False)}–"
+                f"{self.clock(visit.last_us, seconds=False)}",
+            )
+        return table
+
+    def _events(self, detail: WorkerDetail) -> None:
+        table: DataTable[Text] = self.query_one("#detail-events", DataTable)
+        fill_table(
+            table,
+            [
+                (
+                    str(event.id),
+                    [
+                        cell(self.clock(event.ts_us)),
+                        cell(event.event_type),
+                        cell(event.workstation_id),
+                        number(str(event.count) if event.event_type == "product_count" else ""),
+                        number(f"{event.confidence:.2f}"),
+                        cell(event.model_version or MISSING),
+                        cell(event.camera_id or MISSING),
+                    ],
+                )
+                for event in detail.events
+            ],
+        )

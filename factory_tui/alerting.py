@@ -22,9 +22,10 @@ from datetime import datetime
 from typing import Final
 
 from factory_tui.config import AlertSettings, Settings
-from factory_tui.engine.alerts import AlertCondition, evaluate_alerts
+from factory_tui.engine import Engine
+from factory_tui.engine.alerts import AlertCondition, evaluate_alerts, idle_since
 from factory_tui.engine.drift import BUCKET_US, DriftSettings, DriftTracker, ModelDrift
-from factory_tui.engine.snapshot import US_PER_S, Segment, Snapshot
+from factory_tui.engine.snapshot import US_PER_S, Segment, Snapshot, Window
 from factory_tui.models import from_utc_us
 from factory_tui.store import AlertRecord, Store, StoreError
 
@@ -87,6 +88,29 @@ def model_first_seen(store: Store) -> list[tuple[str | None, int]]:
         "SELECT model_version, min(ts_us) FROM events GROUP BY model_version"
     ).fetchall()
     return [(model, int(first)) for model, first in rows]
+
+
+def recent_timelines(
+    engine: Engine, window: Window, at_us: int, look_back_s: float
+) -> Callable[[str], tuple[Segment, ...]]:
+    """`timeline_of` for the idle check: each worker's timeline only as far back as it needs.
+
+    The idle check wants the start of the idle stretch that ends the timeline. A stretch that
+    began within the last `look_back_s` (the idle threshold) is found in that short tail; only
+    a worker idle all through it — one that is alerting — gets the whole window's timeline.
+    Building every idle worker's timeline over the whole shift cost most of a tick with a
+    large floor.
+    """
+    start = max(window.from_us, at_us - round(look_back_s * US_PER_S) - 1)
+    tail = Window(start, window.to_us, window.label)
+
+    def timeline_of(worker_id: str) -> tuple[Segment, ...]:
+        recent = engine.timeline(worker_id, tail, at_us)
+        if start > window.from_us and recent and idle_since(recent) == start:
+            return engine.timeline(worker_id, window, at_us)
+        return recent
+
+    return timeline_of
 
 
 def in_shift(settings: Settings, at_us: int) -> bool:

@@ -36,7 +36,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Input
 
-from factory_tui.alerting import AlertKeeper, load_drift_history
+from factory_tui.alerting import AlertKeeper, load_drift_history, recent_timelines
 from factory_tui.config import Settings
 from factory_tui.drilldown import ViewData, ViewNeeds, view_data
 from factory_tui.engine import Engine
@@ -415,7 +415,7 @@ class FactoryApp(App[None]):
         alert_state = alerts.state(
             store,
             snapshot,
-            lambda worker_id: engine.timeline(worker_id, window, at_us),
+            recent_timelines(engine, window, at_us, self.settings.alerts.idle_s),
             history=needs.alert_history,
             evaluate=self._feed_caught_up.is_set(),
         )

@@ -127,8 +127,9 @@ class AlertsState:
     """Alerts not cleared yet, newest first (read from the table: the owner's view of them)."""
     drift: tuple[ModelDrift, ...]
     """Every model's drift figures at the tick's `at`."""
-    history: tuple[AlertRecord, ...] = ()
-    """Recent alerts, active and cleared, newest first (only read while the alerts view is on)."""
+    history: tuple[AlertRecord, ...] | None = None
+    """Recent alerts, active and cleared, newest first; None when not read this tick (they
+    are only read while the alerts view is on)."""
     error: str | None = None
     """Why the alerts could not be written or read this tick (the figures may be behind)."""
 
@@ -214,7 +215,7 @@ class AlertKeeper:
         if self.writer is not None and evaluate:
             error = self.sync(self.evaluate(snapshot, drift, timeline_of), snapshot.at_us)
         active = tuple(reader.alerts(active_only=True))
-        recent = tuple(reader.alerts(limit=ALERT_HISTORY)) if history else ()
+        recent = tuple(reader.alerts(limit=ALERT_HISTORY)) if history else None
         return AlertsState(active=active, drift=drift, history=recent, error=error)
 
     def close(self) -> None:

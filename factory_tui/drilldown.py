@@ -101,7 +101,7 @@ class StationDetail:
 
     station: StationMetrics
     segments: tuple[Segment, ...]
-    """Occupied ("working") and empty ("unobserved") stretches over the shift so far."""
+    """Occupied ("working") and unoccupied ("unobserved") stretches over the shift so far."""
     workers: tuple[StationWorker, ...]
     """Workers with counted time or units there, most working time first."""
 

@@ -121,6 +121,8 @@ class AlertsScreen(ViewScreen):
         super().__init__(zone=zone)
         self.alert_settings = alert_settings
         """The thresholds, shown in the heading."""
+        self.history: tuple[AlertRecord, ...] = ()
+        """The recent alerts listed (the last ones a tick computed for this view read)."""
 
     @property
     def needs(self) -> ViewNeeds:
@@ -183,6 +185,9 @@ class AlertsScreen(ViewScreen):
             self.query_one("#alerts-drift", DataTable),
             [(model.model_version, self._drift_cells(model)) for model in alerts.drift],
         )
+        if alerts.history is None:
+            return  # computed for another view: the listed history stays until our next tick
+        self.history = alerts.history
         fill_table(
             self.query_one("#alerts-history", DataTable),
             [(str(alert.id), self._history_cells(alert, at_us)) for alert in alerts.history],
@@ -225,7 +230,7 @@ class AlertsScreen(ViewScreen):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id not in ("alerts-active", "alerts-history"):
             return
-        alerts = () if self.data is None else self.data.alerts.active + self.data.alerts.history
+        alerts = self.history if self.data is None else self.data.alerts.active + self.history
         for alert in alerts:
             if str(alert.id) == event.row_key.value and alert.kind in WORKER_KINDS:
                 self.post_message(WorkerGrid.WorkerSelected(alert.subject))

@@ -126,9 +126,13 @@ class EventLogScreen(ViewScreen):
         accepted.focus()
 
     def render_data(self, data: ViewData) -> None:
+        if data.events is None:
+            # Computed for the view below (the tiles, or while paused): no event list, and no
+            # listener figures either, which would read as a viewer's. The next tick is ours.
+            return
         words = self.filter_text.lower().split()
         self._heading(data)
-        events = data.events or ()
+        events = data.events
         accepted_rows: list[Row] = []
         ids: list[int] = []
         for event in events:

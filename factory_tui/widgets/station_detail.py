@@ -1,7 +1,8 @@
 """A station's timeline (`enter` in the stations view): when it was occupied, and by whom.
 
-The bar shows occupied (someone working there) against empty stretches over the shift; the
-table lists every worker with counted time or units at the station. `esc` goes back.
+The bar shows occupied (someone working there) against unoccupied stretches over the shift (a
+worker idle there does not occupy it); the table lists every worker with counted time or units
+at the station. `esc` goes back.
 """
 
 from __future__ import annotations
@@ -41,11 +42,15 @@ class StationDetailScreen(ViewScreen):
         height: auto;
         padding: 0 1;
     }
+    /* Padding, not side margins: a side margin on one child narrows every child of the
+       screen, the table included. */
     StationDetailScreen TimelineBar {
-        margin: 1 1 0 1;
+        margin-top: 1;
+        padding: 0 1;
     }
     StationDetailScreen .section-title {
-        margin: 1 1 0 1;
+        margin-top: 1;
+        padding: 0 1;
     }
     StationDetailScreen #station-workers {
         height: 1fr;
@@ -93,7 +98,7 @@ class StationDetailScreen(ViewScreen):
             data.snapshot.at_us,
             detail.segments,
             self.zone,
-            labels={"working": "occupied", "unobserved": "empty"},
+            labels={"working": "occupied", "unobserved": "not occupied"},
             show_stations=False,
         )
         fill_table(

@@ -3,6 +3,11 @@
 Views refresh their tables every tick. Rebuilding a table moves its cursor back to the top,
 so `fill_table` updates changed cells in place when the rows are the same ones in the same
 order, and otherwise rebuilds it with the cursor put back on the row it was on.
+
+It also widens the columns for the new cells at once. DataTable measures them only when it is
+next idle, and does not redraw what it drew before that: a screen refresh in between (a table
+sized to its rows shows just its header until then) left the header with the old widths, out
+of line with the rows under it, until the table next changed.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ def fill_table(table: DataTable[Text], rows: Sequence[Row]) -> None:
     keys = [key for key, _ in rows]
     ordered = [row.key.value for row in table.ordered_rows]
     columns = [column.key for column in table.ordered_columns]
+    _widen(table, rows)
     if ordered == keys:
         for key, cells in rows:
             old = table.get_row(key)
@@ -41,6 +47,15 @@ def fill_table(table: DataTable[Text], rows: Sequence[Row]) -> None:
     target = keys.index(cursor_key) if cursor_key in keys else min(cursor_row, len(keys) - 1)
     table.move_cursor(row=max(0, target), animate=False, scroll=False)
     table.scroll_to(y=scroll_y, animate=False, immediate=True)
+
+
+def _widen(table: DataTable[Text], rows: Sequence[Row]) -> None:
+    """Make each auto-width column as wide as its widest new cell now (see the module doc)."""
+    for index, column in enumerate(table.ordered_columns):
+        if not column.auto_width:
+            continue
+        widest = max((cells[index].cell_len for _, cells in rows if index < len(cells)), default=0)
+        column.content_width = max(column.content_width, widest)
 
 
 def cell(text: str, style: str = "", *, justify: str = "left") -> Text:

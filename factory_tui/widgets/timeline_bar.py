@@ -167,6 +167,10 @@ class TimelineBar(Widget):
     TimelineBar {
         width: 1fr;
         height: auto;
+        /* Each line is one row of the picture: a line that wrapped would push the last row
+           out of the widget's height. */
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     """
 

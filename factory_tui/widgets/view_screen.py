@@ -48,7 +48,12 @@ class ViewScreen(Screen[None]):
         return ViewNeeds()
 
     def show(self, data: ViewData) -> None:
-        """Take one tick's data (called by the app on the UI thread)."""
+        """Take one tick's data (called by the app on the UI thread); ignored unless on top."""
+        if not self.is_active:
+            # The app hears of a screen change after the fact: a view key pressed over a
+            # detail pops every screen above the tiles, and each one that came on top for a
+            # moment is reported once it is already gone, with no widgets left to update.
+            return
         self.data = data
         self.render_data(data)
 

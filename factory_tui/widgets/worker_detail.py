@@ -106,6 +106,9 @@ class WorkerDetailScreen(ViewScreen):
     }
     WorkerDetailScreen #detail-events {
         height: auto;
+        /* DataTable caps itself at its container's height; here the page scrolls, so every
+           row must be part of it (the table takes no focus and could not be scrolled). */
+        max-height: initial;
     }
     """
 
@@ -206,11 +209,11 @@ class WorkerDetailScreen(ViewScreen):
             (
                 "Active",
                 hours_minutes(worker.active_s),
-                f"working, sighting to sighting, gaps ≤ {gap}",
+                f"working, each gap capped at {gap}",
             ),
             ("Idle", hours_minutes(worker.idle_s), "idle, counted the same way"),
             ("Absent", hours_minutes(worker.absent_s), "absent, counted the same way"),
-            ("Unobserved", hours_minutes(unobserved), f"before the first sighting or gaps > {gap}"),
+            ("Unobserved", hours_minutes(unobserved), f"before first sighting or gap > {gap}"),
             ("Utilization", percent(worker.utilization), "active / (active + idle)"),
             ("Units", f"{worker.units:,}", "sum of product_count counts"),
             ("UPH", rate(worker.uph), "units / active hours"),
@@ -224,7 +227,15 @@ class WorkerDetailScreen(ViewScreen):
     def _stations(self, detail: WorkerDetail) -> Table | Text:
         if not detail.stations:
             return Text("Stations visited: none in this window.", style="dim")
-        table = Table(box=None, padding=(0, 1), title="Stations visited", title_justify="left")
+        # Beside the metrics at 120 columns: single spaces between columns, none at the edges.
+        table = Table(
+            box=None,
+            padding=(0, 1),
+            pad_edge=False,
+            collapse_padding=True,
+            title="Stations visited",
+            title_justify="left",
+        )
         table.title_style = "bold"
         table.add_column("Station", no_wrap=True)
         for heading in ("Working", "Idle", "Absent", "Units"):

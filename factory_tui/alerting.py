@@ -185,8 +185,8 @@ class AlertKeeper:
         try:
             self.writer.sync_alerts(
                 [
-                    (condition.kind, condition.subject, condition.details)
-                    for condition in conditions
+                    (item.kind, item.subject, item.details, min(item.since_us or at_us, at_us))
+                    for item in conditions
                 ],
                 at_us,
             )

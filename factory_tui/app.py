@@ -522,6 +522,8 @@ class FactoryApp(App[None]):
 
     def _screen_changed(self, screen: Screen[Any]) -> None:
         """Tell the tick what the screen now on top needs, and feed a view screen at once."""
+        if screen is not self.screen:
+            return  # delivered late: a later change put another screen on top (it is told too)
         if isinstance(screen, ViewScreen):
             self._needs = screen.needs
             if self.view_data is not None:

@@ -417,13 +417,16 @@ class Store:
                 (cleared_us, kind, subject),
             )
 
-    def sync_alerts(self, conditions: Iterable[tuple[str, str, str]], at_us: int) -> None:
-        """Make the active alerts match the (kind, subject, details) conditions holding at `at_us`.
+    def sync_alerts(self, conditions: Iterable[tuple[str, str, str, int]], at_us: int) -> None:
+        """Make the active alerts match the conditions holding at `at_us`.
 
-        A new condition raises an alert, a held one keeps its start and refreshes its details, an
-        active alert whose condition is gone is cleared — all in one transaction.
+        Each condition is (kind, subject, details, started_us). A new condition raises an alert
+        that started at its `started_us`, a held one keeps its start and refreshes its details,
+        an active alert whose condition is gone is cleared at `at_us` — all in one transaction.
         """
-        wanted = {(kind, subject): details for kind, subject, details in conditions}
+        items = list(conditions)
+        wanted = {(kind, subject): details for kind, subject, details, _ in items}
+        started = {(kind, subject): since for kind, subject, _, since in items}
         with self._transaction() as conn:
             active = {
                 (kind, subject): (alert_id, details)
@@ -440,7 +443,7 @@ class Store:
                     )
             conn.executemany(
                 "INSERT INTO alerts (kind, subject, details, started_us) VALUES (?, ?, ?, ?)",
-                [(k, s, d, at_us) for (k, s), d in wanted.items() if (k, s) not in active],
+                [(k, s, d, started[k, s]) for (k, s), d in wanted.items() if (k, s) not in active],
             )
 
     def alerts(self, active_only: bool = False, limit: int = 500) -> list[AlertRecord]:

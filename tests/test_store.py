@@ -190,10 +190,12 @@ def test_alerts_raise_once_and_clear(fresh_db: Store) -> None:
 
 
 def test_sync_alerts_raises_refreshes_and_clears(fresh_db: Store) -> None:
-    fresh_db.sync_alerts([("camera_dark", "W1", "20 min"), ("idle_too_long", "W2", "11 min")], 100)
-    fresh_db.sync_alerts([("camera_dark", "W1", "21 min")], 200)
+    fresh_db.sync_alerts(
+        [("camera_dark", "W1", "20 min", 80), ("idle_too_long", "W2", "11 min", 100)], 100
+    )
+    fresh_db.sync_alerts([("camera_dark", "W1", "21 min", 81)], 200)
     alerts = {(a.kind, a.subject): a for a in fresh_db.alerts()}
-    assert alerts["camera_dark", "W1"].started_us == 100
+    assert alerts["camera_dark", "W1"].started_us == 80  # its own start, kept while it holds
     assert alerts["camera_dark", "W1"].details == "21 min"
     assert alerts["camera_dark", "W1"].cleared_us is None
     assert alerts["idle_too_long", "W2"].cleared_us == 200

@@ -27,6 +27,10 @@ class AlertCondition:
     kind: str
     subject: str
     details: str
+    since_us: int | None = None
+    """When the condition began to hold, where the data says so (a camera is dark from its
+    last event + max_gap, an idle is too long from its start + idle_s); None: not known, the
+    alert starts when it is first seen (drift)."""
 
 
 def idle_since(timeline: Sequence[Segment]) -> int | None:
@@ -78,7 +82,10 @@ def evaluate_alerts(
             if silent > max_gap_s:
                 found.append(
                     AlertCondition(
-                        CAMERA_DARK, worker.worker_id, f"{label}: no event for {_span(silent)}"
+                        CAMERA_DARK,
+                        worker.worker_id,
+                        f"{label}: no event for {_span(silent)}",
+                        worker.last_seen_us + round(max_gap_s * US_PER_S),
                     )
                 )
         if worker.state == "idle":
@@ -90,6 +97,7 @@ def evaluate_alerts(
                         IDLE_TOO_LONG,
                         worker.worker_id,
                         f"{label}: idle{station} for {_span((at - since) / US_PER_S)}",
+                        since + round(idle_s * US_PER_S),
                     )
                 )
     for model in drift:

@@ -128,10 +128,12 @@ class StationDetailScreen(ViewScreen):
             title += f" {station.name}"
         heading.append(title, "bold")
         heading.append(f" · {data.window_title} so far, as of {self.clock(data.snapshot.at_us)}\n")
+        names = {worker.worker_id: worker.name for worker in data.snapshot.workers}
+        present = ", ".join(names.get(w, w) for w in station.workers_present) or "nobody"
         heading.append(
             f"occupied {hours_minutes(station.occupancy_s)} ({percent(station.utilization)})"
             f" · {station.units:,} units · {rate(station.throughput_uph)} units/h"
-            f" · present now: {', '.join(station.workers_present) or 'nobody'}",
+            f" · present now: {present}",
             "dim",
         )
         return heading

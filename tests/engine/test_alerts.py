@@ -103,3 +103,20 @@ def test_drift_conditions() -> None:
     assert [(a.kind, a.subject) for a in alerts] == [(CONFIDENCE_DRIFT, "m2"), (RATE_DRIFT, "m2")]
     assert alerts[0].details == "m2: mean confidence 0.65 vs baseline 0.90"
     assert alerts[1].details == "m2: 20.0 units/h vs baseline 100.0"
+
+
+def test_conditions_say_when_they_began() -> None:
+    """A dark camera from its last event + max_gap; a long idle from its start + idle_s."""
+    snap = snapshot(3 * 3600, worker("W1", "unobserved", 3600), worker("W2", "idle", 3 * 3600 - 60))
+    found = {
+        condition.kind: condition.since_us
+        for condition in evaluate_alerts(
+            snap,
+            (),
+            max_gap_s=900,
+            idle_s=600,
+            in_shift=True,
+            timeline_of=lambda _: (Segment(3600 * S, 3 * 3600 * S, "idle", "S1"),),
+        )
+    }
+    assert found == {CAMERA_DARK: (3600 + 900) * S, IDLE_TOO_LONG: (3600 + 600) * S}

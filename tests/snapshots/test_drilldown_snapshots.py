@@ -67,7 +67,7 @@ class TestStations:
 
     def test_station_detail(self, snap_compare: SnapCompare, console: ConsoleFactory) -> None:
         """S2 Assembly 2 · Shift A so far, as of 10:30:00; a dim second line "occupied 2h50m
-        (63%) · 11 units · 2.4 units/h · present now: W2". The timeline has no station row:
+        (63%) · 11 units · 2.4 units/h · present now: Bilal Khan". The timeline has no station row:
         green █ occupied from 06:10 to 09:00, grey · not occupied before and after it up to the
         ▲ at 10:30 (W2 is idle there: idle does not occupy), blank after; the legend says
         occupied and not occupied. The workers table, full width, has one row: W2 Bilal Khan,
@@ -91,8 +91,9 @@ class TestEventLog:
 class TestAlerts:
     def test_alerts_view(self, snap_compare: SnapCompare, console: ConsoleFactory) -> None:
         """Heading "Alerts · 2 active · as of 10:30:00" and two dim lines of thresholds. Active
-        (2): CAMERA DARK W4 since 10:30 for 0m, "W4 (Dana Novak): no event for 55 min", the
-        cursor row; IDLE TOO LONG W2, "W2 (Bilal Khan): idle at S2 for 1 h 30 min". Model drift:
+        (2): CAMERA DARK W4 since 09:50 (last event 09:35 + 15 min) for 40m, "W4 (Dana Novak):
+        no event for 55 min", the cursor row; IDLE TOO LONG W2 since 09:15 (idle from 09:00 +
+        15 min) for 1h15m, "W2 (Bilal Khan): idle at S2 for 1 h 30 min". Model drift:
         yolo-v8.2, baseline 0.90, now 0.91, +0.01, 13.0 and 18.0 units/h, ok. Recent alerts,
         newest first: the same two, both "active"."""
         assert snap_compare(console(), terminal_size=SIZE, run_before=open_view("4"))

@@ -156,7 +156,8 @@ class TestNavigation:
             ]
             heading = drawn(station.query_one("#station-heading", Static))
             assert "S2 Assembly 2" in heading
-            assert "occupied 2h50m (63%) · 11 units · 2.4 units/h · present now: W2" in heading
+            assert "occupied 2h50m (63%) · 11 units · 2.4 units/h" in heading
+            assert "present now: Bilal Khan" in heading
             legend = drawn(station.query_one(TimelineBar)).splitlines()[-1]
             assert "█ occupied" in legend
             assert "· not occupied" in legend
@@ -498,7 +499,9 @@ class TestAlerts:
             (dark,) = alerts_of(floor_db, CAMERA_DARK, "W4")
             (idle,) = alerts_of(floor_db, IDLE_TOO_LONG, "W2")
             assert dark.cleared_us is None
-            assert dark.started_us == clock.now_us
+            # Dark from W4's last event (09:35) + max_gap; idle too long from 09:00 + idle_s.
+            assert dark.started_us == to_utc_us(at(9, 50))
+            assert idle.started_us == to_utc_us(at(9, 15))
             assert dark.details == "W4 (Dana Novak): no event for 55 min"
             # W4's and W2's (idle since 09:00); nobody else.
             assert app.summary.alerts == 2
@@ -514,8 +517,8 @@ class TestAlerts:
             assert row_text(active, str(dark.id)) == [
                 "CAMERA DARK",
                 "W4",
-                "10:30",
-                "0m",
+                "09:50",
+                "40m",
                 "W4 (Dana Novak): no event for 55 min",
             ]
             assert table_keys(history) == table_keys(active)
@@ -543,9 +546,9 @@ class TestAlerts:
             assert row_text(history, str(dark.id))[:5] == [
                 "CAMERA DARK",
                 "W4",
-                "10:30",
+                "09:50",
                 "10:31",
-                "1m",
+                "41m",
             ]
 
     async def test_an_idle_worker_raises_an_alert_kept_while_idle(

@@ -36,7 +36,12 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Input
 
-from factory_tui.alerting import AlertKeeper, load_drift_history, recent_timelines
+from factory_tui.alerting import (
+    ALERT_HISTORY,
+    AlertKeeper,
+    load_drift_history,
+    recent_timelines,
+)
 from factory_tui.config import Settings
 from factory_tui.drilldown import ViewData, ViewNeeds, view_data
 from factory_tui.engine import Engine
@@ -184,6 +189,13 @@ class FactoryApp(App[None]):
             self.new_rows = new_rows
             self.initial = initial
             self.compute_s = compute_s
+            self.view = view
+            super().__init__()
+
+    class ViewDone(Message):
+        """A view's data computed while paused, for the Snapshot on screen."""
+
+        def __init__(self, view: ViewData) -> None:
             self.view = view
             super().__init__()
 
@@ -384,6 +396,42 @@ class FactoryApp(App[None]):
         message.compute_s = time.perf_counter() - started
         self.post_message(message)
 
+    @work(thread=True, group="view")
+    def _view_worker(self, shown: ViewData, needs: ViewNeeds) -> None:
+        """While paused: what a newly opened view needs, for the frozen Snapshot on screen.
+
+        No rows are read and nothing is evaluated, so the figures stay those of the Snapshot.
+        """
+        try:
+            with self._store_lock:
+                store, engine = self._store, self._engine
+                if store is None or engine is None:
+                    return
+                alerts = shown.alerts
+                if needs.alert_history and alerts.history is None:
+                    alerts = replace(alerts, history=tuple(store.alerts(limit=ALERT_HISTORY)))
+                view = view_data(
+                    engine,
+                    store,
+                    shown.snapshot,
+                    shown.shift,
+                    shown.window_title,
+                    alerts,
+                    needs,
+                    self.settings.metrics.max_gap_s,
+                )
+        except (StoreError, sqlite3.Error) as error:
+            self.post_message(self.TickFailed(self._tick_sequence, str(error)))
+            return
+        self.post_message(self.ViewDone(view))
+
+    def on_factory_app_view_done(self, message: FactoryApp.ViewDone) -> None:
+        if self._stopped or message.view.snapshot is not self.snapshot:
+            return  # a live tick has shown newer figures since
+        self.view_data = message.view
+        if isinstance(self.screen, ViewScreen):
+            self.screen.show(self._with_ingest(message.view))
+
     def _compute_tick(self, sequence: int) -> FactoryApp.TickDone | None:
         store, engine, alerts = self._store, self._engine, self._alerts
         if store is None or engine is None or alerts is None:
@@ -528,7 +576,10 @@ class FactoryApp(App[None]):
             self._needs = screen.needs
             if self.view_data is not None:
                 screen.show(self._with_ingest(self.view_data))
-            self._request_tick()
+            if self.paused and self.view_data is not None:
+                self._view_worker(self.view_data, screen.needs)
+            else:
+                self._request_tick()
         elif not isinstance(screen, HelpScreen):
             self._needs = ViewNeeds()  # the tiles: nothing beyond the Snapshot
 

@@ -144,8 +144,10 @@ def worker_detail(
     rows = store.db.conn.execute(
         "SELECT workstation_id, (ts_us - ?) / ?, sum(count), min(ts_us), max(ts_us) "
         "FROM events WHERE worker_id = ? AND event_type = 'product_count' "
-        "AND ts_us >= ? AND ts_us < ? GROUP BY 1, 2",
-        (window.from_us, OUTPUT_BUCKET_US, worker_id, window.from_us, end),
+        "AND ts_us >= ? AND ts_us < ? AND id <= ? GROUP BY 1, 2",
+        # Up to the engine's cursor: rows stored since this tick's read are not in the
+        # Snapshot, and the chart must not count more units than the heading.
+        (window.from_us, OUTPUT_BUCKET_US, worker_id, window.from_us, end, engine.cursor),
     ).fetchall()
     buckets = max(0, -(-(end - window.from_us) // OUTPUT_BUCKET_US))
     per_bucket = [0] * buckets
@@ -212,33 +214,22 @@ def station_detail(
     at_us = snapshot.at_us
     window = snapshot.window
     segments = engine.station_timeline(station_id, shift, at_us)
-    units = dict(
-        store.db.conn.execute(
-            "SELECT worker_id, sum(count) FROM events WHERE workstation_id = ? "
-            "AND event_type = 'product_count' AND ts_us >= ? AND ts_us < ? GROUP BY worker_id",
-            (station_id, window.from_us, units_end(window, at_us)),
-        ).fetchall()
-    )
+    # From the engine, not the table: the same events as the Snapshot on screen.
+    here = engine.station_time(station_id, window, at_us)
     present = set(station.workers_present)
     workers: list[StationWorker] = []
     for worker in snapshot.workers:
-        if worker.last_seen_us is None:
-            continue  # never seen: no timeline to look at
-        counted = {"working": 0.0, "idle": 0.0, "absent": 0.0}
-        for segment in engine.timeline(worker.worker_id, window, at_us):
-            if segment.station_id == station_id and segment.state != "unobserved":
-                counted[segment.state] += (segment.end_us - segment.start_us) / US_PER_S
-        made = int(units.get(worker.worker_id, 0))
-        if not any(counted.values()) and not made and worker.worker_id not in present:
+        if worker.worker_id not in here and worker.worker_id not in present:
             continue
+        working_s, idle_s, absent_s, units = here.get(worker.worker_id, (0.0, 0.0, 0.0, 0))
         workers.append(
             StationWorker(
                 worker_id=worker.worker_id,
                 name=worker.name,
-                working_s=counted["working"],
-                idle_s=counted["idle"],
-                absent_s=counted["absent"],
-                units=made,
+                working_s=working_s,
+                idle_s=idle_s,
+                absent_s=absent_s,
+                units=units,
                 present=worker.worker_id in present,
             )
         )

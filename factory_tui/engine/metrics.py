@@ -95,6 +95,8 @@ class Engine:
         self._station_units: list[StationUnits] = []
         self._station_workers: list[set[str]] = []
         """Workers that have had a working state event at each station."""
+        self._station_visitors: list[set[str]] = []
+        """Workers that have had any event at each station."""
         self._blocks: dict[int, dict[int, int]] = {}
         """Block number -> {station index: occupied µs in that block}."""
         self._cursor = 0
@@ -191,6 +193,7 @@ class Engine:
         self._station_first.append(2**63 - 1)
         self._station_units.append(StationUnits())
         self._station_workers.append(set())
+        self._station_visitors.append(set())
         return position
 
     def _note_fresh(
@@ -210,6 +213,7 @@ class Engine:
                 here = min(t for t, own in zip(fresh_ts, owns, strict=True) if own >> 2 == station)
                 firsts[station] = min(firsts[station], here)
         for code in codes:
+            self._station_visitors[code >> 2].add(worker_id)
             if code & 3 == WORKING:
                 self._station_workers[code >> 2].add(worker_id)
         if any(code & 3 == PRODUCT for code in codes):
@@ -471,6 +475,34 @@ class Engine:
         if position < hi:
             _join(segments, Segment(position, hi, "unobserved", None))
         return tuple(segments)
+
+    def station_time(
+        self, workstation_id: str, window: Window, at_us: int
+    ) -> dict[str, tuple[float, float, float, int]]:
+        """Per worker with any event at the station: (working_s, idle_s, absent_s, units) there.
+
+        Time is the worker's counted time while a state at this station was in force, over
+        [from, min(to, at)); units are its product events there counted as in the Snapshot
+        (from <= ts < to, ts <= at). Workers with nothing in the window are left out.
+        """
+        index = self._station_index.get(workstation_id)
+        if index is None:
+            return {}
+        lo, hi = window.from_us, min(window.to_us, at_us)
+        units_end = min(window.to_us, at_us + 1)
+        found: dict[str, tuple[float, float, float, int]] = {}
+        for worker_id in self._station_visitors[index]:
+            timeline = self._timelines[worker_id]
+            working, idle, absent = timeline.time_at_station(index, lo, hi)
+            units = timeline.units_at_station(index, window.from_us, units_end)
+            if working or idle or absent or units:
+                found[worker_id] = (
+                    working / US_PER_S,
+                    idle / US_PER_S,
+                    absent / US_PER_S,
+                    units,
+                )
+        return found
 
     def station_timeline(
         self, workstation_id: str, window: Window, at_us: int

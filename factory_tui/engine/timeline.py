@@ -396,6 +396,47 @@ class WorkerTimeline:
             if end > start:
                 yield start, end, cur[index]
 
+    def time_at_station(self, station: int, lo: int, hi: int) -> tuple[int, int, int]:
+        """Counted (working, idle, absent) µs in [lo, hi) while a state at `station` was in force.
+
+        Walks runs, not events: a run's counted time is one prefix-sum difference, and only the
+        intervals cut by `lo` and `hi` are measured on their own.
+        """
+        totals = [0, 0, 0]
+        ts, run_start, run_code = self.ts, self.run_start, self.run_code
+        n = len(ts)
+        if not n or hi <= lo:
+            return 0, 0, 0
+        first = max(bisect_right(ts, lo) - 1, 0)
+        stop = bisect_left(ts, hi)  # intervals first..stop-1 reach into [lo, hi)
+        runs = len(run_start)
+        run = bisect_right(run_start, first) - 1
+        while run < runs and run_start[run] < stop:
+            code = run_code[run]
+            following = run_start[run + 1] if run + 1 < runs else n
+            if code >= 0 and code >> 2 == station and code & 3 != PRODUCT:
+                a, b = max(run_start[run], first), min(following, stop)
+                if b < n:
+                    length = self.counted_between(a, b)
+                else:  # the last interval is closed by max_gap, not by a next event
+                    length = self.counted_between(a, n - 1) + self.end_of(n - 1) - ts[n - 1]
+                # Cut the first interval at lo and the last at hi.
+                length -= max(0, min(self.end_of(a), lo) - ts[a])
+                length -= max(0, self.end_of(b - 1) - max(hi, ts[b - 1]))
+                totals[code & 3] += length
+            run += 1
+        return totals[0], totals[1], totals[2]
+
+    def units_at_station(self, station: int, lo: int, hi: int) -> int:
+        """Units of this worker's product events at `station` with lo <= ts < hi."""
+        a, b = self.span(lo, hi)
+        code = station * 4 + PRODUCT
+        return sum(
+            units
+            for own, units in zip(self.own[a:b], self.count[a:b], strict=True)
+            if own == code
+        )
+
     def working_runs(self, lo: int, hi: int) -> Iterator[tuple[int, int, int]]:
         """(start, end, station index) of maximal working stretches clipped to [lo, hi).
 

@@ -414,3 +414,44 @@ def test_a_long_busy_history_in_ticks_equals_a_rebuild(seed: int, max_gap_s: flo
     expected = oracle(history, shift, moment, round(max_gap_s * S), ROSTER_WORKERS, ROSTER_STATIONS)
     for station in whole.snapshot(shift, moment).stations:
         assert station.occupancy_s == expected["stations"][station.workstation_id]["occupancy_s"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(history=histories, question=questions(), max_gap_s=max_gaps)
+def test_time_and_units_at_a_station_agree_with_the_oracle(
+    history: list[EventRecord], question: tuple[Window, int], max_gap_s: float
+) -> None:
+    """`Engine.station_time`: each worker's counted time by state while at the station, and
+    its units there, exactly as DESIGN.md's stretches say."""
+    window, moment = question
+    max_gap_us = round(max_gap_s * S)
+    engine = build(history, max_gap_s)
+    unique = {event.event_hash: event for event in history}
+    seen = sorted(
+        (event for event in unique.values() if event.ts_us <= moment),
+        key=lambda e: (e.ts_us, e.event_hash),
+    )
+    lo, hi = window.from_us, min(window.to_us, moment)
+    for station in ("S1", "S2", "S3"):
+        expected: dict[str, tuple[float, float, float, int]] = {}
+        for worker_id in ("W1", "W2", "W3"):
+            mine = [event for event in seen if event.worker_id == worker_id]
+            totals = dict.fromkeys(STATES, 0)
+            for stretch in oracle_stretches(mine, moment, max_gap_us):
+                if stretch.state is not None and stretch.station == station:
+                    totals[stretch.state] += overlap(stretch.start, stretch.end, lo, hi)
+            units = sum(
+                event.count
+                for event in mine
+                if event.event_type == "product_count"
+                and event.workstation_id == station
+                and window.from_us <= event.ts_us < window.to_us
+            )
+            if any(totals.values()) or units:
+                expected[worker_id] = (
+                    totals["working"] / S,
+                    totals["idle"] / S,
+                    totals["absent"] / S,
+                    units,
+                )
+        assert engine.station_time(station, window, moment) == expected

@@ -192,6 +192,37 @@ class TestNavigation:
 
 
 class TestWorkerDetail:
+    async def test_opened_while_paused_it_shows_the_paused_figures(
+        self, console: ConsoleFactory, clock: SetClock
+    ) -> None:
+        """No live tick runs while paused: the view's data is computed for the frozen Snapshot."""
+        app = console()
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, pilot)
+            frozen = app.snapshot
+            await pilot.press("space")
+            clock.advance(600)
+            await pilot.press("enter")
+            screen = app.screen
+            assert isinstance(screen, WorkerDetailScreen)
+            for _ in range(100):  # bounded: 5 s
+                if screen.data is not None and screen.data.worker is not None:
+                    break
+                await pilot.pause(0.05)
+            assert screen.data is not None and screen.data.worker is not None
+            assert screen.data.snapshot is frozen
+            assert screen.data.worker.worker.worker_id == "W1"
+            assert "loading" not in drawn(screen.query_one("#detail-heading", Static))
+            await pilot.press("4")
+            await pilot.pause()
+            alerts = app.screen
+            assert isinstance(alerts, AlertsScreen)
+            for _ in range(100):  # bounded: 5 s
+                if alerts.history:
+                    break
+                await pilot.pause(0.05)
+            assert {alert.subject for alert in alerts.history} == {"W2", "W4"}
+
     async def test_figures_stations_and_events_of_a_worker(
         self, console: ConsoleFactory, clock: SetClock
     ) -> None:

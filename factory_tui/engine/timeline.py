@@ -432,9 +432,7 @@ class WorkerTimeline:
         a, b = self.span(lo, hi)
         code = station * 4 + PRODUCT
         return sum(
-            units
-            for own, units in zip(self.own[a:b], self.count[a:b], strict=True)
-            if own == code
+            units for own, units in zip(self.own[a:b], self.count[a:b], strict=True) if own == code
         )
 
     def working_runs(self, lo: int, hi: int) -> Iterator[tuple[int, int, int]]:

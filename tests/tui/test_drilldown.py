@@ -209,7 +209,8 @@ class TestWorkerDetail:
                 if screen.data is not None and screen.data.worker is not None:
                     break
                 await pilot.pause(0.05)
-            assert screen.data is not None and screen.data.worker is not None
+            assert screen.data is not None
+            assert screen.data.worker is not None
             assert screen.data.snapshot is frozen
             assert screen.data.worker.worker.worker_id == "W1"
             assert "loading" not in drawn(screen.query_one("#detail-heading", Static))

@@ -153,11 +153,6 @@ class AlertKeeper:
         self._written: tuple[AlertCondition, ...] | None = None
         """The conditions the table last matched (None: not synced since start)."""
 
-    @property
-    def writes(self) -> bool:
-        """True when this process keeps the alerts table (it owns the listener)."""
-        return self.writer is not None
-
     def evaluate(
         self,
         snapshot: Snapshot,

@@ -125,11 +125,6 @@ class ViewData:
     Set on the UI thread, where the listener lives."""
 
 
-def units_end(window: Window, at_us: int) -> int:
-    """The exclusive end of product events counted at `at_us` (ts <= at and ts < to)."""
-    return min(window.to_us, at_us + 1)
-
-
 def worker_detail(
     engine: Engine, store: Store, snapshot: Snapshot, shift: Window, worker_id: str
 ) -> WorkerDetail | None:
@@ -140,7 +135,7 @@ def worker_detail(
     at_us = snapshot.at_us
     window = snapshot.window
     segments = engine.timeline(worker_id, shift, at_us)
-    end = units_end(window, at_us)
+    end = window.instants_end(at_us)
     rows = store.db.conn.execute(
         "SELECT workstation_id, (ts_us - ?) / ?, sum(count), min(ts_us), max(ts_us) "
         "FROM events WHERE worker_id = ? AND event_type = 'product_count' "

@@ -424,9 +424,7 @@ class Store:
         that started at its `started_us`, a held one keeps its start and refreshes its details,
         an active alert whose condition is gone is cleared at `at_us` — all in one transaction.
         """
-        items = list(conditions)
-        wanted = {(kind, subject): details for kind, subject, details, _ in items}
-        started = {(kind, subject): since for kind, subject, _, since in items}
+        wanted = {(kind, subject): (details, since) for kind, subject, details, since in conditions}
         with self._transaction() as conn:
             active = {
                 (kind, subject): (alert_id, details)
@@ -437,13 +435,13 @@ class Store:
             for key, (alert_id, details) in active.items():
                 if key not in wanted:
                     conn.execute("UPDATE alerts SET cleared_us = ? WHERE id = ?", (at_us, alert_id))
-                elif wanted[key] != details:
+                elif wanted[key][0] != details:
                     conn.execute(
-                        "UPDATE alerts SET details = ? WHERE id = ?", (wanted[key], alert_id)
+                        "UPDATE alerts SET details = ? WHERE id = ?", (wanted[key][0], alert_id)
                     )
             conn.executemany(
                 "INSERT INTO alerts (kind, subject, details, started_us) VALUES (?, ?, ?, ?)",
-                [(k, s, d, started[k, s]) for (k, s), d in wanted.items() if (k, s) not in active],
+                [(k, s, d, since) for (k, s), (d, since) in wanted.items() if (k, s) not in active],
             )
 
     def alerts(self, active_only: bool = False, limit: int = 500) -> list[AlertRecord]:

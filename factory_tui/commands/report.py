@@ -75,12 +75,6 @@ def resolve_window(
     return Window(to_utc_us(start), to_utc_us(stop), "custom")
 
 
-def events_end(window: Window, at_us: int) -> int:
-    """Exclusive end of the events a report counts (units, events, confidence): `ts < to` and
-    `ts <= at`, the engine's rule for instants, since events after `at` are not seen yet."""
-    return min(window.to_us, at_us + 1)
-
-
 def load_engine(store: Store, settings: Settings, window: Window, at_us: int) -> Engine:
     """An engine holding every stored event that can affect `snapshot(window, at_us)`.
 
@@ -445,7 +439,7 @@ def report(
     with open_store(settings, read_only=True) as store:
         engine = load_engine(store, settings, window, at_us)
         if by is ReportBy.model_version:
-            models = store.model_summary(window.from_us, events_end(window, at_us))
+            models = store.model_summary(window.from_us, window.instants_end(at_us))
     snapshot = engine.snapshot(window, at_us)
     if output is ReportFormat.json:
         typer.echo(json.dumps(report_data(snapshot, models), indent=2, ensure_ascii=False))

@@ -240,7 +240,7 @@ class Engine:
         """Every metric of DESIGN.md over `window`, with `at_us` as now (events after it unseen)."""
         start = window.from_us
         end = min(window.to_us, at_us)  # counted time stops at the window's end and at `at`
-        units_end = min(window.to_us, at_us + 1)  # product events with ts <= at and ts < to
+        units_end = window.instants_end(at_us)
         length_us = window.to_us - window.from_us
 
         worker_ids = set(self._roster_workers)
@@ -489,7 +489,7 @@ class Engine:
         if index is None:
             return {}
         lo, hi = window.from_us, min(window.to_us, at_us)
-        units_end = min(window.to_us, at_us + 1)
+        units_end = window.instants_end(at_us)
         found: dict[str, tuple[float, float, float, int]] = {}
         for worker_id in self._station_visitors[index]:
             timeline = self._timelines[worker_id]

@@ -32,6 +32,11 @@ class Window:
         """The window length in seconds."""
         return (self.to_us - self.from_us) / US_PER_S
 
+    def instants_end(self, at_us: int) -> int:
+        """Exclusive end of the instants (product counts, events) counted at `at_us`: those
+        with `ts < to` and `ts <= at` (events after `at` are not seen yet)."""
+        return min(self.to_us, at_us + 1)
+
 
 @dataclass(frozen=True, slots=True)
 class Segment:

@@ -11,7 +11,6 @@ from typing import ClassVar, Final
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static
 
@@ -21,10 +20,9 @@ from factory_tui.engine.alerts import CAMERA_DARK, CONFIDENCE_DRIFT, IDLE_TOO_LO
 from factory_tui.engine.drift import ModelDrift
 from factory_tui.engine.snapshot import US_PER_S
 from factory_tui.store import AlertRecord
-from factory_tui.widgets.formatting import MISSING, hours_minutes, rate
+from factory_tui.widgets.formatting import MISSING, hours_minutes, minutes_text, rate
 from factory_tui.widgets.table_rows import cell, fill_table, number
 from factory_tui.widgets.view_screen import ViewScreen
-from factory_tui.widgets.worker_detail import minutes_text
 from factory_tui.widgets.worker_grid import WorkerGrid
 
 KIND_WORDS: Final[dict[str, str]] = {
@@ -79,7 +77,6 @@ class AlertsScreen(ViewScreen):
     """Active alerts, model drift and the recent alert history."""
 
     VIEW = "alerts"
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back")]
     HELP_KEYS: ClassVar = (
         ("tab", "Move between the three tables"),
         ("enter", "On a worker's alert: open the worker's detail"),

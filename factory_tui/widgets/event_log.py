@@ -52,10 +52,7 @@ class EventLogScreen(ViewScreen):
     """Accepted events and rejected lines, newest first, with a filter over both."""
 
     VIEW = "events"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back"),
-        Binding("slash", "filter", "Filter"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("slash", "filter", "Filter")]
     HELP_KEYS: ClassVar = (
         ("/", "Filter both lists: every word must appear (worker, station, camera, peer…)"),
         ("esc", "Clear the filter, or back to the screen below"),

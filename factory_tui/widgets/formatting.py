@@ -59,6 +59,15 @@ def hours_minutes(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
 
 
+def minutes_text(seconds: float) -> str:
+    """A configured duration in words (`15 min`, `2 h`)."""
+    if seconds % 3600 == 0:
+        return f"{seconds / 3600:.0f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
+
+
 def age(seconds: float | None) -> str:
     """How long ago, coarse on purpose (a tile only redraws when this text changes).
 

@@ -20,7 +20,15 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from factory_tui.drilldown import DETAIL_EVENTS, ViewData, ViewNeeds, WorkerDetail
 from factory_tui.engine.snapshot import US_PER_S
-from factory_tui.widgets.formatting import MISSING, STATE_WORDS, age, hours_minutes, percent, rate
+from factory_tui.widgets.formatting import (
+    MISSING,
+    STATE_WORDS,
+    age,
+    hours_minutes,
+    minutes_text,
+    percent,
+    rate,
+)
 from factory_tui.widgets.output_chart import OutputChart, OutputChartData
 from factory_tui.widgets.table_rows import cell, fill_table, number
 from factory_tui.widgets.timeline_bar import TimelineBar, TimelineData
@@ -43,15 +51,6 @@ def state_badge(state: str) -> Content:
         f"[{STATE_MARKUP[state]}] $word [/]",
         word=STATE_WORDS[state],  # type: ignore[index]
     )
-
-
-def minutes_text(seconds: float) -> str:
-    """A configured duration in words (`15 min`, `2 h`)."""
-    if seconds % 3600 == 0:
-        return f"{seconds / 3600:.0f} h"
-    if seconds >= 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds:.0f} s"
 
 
 class WorkerDetailScreen(ViewScreen):

@@ -68,7 +68,7 @@ def load_drift_history(tracker: DriftTracker, store: Store, at_us: int) -> int:
     floor = drift_floor(tracker.settings, at_us)
     baseline_us = round(tracker.settings.baseline_s * US_PER_S)
     added = 0
-    for model, first_us in model_first_seen(store):
+    for model, first_us in store.model_first_seen():
         if first_us >= floor:
             continue
         end = min(first_us + baseline_us, floor)
@@ -77,17 +77,6 @@ def load_drift_history(tracker: DriftTracker, store: Store, at_us: int) -> int:
         )
     added += tracker.apply(store.iter_range(floor, None))
     return added
-
-
-def model_first_seen(store: Store) -> list[tuple[str | None, int]]:
-    """Each model_version in the store (None: events that named none) and its first timestamp.
-
-    One pass over the table (there is no index on model_version); run once at start-up.
-    """
-    rows = store.db.conn.execute(
-        "SELECT model_version, min(ts_us) FROM events GROUP BY model_version"
-    ).fetchall()
-    return [(model, int(first)) for model, first in rows]
 
 
 def recent_timelines(

@@ -32,6 +32,12 @@ _INSERT_EVENT = (
     "count, model_version, camera_id, received_us, event_hash) VALUES (?,?,?,?,?,?,?,?,?,?)"
 )
 
+_UPSERT_MODEL = (
+    "INSERT INTO models (model_key, first_ts_us) VALUES (?, ?) ON CONFLICT (model_key) "
+    "DO UPDATE SET first_ts_us = min(first_ts_us, excluded.first_ts_us)"
+)
+_NEVER = 2**63 - 1
+
 # One prepared row for `insert_rows`: the column values of _INSERT_EVENT, in order.
 PreparedRow = tuple[int, str, str, str, float, int, str | None, str | None, int, str]
 
@@ -129,7 +135,20 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX alerts_open ON alerts (kind, subject) WHERE cleared_us IS NULL")
 
 
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_migration_1, _migration_2)
+def _migration_3(db: sqlite_utils.Database) -> None:
+    """Each model_version's first event time, kept by the insert path, so the console's drift
+    baselines do not need a scan of the whole event table at start-up."""
+    db.execute("CREATE TABLE models (model_key TEXT PRIMARY KEY, first_ts_us INTEGER NOT NULL)")
+    db.execute(
+        "INSERT INTO models SELECT coalesce(model_version, ''), min(ts_us) FROM events GROUP BY 1"
+    )
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
+    _migration_1,
+    _migration_2,
+    _migration_3,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -140,6 +159,8 @@ class Store:
         self.db = db
         self.path = path
         self.read_only = read_only
+        self._keeps_models = False
+        """Inserts keep the `models` table (schema 3 on)."""
 
     # --- opening ------------------------------------------------------------------------------
 
@@ -170,6 +191,7 @@ class Store:
             else:
                 store._configure_writer(durability)
                 store._migrate(migrate_to)
+                store._keeps_models = store.schema_version() >= 3
         except sqlite3.DatabaseError as error:
             raise StoreError(f"cannot open database {path}: {error}") from None
         return store
@@ -320,7 +342,19 @@ class Store:
             for row in rows:
                 execute(_INSERT_EVENT, row)
                 append("accepted" if cursor.rowcount == 1 else "duplicate")
+            if self._keeps_models:
+                firsts: dict[str, int] = {}
+                for row in rows:
+                    key = row[6] or ""
+                    if row[0] < firsts.get(key, _NEVER):
+                        firsts[key] = row[0]
+                conn.executemany(_UPSERT_MODEL, firsts.items())
         return statuses
+
+    def model_first_seen(self) -> list[tuple[str | None, int]]:
+        """Each model_version stored (None: events that named none) and its first timestamp."""
+        rows = self.db.execute("SELECT model_key, first_ts_us FROM models ORDER BY 1").fetchall()
+        return [(key or None, int(first)) for key, first in rows]
 
     def read_since(self, cursor: int, limit: int = READ_BATCH) -> list[EventRecord]:
         """Rows with id > cursor, in id order, at most `limit` (the engine's tick read)."""

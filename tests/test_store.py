@@ -163,6 +163,41 @@ def test_migration_from_an_older_schema_keeps_data(tmp_path: Path) -> None:
         assert ("ts_us",) in {tuple(i.columns) for i in store.db["events"].indexes}
 
 
+def test_migration_3_finds_each_models_first_event(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    with Store.open(path, migrate_to=2) as old:
+        old.insert_batch(
+            [
+                parse_event(event(5, model_version="a")),
+                parse_event(event(3, model_version="a")),
+                parse_event(event(7, model_version="b")),
+                parse_event(event(9)),
+            ]
+        )
+    with Store.open(path) as store:
+        assert store.model_first_seen() == [
+            (None, minute_us(9)),
+            ("a", minute_us(3)),
+            ("b", minute_us(7)),
+        ]
+
+
+def test_inserts_keep_each_models_first_event(fresh_db: Store) -> None:
+    fresh_db.insert_batch([parse_event(event(5, model_version="a"))])
+    fresh_db.insert_batch(
+        [parse_event(event(8, model_version="a")), parse_event(event(6, model_version="b"))]
+    )
+    assert fresh_db.model_first_seen() == [("a", minute_us(5)), ("b", minute_us(6))]
+    # A late event earlier than the first one seen moves the model's first event back.
+    fresh_db.insert_batch([parse_event(event(1, model_version="b"))])
+    assert fresh_db.model_first_seen() == [("a", minute_us(5)), ("b", minute_us(1))]
+
+
+def minute_us(minute: int) -> int:
+    """The µs timestamp of `event(minute)`."""
+    return parse_event(event(minute)).ts_us
+
+
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     with Store.open(path) as store:

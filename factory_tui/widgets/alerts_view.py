@@ -20,7 +20,13 @@ from factory_tui.engine.alerts import CAMERA_DARK, CONFIDENCE_DRIFT, IDLE_TOO_LO
 from factory_tui.engine.drift import ModelDrift
 from factory_tui.engine.snapshot import US_PER_S
 from factory_tui.store import AlertRecord
-from factory_tui.widgets.formatting import MISSING, hours_minutes, minutes_text, rate
+from factory_tui.widgets.formatting import (
+    MISSING,
+    confidence,
+    hours_minutes,
+    minutes_text,
+    rate,
+)
 from factory_tui.widgets.table_rows import cell, fill_table, number
 from factory_tui.widgets.view_screen import ViewScreen
 from factory_tui.widgets.worker_grid import WorkerGrid
@@ -192,9 +198,6 @@ class AlertsScreen(ViewScreen):
 
     @staticmethod
     def _drift_cells(model: ModelDrift) -> list[Text]:
-        def confidence(value: float | None) -> str:
-            return MISSING if value is None else f"{value:.2f}"
-
         change = MISSING
         if model.rolling_confidence is not None and model.baseline_confidence is not None:
             change = f"{model.rolling_confidence - model.baseline_confidence:+.2f}"

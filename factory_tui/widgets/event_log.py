@@ -11,7 +11,6 @@ read-only viewer says so rather than showing an empty list.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import tzinfo
 from typing import ClassVar, Final
 
@@ -24,7 +23,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from factory_tui.drilldown import LOG_EVENTS, ViewData, ViewNeeds
 from factory_tui.ingest.server import IngestStats, Rejection
 from factory_tui.models import EventRecord
-from factory_tui.widgets.formatting import MISSING, rate
+from factory_tui.widgets.formatting import MISSING, matches, rate
 from factory_tui.widgets.table_rows import Row, cell, fill_table, number
 from factory_tui.widgets.view_screen import ViewScreen
 
@@ -40,12 +39,6 @@ ACCEPTED_COLUMNS: Final = (
     "Camera",
 )
 REJECTED_COLUMNS: Final = ("Received", "Connection", "Error", "Line")
-
-
-def matches(words: Sequence[str], *fields: str) -> bool:
-    """True when every (lower-case) word appears in one of the fields."""
-    haystack = " ".join(fields).lower()
-    return all(word in haystack for word in words)
 
 
 class EventLogScreen(ViewScreen):

@@ -6,6 +6,7 @@ Snapshot it was handed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 from rich.cells import cell_len, set_cell_size
@@ -57,6 +58,17 @@ def hours_minutes(seconds: float) -> str:
     minutes = max(0, int(seconds // 60))
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
+
+
+def confidence(value: float | None) -> str:
+    """A confidence (0..1) to two places, or the missing mark."""
+    return MISSING if value is None else f"{value:.2f}"
+
+
+def matches(words: Sequence[str], *fields: str) -> bool:
+    """True when every (lower-case) word appears in one of the fields (the filters' rule)."""
+    haystack = " ".join(fields).lower()
+    return all(word in haystack for word in words)
 
 
 def minutes_text(seconds: float) -> str:

@@ -24,6 +24,7 @@ from factory_tui.widgets.formatting import (
     MISSING,
     STATE_WORDS,
     age,
+    confidence,
     hours_minutes,
     minutes_text,
     percent,
@@ -196,7 +197,7 @@ class WorkerDetailScreen(ViewScreen):
         gap = minutes_text(data.max_gap_s)
         elapsed = data.snapshot.window.seconds
         unobserved = max(0.0, elapsed - worker.active_s - worker.idle_s - worker.absent_s)
-        confidence = MISSING if worker.mean_confidence is None else f"{worker.mean_confidence:.2f}"
+        mean_confidence = confidence(worker.mean_confidence)
         table = Table.grid(padding=(0, 1))
         table.title = f"Metrics, {data.window_title} so far"
         table.title_justify = "left"
@@ -216,7 +217,7 @@ class WorkerDetailScreen(ViewScreen):
             ("Utilization", percent(worker.utilization), "active / (active + idle)"),
             ("Units", f"{worker.units:,}", "sum of product_count counts"),
             ("UPH", rate(worker.uph), "units / active hours"),
-            ("Confidence", confidence, "mean over the worker's events"),
+            ("Confidence", mean_confidence, "mean over the worker's events"),
             ("Events", f"{worker.events:,}", "events in the window"),
         )
         for name, value, definition in rows:

@@ -31,7 +31,9 @@ from factory_tui.widgets.formatting import (
     age,
     bar,
     clip,
+    confidence,
     fit,
+    matches,
     percent,
     rate,
     sparkline,
@@ -105,13 +107,12 @@ class WorkerTile:
             uph=rate(worker.uph),
             activity=sparkline(worker.activity),
             seen=age(None if seen_s is None else max(0.0, seen_s)),
-            confidence=_confidence(worker.mean_confidence),
+            confidence=confidence(worker.mean_confidence),
         )
 
     def matches(self, words: tuple[str, ...]) -> bool:
         """True when every (lower-case) word is in the id, name, station or state."""
-        haystack = f"{self.worker_id} {self.name} {self.station} {self.state}".lower()
-        return all(word in haystack for word in words)
+        return matches(words, self.worker_id, self.name, self.station, self.state)
 
     def render(self, width: int, palette: TilePalette, *, selected: bool) -> list[Strip]:
         """The tile as `TILE_HEIGHT` strips of exactly `width` cells."""
@@ -175,10 +176,6 @@ class WorkerTile:
             Segment(spark, palette.spark),
             Segment(caption.rjust(rest), palette.label),
         ]
-
-
-def _confidence(value: float | None) -> str:
-    return MISSING if value is None else f"{value:.2f}"
 
 
 def _top(

@@ -403,11 +403,19 @@ class WorkerTimeline:
         intervals cut by `lo` and `hi` are measured on their own.
         """
         totals = [0, 0, 0]
-        ts, n = self.ts, len(self.ts)
-        if hi <= lo:
+        ts, run_start, run_code = self.ts, self.run_start, self.run_code
+        n = len(ts)
+        if not n or hi <= lo:
             return 0, 0, 0
-        for code, a, b in self._runs_within(lo, hi):
+        first = max(bisect_right(ts, lo) - 1, 0)
+        stop = bisect_left(ts, hi)  # intervals first..stop-1 reach into [lo, hi)
+        runs = len(run_start)
+        run = bisect_right(run_start, first) - 1
+        while run < runs and run_start[run] < stop:
+            code = run_code[run]
+            following = run_start[run + 1] if run + 1 < runs else n
             if code >= 0 and code >> 2 == station and code & 3 != PRODUCT:
+                a, b = max(run_start[run], first), min(following, stop)
                 if b < n:
                     length = self.counted_between(a, b)
                 else:  # the last interval is closed by max_gap, not by a next event
@@ -416,6 +424,7 @@ class WorkerTimeline:
                 length -= max(0, min(self.end_of(a), lo) - ts[a])
                 length -= max(0, self.end_of(b - 1) - max(hi, ts[b - 1]))
                 totals[code & 3] += length
+            run += 1
         return totals[0], totals[1], totals[2]
 
     def units_at_station(self, station: int, lo: int, hi: int) -> int:
@@ -433,9 +442,20 @@ class WorkerTimeline:
         max_gap cap dropped time, which `lost` finds by bisection. Back-to-back heartbeats at
         one station therefore cost nothing, however many there are.
         """
-        ts, lost = self.ts, self.lost
-        for code, index, end_index in self._runs_within(lo, hi):
+        ts, lost, run_start, run_code = self.ts, self.lost, self.run_start, self.run_code
+        n = len(ts)
+        if not n:
+            return
+        first = max(bisect_right(ts, lo) - 1, 0)
+        stop = bisect_left(ts, hi)  # intervals first..stop-1 reach into [lo, hi)
+        runs = len(run_start)
+        run = bisect_right(run_start, first) - 1
+        while run < runs and run_start[run] < stop:
+            code = run_code[run]
+            following = run_start[run + 1] if run + 1 < runs else n
             if code >= 0 and code & 3 == WORKING:
+                index = max(run_start[run], first)
+                end_index = min(following, stop)
                 while index < end_index:
                     # The stretch runs until the first interval after which time was dropped.
                     broken = bisect_right(lost, lost[index], index + 1, end_index)
@@ -447,21 +467,6 @@ class WorkerTimeline:
                     if end > start:
                         yield start, end, code >> 2
                     index = broken
-
-    def _runs_within(self, lo: int, hi: int) -> Iterator[tuple[int, int, int]]:
-        """(state code, first, stop) of each run's intervals first..stop-1 reaching into
-        [lo, hi), in order; only the first and the last may stick out of it."""
-        ts, run_start, run_code = self.ts, self.run_start, self.run_code
-        n = len(ts)
-        if not n:
-            return
-        first = max(bisect_right(ts, lo) - 1, 0)
-        stop = bisect_left(ts, hi)  # intervals first..stop-1 reach into [lo, hi)
-        runs = len(run_start)
-        run = bisect_right(run_start, first) - 1
-        while run < runs and run_start[run] < stop:
-            following = run_start[run + 1] if run + 1 < runs else n
-            yield run_code[run], max(run_start[run], first), min(following, stop)
             run += 1
 
     def nbytes(self) -> int:

@@ -137,11 +137,13 @@ def _migration_2(db: sqlite_utils.Database) -> None:
 
 def _migration_3(db: sqlite_utils.Database) -> None:
     """Each model_version's first event time, kept by the insert path, so the console's drift
-    baselines do not need a scan of the whole event table at start-up."""
+    baselines do not need a scan of the whole event table at start-up; alerts by start time
+    for the alerts view's history."""
     db.execute("CREATE TABLE models (model_key TEXT PRIMARY KEY, first_ts_us INTEGER NOT NULL)")
     db.execute(
         "INSERT INTO models SELECT coalesce(model_version, ''), min(ts_us) FROM events GROUP BY 1"
     )
+    db.execute("CREATE INDEX alerts_started ON alerts (started_us)")
 
 
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (

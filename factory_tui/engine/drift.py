@@ -97,15 +97,17 @@ class DriftTracker:
     def __init__(self, settings: DriftSettings | None = None) -> None:
         self.settings = settings or DriftSettings()
         self._series: dict[str, _Series] = {}
-        self._seen: set[str] = set()
+        self._seen: set[int] = set()
+        """Store ids folded in (a stored event has one id; an int id costs half a hex hash)."""
 
     def apply(self, rows: Iterable[EventRecord]) -> int:
-        """Fold rows in, ignoring hashes applied before; returns how many were new."""
+        """Fold stored rows in, ignoring rows (store ids) applied before; returns how many
+        were new."""
         added = 0
         for row in rows:
-            if row.event_hash in self._seen:
+            if row.id in self._seen:
                 continue
-            self._seen.add(row.event_hash)
+            self._seen.add(row.id)
             model = row.model_version or UNKNOWN_MODEL
             self._series.setdefault(model, _Series()).add(row)
             added += 1

@@ -167,29 +167,24 @@ class FactoryApp(App[None]):
     """console: this process owns the listener; viewer: another one does, we only read."""
 
     class TickDone(Message):
-        """A tick's result, posted by the tick worker."""
+        """A tick's result, posted by the tick worker: the Snapshot, the shift and its title,
+        and what the view on top needs, all in `view`."""
 
         def __init__(
             self,
             sequence: int,
-            snapshot: Snapshot,
-            shift: Window,
-            window_title: str,
+            view: ViewData,
             health: HealthReading | None,
             new_rows: int,
             initial: bool,
             compute_s: float,
-            view: ViewData,
         ) -> None:
             self.sequence = sequence
-            self.snapshot = snapshot
-            self.shift = shift
-            self.window_title = window_title
+            self.view = view
             self.health = health
             self.new_rows = new_rows
             self.initial = initial
             self.compute_s = compute_s
-            self.view = view
             super().__init__()
 
     class ViewDone(Message):
@@ -478,7 +473,7 @@ class FactoryApp(App[None]):
             self.settings.metrics.max_gap_s,
         )
         health = self._health() if self._health is not None else None
-        return self.TickDone(sequence, snapshot, shift, title, health, new_rows, initial, 0.0, view)
+        return self.TickDone(sequence, view, health, new_rows, initial, 0.0)
 
     def _initial_load(self, store: Store, engine: Engine, window: Window, at_us: int) -> int:
         """Fold in what the current window needs, not the database's whole history.
@@ -545,13 +540,14 @@ class FactoryApp(App[None]):
 
     def _show(self, message: FactoryApp.TickDone) -> None:
         """Hand a Snapshot down to the widgets: one batch, only changed values redraw."""
-        snapshot = message.snapshot
+        view = message.view
+        snapshot = view.snapshot
         self.snapshot = snapshot
-        self.view_data = message.view
+        self.view_data = view
         with self.batch_update():
-            self.summary.alerts = message.view.alerts.count
+            self.summary.alerts = view.alerts.count
             self.summary.figures = SummaryFigures.build(
-                snapshot, message.window_title, message.shift, self._ingest_figures()
+                snapshot, view.window_title, view.shift, self._ingest_figures()
             )
             self.summary.status = FeedStatus("live")
             if message.health is not None:
@@ -559,7 +555,7 @@ class FactoryApp(App[None]):
             self.grid.show(snapshot)
             self._update_view()
             if isinstance(self.screen, ViewScreen):
-                self.screen.show(self._with_ingest(message.view))
+                self.screen.show(self._with_ingest(view))
 
     def _with_ingest(self, view: ViewData) -> ViewData:
         """The view's data with the listener's counters, read here on the UI thread (the

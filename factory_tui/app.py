@@ -289,6 +289,8 @@ class FactoryApp(App[None]):
     async def on_mount(self) -> None:
         # Snapshot tests switch animations off; a blinking cursor would make them flaky too.
         self.filter_field.cursor_blink = self._animations
+        if self._requested_role == "viewer":
+            self.role = "viewer"  # asked for (a demo's second console): the title says so
         self._update_title()
         self.grid.focus()
         self._update_view()

@@ -364,6 +364,15 @@ class TestViewer:
         assert f"port {port}" in app.error_message
         assert "already in use" in app.error_message
 
+    async def test_a_console_asked_to_be_a_viewer_says_so(self, console: ConsoleFactory) -> None:
+        """The demo's second console asks for the viewer role; its title must say viewer."""
+        app = console(role="viewer", demo=True)
+        async with app.run_test(size=(120, 40)):
+            await app.tick_now()
+            assert app.role == "viewer"
+            assert app.listener is None
+            assert app.sub_title == "viewer (read-only)"
+
     async def test_a_viewer_needs_the_database_to_exist(
         self, console: ConsoleFactory, tmp_path: Path
     ) -> None:

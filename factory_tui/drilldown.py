@@ -153,8 +153,7 @@ def worker_detail(
         station_units[station_id] += units
         low, high = unit_span.get(station_id, (first, last))
         unit_span[station_id] = (min(low, first), max(high, last))
-    names = {station.workstation_id: station.name for station in snapshot.stations}
-    stations = _visits(segments, station_units, unit_span, names)
+    stations = _visits(segments, station_units, unit_span, snapshot)
     events = tuple(store.latest_events(DETAIL_EVENTS, worker_id=worker_id))
     return WorkerDetail(
         worker=worker,
@@ -169,7 +168,7 @@ def _visits(
     segments: tuple[Segment, ...],
     station_units: dict[str, int],
     unit_span: dict[str, tuple[int, int]],
-    names: dict[str, str],
+    snapshot: Snapshot,
 ) -> tuple[StationVisit, ...]:
     """Per station: counted seconds by state, units, first and last moment there."""
     seconds: defaultdict[str, dict[str, float]] = defaultdict(
@@ -185,7 +184,7 @@ def _visits(
     visits = [
         StationVisit(
             station_id=station_id,
-            name=names.get(station_id, station_id),
+            name=snapshot.station_name(station_id),
             working_s=seconds[station_id]["working"],
             idle_s=seconds[station_id]["idle"],
             absent_s=seconds[station_id]["absent"],
@@ -203,7 +202,7 @@ def station_detail(
     engine: Engine, store: Store, snapshot: Snapshot, shift: Window, station_id: str
 ) -> StationDetail | None:
     """The timeline of one station and who worked there (None when it is not in the Snapshot)."""
-    station = next((item for item in snapshot.stations if item.workstation_id == station_id), None)
+    station = snapshot.station(station_id)
     if station is None:
         return None
     at_us = snapshot.at_us

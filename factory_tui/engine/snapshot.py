@@ -121,10 +121,23 @@ class Snapshot:
     _workers_by_id: dict[str, WorkerMetrics] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
+    _stations_by_id: dict[str, StationMetrics] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         self._workers_by_id.update((worker.worker_id, worker) for worker in self.workers)
+        self._stations_by_id.update((item.workstation_id, item) for item in self.stations)
 
     def worker(self, worker_id: str) -> WorkerMetrics | None:
         """The metrics of one worker, or None when it is not in the snapshot."""
         return self._workers_by_id.get(worker_id)
+
+    def station(self, workstation_id: str) -> StationMetrics | None:
+        """The metrics of one workstation, or None when it is not in the snapshot."""
+        return self._stations_by_id.get(workstation_id)
+
+    def station_name(self, workstation_id: str) -> str:
+        """A workstation's name (its id when the snapshot does not know it)."""
+        station = self._stations_by_id.get(workstation_id)
+        return workstation_id if station is None else station.name

@@ -84,8 +84,7 @@ class StationDetailScreen(ViewScreen):
     def render_data(self, data: ViewData) -> None:
         detail = data.station
         if detail is None or detail.station.workstation_id != self.station_id:
-            known = {station.workstation_id for station in data.snapshot.stations}
-            if self.station_id not in known:
+            if data.snapshot.station(self.station_id) is None:
                 self.query_one("#station-heading", Static).update(
                     f"{self.station_id} is not in this window."
                 )

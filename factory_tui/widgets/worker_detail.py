@@ -169,10 +169,12 @@ class WorkerDetailScreen(ViewScreen):
 
     def _heading(self, data: ViewData, detail: WorkerDetail) -> None:
         worker = detail.worker
-        names = {station.workstation_id: station.name for station in data.snapshot.stations}
         where = ""
         if worker.station_id is not None:
-            station = f"{worker.station_id} {names.get(worker.station_id, '')}".strip()
+            name = data.snapshot.station_name(worker.station_id)
+            station = (
+                worker.station_id if name == worker.station_id else f"{worker.station_id} {name}"
+            )
             where = f"last at {station}" if worker.state == "unobserved" else f"at {station}"
         seen = MISSING
         if worker.last_seen_us is not None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from textual.geometry import Region
 from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
 
@@ -33,6 +35,7 @@ from factory_tui.widgets.worker_grid import SORT_KEYS
 from tests.tui.conftest import READING, ConsoleFactory, SetClock
 from tests.tui.floor import AT, at, fill, floor_settings, line
 
+ScreenT = TypeVar("ScreenT", bound=Screen[None])
 SIZE = (120, 40)
 TICK_TIMEOUT_S = 10.0
 
@@ -51,6 +54,14 @@ async def press_and_tick(app: FactoryApp, pilot: Pilot[None], *keys: str) -> Non
     await pilot.press(*keys)
     await pilot.pause()
     await settle(app, pilot)
+
+
+async def open_view(app: FactoryApp, pilot: Pilot[None], key: str, kind: type[ScreenT]) -> ScreenT:
+    """Press `key`, wait for a tick computed for the view on top, and check it is a `kind`."""
+    await press_and_tick(app, pilot, key)
+    screen = app.screen
+    assert isinstance(screen, kind)
+    return screen
 
 
 def drawn(widget: Widget) -> str:
@@ -162,9 +173,7 @@ class TestNavigation:
             assert "█ occupied" in legend
             assert "· not occupied" in legend
 
-            await press_and_tick(app, pilot, "enter")
-            worker = app.screen
-            assert isinstance(worker, WorkerDetailScreen)
+            worker = await open_view(app, pilot, "enter", WorkerDetailScreen)
             assert worker.worker_id == "W2"
             await pilot.press("escape")
             await pilot.pause()
@@ -230,9 +239,7 @@ class TestWorkerDetail:
         app = console()
         async with app.run_test(size=SIZE) as pilot:
             await settle(app, pilot)
-            await press_and_tick(app, pilot, "enter")
-            screen = app.screen
-            assert isinstance(screen, WorkerDetailScreen)
+            screen = await open_view(app, pilot, "enter", WorkerDetailScreen)
             assert screen.worker_id == "W1"
             detail = screen.data.worker if screen.data else None
             assert detail is not None
@@ -348,9 +355,7 @@ class TestStations:
         app = console()
         async with app.run_test(size=SIZE) as pilot:
             await settle(app, pilot)
-            await press_and_tick(app, pilot, "2")
-            screen = app.screen
-            assert isinstance(screen, StationsScreen)
+            screen = await open_view(app, pilot, "2", StationsScreen)
             assert screen.shown_ids == ("S1", "S2", "S3", "S4", "S5", "S6")
             table = screen.query_one(DataTable)
             assert row_text(table, "S1") == [
@@ -464,9 +469,7 @@ class TestEventLog:
         app = console()
         async with app.run_test(size=SIZE) as pilot:
             await settle(app, pilot)
-            await press_and_tick(app, pilot, "3")
-            screen = app.screen
-            assert isinstance(screen, EventLogScreen)
+            screen = await open_view(app, pilot, "3", EventLogScreen)
             assert screen.shown_rejected == ()
             client = IngestClient("127.0.0.1", listener_port(app))
             await client.connect()
@@ -540,9 +543,7 @@ class TestAlerts:
             assert dark.details == "W4 (Dana Novak): no event for 55 min"
             # W4's and W2's (idle since 09:00); nobody else.
             assert app.summary.alerts == 2
-            await press_and_tick(app, pilot, "4")
-            screen = app.screen
-            assert isinstance(screen, AlertsScreen)
+            screen = await open_view(app, pilot, "4", AlertsScreen)
             assert "Active (2)" in drawn(screen.query_one("#active-title", Static))
             active = screen.query_one("#alerts-active", DataTable)
             history = screen.query_one("#alerts-history", DataTable)
@@ -560,9 +561,7 @@ class TestAlerts:
 
             # enter on it opens the worker; back on the alerts (paused, so no tick computed
             # for the alerts runs), the history is still listed.
-            await press_and_tick(app, pilot, "enter")
-            detail = app.screen
-            assert isinstance(detail, WorkerDetailScreen)
+            detail = await open_view(app, pilot, "enter", WorkerDetailScreen)
             assert detail.worker_id == "W4"
             await pilot.press("space", "escape")
             await pilot.pause()
@@ -713,9 +712,7 @@ class TestDrift:
             assert alert.started_us == clock.now_us
             assert alert.details == "yolo-v8.2: mean confidence 0.60 vs baseline 0.90"
             assert app.summary.alerts == 1
-            await press_and_tick(app, pilot, "4")
-            screen = app.screen
-            assert isinstance(screen, AlertsScreen)
+            screen = await open_view(app, pilot, "4", AlertsScreen)
             drift = screen.query_one("#alerts-drift", DataTable)
             assert row_text(drift, "yolo-v8.2") == [
                 "yolo-v8.2",

@@ -22,10 +22,9 @@ from datetime import datetime
 from typing import Final
 
 from factory_tui.config import AlertSettings, Settings
-from factory_tui.engine import Engine
-from factory_tui.engine.alerts import AlertCondition, evaluate_alerts, idle_since
+from factory_tui.engine.alerts import AlertCondition, evaluate_alerts
 from factory_tui.engine.drift import BUCKET_US, DriftSettings, DriftTracker, ModelDrift
-from factory_tui.engine.snapshot import US_PER_S, Segment, Snapshot, Window
+from factory_tui.engine.snapshot import US_PER_S, Snapshot
 from factory_tui.models import from_utc_us
 from factory_tui.store import AlertRecord, Store, StoreError
 
@@ -79,29 +78,6 @@ def load_drift_history(tracker: DriftTracker, store: Store, at_us: int) -> int:
     return added
 
 
-def recent_timelines(
-    engine: Engine, window: Window, at_us: int, look_back_s: float
-) -> Callable[[str], tuple[Segment, ...]]:
-    """`timeline_of` for the idle check: each worker's timeline only as far back as it needs.
-
-    The idle check wants the start of the idle stretch that ends the timeline. A stretch that
-    began within the last `look_back_s` (the idle threshold) is found in that short tail; only
-    a worker idle all through it — one that is alerting — gets the whole window's timeline.
-    Building every idle worker's timeline over the whole shift cost most of a tick with a
-    large floor.
-    """
-    start = max(window.from_us, at_us - round(look_back_s * US_PER_S) - 1)
-    tail = Window(start, window.to_us, window.label)
-
-    def timeline_of(worker_id: str) -> tuple[Segment, ...]:
-        recent = engine.timeline(worker_id, tail, at_us)
-        if start > window.from_us and recent and idle_since(recent) == start:
-            return engine.timeline(worker_id, window, at_us)
-        return recent
-
-    return timeline_of
-
-
 def in_shift(settings: Settings, at_us: int) -> bool:
     """True when a configured shift is running at `at_us` (dark cameras only alert then)."""
     moment: datetime = from_utc_us(at_us)
@@ -146,7 +122,7 @@ class AlertKeeper:
         self,
         snapshot: Snapshot,
         drift: Sequence[ModelDrift],
-        timeline_of: Callable[[str], Sequence[Segment]],
+        idle_since_of: Callable[[str], int | None],
     ) -> tuple[AlertCondition, ...]:
         """The conditions holding at `snapshot.at_us` (see `engine.alerts.evaluate_alerts`)."""
         return evaluate_alerts(
@@ -155,7 +131,7 @@ class AlertKeeper:
             max_gap_s=self.settings.metrics.max_gap_s,
             idle_s=self.settings.alerts.idle_s,
             in_shift=in_shift(self.settings, snapshot.at_us),
-            timeline_of=timeline_of,
+            idle_since_of=idle_since_of,
         )
 
     def sync(self, conditions: tuple[AlertCondition, ...], at_us: int) -> str | None:
@@ -183,7 +159,7 @@ class AlertKeeper:
         self,
         reader: Store,
         snapshot: Snapshot,
-        timeline_of: Callable[[str], Sequence[Segment]],
+        idle_since_of: Callable[[str], int | None],
         *,
         history: bool,
         evaluate: bool = True,
@@ -197,7 +173,7 @@ class AlertKeeper:
         drift = self.tracker.status(snapshot.at_us)
         error = None
         if self.writer is not None and evaluate:
-            error = self.sync(self.evaluate(snapshot, drift, timeline_of), snapshot.at_us)
+            error = self.sync(self.evaluate(snapshot, drift, idle_since_of), snapshot.at_us)
         active = tuple(reader.alerts(active_only=True))
         recent = tuple(reader.alerts(limit=ALERT_HISTORY)) if history else None
         return AlertsState(active=active, drift=drift, history=recent, error=error)

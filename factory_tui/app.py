@@ -40,7 +40,6 @@ from factory_tui.alerting import (
     ALERT_HISTORY,
     AlertKeeper,
     load_drift_history,
-    recent_timelines,
 )
 from factory_tui.config import Settings
 from factory_tui.drilldown import ViewData, ViewNeeds, view_data
@@ -460,7 +459,7 @@ class FactoryApp(App[None]):
         alert_state = alerts.state(
             store,
             snapshot,
-            recent_timelines(engine, window, at_us, self.settings.alerts.idle_s),
+            lambda worker_id: engine.idle_since(worker_id, window, at_us),
             history=needs.alert_history,
             evaluate=self._feed_caught_up.is_set(),
         )

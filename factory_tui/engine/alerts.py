@@ -50,7 +50,7 @@ def evaluate_alerts(
     max_gap_s: float,
     idle_s: float,
     in_shift: bool,
-    timeline_of: Callable[[str], Sequence[Segment]],
+    idle_since_of: Callable[[str], int | None],
 ) -> tuple[AlertCondition, ...]:
     """Every alert condition that holds at `snapshot.at_us`.
 
@@ -59,7 +59,8 @@ def evaluate_alerts(
     - idle_too_long: a worker has been idle, without a break in observation, for more than idle_s.
     - confidence_drift / rate_drift: a model version's rolling confidence or production rate
       departs from its baseline for a sustained period (see engine.drift).
-    `timeline_of(worker_id)` gives the worker's segments; it is only asked for idle workers.
+    `idle_since_of(worker_id)` gives the start of the worker's unbroken idle stretch (what
+    `idle_since` finds in its timeline; `Engine.idle_since`); only asked for idle workers.
     """
     at = snapshot.at_us
     found: list[AlertCondition] = []
@@ -89,7 +90,7 @@ def evaluate_alerts(
                     )
                 )
         if worker.state == "idle":
-            since = idle_since(timeline_of(worker.worker_id))
+            since = idle_since_of(worker.worker_id)
             if since is not None and (at - since) / US_PER_S > idle_s:
                 station = f" at {worker.station_id}" if worker.station_id else ""
                 found.append(

@@ -476,6 +476,17 @@ class Engine:
             _join(segments, Segment(position, hi, "unobserved", None))
         return tuple(segments)
 
+    def idle_since(self, worker_id: str, window: Window, at_us: int) -> int | None:
+        """Start of the worker's unbroken idle stretch up to `min(to, at)`, clipped to the
+        window; None when it is not idle then. The same as the start of the trailing idle
+        segments of `timeline`, without building the timeline."""
+        timeline = self._timelines.get(worker_id)
+        hi = min(window.to_us, at_us)
+        if timeline is None or hi <= window.from_us:
+            return None
+        start = timeline.idle_start(hi)
+        return None if start is None else max(start, window.from_us)
+
     def station_time(
         self, workstation_id: str, window: Window, at_us: int
     ) -> dict[str, tuple[float, float, float, int]]:

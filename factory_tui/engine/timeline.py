@@ -427,6 +427,32 @@ class WorkerTimeline:
             run += 1
         return totals[0], totals[1], totals[2]
 
+    def idle_start(self, hi: int) -> int | None:
+        """Start of the unbroken idle stretch that runs up to `hi`, or None when the worker is
+        not idle then (another state, or unobserved: no state yet, or a gap over max_gap).
+
+        Walks back over runs, not events: idle runs at different stations join when no time
+        was dropped between them, and within a run `lost` shows a dropped gap by bisection.
+        """
+        ts, lost, run_start, run_code = self.ts, self.lost, self.run_start, self.run_code
+        index = bisect_left(ts, hi) - 1  # the last interval reaching into [.., hi)
+        if index < 0 or self.end_of(index) < hi:
+            return None
+        run = bisect_right(run_start, index) - 1
+        if run_code[run] < 0 or run_code[run] & 3 != IDLE:
+            return None
+        while True:
+            first = run_start[run]
+            # The stretch starts after the last dropped gap in this run, if there is one.
+            joined = bisect_left(lost, lost[index], first, index + 1)
+            if joined > first or run == 0 or lost[first] != lost[first - 1]:
+                return ts[joined]
+            previous = run_code[run - 1]
+            if previous < 0 or previous & 3 != IDLE:
+                return ts[first]
+            run -= 1
+            index = first - 1
+
     def units_at_station(self, station: int, lo: int, hi: int) -> int:
         """Units of this worker's product events at `station` with lo <= ts < hi."""
         a, b = self.span(lo, hi)

@@ -57,7 +57,12 @@ def evaluate(
     snap: Snapshot, drift: Sequence[ModelDrift] = (), *, in_shift: bool = True, timeline=no_timeline
 ):  # type: ignore[no-untyped-def]
     return evaluate_alerts(
-        snap, drift, max_gap_s=900, idle_s=600, in_shift=in_shift, timeline_of=timeline
+        snap,
+        drift,
+        max_gap_s=900,
+        idle_s=600,
+        in_shift=in_shift,
+        idle_since_of=lambda worker_id: idle_since(timeline(worker_id)),
     )
 
 
@@ -116,7 +121,7 @@ def test_conditions_say_when_they_began() -> None:
             max_gap_s=900,
             idle_s=600,
             in_shift=True,
-            timeline_of=lambda _: (Segment(3600 * S, 3 * 3600 * S, "idle", "S1"),),
+            idle_since_of=lambda _: 3600 * S,
         )
     }
     assert found == {CAMERA_DARK: (3600 + 900) * S, IDLE_TOO_LONG: (3600 + 600) * S}

@@ -421,3 +421,34 @@ def test_hash_keys_order_like_the_hashes_and_agree_one_by_one() -> None:
     odd = [*hashes[:3], "not-a-digest", "x" * 64, ""]
     assert hash_keys(odd) == [hash_key(value) for value in odd]
     assert len(set(hash_keys(odd))) == len(odd)
+
+
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        # Idle heartbeats at one station: the stretch starts at the first.
+        ([("10:00", "idle", "S1"), ("10:10", "idle", "S1"), ("10:20", "idle", "S1")], "10:00"),
+        # A gap over max_gap (15 min) inside the idle run breaks it: unobserved in between.
+        ([("10:00", "idle", "S1"), ("10:20", "idle", "S1"), ("10:25", "idle", "S1")], "10:20"),
+        # Idle at one station, then at another, back to back: one stretch.
+        ([("10:00", "idle", "S1"), ("10:05", "idle", "S2"), ("10:15", "idle", "S2")], "10:00"),
+        # ... unless the gap between them was over max_gap.
+        ([("10:00", "idle", "S1"), ("10:20", "idle", "S2"), ("10:25", "idle", "S2")], "10:20"),
+        # Working before: the idle stretch starts at the first idle event.
+        ([("09:50", "working", "S1"), ("10:05", "idle", "S1"), ("10:20", "idle", "S1")], "10:05"),
+        # A product count in the middle does not break it.
+        (
+            [("10:00", "idle", "S1"), ("10:10", "product_count", "S1"), ("10:20", "idle", "S1")],
+            "10:00",
+        ),
+        # Not idle at the end: working, or the camera dark for over max_gap.
+        ([("10:00", "idle", "S1"), ("10:20", "working", "S1")], None),
+        ([("10:00", "idle", "S1"), ("10:05", "idle", "S1")], None),
+    ],
+)
+def test_idle_since(events: list[tuple[str, str, str]], expected: str | None) -> None:
+    engine = Engine(max_gap_s=900)
+    engine.apply([ev(at(clock), kind, "W1", station) for clock, kind, station in events])
+    window = Window(at("06:00"), at("14:00"), "A")
+    since = engine.idle_since("W1", window, at("10:30"))
+    assert since == (None if expected is None else at(expected))

@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from factory_tui.engine import Engine, Segment, Window
+from factory_tui.engine.alerts import idle_since
 from factory_tui.models import EventRecord
 from tests.engine.eventkit import MIN, S, at, ev
 
@@ -455,3 +456,16 @@ def test_time_and_units_at_a_station_agree_with_the_oracle(
                     units,
                 )
         assert engine.station_time(station, window, moment) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(history=histories, question=questions(), max_gap_s=max_gaps)
+def test_idle_since_is_where_the_timelines_trailing_idle_begins(
+    history: list[EventRecord], question: tuple[Window, int], max_gap_s: float
+) -> None:
+    """`Engine.idle_since` walks runs back; the timeline's trailing idle segments say the same."""
+    window, moment = question
+    engine = build(history, max_gap_s)
+    for worker_id in ("W1", "W2", "W3"):
+        timeline = engine.timeline(worker_id, window, moment)
+        assert engine.idle_since(worker_id, window, moment) == idle_since(timeline), worker_id

@@ -428,31 +428,6 @@ class Store:
 
     # --- alerts -------------------------------------------------------------------------------
 
-    def raise_alert(self, kind: str, subject: str, details: str, started_us: int) -> int:
-        """Record an alert unless the same kind and subject is already active; returns its id."""
-        with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT id FROM alerts WHERE kind = ? AND subject = ? AND cleared_us IS NULL",
-                (kind, subject),
-            ).fetchone()
-            if row:
-                conn.execute("UPDATE alerts SET details = ? WHERE id = ?", (details, row[0]))
-                return int(row[0])
-            cursor = conn.execute(
-                "INSERT INTO alerts (kind, subject, details, started_us) VALUES (?, ?, ?, ?)",
-                (kind, subject, details, started_us),
-            )
-            return int(cursor.lastrowid or 0)
-
-    def clear_alert(self, kind: str, subject: str, cleared_us: int) -> None:
-        """Mark the active alert of this kind and subject as cleared."""
-        with self._transaction() as conn:
-            conn.execute(
-                "UPDATE alerts SET cleared_us = ? "
-                "WHERE kind = ? AND subject = ? AND cleared_us IS NULL",
-                (cleared_us, kind, subject),
-            )
-
     def sync_alerts(self, conditions: Iterable[tuple[str, str, str, int]], at_us: int) -> None:
         """Make the active alerts match the conditions holding at `at_us`.
 

@@ -212,18 +212,6 @@ def test_owner_is_recorded(fresh_db: Store) -> None:
     assert fresh_db.owner() == (1234, "127.0.0.1", 7878)
 
 
-def test_alerts_raise_once_and_clear(fresh_db: Store) -> None:
-    first = fresh_db.raise_alert("dark", "W1", "no event for 20 min", 10)
-    assert fresh_db.raise_alert("dark", "W1", "no event for 25 min", 20) == first
-    assert [(a.details, a.cleared_us) for a in fresh_db.alerts(active_only=True)] == [
-        ("no event for 25 min", None)
-    ]
-    fresh_db.clear_alert("dark", "W1", 30)
-    assert fresh_db.alerts(active_only=True) == []
-    assert fresh_db.alerts()[0].cleared_us == 30
-    assert fresh_db.raise_alert("dark", "W1", "again", 40) != first
-
-
 def test_sync_alerts_raises_refreshes_and_clears(fresh_db: Store) -> None:
     fresh_db.sync_alerts(
         [("camera_dark", "W1", "20 min", 80), ("idle_too_long", "W2", "11 min", 100)], 100
@@ -236,6 +224,11 @@ def test_sync_alerts_raises_refreshes_and_clears(fresh_db: Store) -> None:
     assert alerts["idle_too_long", "W2"].cleared_us == 200
     fresh_db.sync_alerts([], 300)
     assert fresh_db.alerts(active_only=True) == []
+    # The same condition again is a new alert, not the cleared one reopened.
+    fresh_db.sync_alerts([("camera_dark", "W1", "again", 400)], 400)
+    (again,) = fresh_db.alerts(active_only=True)
+    assert again.id != alerts["camera_dark", "W1"].id
+    assert again.started_us == 400
 
 
 def test_model_summary_groups_by_version_in_the_window(fresh_db: Store) -> None:

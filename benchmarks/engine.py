@@ -34,8 +34,8 @@ import psutil
 
 from factory_tui.engine import Engine, Window
 from factory_tui.engine.metrics import RowTuple
-from factory_tui.models import EventRecord, iso_utc
-from factory_tui.store import PreparedRow, Store
+from factory_tui.models import EventRecord, NewEventRow, iso_utc
+from factory_tui.storage import SqliteStore
 
 S: Final = 1_000_000
 MIN: Final = 60 * S
@@ -50,7 +50,7 @@ ROW_SQL: Final = (
 # --- the data ---------------------------------------------------------------------------------
 
 
-def canonical_hash(row: PreparedRow) -> str:
+def canonical_hash(row: NewEventRow) -> str:
     """The dedup hash the ingest gives this event (see WireEvent.canonical)."""
     ts_us, worker, station, kind, confidence, count, model = row[:7]
     text = json.dumps(
@@ -60,10 +60,10 @@ def canonical_hash(row: PreparedRow) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
-def worker_events(rng: random.Random, worker: str, stations: int, quota: int) -> list[PreparedRow]:
+def worker_events(rng: random.Random, worker: str, stations: int, quota: int) -> list[NewEventRow]:
     """One worker's day-after-day stream: dwell times of minutes, heartbeats every 30-90 s,
     products while working, moves between stations, dark spells, and late deliveries."""
-    rows: list[PreparedRow] = []
+    rows: list[NewEventRow] = []
     now = START + rng.randrange(10 * MIN)
     state, station = "working", rng.randrange(stations)
     camera = f"cam-{worker}"
@@ -79,7 +79,7 @@ def worker_events(rng: random.Random, worker: str, stations: int, quota: int) ->
             for kind, count in kinds:
                 ts_us = now + rng.randrange(S)
                 late = rng.randrange(10 * MIN) if rng.random() < 0.01 else rng.randrange(2 * S)
-                row: PreparedRow = (
+                row: NewEventRow = (
                     ts_us,
                     worker,
                     f"S{station + 1:02d}",
@@ -108,14 +108,14 @@ def worker_events(rng: random.Random, worker: str, stations: int, quota: int) ->
 def generate(path: Path, events: int, workers: int, stations: int, seed: int) -> None:
     """Write `events` rows in arrival order (so row ids follow delivery, late ones included)."""
     rng = random.Random(seed)
-    rows: list[PreparedRow] = []
+    rows: list[NewEventRow] = []
     for number in range(workers):
         rows += worker_events(rng, f"W{number + 1:03d}", stations, events * 11 // 10 // workers)
     # Keep the earliest events overall, so every worker is still at work at the end.
     rows.sort()
     del rows[events:]
     rows.sort(key=lambda row: row[8])
-    with Store.open(path) as store:
+    with SqliteStore.open(path) as store:
         for first in range(0, len(rows), 100_000):
             store.insert_rows(rows[first : first + 100_000])
 
@@ -188,7 +188,7 @@ def rss_child(db: Path) -> None:
     gc.collect()
     before = process.memory_info().rss
     engine = Engine(max_gap_s=900)
-    with Store.open(db, read_only=True) as store:
+    with SqliteStore.open(db, read_only=True) as store:
         cursor = 0
         while batch := store.read_since(cursor):
             engine.apply(batch)
@@ -224,12 +224,12 @@ def main() -> None:
         )
         show("database size", f"{db.stat().st_size / 1e6:.0f} MB")
 
-        with Store.open(db, read_only=True) as store:
+        with SqliteStore.open(db, read_only=True) as store:
             records: list[EventRecord] = []
             read_s = timed(lambda: records.extend(store.iter_since(0)))
             show("read all rows as EventRecords (store.iter_since)", f"{read_s:.2f} s")
             raw: list[RowTuple] = []
-            raw_s = timed(lambda: raw.extend(store.db.conn.execute(ROW_SQL)))
+            raw_s = timed(lambda: raw.extend(store._db.conn.execute(ROW_SQL)))
             show("read all rows as plain tuples (one SELECT)", f"{raw_s:.2f} s")
         first_ts = min(row[1] for row in raw)
         last_ts = max(row[1] for row in raw)

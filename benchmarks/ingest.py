@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from factory_tui.store import PreparedRow
+    from factory_tui.models import NewEventRow
 
 ROOT = Path(__file__).resolve().parent.parent
 # Cases: (connections, events per connection).
@@ -252,20 +252,20 @@ def baseline(events: int) -> dict[str, float]:
     from datetime import UTC
 
     from factory_tui.ingest.protocol import parse_row
-    from factory_tui.models import parse_event
-    from factory_tui.store import Store, now_us, prepare_row
+    from factory_tui.models import now_us, parse_event, prepare_row
+    from factory_tui.storage import SqliteStore
 
     lines = [event_line(n) for n in range(events)]
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="ingest-base-") as tmp:
 
-        def pydantic_row(line: bytes, received: int) -> PreparedRow:
+        def pydantic_row(line: bytes, received: int) -> NewEventRow:
             return prepare_row(parse_event(line, UTC), received)
 
-        def ingest_row(line: bytes, received: int) -> PreparedRow:
+        def ingest_row(line: bytes, received: int) -> NewEventRow:
             return parse_row(line, UTC, received)
 
-        parsers: list[tuple[str, Callable[[bytes, int], PreparedRow]]] = [
+        parsers: list[tuple[str, Callable[[bytes, int], NewEventRow]]] = [
             ("pydantic", pydantic_row),
             ("ingest", ingest_row),
         ]
@@ -274,7 +274,7 @@ def baseline(events: int) -> dict[str, float]:
             for line in lines:
                 parse(line, 0)
             out[f"{name}_parse"] = events / (time.perf_counter() - start)
-            store = Store.open(Path(tmp) / f"{name}.db")
+            store = SqliteStore.open(Path(tmp) / f"{name}.db")
             start = time.perf_counter()
             for first in range(0, events, 5_000):
                 received = now_us()

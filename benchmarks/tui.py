@@ -33,12 +33,13 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from factory_tui.app import make_app  # noqa: E402
+from factory_tui.console.app import make_app  # noqa: E402
+from factory_tui.console.health import fixed_health  # noqa: E402
 from factory_tui.config import Settings, demo_data  # noqa: E402
-from factory_tui.health import HealthReading, fixed_health  # noqa: E402
 from factory_tui.ingest.simulator import CameraFleet, extend_roster  # noqa: E402
-from factory_tui.models import from_utc_us, parse_event, to_utc_us  # noqa: E402
-from factory_tui.store import Store, now_us  # noqa: E402
+from factory_tui.models import from_utc_us, now_us, parse_event, to_utc_us  # noqa: E402
+from factory_tui.records import HealthReading  # noqa: E402
+from factory_tui.storage import SqliteStore  # noqa: E402
 from tests.tui.terminal import FACTORY_TUI, Terminal  # noqa: E402
 
 WORKERS = 200
@@ -81,7 +82,7 @@ def config_toml(settings: Settings) -> str:
 def fill(db: Path, settings: Settings, fleet: CameraFleet, since_us: int, until_us: int) -> int:
     """Store the fleet's events from `since_us` up to `until_us`."""
     lines = fleet.events_between(since_us, until_us)
-    with Store.open(db) as store:
+    with SqliteStore.open(db) as store:
         store.upsert_roster(settings.roster_workers(), settings.roster_workstations())
         for start in range(0, len(lines), 20_000):
             store.insert_batch([parse_event(line) for line in lines[start : start + 20_000]])

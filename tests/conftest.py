@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from factory_tui.store import Store
+from factory_tui.storage import SqliteStore, Store
 
 
 @pytest.fixture(autouse=True)
@@ -26,6 +26,6 @@ def _isolated_config(
 @pytest.fixture
 def fresh_db(tmp_path: Path) -> Iterator[Store]:
     """A new, migrated store in a temporary file."""
-    store = Store.open(tmp_path / "factory.db")
+    store = SqliteStore.open(tmp_path / "factory.db")
     yield store
     store.close()

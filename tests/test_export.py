@@ -14,7 +14,7 @@ from factory_tui.config import load_settings
 from factory_tui.ingest.client import IngestClient
 from factory_tui.ingest.server import Listener
 from factory_tui.models import parse_event
-from factory_tui.store import Store
+from factory_tui.storage import SqliteStore
 from tests.test_report import CONFIG, EXAMPLE, fill, wire
 
 runner = CliRunner()
@@ -63,7 +63,7 @@ def test_csv_lists_every_event_in_time_order(tmp_path: Path) -> None:
     assert (first["model_version"], first["camera_id"], first["count"]) == ("yolo-8", "cam-2", "0")
     assert rows[3]["count"] == "4"
     assert rows[1]["model_version"] == ""
-    with Store.open(db, read_only=True) as store:
+    with SqliteStore.open(db, read_only=True) as store:
         stored = {record.event_hash for record in store.iter_since(0)}
     assert {row["event_hash"] for row in rows} == stored
 
@@ -84,7 +84,7 @@ def test_jsonl_lines_are_wire_events_with_the_same_hashes(tmp_path: Path) -> Non
     config, db = make_site(tmp_path)
     lines = export(config, db, "--format", "jsonl").splitlines()
     assert len(lines) == 6
-    with Store.open(db, read_only=True) as store:
+    with SqliteStore.open(db, read_only=True) as store:
         stored = {record.event_hash for record in store.iter_since(0)}
     assert {parse_event(line).event_hash() for line in lines} == stored
     assert json.loads(lines[0]) == {
@@ -132,7 +132,7 @@ async def test_jsonl_replays_through_a_listener_into_an_identical_store(tmp_path
 
 def test_an_empty_store_exports_a_header_or_nothing(tmp_path: Path) -> None:
     db = tmp_path / "empty.db"
-    Store.open(db).close()
+    SqliteStore.open(db).close()
     config = tmp_path / "factory.toml"
     config.write_text(CONFIG)
     assert export(config, db).splitlines() == [

@@ -17,11 +17,11 @@ import pytest
 from typer.testing import CliRunner
 
 from factory_tui.cli import app
-from factory_tui.commands.report import load_engine
 from factory_tui.config import load_settings
 from factory_tui.engine import Engine, Window
 from factory_tui.models import parse_event
-from factory_tui.store import Store
+from factory_tui.storage import SqliteStore
+from factory_tui.warm_start import load_engine
 
 runner = CliRunner()
 S = 1_000_000
@@ -79,7 +79,7 @@ EXAMPLE = [
 
 
 def fill(path: Path, lines: list[str]) -> None:
-    with Store.open(path) as store:
+    with SqliteStore.open(path) as store:
         store.insert_batch([parse_event(line) for line in lines])
 
 
@@ -299,16 +299,16 @@ def test_table_fits_an_80_column_terminal(
 
 def test_report_reads_beside_a_writer_holding_the_lock(site: tuple[Path, Path]) -> None:
     config, db = site
-    writer = Store.open(db)
+    writer = SqliteStore.open(db)
     try:
-        writer.db.conn.execute("BEGIN IMMEDIATE")
-        writer.db.conn.execute(
+        writer._db.conn.execute("BEGIN IMMEDIATE")
+        writer._db.conn.execute(
             "INSERT INTO events (ts_us, worker_id, workstation_id, event_type, confidence, "
             "count, received_us, event_hash) VALUES (?, 'W2', 'S2', 'working', 1.0, 0, 0, 'x')",
             (parse_event(wire("10:30:00", "working")).ts_us,),
         )
         during = report_json(config, db, *HOUR)
-        writer.db.conn.execute("COMMIT")
+        writer._db.conn.execute("COMMIT")
     finally:
         writer.close()
     assert during["workers"][1]["events"] == 0  # the uncommitted row is not seen
@@ -391,7 +391,7 @@ def test_the_windowed_read_equals_an_engine_fed_everything(tmp_path: Path) -> No
     settings = load_settings(config, environ={}, overrides={"store.path": db})
     rng = random.Random(5)
     base = parse_event(wire("00:00:00", "idle")).ts_us
-    with Store.open(db, read_only=True) as store:
+    with SqliteStore.open(db, read_only=True) as store:
         everything = Engine(
             settings.metrics.max_gap_s,
             {**{e.id: e.name for e in settings.roster_workers()}, **store.workers()},
@@ -405,7 +405,7 @@ def test_the_windowed_read_equals_an_engine_fed_everything(tmp_path: Path) -> No
             before = {6: 600, 7: -3600}.get(turn % 8, rng.randrange(30 * 3600))
             start = at_us - before * S
             window = Window(start, start + rng.choice([1, 8, 24, 40]) * 3600 * S)
-            loaded = load_engine(store, settings, window, at_us)
+            loaded = load_engine(store, settings, window, at_us, until_us=at_us, every_station=True)
             assert loaded.events < everything.events or start < base + 3600 * S
             mine, theirs = loaded.snapshot(window, at_us), everything.snapshot(window, at_us)
             assert (mine.workers, mine.stations, mine.factory) == (
@@ -419,7 +419,7 @@ def test_an_empty_database_reports_the_roster(tmp_path: Path) -> None:
     config = tmp_path / "factory.toml"
     config.write_text(CONFIG)
     db = tmp_path / "empty.db"
-    Store.open(db).close()
+    SqliteStore.open(db).close()
     data = report_json(config, db, *HOUR)
     assert [w["worker_id"] for w in data["workers"]] == ["W1", "W2"]
     assert [s["workstation_id"] for s in data["workstations"]] == ["S1", "S2"]
@@ -554,7 +554,7 @@ def test_no_events_no_models(tmp_path: Path) -> None:
     config = tmp_path / "factory.toml"
     config.write_text(CONFIG)
     db = tmp_path / "empty.db"
-    Store.open(db).close()
+    SqliteStore.open(db).close()
     assert report_json(config, db, *HOUR, *BY_MODEL)["models"] == []
     assert "Models: no events in the window" in run(config, db, *HOUR, *BY_MODEL).stdout
     text = run(config, db, "--format", "csv", *HOUR, *BY_MODEL).stdout

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from factory_tui.models import RosterEntry, parse_event
-from factory_tui.store import SCHEMA_VERSION, ReadOnlyError, Store, StoreError
+from factory_tui.storage import SCHEMA_VERSION, ReadOnlyError, SqliteStore, Store, StoreError
 
 
 def event(minute: int = 0, **changes: object) -> str:
@@ -26,9 +26,9 @@ def event(minute: int = 0, **changes: object) -> str:
 
 def test_new_file_is_wal_and_current_schema(fresh_db: Store) -> None:
     assert fresh_db.schema_version() == SCHEMA_VERSION
-    assert fresh_db.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert fresh_db.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
-    columns = {c.name for c in fresh_db.db["events"].columns}
+    assert fresh_db._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert fresh_db._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    columns = {c.name for c in fresh_db._db["events"].columns}
     assert columns == {
         "id",
         "ts_us",
@@ -42,14 +42,14 @@ def test_new_file_is_wal_and_current_schema(fresh_db: Store) -> None:
         "received_us",
         "event_hash",
     }
-    indexes = {tuple(i.columns) for i in fresh_db.db["events"].indexes}
+    indexes = {tuple(i.columns) for i in fresh_db._db["events"].indexes}
     assert ("worker_id", "ts_us") in indexes
     assert ("event_hash",) in indexes
 
 
 def test_power_durability_is_synchronous_full(tmp_path: Path) -> None:
-    with Store.open(tmp_path / "p.db", durability="power") as store:
-        assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2
+    with SqliteStore.open(tmp_path / "p.db", durability="power") as store:
+        assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2
 
 
 def test_batch_statuses_and_dedup_across_spellings(fresh_db: Store) -> None:
@@ -110,62 +110,62 @@ def test_roster_upsert_renames_and_keeps_others(fresh_db: Store) -> None:
 
 def test_second_connection_sees_committed_rows(tmp_path: Path) -> None:
     path = tmp_path / "f.db"
-    with Store.open(path) as writer, Store.open(path, read_only=True) as reader:
+    with SqliteStore.open(path) as writer, SqliteStore.open(path, read_only=True) as reader:
         assert reader.read_since(0) == []
         writer.insert_batch([parse_event(event(1))])
         assert len(reader.read_since(0)) == 1
         # The reader holds no transaction between reads, so the writer can checkpoint.
-        assert not reader.db.conn.in_transaction
-        writer.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        assert writer.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+        assert not reader._db.conn.in_transaction
+        writer._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        assert writer._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
 
 
 def test_read_only_refuses_writes(tmp_path: Path) -> None:
     path = tmp_path / "f.db"
-    Store.open(path).close()
-    with Store.open(path, read_only=True) as reader:
+    SqliteStore.open(path).close()
+    with SqliteStore.open(path, read_only=True) as reader:
         with pytest.raises(ReadOnlyError):
             reader.insert_batch([parse_event(event())])
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
-            reader.db.execute("INSERT INTO workers (id, name) VALUES ('x', 'y')")
+            reader._db.execute("INSERT INTO workers (id, name) VALUES ('x', 'y')")
 
 
 def test_read_only_of_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="does not exist"):
-        Store.open(tmp_path / "none.db", read_only=True)
+        SqliteStore.open(tmp_path / "none.db", read_only=True)
     assert not (tmp_path / "none.db").exists()
 
 
 def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="folder .* does not exist"):
-        Store.open(tmp_path / "no" / "f.db")
+        SqliteStore.open(tmp_path / "no" / "f.db")
 
 
 def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "f.db"
     path.write_bytes(b"this is a text file, not sqlite" * 100)
     with pytest.raises(StoreError, match="cannot open database"):
-        Store.open(path)
+        SqliteStore.open(path)
 
 
 def test_migration_from_an_older_schema_keeps_data(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    with Store.open(path, migrate_to=1) as old:
+    with SqliteStore.open(path, migrate_to=1) as old:
         assert old.schema_version() == 1
-        assert not old.db["alerts"].exists()
+        assert not old._db["alerts"].exists()
         old.insert_batch([parse_event(event(1))])
     with pytest.raises(StoreError, match="older schema"):
-        Store.open(path, read_only=True)
-    with Store.open(path) as store:
+        SqliteStore.open(path, read_only=True)
+    with SqliteStore.open(path) as store:
         assert store.schema_version() == SCHEMA_VERSION
-        assert store.db["alerts"].exists()
+        assert store._db["alerts"].exists()
         assert store.count_events() == 1
-        assert ("ts_us",) in {tuple(i.columns) for i in store.db["events"].indexes}
+        assert ("ts_us",) in {tuple(i.columns) for i in store._db["events"].indexes}
 
 
 def test_migration_3_finds_each_models_first_event(tmp_path: Path) -> None:
     path = tmp_path / "v2.db"
-    with Store.open(path, migrate_to=2) as old:
+    with SqliteStore.open(path, migrate_to=2) as old:
         old.insert_batch(
             [
                 parse_event(event(5, model_version="a")),
@@ -174,7 +174,7 @@ def test_migration_3_finds_each_models_first_event(tmp_path: Path) -> None:
                 parse_event(event(9)),
             ]
         )
-    with Store.open(path) as store:
+    with SqliteStore.open(path) as store:
         assert store.model_first_seen() == [
             (None, minute_us(9)),
             ("a", minute_us(3)),
@@ -200,10 +200,10 @@ def minute_us(minute: int) -> int:
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
-    with Store.open(path) as store:
-        store.db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with SqliteStore.open(path) as store:
+        store._db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(StoreError, match="newer factory-tui"):
-        Store.open(path)
+        SqliteStore.open(path)
 
 
 def test_owner_is_recorded(fresh_db: Store) -> None:

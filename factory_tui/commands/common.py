@@ -7,8 +7,9 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from factory_tui import storage
 from factory_tui.config import ConfigError, Settings, load_settings
-from factory_tui.store import Store, StoreError
+from factory_tui.storage import Store, StoreError
 
 ConfigOption = Annotated[
     Path | None,
@@ -53,7 +54,7 @@ def settings_from(config: Path | None, **overrides: Any) -> Settings:
 def open_store(settings: Settings, *, read_only: bool = False) -> Store:
     """Open the configured database, turning store errors into a clear exit."""
     try:
-        return Store.open(
+        return storage.open_store(
             settings.store.path, durability=settings.store.durability, read_only=read_only
         )
     except StoreError as error:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
@@ -12,8 +11,8 @@ import typer
 
 from factory_tui.commands.common import fail
 from factory_tui.config import ConfigError, Settings, demo_data
-from factory_tui.models import from_utc_us, to_utc_us
-from factory_tui.store import Store, StoreError, now_us
+from factory_tui.models import from_utc_us, now_us, to_utc_us
+from factory_tui.storage import Store, StoreError, open_store
 
 if TYPE_CHECKING:
     from factory_tui.app import Feeder, SubmitLines
@@ -89,12 +88,12 @@ class NewestEventClock:
         """The newest event's timestamp (the previous answer while the database is busy)."""
         try:
             if self._store is None:
-                self._store = Store.open(self._path, read_only=True)
-            row = self._store.db.execute("SELECT max(ts_us) FROM events").fetchone()
-        except (StoreError, sqlite3.Error):
+                self._store = open_store(self._path, read_only=True)
+            span = self._store.time_span()
+        except StoreError:
             return self._last
-        if row and row[0] is not None:
-            self._last = max(self._last, int(row[0]))
+        if span is not None:
+            self._last = max(self._last, span[1])
         return self._last
 
 

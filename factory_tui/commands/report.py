@@ -1,8 +1,8 @@
 """`factory-tui report`: the metrics of one window, as a table, JSON or CSV.
 
 The database is opened read-only, so a report can run beside a live console. Only the events
-that can change the answer are read (see `load_engine`), so a shift's report stays fast however
-long the history; the numbers are exactly those of an engine fed the whole history.
+that can change the answer are read (see `warm_start.load_engine`), so a shift's report stays
+fast however long the history; the numbers are exactly those of an engine fed it all.
 
 `--by model_version` adds a section per AI model (`Store.model_summary`): the events of the
 report's window, the same ones that give each worker's events and units.
@@ -23,10 +23,10 @@ import typer
 
 from factory_tui.commands.common import ConfigOption, DbOption, fail, open_store, settings_from
 from factory_tui.config import Settings
-from factory_tui.engine import Engine, Snapshot, Window
-from factory_tui.history import history_floor, load_history, stations_before
+from factory_tui.engine import Snapshot, Window
 from factory_tui.models import from_utc_us, iso_utc, to_utc_us
-from factory_tui.store import ModelSummary, Store
+from factory_tui.records import ModelSummary
+from factory_tui.warm_start import load_engine, shift_window
 
 
 class ReportFormat(StrEnum):
@@ -64,33 +64,13 @@ def resolve_window(
     throughput) are then over the time that has passed, not the whole shift.
     """
     if start is None and end is None:
-        first, last, label = settings.current_window(at)
-        from_us = to_utc_us(first)
-        return Window(from_us, max(from_us, min(to_utc_us(last), to_utc_us(at))), label)
+        return shift_window(settings, to_utc_us(at)).so_far
     if start is None:
         fail("--to needs --from (or give neither for the shift running at --at)")
     stop = at if end is None else end
     if stop < start:
         fail(f"the window ends ({stop.isoformat()}) before it starts ({start.isoformat()})")
     return Window(to_utc_us(start), to_utc_us(stop), "custom")
-
-
-def load_engine(store: Store, settings: Settings, window: Window, at_us: int) -> Engine:
-    """An engine holding every stored event that can affect `snapshot(window, at_us)`.
-
-    See factory_tui.history. Stations only seen before the floor are added to the roster, so
-    the lists are the same as with the whole history.
-    """
-    floor = history_floor(window, at_us, settings.metrics.max_gap_s)
-    # Names as the console takes them: our config, then the database's roster (the owner's
-    # config and auto-registered ids) over it.
-    workers = {**{e.id: e.name for e in settings.roster_workers()}, **store.workers()}
-    stations = {**{e.id: e.name for e in settings.roster_workstations()}, **store.workstations()}
-    for station_id in stations_before(store, floor):
-        stations.setdefault(station_id, station_id)
-    engine = Engine(settings.metrics.max_gap_s, workers, stations)
-    load_history(engine, store, floor, at_us)
-    return engine
 
 
 # --- output -----------------------------------------------------------------------------------
@@ -437,7 +417,7 @@ def report(
     at_us = to_utc_us(moment)
     models: list[ModelSummary] | None = None
     with open_store(settings, read_only=True) as store:
-        engine = load_engine(store, settings, window, at_us)
+        engine = load_engine(store, settings, window, at_us, until_us=at_us, every_station=True)
         if by is ReportBy.model_version:
             models = store.model_summary(window.from_us, window.instants_end(at_us))
     snapshot = engine.snapshot(window, at_us)

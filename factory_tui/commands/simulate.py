@@ -190,7 +190,7 @@ def simulate(
     (sent, accepted, duplicate, rejected, elapsed) at the end or on Ctrl-C.
     """
     from factory_tui.ingest.simulator import CameraFleet, extend_roster, fleet_config_for
-    from factory_tui.store import now_us
+    from factory_tui.models import now_us
 
     settings = settings_from(
         config, **dotted(ingest__host=host, ingest__port=port, ingest__token=token)

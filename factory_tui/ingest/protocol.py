@@ -19,11 +19,12 @@ from factory_tui.models import (
     EVENT_TYPES,
     MAX_ID_LENGTH,
     EventError,
+    NewEventRow,
     canonical_form,
     parse_event,
+    prepare_row,
     to_utc_us,
 )
-from factory_tui.store import PreparedRow, prepare_row
 
 #: The reply lines, newline included: the listener writes these bytes as they are.
 ACCEPTED: Final = b'{"status":"accepted"}\n'
@@ -64,7 +65,7 @@ def decode_reply(line: bytes) -> dict[str, Any]:
 MAX_COUNT: Final = 2**63 - 1
 
 
-def parse_row(line: bytes, tz: tzinfo, received_us: int) -> PreparedRow:
+def parse_row(line: bytes, tz: tzinfo, received_us: int) -> NewEventRow:
     """Validate one received line; the row to store, or EventError with a one-line message.
 
     Well-formed lines of the usual shape take a fast path (msgspec, about 5 times cheaper
@@ -114,7 +115,7 @@ def _plain_id(value: str | None) -> bool:
     )
 
 
-def _fast_row(line: bytes, tz: tzinfo, received_us: int) -> PreparedRow | None:
+def _fast_row(line: bytes, tz: tzinfo, received_us: int) -> NewEventRow | None:
     """The row when the line is valid and plainly spelled; None to let pydantic decide."""
     try:
         raw = _decode_fast(line)
@@ -149,7 +150,7 @@ def _fast_row(line: bytes, tz: tzinfo, received_us: int) -> PreparedRow | None:
         count,
         raw.model_version,
     )
-    return (
+    return NewEventRow(
         ts_us,
         raw.worker_id,
         raw.workstation_id,

@@ -24,7 +24,6 @@ import errno
 import hmac
 import logging
 import os
-import sqlite3
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -51,8 +50,9 @@ from factory_tui.ingest.protocol import (
     rejected,
     too_long_error,
 )
-from factory_tui.models import EventError, RosterEntry
-from factory_tui.store import Durability, PreparedRow, Store, StoreError, now_us
+from factory_tui.models import EventError, NewEventRow, RosterEntry, now_us
+from factory_tui.records import IngestStats, Rejection
+from factory_tui.storage import Durability, RowError, Store, StoreError, open_store
 
 log = logging.getLogger("factory_tui.ingest")
 
@@ -62,12 +62,6 @@ BATCH_DELAY_S: Final = 0.05
 # lines: with a random (hash) unique index, a transaction costs roughly one page write per
 # page it touches, so fewer, larger transactions under load cost far less per event.
 MERGE_MAX_LINES: Final = 50_000
-# The writer connection's page cache (KiB): the hash index's pages are touched at random.
-WRITER_CACHE_KIB: Final = 32 << 10
-# Copying the WAL into the database file (checkpointing) is left to a thread of its own, so it
-# runs beside the next commit instead of inside it. The writer still checkpoints itself once the
-# WAL passes this many pages, which bounds the WAL should the checkpointer fall behind.
-WAL_BACKSTOP_PAGES: Final = 8_192
 CONN_PENDING_BYTES: Final = 4 << 20
 TOTAL_PENDING_BYTES: Final = 32 << 20
 WRITE_HIGH_WATER: Final = 256 << 10
@@ -80,8 +74,6 @@ CLOSE_TIMEOUT_S: Final = 5.0
 LINGER_S: Final = 1.0
 
 Line = bytes | Refused
-# Errors that depend on a row's values (not on the database), e.g. an integer SQLite cannot hold.
-_ROW_ERRORS = (OverflowError, UnicodeEncodeError, sqlite3.InterfaceError, sqlite3.IntegrityError)
 
 
 class ListenerError(Exception):
@@ -93,34 +85,6 @@ class PortInUseError(ListenerError):
 
     A console that gets this can open the database read-only as a viewer instead.
     """
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """One rejected line, kept in memory for the console."""
-
-    time_us: int
-    peer: str
-    line: str
-    """A short excerpt of the line as received."""
-    error: str
-
-
-@dataclass(frozen=True, slots=True)
-class IngestStats:
-    """Counters since the listener started, for the console and the `serve` log."""
-
-    accepted: int
-    duplicates: int
-    rejected: int
-    connections: int
-    """Connections open now."""
-    rate_per_s: float
-    """Accepted events per second over the last few seconds."""
-    recent_rejections: tuple[Rejection, ...]
-    """The last rejected lines, newest last."""
-    pending: int = 0
-    """Lines received and not answered yet (queued or being committed)."""
 
 
 # --- the writer thread ------------------------------------------------------------------------
@@ -159,9 +123,7 @@ class _Writer:
 
     def open(self, workers: Sequence[RosterEntry], stations: Sequence[RosterEntry]) -> None:
         """Open the store in this thread and make sure the configured roster is in it."""
-        self._store = Store.open(self._path, durability=self._durability)
-        self._store.db.conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
-        self._store.db.conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_BACKSTOP_PAGES}")
+        self._store = open_store(self._path, durability=self._durability, bulk_writer=True)
         if workers or stations:
             self._store.upsert_roster(workers, stations)
         self._load_roster()
@@ -185,9 +147,9 @@ class _Writer:
         workers, stations = self._workers, self._stations
         replies: list[bytes] = [b""] * len(lines)
         rejections: list[tuple[int, str, str]] = []
-        rows: list[PreparedRow] = []
+        rows: list[NewEventRow] = []
         slots: list[int] = []
-        unknown: list[tuple[int, PreparedRow]] = []
+        unknown: list[tuple[int, NewEventRow]] = []
         for index, line in enumerate(lines):
             if isinstance(line, Refused):
                 rejections.append((index, excerpt(line.head), line.error))
@@ -223,7 +185,7 @@ class _Writer:
             replies[index] = rejected(message)
         return _Outcome(replies, accepted, duplicates, rejections)
 
-    def _insert(self, rows: list[PreparedRow]) -> list[str]:
+    def _insert(self, rows: list[NewEventRow]) -> list[str]:
         """insert_rows, with a row SQLite cannot take isolated instead of failing the batch.
 
         Validation should let no such row through; this keeps one bad row from costing every
@@ -232,21 +194,21 @@ class _Writer:
         """
         try:
             return list(self.store.insert_rows(rows))
-        except _ROW_ERRORS:
+        except RowError:
             log.exception("a batch could not be stored; storing its rows one by one")
         statuses: list[str] = []
         for row in rows:
             try:
                 statuses.extend(self.store.insert_rows([row]))
-            except _ROW_ERRORS as error:
+            except RowError as error:
                 statuses.append(f"line: cannot be stored ({error})")
         return statuses
 
     def _settle_unknown(
         self,
-        unknown: list[tuple[int, PreparedRow]],
+        unknown: list[tuple[int, NewEventRow]],
         lines: Sequence[Line],
-        rows: list[PreparedRow],
+        rows: list[NewEventRow],
         slots: list[int],
         rejections: list[tuple[int, str, str]],
     ) -> None:
@@ -260,7 +222,7 @@ class _Writer:
         else:
             # The roster may have grown since start (a console or a config reload added ids).
             self._load_roster()
-        late: list[tuple[int, PreparedRow]] = []
+        late: list[tuple[int, NewEventRow]] = []
         for index, row in unknown:
             if row[1] not in self._workers:
                 error = f"worker_id: {row[1]!r} is not in the roster"
@@ -291,12 +253,12 @@ class _Checkpointer:
         self._store: Store | None = None
 
     def open(self) -> None:
-        self._store = Store.open(self._path, durability=self._durability)
+        self._store = open_store(self._path, durability=self._durability)
 
     def run(self) -> None:
         """Copy what is committed into the database file without waiting on the writer."""
         if self._store is not None:
-            self._store.db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self._store.checkpoint()
 
     def close(self) -> None:
         if self._store is not None:

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from factory_tui.cli import app
 from factory_tui.ingest.client import IngestClient
 from factory_tui.ingest.server import Listener
-from factory_tui.store import Store
+from factory_tui.storage import SqliteStore
 from tests.ingest.conftest import (
     ServeProcess,
     ThreadedListener,
@@ -167,7 +167,7 @@ async def test_send_retries_until_the_listener_is_back(tmp_path: Path) -> None:
     )
     # Stop the listener mid-stream, once some events are stored.
     for _ in range(3000):  # bounded: 30 s
-        with Store.open(db, read_only=True) as store:
+        with SqliteStore.open(db, read_only=True) as store:
             if store.count_events() > 0:
                 break
         await asyncio.sleep(0.01)
@@ -186,5 +186,5 @@ async def test_send_retries_until_the_listener_is_back(tmp_path: Path) -> None:
     assert rejected == 0
     assert accepted + duplicate == total
     assert accepted < total or duplicate == 0
-    with Store.open(db, read_only=True) as store:
+    with SqliteStore.open(db, read_only=True) as store:
         assert store.count_events() == total

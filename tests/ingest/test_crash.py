@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from factory_tui.ingest.client import IngestClient
-from factory_tui.store import Store
+from factory_tui.storage import SqliteStore
 from tests.ingest.conftest import ServeProcess, event_at
 
 TOTAL = 60_000
@@ -54,7 +54,7 @@ async def test_kill_9_mid_stream_keeps_every_acked_event(tmp_path: Path) -> None
     assert KILL_AFTER_REPLIES <= acked < TOTAL, acked
 
     # Every acknowledged event is in the file, even before anyone reopens it for writing.
-    with Store.open(db, read_only=True) as store:
+    with SqliteStore.open(db, read_only=True) as store:
         assert store.count_events() >= acked
 
     restarted = await ServeProcess.start("--db", str(db))
@@ -67,5 +67,5 @@ async def test_kill_9_mid_stream_keeps_every_acked_event(tmp_path: Path) -> None
     finally:
         restarted.process.terminate()
         await asyncio.wait_for(restarted.process.wait(), 30.0)
-    with Store.open(db, read_only=True) as store:
+    with SqliteStore.open(db, read_only=True) as store:
         assert store.count_events() == TOTAL

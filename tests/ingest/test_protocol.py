@@ -22,8 +22,7 @@ from factory_tui.ingest.protocol import (
     read_auth,
     rejected,
 )
-from factory_tui.models import EventError, canonical_form, parse_event
-from factory_tui.store import PreparedRow, prepare_row
+from factory_tui.models import EventError, NewEventRow, canonical_form, parse_event, prepare_row
 
 
 def frame(data_chunks: list[bytes], limit: int) -> list[bytes | Refused]:
@@ -190,7 +189,7 @@ def wire_lines(draw: st.DrawFn) -> bytes:
     return text.encode("utf-8", errors="surrogatepass")
 
 
-def slow_row(line: bytes, tz: tzinfo) -> PreparedRow | str:
+def slow_row(line: bytes, tz: tzinfo) -> NewEventRow | str:
     try:
         event = parse_event(line, tz)
     except EventError as error:

@@ -15,7 +15,8 @@ import pytest
 
 from factory_tui.ingest import protocol, server
 from factory_tui.ingest.server import Listener, ListenerError, PortInUseError
-from factory_tui.store import PreparedRow, Store
+from factory_tui.models import NewEventRow
+from factory_tui.storage import SqliteStore, Store
 from tests.ingest.conftest import Peer, make_event, make_settings, wait_until
 
 Start = Callable[..., Any]
@@ -23,7 +24,7 @@ Start = Callable[..., Any]
 
 def stored(listener: Listener) -> Store:
     """A second connection on the listener's database (read-only), as a viewer would open."""
-    return Store.open(listener.store_path, read_only=True)
+    return SqliteStore.open(listener.store_path, read_only=True)
 
 
 async def test_each_line_gets_one_reply_in_order(listener: Listener, peer: Peer) -> None:
@@ -156,7 +157,7 @@ async def test_unknown_ids_are_registered_with_auto_register(start_listener: Sta
 
 async def test_roster_is_reread_before_an_unknown_id_is_rejected(listener: Listener) -> None:
     assert (await listener.submit([make_event(1, worker_id="W8")]))[0]["status"] == "rejected"
-    with Store.open(listener.store_path) as other:
+    with SqliteStore.open(listener.store_path) as other:
         other.register_ids(["W8"], [])
     assert await listener.submit([make_event(1, worker_id="W8")]) == [{"status": "accepted"}]
 
@@ -348,7 +349,7 @@ async def test_a_row_sqlite_cannot_store_costs_only_its_own_line(
     # Validation lets no such row through; the writer must still isolate one if it happens.
     real = protocol.parse_row
 
-    def parse_with_a_bad_row(line: bytes, tz: tzinfo, received_us: int) -> PreparedRow:
+    def parse_with_a_bad_row(line: bytes, tz: tzinfo, received_us: int) -> NewEventRow:
         row = real(line, tz, received_us)
         return (2**64, *row[1:]) if line == make_event(2) else row
 

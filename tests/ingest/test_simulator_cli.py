@@ -23,7 +23,7 @@ from factory_tui.config import Settings, load_settings
 from factory_tui.ingest.server import Listener
 from factory_tui.ingest.simulator import CameraFleet, extend_roster, fleet_config_for
 from factory_tui.models import parse_event, to_utc_us
-from factory_tui.store import Store
+from factory_tui.storage import SqliteStore
 
 runner = CliRunner()
 US = 1_000_000
@@ -211,7 +211,7 @@ def counts(stdout: str) -> dict[str, int]:
 
 
 def stored_hashes(listener: Listener) -> set[str]:
-    with Store.open(listener.store_path, read_only=True) as store:
+    with SqliteStore.open(listener.store_path, read_only=True) as store:
         return {row.event_hash for row in store.iter_since(0)}
 
 

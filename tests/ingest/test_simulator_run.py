@@ -23,7 +23,7 @@ from factory_tui.ingest.simulator import (
     run_fleet,
 )
 from factory_tui.models import parse_event, to_utc_us
-from factory_tui.store import Store
+from factory_tui.storage import SqliteStore
 
 US = 1_000_000
 SHIFT = to_utc_us(datetime(2025, 3, 3, 6, 0, tzinfo=UTC))
@@ -53,7 +53,7 @@ async def listener(tmp_path: Path) -> AsyncIterator[Listener]:
 
 
 def stored_hashes(path: Path) -> set[str]:
-    with Store.open(path, read_only=True) as store:
+    with SqliteStore.open(path, read_only=True) as store:
         return {row.event_hash for row in store.iter_since(0)}
 
 
@@ -155,7 +155,7 @@ async def test_setting_stop_ends_an_open_ended_run_with_every_line_answered(
     assert summary.failure is None
     assert summary.sent == summary.accepted + summary.duplicate > 0
     assert summary.unanswered == 0
-    with Store.open(listener.store_path, read_only=True) as store:
+    with SqliteStore.open(listener.store_path, read_only=True) as store:
         assert store.count_events() == summary.accepted
 
 

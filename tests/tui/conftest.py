@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from factory_tui.console.health import fixed_health
 
 from factory_tui.app import FactoryApp, make_app
-from factory_tui.health import HealthReading, fixed_health
+from factory_tui.records import HealthReading
 from tests.tui.floor import AT_US, fill, floor_settings
 
 READING = HealthReading(cpu_percent=23.0, ram_percent=41.0, rss_bytes=95_000_000)

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from factory_tui.config import Settings, demo_data
 from factory_tui.models import parse_event, to_utc_us
-from factory_tui.store import Store
+from factory_tui.storage import SqliteStore
 
 DAY = datetime(2025, 3, 4, tzinfo=UTC)
 AT = DAY + timedelta(hours=10, minutes=30)
@@ -110,7 +110,7 @@ def fill(path: str, lines: list[bytes] | None = None) -> int:
     """Create the database at `path` with the fixture's events; returns how many were stored."""
     settings = floor_settings(path)
     events = [parse_event(raw) for raw in (floor_lines() if lines is None else lines)]
-    with Store.open(path) as store:
+    with SqliteStore.open(path) as store:
         store.upsert_roster(settings.roster_workers(), settings.roster_workstations())
         statuses = store.insert_batch(events, received_us=AT_US)
     return statuses.count("accepted")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from factory_tui.commands.demo import demo_settings
-from factory_tui.store import Store
+from factory_tui.storage import SqliteStore
 from tests.tui.floor import fill
 from tests.tui.terminal import FACTORY_TUI, Terminal
 
@@ -36,7 +36,7 @@ def test_demo_runs_the_simulator_and_quits_on_q(tmp_path: Path, terminals: list[
     assert status is not None
     assert os.WIFEXITED(status)
     assert os.WEXITSTATUS(status) == 0
-    with Store.open(tmp_path / "factory-demo.db", read_only=True) as store:
+    with SqliteStore.open(tmp_path / "factory-demo.db", read_only=True) as store:
         assert store.count_events() > 0
         assert set(store.workers()) == {"W1", "W2", "W3", "W4", "W5", "W6"}
 
@@ -61,7 +61,7 @@ def test_a_second_console_on_the_same_database_is_a_viewer(
     owner = Terminal([FACTORY_TUI, "--db", "factory.db", "--port", "0"], tmp_path)
     terminals.append(owner)
     assert owner.read_until(b"LIVE"), owner.output[-2000:]
-    with Store.open(tmp_path / "factory.db", read_only=True) as store:
+    with SqliteStore.open(tmp_path / "factory.db", read_only=True) as store:
         recorded = store.owner()
     assert recorded is not None
     pid, _host, port = recorded

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
+from factory_tui.console.health import fixed_health
 from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.screen import Screen
@@ -20,10 +21,10 @@ from textual.widgets import DataTable, Input, Static
 from factory_tui.app import FactoryApp, make_app
 from factory_tui.config import AlertSettings
 from factory_tui.engine.alerts import CAMERA_DARK, CONFIDENCE_DRIFT, IDLE_TOO_LONG
-from factory_tui.health import fixed_health
 from factory_tui.ingest.client import IngestClient
 from factory_tui.models import from_utc_us, to_utc_us
-from factory_tui.store import AlertRecord, Store
+from factory_tui.records import AlertRecord
+from factory_tui.storage import SqliteStore
 from factory_tui.widgets.alerts_view import AlertsScreen
 from factory_tui.widgets.event_log import EventLogScreen
 from factory_tui.widgets.output_chart import OutputChart
@@ -92,7 +93,7 @@ async def send(port: int, lines: list[bytes]) -> list[dict[str, object]]:
 
 def alerts_of(path: Path, kind: str, subject: str) -> list[AlertRecord]:
     """Stored alerts of one kind and subject, newest first."""
-    with Store.open(path, read_only=True) as store:
+    with SqliteStore.open(path, read_only=True) as store:
         return [a for a in store.alerts() if (a.kind, a.subject) == (kind, subject)]
 
 
@@ -436,7 +437,7 @@ class TestEventLog:
             await settle(app, pilot)
             assert "accepted 0" in drawn(screen.query_one("#log-heading", Static))
             assert "0 since start" in drawn(screen.query_one("#rejected-title", Static))
-            with Store.open(floor_db, read_only=True) as store:
+            with SqliteStore.open(floor_db, read_only=True) as store:
                 latest = [event.id for event in store.latest_events(200)]
             assert list(screen.shown_accepted) == latest
             assert latest == sorted(latest, reverse=True)
@@ -628,7 +629,7 @@ class TestViewer:
                 await press_and_tick(viewer, pilot, "4")
                 alerts = viewer.screen
                 assert isinstance(alerts, AlertsScreen)
-                with Store.open(floor_db, read_only=True) as store:
+                with SqliteStore.open(floor_db, read_only=True) as store:
                     stored = store.alerts()
                 assert table_keys(alerts.query_one("#alerts-active", DataTable)) == [
                     str(alert.id) for alert in stored
@@ -644,7 +645,7 @@ class TestViewer:
                 assert "rejected lines never reach the database" in title
                 assert "read-only viewer" in drawn(log.query_one("#log-heading", Static))
         # Only the owner wrote: one row per alert, raised once.
-        with Store.open(floor_db, read_only=True) as store:
+        with SqliteStore.open(floor_db, read_only=True) as store:
             assert len(store.alerts()) == 2
 
 

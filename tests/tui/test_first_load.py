@@ -8,8 +8,8 @@ from pathlib import Path
 
 from factory_tui.engine import Engine
 from factory_tui.engine.snapshot import Window
-from factory_tui.history import history_floor, load_history
-from factory_tui.store import Store
+from factory_tui.storage import SqliteStore
+from factory_tui.warm_start import history_floor, load_history
 from tests.tui.conftest import ConsoleFactory
 from tests.tui.floor import AT, AT_US, fill, floor_settings, line
 
@@ -52,7 +52,7 @@ def test_load_history_equals_an_engine_fed_everything(tmp_path: Path) -> None:
         {w.id: w.name for w in settings.roster_workers()},
         {s.id: s.name for s in settings.roster_workstations()},
     )
-    with Store.open(db, read_only=True) as store:
+    with SqliteStore.open(db, read_only=True) as store:
         everything = Engine(900, *roster)
         everything.apply(store.iter_since(0))
         windowed = Engine(900, *roster)

@@ -1,4 +1,4 @@
-"""The SQLite store: the single source of truth between the ingest and every view.
+"""The SQLite backend: the embedded default, and every SQL statement and PRAGMA it needs.
 
 WAL mode, a versioned schema migrated in place, batched deduplicating inserts, and cursor reads
 that never keep a read transaction open (a long-lived WAL reader blocks checkpoints).
@@ -6,92 +6,101 @@ that never keep a read transaction open (a long-lived WAL reader blocks checkpoi
 
 from __future__ import annotations
 
+import functools
 import sqlite3
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Final, ParamSpec, TypeVar
 
 import sqlite_utils
 
-from factory_tui.models import EventRecord, RosterEntry, WireEvent
+from factory_tui.models import (
+    EngineRow,
+    EventRecord,
+    NewEventRow,
+    RosterEntry,
+    WireEvent,
+    now_us,
+    prepare_row,
+)
+from factory_tui.records import AlertRecord, ModelSummary
+from factory_tui.storage.base import (
+    READ_BATCH,
+    AlertCondition,
+    Durability,
+    InsertStatus,
+    ReadOnlyError,
+    RowError,
+    StoreError,
+    UnitsBucket,
+)
 
-InsertStatus = Literal["accepted", "duplicate"]
-Durability = Literal["crash", "power"]
+BUSY_TIMEOUT_MS: Final = 5_000
 
-BUSY_TIMEOUT_MS = 5_000
-READ_BATCH = 50_000
-
-_EVENT_COLUMNS = (
+_EVENT_COLUMNS: Final = (
     "id, ts_us, worker_id, workstation_id, event_type, confidence, count, "
     "model_version, camera_id, received_us, event_hash"
 )
-_INSERT_EVENT = (
+"""The columns of `EventRecord`, in its order."""
+_ENGINE_COLUMNS: Final = (
+    "worker_id, ts_us, event_hash, event_type, workstation_id, count, confidence, id"
+)
+"""The columns of `EngineRow`, in its order."""
+_INSERT_EVENT: Final = (
     "INSERT OR IGNORE INTO events (ts_us, worker_id, workstation_id, event_type, confidence, "
     "count, model_version, camera_id, received_us, event_hash) VALUES (?,?,?,?,?,?,?,?,?,?)"
 )
-
-_UPSERT_MODEL = (
+_UPSERT_MODEL: Final = (
     "INSERT INTO models (model_key, first_ts_us) VALUES (?, ?) ON CONFLICT (model_key) "
     "DO UPDATE SET first_ts_us = min(first_ts_us, excluded.first_ts_us)"
 )
-_NEVER = 2**63 - 1
-
-# One prepared row for `insert_rows`: the column values of _INSERT_EVENT, in order.
-PreparedRow = tuple[int, str, str, str, float, int, str | None, str | None, int, str]
-
-
-class StoreError(Exception):
-    """The database cannot be used as asked; the message says why and what to do."""
-
-
-class ReadOnlyError(StoreError):
-    """A write was attempted on a store opened read-only."""
+_NEVER: Final = 2**63 - 1
+_WIDE_READ: Final = 0.3
+"""Above this share of the stored time span, a table scan beats the timestamp index."""
+# The bulk writer's page cache (KiB): the hash index's pages are touched at random.
+WRITER_CACHE_KIB: Final = 32 << 10
+# Copying the WAL into the database file (checkpointing) is left to `checkpoint`, called from a
+# thread of its own beside the next commit. The writer still checkpoints itself once the WAL
+# passes this many pages, which bounds the WAL should the checkpointer fall behind.
+WAL_BACKSTOP_PAGES: Final = 8_192
 
 
-@dataclass(frozen=True, slots=True)
-class AlertRecord:
-    """One stored alert: raised at `started_us`, cleared at `cleared_us` (None while active)."""
-
-    id: int
-    kind: str
-    subject: str
-    details: str
-    started_us: int
-    cleared_us: int | None
+# Errors that depend on a row's values (not on the database), e.g. an integer SQLite cannot hold.
+_ROW_ERRORS: Final = (
+    OverflowError,
+    UnicodeEncodeError,
+    sqlite3.InterfaceError,
+    sqlite3.IntegrityError,
+)
 
 
-@dataclass(frozen=True, slots=True)
-class ModelSummary:
-    """Events of one model_version in a window (None: events that named no model)."""
-
-    model_version: str | None
-    events: int
-    mean_confidence: float
-    min_confidence: float
-    units: int
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_T = TypeVar("_T")
 
 
-def now_us() -> int:
-    """The wall clock as UTC epoch microseconds (the one clock read of the store)."""
-    return time.time_ns() // 1_000
+def _translate_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """The driver's errors leave the backend as `StoreError` (bad rows as `RowError`), so
+    callers handle one kind of error whatever the backend."""
+
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except _ROW_ERRORS as error:
+            raise RowError(str(error)) from error
+        except sqlite3.Error as error:
+            raise StoreError(f"database error: {error}") from error
+
+    return wrapper
 
 
-def prepare_row(event: WireEvent, received_us: int) -> PreparedRow:
-    """The column values stored for a validated event."""
-    return (
-        event.ts_us,
-        event.worker_id,
-        event.workstation_id,
-        event.event_type,
-        event.confidence,
-        event.count,
-        event.model_version,
-        event.camera_id,
-        received_us,
-        event.event_hash(),
-    )
+def _iter_translated(rows: Iterable[_T]) -> Iterator[_T]:
+    """Rows of a lazy read, with the driver's errors translated as `_translate_errors` does."""
+    try:
+        yield from rows
+    except sqlite3.Error as error:
+        raise StoreError(f"database error: {error}") from error
 
 
 # --- schema migrations: each runs once, in order, inside one transaction ----------------------
@@ -154,12 +163,16 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class Store:
-    """A handle on one factory database file. Not shared between threads: open one per thread."""
+class SqliteStore:
+    """A handle on one factory database file (implements `storage.Store`).
+
+    Not shared between threads: open one per thread.
+    """
 
     def __init__(self, db: sqlite_utils.Database, path: Path, *, read_only: bool) -> None:
-        self.db = db
+        self._db = db
         self.path = path
+        self.location = str(path)
         self.read_only = read_only
         self._keeps_models = False
         """Inserts keep the `models` table (schema 3 on)."""
@@ -173,9 +186,14 @@ class Store:
         *,
         durability: Durability = "crash",
         read_only: bool = False,
+        bulk_writer: bool = False,
         migrate_to: int = SCHEMA_VERSION,
-    ) -> Store:
-        """Open (creating, migrating), or with `read_only` attach to an existing file."""
+    ) -> SqliteStore:
+        """Open (creating, migrating), or with `read_only` attach to an existing file.
+
+        `bulk_writer` tunes the connection for the listener's batches: a larger page cache,
+        and a WAL left to grow to `WAL_BACKSTOP_PAGES` between `checkpoint` calls.
+        """
         path = Path(path)
         try:
             if read_only:
@@ -193,6 +211,9 @@ class Store:
             else:
                 store._configure_writer(durability)
                 store._migrate(migrate_to)
+                if bulk_writer:
+                    conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
+                    conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_BACKSTOP_PAGES}")
                 store._keeps_models = store.schema_version() >= 3
         except sqlite3.DatabaseError as error:
             raise StoreError(f"cannot open database {path}: {error}") from None
@@ -208,17 +229,18 @@ class Store:
         return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
 
     def _configure_writer(self, durability: Durability) -> None:
-        mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode != "wal":
             raise StoreError(f"database {self.path} cannot use WAL mode (journal_mode is {mode})")
         synchronous = "FULL" if durability == "power" else "NORMAL"
-        self.db.execute(f"PRAGMA synchronous = {synchronous}")
+        self._db.execute(f"PRAGMA synchronous = {synchronous}")
 
+    @_translate_errors
     def schema_version(self) -> int:
         """The schema version recorded in the file (0 for a new, empty file)."""
-        if not self.db["meta"].exists():
+        if not self._db["meta"].exists():
             return 0
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return int(row[0]) if row else 0
 
     def _check_version_read_only(self) -> None:
@@ -243,11 +265,11 @@ class Store:
         for number in range(version + 1, target + 1):
             with self._transaction():
                 if number == 1:
-                    self.db.execute(
+                    self._db.execute(
                         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)"
                     )
-                MIGRATIONS[number - 1](self.db)
-                self.db.execute(
+                MIGRATIONS[number - 1](self._db)
+                self._db.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                     [str(number)],
                 )
@@ -256,8 +278,8 @@ class Store:
         # sqlite3's connection context manager commits or rolls back; BEGIN IMMEDIATE takes the
         # write lock up front so a busy writer waits here rather than failing mid-batch.
         self._require_writable()
-        self.db.conn.execute("BEGIN IMMEDIATE")
-        return self.db.conn
+        self._db.conn.execute("BEGIN IMMEDIATE")
+        return self._db.conn
 
     def _require_writable(self) -> None:
         if self.read_only:
@@ -265,9 +287,9 @@ class Store:
 
     def close(self) -> None:
         """Close the connection."""
-        self.db.conn.close()
+        self._db.conn.close()
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> SqliteStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -275,6 +297,7 @@ class Store:
 
     # --- the process that owns the listener ---------------------------------------------------
 
+    @_translate_errors
     def set_owner(self, pid: int, host: str, port: int) -> None:
         """Record which process listens for this database, so a second console can find it."""
         with self._transaction() as conn:
@@ -283,10 +306,11 @@ class Store:
                 [("owner_pid", str(pid)), ("owner_host", host), ("owner_port", str(port))],
             )
 
+    @_translate_errors
     def owner(self) -> tuple[int, str, int] | None:
         """(pid, host, port) of the process that last recorded itself as the listener, if any."""
         rows = dict(
-            self.db.execute(
+            self._db.execute(
                 "SELECT key, value FROM meta WHERE key IN ('owner_pid', 'owner_host', 'owner_port')"
             ).fetchall()
         )
@@ -296,37 +320,42 @@ class Store:
 
     # --- roster -------------------------------------------------------------------------------
 
+    @_translate_errors
     def upsert_roster(
         self, workers: Iterable[RosterEntry], workstations: Iterable[RosterEntry]
     ) -> None:
         """Insert or rename roster rows (from config on start); rows not named are kept."""
         with self._transaction():
             for table, entries in (("workers", workers), ("workstations", workstations)):
-                self.db.conn.executemany(
+                self._db.conn.executemany(
                     f"INSERT INTO {table} (id, name) VALUES (?, ?) "
                     "ON CONFLICT(id) DO UPDATE SET name = excluded.name",
                     [(entry.id, entry.name) for entry in entries],
                 )
 
+    @_translate_errors
     def register_ids(self, worker_ids: Iterable[str], workstation_ids: Iterable[str]) -> None:
         """Add ids not yet in the roster, named by their id (auto-registration)."""
         with self._transaction():
             for table, ids in (("workers", worker_ids), ("workstations", workstation_ids)):
-                self.db.conn.executemany(
+                self._db.conn.executemany(
                     f"INSERT OR IGNORE INTO {table} (id, name) VALUES (?, ?)",
                     [(item, item) for item in ids],
                 )
 
+    @_translate_errors
     def workers(self) -> dict[str, str]:
         """Worker id -> name, in id order."""
-        return dict(self.db.execute("SELECT id, name FROM workers ORDER BY id").fetchall())
+        return dict(self._db.execute("SELECT id, name FROM workers ORDER BY id").fetchall())
 
+    @_translate_errors
     def workstations(self) -> dict[str, str]:
         """Workstation id -> name, in id order."""
-        return dict(self.db.execute("SELECT id, name FROM workstations ORDER BY id").fetchall())
+        return dict(self._db.execute("SELECT id, name FROM workstations ORDER BY id").fetchall())
 
     # --- events -------------------------------------------------------------------------------
 
+    @_translate_errors
     def insert_batch(
         self, events: Sequence[WireEvent], received_us: int | None = None
     ) -> list[InsertStatus]:
@@ -334,7 +363,8 @@ class Store:
         received = now_us() if received_us is None else received_us
         return self.insert_rows([prepare_row(event, received) for event in events])
 
-    def insert_rows(self, rows: Sequence[PreparedRow]) -> list[InsertStatus]:
+    @_translate_errors
+    def insert_rows(self, rows: Sequence[NewEventRow]) -> list[InsertStatus]:
         """Store prepared rows in one transaction (INSERT OR IGNORE on the hash)."""
         statuses: list[InsertStatus] = []
         append = statuses.append
@@ -353,14 +383,16 @@ class Store:
                 conn.executemany(_UPSERT_MODEL, firsts.items())
         return statuses
 
+    @_translate_errors
     def model_first_seen(self) -> list[tuple[str | None, int]]:
         """Each model_version stored (None: events that named none) and its first timestamp."""
-        rows = self.db.execute("SELECT model_key, first_ts_us FROM models ORDER BY 1").fetchall()
+        rows = self._db.execute("SELECT model_key, first_ts_us FROM models ORDER BY 1").fetchall()
         return [(key or None, int(first)) for key, first in rows]
 
+    @_translate_errors
     def read_since(self, cursor: int, limit: int = READ_BATCH) -> list[EventRecord]:
         """Rows with id > cursor, in id order, at most `limit` (the engine's tick read)."""
-        rows = self.db.conn.execute(
+        rows = self._db.conn.execute(
             f"SELECT {_EVENT_COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?", (cursor, limit)
         ).fetchall()
         return [EventRecord(*row) for row in rows]
@@ -380,18 +412,25 @@ class Store:
         """Rows with from_us <= ts_us < to_us in (ts_us, id) order, read in batches."""
         low = -(2**63) if from_us is None else from_us
         high = 2**63 - 1 if to_us is None else to_us
-        last = (low, -1)
+        after = (low, -1)
         while True:
-            rows = self.db.conn.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM events WHERE ts_us < ? AND "
-                "(ts_us > ? OR (ts_us = ? AND id > ?)) ORDER BY ts_us, id LIMIT ?",
-                (high, last[0], last[0], last[1], batch),
-            ).fetchall()
+            rows = self._range_batch(after, high, batch)
             if not rows:
                 return
-            yield from (EventRecord(*row) for row in rows)
-            last = (rows[-1][1], rows[-1][0])
+            yield from rows
+            after = (rows[-1].ts_us, rows[-1].id)
 
+    @_translate_errors
+    def _range_batch(self, after: tuple[int, int], high: int, batch: int) -> list[EventRecord]:
+        """The next `batch` rows after (ts_us, id) `after` and before `high`."""
+        rows = self._db.conn.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE ts_us < ? AND "
+            "(ts_us > ? OR (ts_us = ? AND id > ?)) ORDER BY ts_us, id LIMIT ?",
+            (high, after[0], after[0], after[1], batch),
+        ).fetchall()
+        return [EventRecord(*row) for row in rows]
+
+    @_translate_errors
     def latest_events(self, limit: int = 50, worker_id: str | None = None) -> list[EventRecord]:
         """The newest stored rows (by id), newest first; optionally of one worker."""
         if worker_id is None:
@@ -405,11 +444,12 @@ class Store:
                 "ORDER BY ts_us DESC, id DESC LIMIT ?"
             )
             params = (worker_id, limit)  # type: ignore[assignment]
-        return [EventRecord(*row) for row in self.db.conn.execute(query, params).fetchall()]
+        return [EventRecord(*row) for row in self._db.conn.execute(query, params).fetchall()]
 
+    @_translate_errors
     def model_summary(self, from_us: int, to_us: int) -> list[ModelSummary]:
         """Per model_version: events, mean and lowest confidence, units in [from_us, to_us)."""
-        rows = self.db.execute(
+        rows = self._db.execute(
             "SELECT model_version, count(*), avg(confidence), min(confidence), "
             "coalesce(sum(CASE WHEN event_type = 'product_count' THEN count END), 0) "
             "FROM events WHERE ts_us >= ? AND ts_us < ? "
@@ -418,17 +458,104 @@ class Store:
         ).fetchall()
         return [ModelSummary(*row) for row in rows]
 
+    @_translate_errors
     def count_events(self) -> int:
         """Number of stored events."""
-        return int(self.db.execute("SELECT count(*) FROM events").fetchone()[0])
+        return int(self._db.execute("SELECT count(*) FROM events").fetchone()[0])
 
+    @_translate_errors
     def max_event_id(self) -> int:
         """Id of the newest stored row (0 when empty)."""
-        return int(self.db.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
+        return int(self._db.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
+
+    @_translate_errors
+    def time_span(self) -> tuple[int, int] | None:
+        """The oldest and newest event timestamps (None when there are no events)."""
+        first, last = self._db.execute("SELECT min(ts_us), max(ts_us) FROM events").fetchone()
+        return None if first is None else (int(first), int(last))
+
+    @_translate_errors
+    def checkpoint(self) -> None:
+        """A passive WAL checkpoint: copies what is committed without waiting on the writer."""
+        self._db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    # --- the engine's warm start --------------------------------------------------------------
+
+    @_translate_errors
+    def engine_rows(self, from_us: int, to_us: int) -> Iterable[EngineRow]:
+        """Every event with from_us <= ts_us <= to_us as the engine reads it (plain tuples in
+        `EngineRow` order, streamed by one statement: a one-off read, not a tick's)."""
+        span = self.time_span()
+        if span is None:
+            return iter(())
+        first, last = span
+        wide = (min(to_us, last) - max(from_us, first)) / max(last - first, 1) > _WIDE_READ
+        table = "events NOT INDEXED" if wide else "events"
+        rows: Iterable[EngineRow] = self._db.conn.execute(
+            f"SELECT {_ENGINE_COLUMNS} FROM {table} WHERE ts_us >= ? AND ts_us <= ?",
+            (from_us, to_us),
+        )
+        return _iter_translated(rows)
+
+    @_translate_errors
+    def worker_ids(self) -> list[str]:
+        """Distinct worker ids by skipping along the (worker_id, ts_us) index: one seek each."""
+        rows = self._db.conn.execute(
+            "WITH RECURSIVE w(id) AS (SELECT min(worker_id) FROM events UNION ALL "
+            "SELECT (SELECT min(worker_id) FROM events WHERE worker_id > w.id) FROM w "
+            "WHERE w.id IS NOT NULL) SELECT id FROM w WHERE id IS NOT NULL"
+        )
+        return [worker_id for (worker_id,) in rows]
+
+    @_translate_errors
+    def engine_rows_before(
+        self, worker_id: str, before_us: int, *, state_only: bool
+    ) -> list[EngineRow]:
+        """Every event of the worker at the instant of its latest (state) event before
+        `before_us` (all of that instant: the engine orders ties by hash)."""
+        condition = "AND event_type != 'product_count'" if state_only else ""
+        conn = self._db.conn
+        # Walks the (worker_id, ts_us) index backwards and stops at the first match.
+        found = conn.execute(
+            f"SELECT ts_us FROM events WHERE worker_id = ? AND ts_us < ? {condition} "
+            "ORDER BY ts_us DESC LIMIT 1",
+            (worker_id, before_us),
+        ).fetchone()
+        if found is None:
+            return []
+        rows: list[Any] = conn.execute(
+            f"SELECT {_ENGINE_COLUMNS} FROM events WHERE worker_id = ? AND ts_us = ?",
+            (worker_id, found[0]),
+        ).fetchall()
+        return rows
+
+    @_translate_errors
+    def stations_before(self, before_us: int) -> list[str]:
+        """Workstation ids seen in events older than `before_us` (one table scan)."""
+        rows = self._db.conn.execute(
+            "SELECT DISTINCT workstation_id FROM events NOT INDEXED WHERE ts_us < ?", (before_us,)
+        )
+        return [station_id for (station_id,) in rows]
+
+    # --- what the views read ------------------------------------------------------------------
+
+    @_translate_errors
+    def units_by_bucket(
+        self, worker_id: str, from_us: int, to_us: int, bucket_us: int, max_id: int
+    ) -> list[UnitsBucket]:
+        """The worker's units in [from_us, to_us) per station and bucket, rows id <= max_id."""
+        rows = self._db.conn.execute(
+            "SELECT workstation_id, (ts_us - ?) / ?, sum(count), min(ts_us), max(ts_us) "
+            "FROM events WHERE worker_id = ? AND event_type = 'product_count' "
+            "AND ts_us >= ? AND ts_us < ? AND id <= ? GROUP BY 1, 2",
+            (from_us, bucket_us, worker_id, from_us, to_us, max_id),
+        ).fetchall()
+        return [UnitsBucket(*row) for row in rows]
 
     # --- alerts -------------------------------------------------------------------------------
 
-    def sync_alerts(self, conditions: Iterable[tuple[str, str, str, int]], at_us: int) -> None:
+    @_translate_errors
+    def sync_alerts(self, conditions: Iterable[AlertCondition], at_us: int) -> None:
         """Make the active alerts match the conditions holding at `at_us`.
 
         Each condition is (kind, subject, details, started_us). A new condition raises an alert
@@ -455,10 +582,11 @@ class Store:
                 [(k, s, d, since) for (k, s), (d, since) in wanted.items() if (k, s) not in active],
             )
 
+    @_translate_errors
     def alerts(self, active_only: bool = False, limit: int = 500) -> list[AlertRecord]:
         """Alerts, newest first."""
         where = "WHERE cleared_us IS NULL" if active_only else ""
-        rows = self.db.execute(
+        rows = self._db.execute(
             f"SELECT id, kind, subject, details, started_us, cleared_us FROM alerts {where} "
             "ORDER BY started_us DESC, id DESC LIMIT ?",
             [limit],

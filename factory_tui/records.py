@@ -1,0 +1,90 @@
+"""Frozen value types that cross the layers: what the storage, the listener and the machine
+reading hand up, and what the console's views show.
+
+They live below everything that makes or shows them, so a widget can render an alert or the
+listener's counters without importing the storage backend or the TCP server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+HealthLevel = Literal["ok", "warn", "crit"]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """One stored alert: raised at `started_us`, cleared at `cleared_us` (None while active)."""
+
+    id: int
+    kind: str
+    subject: str
+    details: str
+    started_us: int
+    cleared_us: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSummary:
+    """Events of one model_version in a window (None: events that named no model)."""
+
+    model_version: str | None
+    events: int
+    mean_confidence: float
+    min_confidence: float
+    units: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One rejected line, kept in memory for the console."""
+
+    time_us: int
+    peer: str
+    line: str
+    """A short excerpt of the line as received."""
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class IngestStats:
+    """Counters since the listener started, for the console and the `serve` log."""
+
+    accepted: int
+    duplicates: int
+    rejected: int
+    connections: int
+    """Connections open now."""
+    rate_per_s: float
+    """Accepted events per second over the last few seconds."""
+    recent_rejections: tuple[Rejection, ...]
+    """The last rejected lines, newest last."""
+    pending: int = 0
+    """Lines received and not answered yet (queued or being committed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReading:
+    """One sample: machine-wide CPU and RAM use, and this process's resident memory."""
+
+    cpu_percent: float
+    ram_percent: float
+    rss_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class HealthThresholds:
+    """Percentages (of CPU or RAM, whichever is higher) at which the badge turns amber / red."""
+
+    warn_percent: float = 75.0
+    crit_percent: float = 90.0
+
+    def level(self, reading: HealthReading) -> HealthLevel:
+        """The badge level of a reading: the worse of CPU and RAM decides."""
+        worst = max(reading.cpu_percent, reading.ram_percent)
+        if worst >= self.crit_percent:
+            return "crit"
+        if worst >= self.warn_percent:
+            return "warn"
+        return "ok"

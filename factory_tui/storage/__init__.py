@@ -1,0 +1,51 @@
+"""Storage: the one interface (`Store`) through which factory-tui reads and writes its database,
+and its backends. Only this package contains SQL or imports a database driver."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from factory_tui.storage.base import (
+    READ_BATCH,
+    AlertCondition,
+    Durability,
+    InsertStatus,
+    ReadOnlyError,
+    RowError,
+    Store,
+    StoreError,
+    UnitsBucket,
+)
+from factory_tui.storage.sqlite import SCHEMA_VERSION, SqliteStore
+
+__all__ = [
+    "READ_BATCH",
+    "SCHEMA_VERSION",
+    "AlertCondition",
+    "Durability",
+    "InsertStatus",
+    "ReadOnlyError",
+    "RowError",
+    "SqliteStore",
+    "Store",
+    "StoreError",
+    "UnitsBucket",
+    "open_store",
+]
+
+
+def open_store(
+    location: Path | str,
+    *,
+    read_only: bool = False,
+    durability: Durability = "crash",
+    bulk_writer: bool = False,
+) -> Store:
+    """Open the database at `location` with the backend it names (a file path: SQLite).
+
+    Writable opens create and migrate the schema; `read_only` attaches to an existing one.
+    `bulk_writer` tunes the connection for the listener's batched inserts.
+    """
+    return SqliteStore.open(
+        location, read_only=read_only, durability=durability, bulk_writer=bulk_writer
+    )

@@ -1,0 +1,145 @@
+"""Loading the engine for a window at an instant: one way, for the console, `report` and the
+benchmarks.
+
+A gap counts for at most max_gap, so no event older than `window start - max_gap` can change
+a window's time figures; what such older events still carry in is each worker's state, station
+and "last seen". So the history needed is every event from that floor on, plus, per worker, its
+latest event and its latest state event before the floor. This keeps a start-up or a report
+fast however long the database's history is, with exactly the numbers of an engine fed it all
+(docs/metrics.md, "Loading a window").
+
+The drift tracker is loaded the same way: each model's baseline period and the last few rolling
+windows, not the whole history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from factory_tui.config import Settings
+from factory_tui.engine import Engine
+from factory_tui.engine.drift import BUCKET_US, DriftTracker
+from factory_tui.engine.metrics import ACTIVITY_BUCKET_US, ACTIVITY_BUCKETS
+from factory_tui.engine.snapshot import US_PER_S, Window
+from factory_tui.models import from_utc_us, to_utc_us
+from factory_tui.storage import Store
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftWindow:
+    """What the console and the default report show at an instant."""
+
+    shift: Window
+    """The whole running shift (or the day, outside every shift)."""
+    so_far: Window
+    """Its part up to the instant: the window the figures are computed over."""
+    title: str
+    """"Shift B" or "Day 2024-05-01"."""
+
+
+def shift_window(settings: Settings, at_us: int) -> ShiftWindow:
+    """The running shift at `at_us` (else that day) and its part so far.
+
+    Figures cover the shift so far: a rate over the whole shift would read low until its end.
+    """
+    start, end, label = settings.current_window(from_utc_us(at_us))
+    shift = Window(to_utc_us(start), to_utc_us(end), label)
+    is_shift = any(item.name == label for item in settings.shifts)
+    so_far = Window(shift.from_us, max(shift.from_us, min(shift.to_us, at_us)), label)
+    return ShiftWindow(shift, so_far, f"Shift {label}" if is_shift else f"Day {label}")
+
+
+def roster_names(settings: Settings, store: Store) -> tuple[dict[str, str], dict[str, str]]:
+    """Worker and workstation names: our config, with the database's roster (the owner's
+    config and auto-registered ids) over it."""
+    workers = {entry.id: entry.name for entry in settings.roster_workers()}
+    stations = {entry.id: entry.name for entry in settings.roster_workstations()}
+    workers.update(store.workers())
+    stations.update(store.workstations())
+    return workers, stations
+
+
+def history_floor(window: Window, at_us: int, max_gap_s: float) -> int:
+    """The oldest timestamp that can change `snapshot(window, at_us)` (its activity hour too)."""
+    max_gap_us = round(max_gap_s * US_PER_S)
+    return min(window.from_us, at_us - ACTIVITY_BUCKETS * ACTIVITY_BUCKET_US) - max_gap_us
+
+
+def load_history(engine: Engine, store: Store, floor_us: int, until_us: int | None = None) -> int:
+    """Fold into `engine` every event with `floor_us <= ts <= until_us` (no upper bound when None)
+    and what each worker carries in from before the floor; returns how many events were new.
+
+    The engine ignores events it already holds, so rows stored while this runs may be read again
+    by the next cursor read without harm.
+    """
+    span = store.time_span()
+    if span is None:
+        return 0
+    first, last = span
+    added = engine.apply_tuples(store.engine_rows(floor_us, last if until_us is None else until_us))
+    if first < floor_us:
+        for worker_id in store.worker_ids():
+            rows = store.engine_rows_before(worker_id, floor_us, state_only=False)
+            rows += store.engine_rows_before(worker_id, floor_us, state_only=True)
+            added += engine.apply_tuples(rows)
+    return added
+
+
+def load_engine(
+    store: Store,
+    settings: Settings,
+    window: Window,
+    at_us: int,
+    *,
+    until_us: int | None = None,
+    every_station: bool = False,
+) -> Engine:
+    """An engine holding every stored event that can affect `snapshot(window, at_us)`.
+
+    Events after `until_us` are left out (None: everything stored now, as a live console
+    wants). `every_station` also names the stations seen only before the history floor (one
+    table scan), so a report lists the same stations as with the whole history.
+    """
+    max_gap_s = settings.metrics.max_gap_s
+    floor = history_floor(window, at_us, max_gap_s)
+    workers, stations = roster_names(settings, store)
+    if every_station:
+        for station_id in store.stations_before(floor):
+            stations.setdefault(station_id, station_id)
+    engine = Engine(max_gap_s, workers, stations)
+    load_history(engine, store, floor, until_us)
+    return engine
+
+
+def drift_floor(tracker: DriftTracker, at_us: int) -> int:
+    """The oldest timestamp the rolling checks of `tracker.status(at_us)` look at.
+
+    Each check looks back one window (confidence or rate, the longer) from each of the
+    minute boundaries of the sustain period; one spare minute covers rounding.
+    """
+    settings = tracker.settings
+    minutes = (max(settings.window_s, settings.rate_window_s) + settings.sustain_s) / 60
+    return (at_us // BUCKET_US - int(minutes) - 2) * BUCKET_US
+
+
+def load_drift_history(tracker: DriftTracker, store: Store, at_us: int) -> int:
+    """Fold into `tracker` what its checks at `at_us` need; returns how many events were new.
+
+    That is every event from `drift_floor` on, and for each model seen before it, the events
+    of its baseline period (its first `baseline_s`). Events in between cannot change a check
+    at `at_us`; leaving them out keeps a start-up on a long history quick. The tracker's
+    all-time `events` and `mean_confidence` then cover only what was loaded, so the console
+    does not show them.
+    """
+    floor = drift_floor(tracker, at_us)
+    baseline_us = round(tracker.settings.baseline_s * US_PER_S)
+    added = 0
+    for model, first_us in store.model_first_seen():
+        if first_us >= floor:
+            continue
+        end = min(first_us + baseline_us, floor)
+        added += tracker.apply(
+            row for row in store.iter_range(first_us, end) if row.model_version == model
+        )
+    added += tracker.apply(store.iter_range(floor, None))
+    return added

@@ -33,8 +33,7 @@ from typing import Final
 import psutil
 
 from factory_tui.engine import Engine, Window
-from factory_tui.engine.metrics import RowTuple
-from factory_tui.models import EventRecord, NewEventRow, iso_utc
+from factory_tui.models import EngineRow, EventRecord, NewEventRow, iso_utc
 from factory_tui.storage import SqliteStore
 
 S: Final = 1_000_000
@@ -138,7 +137,7 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
 
 
-def build(rows: list[RowTuple]) -> Engine:
+def build(rows: list[EngineRow]) -> Engine:
     engine = Engine(max_gap_s=900)
     engine.apply_tuples(rows)
     return engine
@@ -155,7 +154,7 @@ def shift_at(at_us: int) -> Window:
     return Window(start, start + 8 * HOUR, "shift")
 
 
-def ticks(rows: list[RowTuple], history: int, count: int = 10, size: int = 1000) -> None:
+def ticks(rows: list[EngineRow], history: int, count: int = 10, size: int = 1000) -> None:
     """Fold `count` ticks of `size` rows on top of `history` rows; time each, and a snapshot."""
     engine = build(rows[: history - count * size])
     folds, snaps = [], []
@@ -228,7 +227,7 @@ def main() -> None:
             records: list[EventRecord] = []
             read_s = timed(lambda: records.extend(store.iter_since(0)))
             show("read all rows as EventRecords (store.iter_since)", f"{read_s:.2f} s")
-            raw: list[RowTuple] = []
+            raw: list[EngineRow] = []
             raw_s = timed(lambda: raw.extend(store._db.conn.execute(ROW_SQL)))
             show("read all rows as plain tuples (one SELECT)", f"{raw_s:.2f} s")
         first_ts = min(row[1] for row in raw)

@@ -33,9 +33,9 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from factory_tui.config import Settings, demo_data  # noqa: E402
 from factory_tui.console.app import make_app  # noqa: E402
 from factory_tui.console.health import fixed_health  # noqa: E402
-from factory_tui.config import Settings, demo_data  # noqa: E402
 from factory_tui.ingest.simulator import CameraFleet, extend_roster  # noqa: E402
 from factory_tui.models import from_utc_us, now_us, parse_event, to_utc_us  # noqa: E402
 from factory_tui.records import HealthReading  # noqa: E402

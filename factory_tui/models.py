@@ -219,7 +219,8 @@ class NewEventRow(NamedTuple):
     workstation_id: str
     event_type: str
     confidence: float
-    count: int
+    unit_count: int
+    """The event's `count` (`count` would shadow `tuple.count`)."""
     model_version: str | None
     camera_id: str | None
     received_us: int
@@ -255,7 +256,8 @@ class EngineRow(NamedTuple):
     event_hash: str
     event_type: str
     workstation_id: str
-    count: int
+    unit_count: int
+    """The event's `count` (`count` would shadow `tuple.count`)."""
     confidence: float
     id: int
 

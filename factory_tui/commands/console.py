@@ -25,8 +25,8 @@ def run_console(
     """
     # Textual and the engine load only when the console runs, so `--help` and the other
     # commands stay quick.
-    from factory_tui.app import make_app
     from factory_tui.commands.demo import simulator_feeder
+    from factory_tui.console.app import make_app
 
     settings = settings_from(config, **dotted(store__path=db, ingest__port=port, ingest__host=host))
     clock = None

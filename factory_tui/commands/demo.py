@@ -15,7 +15,7 @@ from factory_tui.models import from_utc_us, now_us, to_utc_us
 from factory_tui.storage import Store, StoreError, open_store
 
 if TYPE_CHECKING:
-    from factory_tui.app import Feeder, SubmitLines
+    from factory_tui.console.services import Feeder, SubmitLines
     from factory_tui.ingest.simulator import SimClock
 
 DEMO_DB: Final = Path("factory-demo.db")
@@ -128,7 +128,8 @@ def demo(
     simulated time running --speed times faster than the clock; the current shift's history is
     filled in first. A second `factory-tui demo` while one runs becomes its read-only viewer.
     """
-    from factory_tui.app import live_owner, make_app
+    from factory_tui.console.app import make_app
+    from factory_tui.console.services import live_owner
 
     try:
         settings = demo_settings(port=DEMO_PORT if port is None else port, workers=workers)

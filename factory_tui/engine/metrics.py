@@ -45,7 +45,7 @@ from factory_tui.engine.timeline import (
     WorkerTimeline,
     hash_keys,
 )
-from factory_tui.models import EventRecord
+from factory_tui.models import EngineRow, EventRecord
 
 US_PER_HOUR: Final = 3600 * US_PER_S
 BLOCK_US: Final = 300 * US_PER_S
@@ -59,13 +59,10 @@ _SPARE_BLOCKS: Final = 64
 
 STATE_NAMES: Final[tuple[WorkerState, ...]] = ("working", "idle", "absent")
 
-RowTuple = tuple[str, int, str, str, str, int, float, int]
-"""A row as `apply_tuples` takes it:
-(worker_id, ts_us, event_hash, event_type, workstation_id, count, confidence, id)."""
 ROW_FIELDS: Final = attrgetter(
     "worker_id", "ts_us", "event_hash", "event_type", "workstation_id", "count", "confidence", "id"
 )
-"""Turns an `EventRecord` into a `RowTuple`."""
+"""Turns an `EventRecord` into an `EngineRow`'s fields (a plain tuple in its order)."""
 
 
 class Engine:
@@ -130,10 +127,10 @@ class Engine:
 
     def apply(self, rows: Iterable[EventRecord]) -> int:
         """Fold stored rows in; returns how many events were new (a repeated hash is ignored)."""
-        return self.apply_tuples(map(ROW_FIELDS, rows))
+        return self.apply_tuples(map(ROW_FIELDS, rows))  # type: ignore[arg-type]
 
-    def apply_tuples(self, rows: Iterable[RowTuple]) -> int:
-        """`apply` for rows already read as plain tuples (see `RowTuple`), e.g. straight from SQL.
+    def apply_tuples(self, rows: Iterable[EngineRow]) -> int:
+        """`apply` for rows already read as tuples in `EngineRow` order, e.g. straight from SQL.
 
         This skips building an `EventRecord` per row, which dominates reading a large history.
         """
@@ -152,9 +149,9 @@ class Engine:
                 gc.enable()
         return added
 
-    def _fold(self, chunk: list[RowTuple]) -> int:
+    def _fold(self, chunk: list[EngineRow]) -> int:
         index = self._station_index
-        groups: defaultdict[str, list[RowTuple]] = defaultdict(list)
+        groups: defaultdict[str, list[EngineRow]] = defaultdict(list)
         for row in chunk:
             groups[row[0]].append(row)
         products: defaultdict[int, list[tuple[int, int]]] = defaultdict(list)

@@ -1,1 +1,1 @@
-"""Widgets and screens of the console: each renders a Snapshot it is handed and does no I/O."""
+"""Reusable widgets of the console: each renders the frozen values it is handed and does no I/O."""

@@ -9,7 +9,7 @@ from textual.geometry import Size
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from factory_tui.health import HealthLevel, HealthReading, HealthThresholds
+from factory_tui.records import HealthLevel, HealthReading, HealthThresholds
 from factory_tui.widgets.formatting import MISSING
 
 LEVEL_WORDS: Final[dict[HealthLevel, str]] = {"ok": "OK", "warn": "HIGH", "crit": "CRIT"}

@@ -22,8 +22,8 @@ from textual.geometry import Size
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from factory_tui.drilldown import OutputSeries
 from factory_tui.engine.snapshot import US_PER_S
+from factory_tui.view_models import OutputSeries
 from factory_tui.widgets.timeline_bar import GUTTER, TimeAxis
 
 ROWS: Final = 3

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from textual.pilot import Pilot
 
-from factory_tui.app import FactoryApp
+from factory_tui.console.app import FactoryApp
 from tests.tui.conftest import ConsoleFactory
 
 SnapCompare = Callable[..., bool]

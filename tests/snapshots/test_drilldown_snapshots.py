@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 
 from textual.pilot import Pilot
 
-from factory_tui.app import FactoryApp
-from factory_tui.widgets.view_screen import ViewScreen
+from factory_tui.console.app import FactoryApp
+from factory_tui.console.screens.view_screen import ViewScreen
 from tests.tui.conftest import ConsoleFactory
 
 SnapCompare = Callable[..., bool]

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from factory_tui.console.health import fixed_health
 
-from factory_tui.app import FactoryApp, make_app
+from factory_tui.console.app import FactoryApp, make_app
+from factory_tui.console.health import fixed_health
 from factory_tui.records import HealthReading
 from tests.tui.floor import AT_US, fill, floor_settings
 

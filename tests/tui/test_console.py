@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sqlite3
 from pathlib import Path
 
 import pytest
 
-from factory_tui.app import FactoryApp, live_owner
+from factory_tui.console.app import FactoryApp
+from factory_tui.console.screens.help_screen import HelpScreen
+from factory_tui.console.services import live_owner
 from factory_tui.ingest.client import IngestClient
-from factory_tui.widgets.help_screen import HelpScreen
+from factory_tui.storage import StoreError
 from factory_tui.widgets.worker_grid import WorkerGrid
 from tests.tui.conftest import ConsoleFactory, SetClock
 from tests.tui.floor import AT, line
@@ -207,7 +208,7 @@ class TestLiveUpdates:
             clock.advance(60)
             ticks = app.ticks_done
             for _ in range(3):
-                app._on_timer()  # what the interval timer does every tick_s
+                app.on_timer_tick()  # what the interval timer does every tick_s
                 await app.tick_now()
             await pilot.pause()
             assert app.ticks_done == ticks
@@ -225,12 +226,13 @@ class TestLiveUpdates:
         app = console()
         async with app.run_test(size=(120, 40)):
             await app.tick_now()
-            assert app._store is not None
+            assert app.pipeline is not None
+            assert app.pipeline.store is not None
 
             def locked(*args: object, **kwargs: object) -> list[object]:
-                raise sqlite3.OperationalError("database is locked")
+                raise StoreError("database error: database is locked")
 
-            monkeypatch.setattr(app._store, "read_since", locked)
+            monkeypatch.setattr(app.pipeline.store, "read_since", locked)
             await app.tick_now()
             assert app.summary.status.state == "stale"
             assert "database is locked" in app.summary.status.detail
@@ -311,7 +313,8 @@ class TestKeys:
             await pilot.pause()
         assert app.return_code == 0
         assert app.error_message is None
-        assert app._store is None
+        assert app.pipeline is not None
+        assert app.pipeline.store is None  # closed
         # The port is free again: the listener stopped, not just the screen.
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -358,7 +361,7 @@ class TestViewer:
             app = console(port=port)
             async with app.run_test() as pilot:
                 await pilot.pause()
-                await asyncio.wait_for(app._started.wait(), 10)
+                await asyncio.wait_for(app.started.wait(), 10)
         assert app.return_code == 2
         assert app.error_message is not None
         assert f"port {port}" in app.error_message
@@ -378,7 +381,7 @@ class TestViewer:
     ) -> None:
         app = console(role="viewer", db=tmp_path / "missing.db")
         async with app.run_test():
-            await asyncio.wait_for(app._started.wait(), 10)
+            await asyncio.wait_for(app.started.wait(), 10)
         assert app.return_code == 2
         assert app.error_message is not None
         assert "does not exist" in app.error_message

@@ -11,27 +11,27 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from factory_tui.console.health import fixed_health
 from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
 
-from factory_tui.app import FactoryApp, make_app
 from factory_tui.config import AlertSettings
+from factory_tui.console.app import FactoryApp, make_app
+from factory_tui.console.health import fixed_health
+from factory_tui.console.screens.alerts_screen import AlertsScreen
+from factory_tui.console.screens.event_log_screen import EventLogScreen
+from factory_tui.console.screens.station_detail_screen import StationDetailScreen
+from factory_tui.console.screens.stations_screen import StationsScreen
+from factory_tui.console.screens.worker_detail_screen import WorkerDetailScreen
 from factory_tui.engine.alerts import CAMERA_DARK, CONFIDENCE_DRIFT, IDLE_TOO_LONG
 from factory_tui.ingest.client import IngestClient
 from factory_tui.models import from_utc_us, to_utc_us
 from factory_tui.records import AlertRecord
 from factory_tui.storage import SqliteStore
-from factory_tui.widgets.alerts_view import AlertsScreen
-from factory_tui.widgets.event_log import EventLogScreen
 from factory_tui.widgets.output_chart import OutputChart
-from factory_tui.widgets.station_detail import StationDetailScreen
-from factory_tui.widgets.stations_view import StationsScreen
 from factory_tui.widgets.timeline_bar import TimelineBar
-from factory_tui.widgets.worker_detail import WorkerDetailScreen
 from factory_tui.widgets.worker_grid import SORT_KEYS
 from tests.tui.conftest import READING, ConsoleFactory, SetClock
 from tests.tui.floor import AT, at, fill, floor_settings, line

@@ -15,11 +15,11 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 
-from factory_tui.drilldown import ViewData
+from factory_tui.console.screens.view_screen import ViewScreen
 from factory_tui.engine.snapshot import StationMetrics
+from factory_tui.view_models import ViewData
 from factory_tui.widgets.formatting import hours_minutes, percent, rate
 from factory_tui.widgets.table_rows import cell, fill_table, number
-from factory_tui.widgets.view_screen import ViewScreen
 from factory_tui.widgets.worker_grid import natural_key
 
 StationSort = Literal["name", "utilization", "units", "throughput", "present"]

@@ -18,8 +18,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.widgets import DataTable, Footer, Header, Static
 
-from factory_tui.drilldown import DETAIL_EVENTS, ViewData, ViewNeeds, WorkerDetail
+from factory_tui.console.screens.view_screen import ViewScreen
 from factory_tui.engine.snapshot import US_PER_S
+from factory_tui.view_models import DETAIL_EVENTS, ViewData, ViewNeeds, WorkerDetail
 from factory_tui.widgets.formatting import (
     MISSING,
     STATE_WORDS,
@@ -33,7 +34,6 @@ from factory_tui.widgets.formatting import (
 from factory_tui.widgets.output_chart import OutputChart, OutputChartData
 from factory_tui.widgets.table_rows import cell, fill_table, number
 from factory_tui.widgets.timeline_bar import TimelineBar, TimelineData
-from factory_tui.widgets.view_screen import ViewScreen
 
 STATE_MARKUP: Final = {
     "working": "b $text on $success",

@@ -1,128 +1,32 @@
-"""What the drill-down views show, built in the console's tick thread from the engine and store.
+"""Building what the drill-down views show, in the console's tick thread, from the engine and
+the store.
 
-The app's tick computes a `ViewData` for whichever view is on top (`ViewNeeds` says which, and
-about whom): the views themselves only render these frozen values. Everything here is a
-function of the engine, the store and the instant passed in — no Textual, no clock reads.
+The tick computes a `ViewData` for whichever view is on top (`ViewNeeds` says which, and about
+whom): the views themselves only render these frozen values (`factory_tui.view_models`).
+Everything here is a function of the engine, the store and the instant passed in — no Textual,
+no clock reads.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import Final
 
-from factory_tui.alerting import AlertsState
 from factory_tui.engine import Engine
-from factory_tui.engine.snapshot import (
-    US_PER_S,
-    Segment,
-    Snapshot,
-    StationMetrics,
-    Window,
-    WorkerMetrics,
+from factory_tui.engine.snapshot import US_PER_S, Segment, Snapshot, Window
+from factory_tui.storage import Store
+from factory_tui.view_models import (
+    DETAIL_EVENTS,
+    LOG_EVENTS,
+    OUTPUT_BUCKET_US,
+    AlertsState,
+    OutputSeries,
+    StationDetail,
+    StationVisit,
+    StationWorker,
+    ViewData,
+    ViewNeeds,
+    WorkerDetail,
 )
-from factory_tui.ingest.server import IngestStats
-from factory_tui.models import EventRecord
-from factory_tui.store import Store
-
-OUTPUT_BUCKET_US: Final = 15 * 60 * US_PER_S
-"""The output chart's finest bucket; the chart merges buckets when the terminal is narrow."""
-DETAIL_EVENTS: Final = 50
-"""Events listed in a worker's detail."""
-LOG_EVENTS: Final = 200
-"""Accepted events kept in the event log view."""
-
-
-@dataclass(frozen=True, slots=True)
-class ViewNeeds:
-    """What the view on top needs beyond the Snapshot (set by the UI, read by the tick)."""
-
-    worker_id: str | None = None
-    station_id: str | None = None
-    event_log: bool = False
-    alert_history: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class OutputSeries:
-    """A worker's units per fixed-length bucket, from `from_us` up to the tick's `at`."""
-
-    from_us: int
-    bucket_us: int
-    units: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class StationVisit:
-    """A worker's counted time and units at one station over the window."""
-
-    station_id: str
-    name: str
-    working_s: float
-    idle_s: float
-    absent_s: float
-    units: int
-    first_us: int
-    """Start of the worker's first counted stretch (or first unit) there."""
-    last_us: int
-    """End of the worker's last counted stretch (or last unit) there."""
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerDetail:
-    """Everything the worker detail shows about one worker."""
-
-    worker: WorkerMetrics
-    segments: tuple[Segment, ...]
-    """The worker's timeline over the shift so far (engine.timeline)."""
-    output: OutputSeries
-    stations: tuple[StationVisit, ...]
-    events: tuple[EventRecord, ...]
-    """The worker's latest events, newest first (timestamp order)."""
-
-
-@dataclass(frozen=True, slots=True)
-class StationWorker:
-    """One worker's counted time and units at a station over the window."""
-
-    worker_id: str
-    name: str
-    working_s: float
-    idle_s: float
-    absent_s: float
-    units: int
-    present: bool
-    """The worker is at the station now (working or idle there)."""
-
-
-@dataclass(frozen=True, slots=True)
-class StationDetail:
-    """Everything the station timeline view shows about one station."""
-
-    station: StationMetrics
-    segments: tuple[Segment, ...]
-    """Occupied ("working") and unoccupied ("unobserved") stretches over the shift so far."""
-    workers: tuple[StationWorker, ...]
-    """Workers with counted time or units there, most working time first."""
-
-
-@dataclass(frozen=True, slots=True)
-class ViewData:
-    """One tick's data for the drill-down views."""
-
-    snapshot: Snapshot
-    shift: Window
-    """The whole running shift (or day); the Snapshot's window is its part so far."""
-    window_title: str
-    alerts: AlertsState
-    max_gap_s: float
-    worker: WorkerDetail | None = None
-    station: StationDetail | None = None
-    events: tuple[EventRecord, ...] | None = None
-    """The latest accepted events, newest first (while the event log is on)."""
-    ingest: IngestStats | None = None
-    """The listener's counters and recent rejections (None in a viewer: it has no listener).
-    Set on the UI thread, where the listener lives."""
 
 
 def worker_detail(
@@ -136,14 +40,11 @@ def worker_detail(
     window = snapshot.window
     segments = engine.timeline(worker_id, shift, at_us)
     end = window.instants_end(at_us)
-    rows = store.db.conn.execute(
-        "SELECT workstation_id, (ts_us - ?) / ?, sum(count), min(ts_us), max(ts_us) "
-        "FROM events WHERE worker_id = ? AND event_type = 'product_count' "
-        "AND ts_us >= ? AND ts_us < ? AND id <= ? GROUP BY 1, 2",
-        # Up to the engine's cursor: rows stored since this tick's read are not in the
-        # Snapshot, and the chart must not count more units than the heading.
-        (window.from_us, OUTPUT_BUCKET_US, worker_id, window.from_us, end, engine.cursor),
-    ).fetchall()
+    # Up to the engine's cursor: rows stored since this tick's read are not in the Snapshot,
+    # and the chart must not count more units than the heading.
+    rows = store.units_by_bucket(
+        worker_id, window.from_us, end, OUTPUT_BUCKET_US, max_id=engine.cursor
+    )
     buckets = max(0, -(-(end - window.from_us) // OUTPUT_BUCKET_US))
     per_bucket = [0] * buckets
     station_units: defaultdict[str, int] = defaultdict(int)

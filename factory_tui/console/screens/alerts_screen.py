@@ -15,11 +15,12 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static
 
 from factory_tui.config import AlertSettings
-from factory_tui.drilldown import ViewData, ViewNeeds
+from factory_tui.console.screens.view_screen import ViewScreen
 from factory_tui.engine.alerts import CAMERA_DARK, CONFIDENCE_DRIFT, IDLE_TOO_LONG, RATE_DRIFT
 from factory_tui.engine.drift import ModelDrift
 from factory_tui.engine.snapshot import US_PER_S
-from factory_tui.store import AlertRecord
+from factory_tui.records import AlertRecord
+from factory_tui.view_models import ViewData, ViewNeeds
 from factory_tui.widgets.formatting import (
     MISSING,
     confidence,
@@ -28,7 +29,6 @@ from factory_tui.widgets.formatting import (
     rate,
 )
 from factory_tui.widgets.table_rows import cell, fill_table, number
-from factory_tui.widgets.view_screen import ViewScreen
 from factory_tui.widgets.worker_grid import WorkerGrid
 
 KIND_WORDS: Final[dict[str, str]] = {

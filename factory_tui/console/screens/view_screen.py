@@ -15,8 +15,8 @@ from typing import ClassVar
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from factory_tui.drilldown import ViewData, ViewNeeds
 from factory_tui.models import from_utc_us
+from factory_tui.view_models import ViewData, ViewNeeds
 
 
 class ViewScreen(Screen[None]):

@@ -20,12 +20,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from factory_tui.drilldown import LOG_EVENTS, ViewData, ViewNeeds
-from factory_tui.ingest.server import IngestStats, Rejection
+from factory_tui.console.screens.view_screen import ViewScreen
 from factory_tui.models import EventRecord
+from factory_tui.records import IngestStats, Rejection
+from factory_tui.view_models import LOG_EVENTS, ViewData, ViewNeeds
 from factory_tui.widgets.formatting import MISSING, matches, rate
 from factory_tui.widgets.table_rows import Row, cell, fill_table, number
-from factory_tui.widgets.view_screen import ViewScreen
 
 ACCEPTED_COLUMNS: Final = (
     "Received",

@@ -14,11 +14,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Footer, Header, Static
 
-from factory_tui.drilldown import StationDetail, ViewData, ViewNeeds
+from factory_tui.console.screens.view_screen import ViewScreen
+from factory_tui.view_models import StationDetail, ViewData, ViewNeeds
 from factory_tui.widgets.formatting import hours_minutes, percent, rate
 from factory_tui.widgets.table_rows import cell, fill_table, number
 from factory_tui.widgets.timeline_bar import TimelineBar, TimelineData
-from factory_tui.widgets.view_screen import ViewScreen
 
 WORKER_COLUMNS = ("Worker", "Name", "Working", "Idle", "Absent", "Units", "Now")
 

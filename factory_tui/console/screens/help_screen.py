@@ -1,4 +1,4 @@
-"""The `?` screen: every key of the main screen with what it does, and a few notes."""
+"""The `?` screen: every key of the screen below it with what it does, and a few notes."""
 
 from __future__ import annotations
 
@@ -54,3 +54,42 @@ class HelpScreen(ModalScreen[None]):
             yield Static(table, id="help-keys")
             if self._notes:
                 yield Static(Text("\n".join(self._notes)), id="help-notes")
+
+
+def main_screen_keys(
+    view_keys: str, sort_labels: Sequence[str]
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """The keys and notes of the tile screen (`view_keys`: the keys that switch views)."""
+    keys = [
+        ("/", "Filter tiles by id, name, station or state (all words must match)"),
+        ("esc", "Clear the filter"),
+        ("s", "Cycle sort: " + ", ".join(sort_labels)),
+        ("space", "Pause / resume live updates"),
+        ("t", "Dark / light theme"),
+        ("← ↑ → ↓", "Move between tiles (home / end, page up / down)"),
+        ("enter", "Open the worker's detail"),
+        (view_keys, VIEWS_TEXT),
+        ("?", "These keys"),
+        ("q", "Quit"),
+    ]
+    notes = [
+        "Tiles: state (also as a word), station, utilization, units and UPH over the shift "
+        "so far, activity over the last hour, time since the last event, mean confidence.",
+        "Summary: avg util and avg UPH are means over the workers that have a value.",
+    ]
+    return keys, notes
+
+
+def view_screen_keys(own: Sequence[tuple[str, str]], view_keys: str) -> list[tuple[str, str]]:
+    """The keys of a view screen: its own, then the ones every screen has."""
+    return [
+        *own,
+        (view_keys, VIEWS_TEXT),
+        ("space", "Pause / resume live updates"),
+        ("t", "Dark / light theme"),
+        ("?", "These keys"),
+        ("q", "Quit"),
+    ]
+
+
+VIEWS_TEXT = "Workers, stations, event log, alerts"

@@ -1,0 +1,541 @@
+"""The console: a Textual app over the tick pipeline and, when it owns the port, the listener.
+
+Data flows one way. Once per `tick_s` a thread worker runs `TickPipeline.tick` (read new rows,
+fold them in, Snapshot, alerts, the view on top's data) and posts the result; the UI thread
+hands it down to the widgets inside one `batch_update`. `ConsoleServices` starts and stops
+what runs beside the screen: the listener (or viewer mode), the stores, the simulator feed.
+This class holds layout, bindings, the tick's scheduling and the message handlers.
+
+`make_app` builds the app for the CLI and for the tests alike: the clock, the health reader and
+the simulator feed are injected, so a test can pin "now" and the machine readings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, Final, Literal
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Header, Input
+
+from factory_tui.config import Settings
+from factory_tui.console.health import HealthReader, PsutilHealth
+from factory_tui.console.pipeline import Clock, TickPipeline, TickResult
+from factory_tui.console.screens.alerts_screen import AlertsScreen
+from factory_tui.console.screens.event_log_screen import EventLogScreen
+from factory_tui.console.screens.help_screen import (
+    HelpScreen,
+    main_screen_keys,
+    view_screen_keys,
+)
+from factory_tui.console.screens.station_detail_screen import StationDetailScreen
+from factory_tui.console.screens.stations_screen import StationsScreen
+from factory_tui.console.screens.view_screen import ViewScreen
+from factory_tui.console.screens.worker_detail_screen import WorkerDetailScreen
+from factory_tui.console.services import ConsoleServices, Feeder, Role, StartError
+from factory_tui.console.tick_loop import TickLoop
+from factory_tui.engine.snapshot import Snapshot
+from factory_tui.ingest.listener import Listener
+from factory_tui.models import from_utc_us, now_us
+from factory_tui.storage import StoreError
+from factory_tui.view_models import ViewData, ViewNeeds
+from factory_tui.widgets.health_badge import HealthBadge
+from factory_tui.widgets.summary_bar import (
+    FeedStatus,
+    IngestFigures,
+    SummaryBar,
+    SummaryFigures,
+    ViewState,
+)
+from factory_tui.widgets.worker_grid import SORT_KEYS, SORT_LABELS, WorkerGrid
+
+THEMES: Final = ("textual-dark", "textual-light")
+View = Literal["workers", "stations", "events", "alerts"]
+VIEW_KEYS: Final[tuple[tuple[str, View, str], ...]] = (
+    ("1", "workers", "Workers"),
+    ("2", "stations", "Stations"),
+    ("3", "events", "Events"),
+    ("4", "alerts", "Alerts"),
+)
+"""The top-level views: key, name, footer label."""
+VIEWS_GROUP: Final = Binding.Group("Views", compact=True)
+"""The footer shows the view keys as one item."""
+
+
+@dataclass(frozen=True, slots=True)
+class TickTiming:
+    """How long the last tick took: reading and computing (worker thread), and handing the
+    Snapshot to the widgets (UI thread)."""
+
+    compute_s: float
+    apply_s: float
+    new_rows: int
+
+
+class FactoryApp(App[None]):
+    """The factory floor console: summary bar, health badge and the grid of worker tiles, with
+    the drill-down views (worker, stations, station, event log, alerts) pushed over them."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "factory-tui"
+    ENABLE_COMMAND_PALETTE = False
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(
+            Binding(key, f"show_view('{view}')", label, group=VIEWS_GROUP)
+            for key, view, label in VIEW_KEYS
+        ),
+        Binding("slash", "filter", "Filter"),
+        Binding("escape", "clear_filter", "Clear", show=False),
+        Binding("s", "cycle_sort", "Sort"),
+        Binding("space", "toggle_pause", "Pause"),
+        Binding("t", "toggle_theme", "Theme", show=False),
+        Binding("question_mark", "help", "Keys"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    paused: reactive[bool] = reactive(False)
+    """Live updates are suspended (the screen keeps the last Snapshot, marked PAUSED)."""
+    role: reactive[Role] = reactive[Role]("console")
+    """console: this process owns the listener; viewer: another one does, we only read."""
+
+    class TickDone(Message):
+        """A tick's result, posted by the tick worker."""
+
+        def __init__(self, sequence: int, result: TickResult, compute_s: float) -> None:
+            self.sequence = sequence
+            self.result = result
+            self.compute_s = compute_s
+            super().__init__()
+
+    class ViewDone(Message):
+        """A view's data computed while paused, for the Snapshot on screen."""
+
+        def __init__(self, view: ViewData) -> None:
+            self.view = view
+            super().__init__()
+
+    class TickFailed(Message):
+        """The tick could not read the database; the figures on screen are going stale."""
+
+        def __init__(self, sequence: int, error: str) -> None:
+            self.sequence = sequence
+            self.error = error
+            super().__init__()
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock = now_us,
+        health: HealthReader | None = None,
+        role: Role = "console",
+        feeder: Feeder | None = None,
+        demo: bool = False,
+        theme: str = "textual-dark",
+        animations: bool = True,
+    ) -> None:
+        super().__init__()
+        self._animations = animations
+        if not animations:
+            self.animation_level = "none"
+        self.settings = settings
+        self._clock = clock
+        self._health = health
+        self._demo = demo
+        self.theme = theme
+        self.services = ConsoleServices(settings, role=role, feeder=feeder)
+        self.pipeline: TickPipeline | None = None
+        """The tick's data source (None until started, and if the console could not start)."""
+        self.snapshot: Snapshot | None = None
+        """The Snapshot on screen (None before the first tick)."""
+        self.view_data: ViewData | None = None
+        """The latest tick's data for the drill-down views (None before the first tick)."""
+        self.last_timing: TickTiming | None = None
+        self.ticks_done = 0
+        self.error_message: str | None = None
+        """Why the console could not start (port taken by another program, no database...)."""
+        self.started = asyncio.Event()
+        """Set once the console is running, or has failed to start (see `error_message`)."""
+        self._ticks = TickLoop(self._start_tick, settings.metrics.tick_s, time.monotonic())
+        self._rows_per_s = 0.0
+        self._timer: Timer | None = None
+        self._stopped = False
+        # The main screen's widgets, held so that ticks and focus events reach them whatever
+        # screen is on top (help, or a detail screen) and while the app shuts down.
+        self.summary = SummaryBar(id="summary")
+        """The summary bar."""
+        self.health_badge = HealthBadge(id="health")
+        """The machine-health badge."""
+        self.filter_field = Input(
+            placeholder="filter: id, name, station or state", id="filter", compact=True
+        )
+        """The filter field (shown by `/`)."""
+        self.grid = WorkerGrid(id="grid")
+        """The tile grid."""
+
+    @property
+    def listener(self) -> Listener | None:
+        """The ingest listener, when this console owns the port."""
+        return self.services.listener
+
+    # --- composition --------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="▦")
+        with Horizontal(id="top"):
+            yield self.summary
+            yield self.health_badge
+        yield self.filter_field
+        yield self.grid
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        # Snapshot tests switch animations off; a blinking cursor would make them flaky too.
+        self.filter_field.cursor_blink = self._animations
+        self.role = self.services.role  # a viewer asked for (a demo's second console) says so
+        self._update_title()
+        self.grid.focus()
+        self._update_view()
+        try:
+            self.pipeline = await self.services.start(self._clock, self._health)
+        except StartError as error:
+            self.error_message = str(error)
+            self.started.set()
+            self.exit(return_code=2)
+            return
+        self.role = self.services.role
+        self.screen_change_signal.subscribe(self, self._screen_changed)
+        if not self.services.start_feed() and self.services.wants_feed:
+            self.notify(
+                "Another factory-tui owns the port, so this viewer runs no simulator.",
+                title="Simulator off",
+            )
+        self._timer = self.set_interval(self.settings.metrics.tick_s, self.on_timer_tick)
+        self._request_tick()
+        self.started.set()
+
+    # --- the tick -----------------------------------------------------------------------------
+
+    def on_timer_tick(self) -> None:
+        """What the interval timer does every tick_s: mark stale figures, start a tick."""
+        self._check_stale()
+        self._request_tick()
+
+    def _request_tick(self) -> None:
+        """Start a tick unless one is running (then run one right after it) or we are paused."""
+        if not (self.paused or self._stopped or self.pipeline is None):
+            self._ticks.request()
+
+    def _start_tick(self, sequence: int) -> None:
+        if self.pipeline is not None:
+            self._tick_worker(self.pipeline, sequence)
+
+    @work(thread=True, exclusive=True, group="tick")
+    def _tick_worker(self, pipeline: TickPipeline, sequence: int) -> None:
+        """Run one tick of the pipeline and post its result."""
+        started = time.perf_counter()
+        try:
+            result = pipeline.tick(evaluate_alerts=self.services.feed_caught_up.is_set())
+        except StoreError as error:
+            self.post_message(self.TickFailed(sequence, str(error)))
+            return
+        if result is not None:  # None: the console is shutting down
+            self.post_message(self.TickDone(sequence, result, time.perf_counter() - started))
+
+    @work(thread=True, group="view")
+    def _view_worker(self, pipeline: TickPipeline, shown: ViewData, needs: ViewNeeds) -> None:
+        """While paused: what a newly opened view needs, for the frozen Snapshot on screen."""
+        try:
+            view = pipeline.view_for(shown, needs)
+        except StoreError as error:
+            self.post_message(self.TickFailed(self._ticks.sequence, str(error)))
+            return
+        if view is not None:
+            self.post_message(self.ViewDone(view))
+
+    def on_factory_app_view_done(self, message: FactoryApp.ViewDone) -> None:
+        if self._stopped or message.view.snapshot is not self.snapshot:
+            return  # a live tick has shown newer figures since
+        self.view_data = message.view
+        if isinstance(self.screen, ViewScreen):
+            self.screen.show(self._with_ingest(message.view))
+
+    def on_factory_app_tick_done(self, message: FactoryApp.TickDone) -> None:
+        started = time.perf_counter()
+        result = message.result
+        self._rows_per_s = result.rows_per_s
+        if not self.paused and not self._stopped:
+            self._show(result)
+        self.ticks_done += 1
+        self.last_timing = TickTiming(
+            message.compute_s, time.perf_counter() - started, result.new_rows
+        )
+        self._finish_tick(message.sequence, None)
+
+    def on_factory_app_tick_failed(self, message: FactoryApp.TickFailed) -> None:
+        self._finish_tick(message.sequence, message.error)
+
+    def _finish_tick(self, sequence: int, error: str | None) -> None:
+        if self._ticks.finished(sequence, time.monotonic(), error):
+            self._request_tick()
+        if error is not None:
+            self._check_stale()
+
+    def _show(self, result: TickResult) -> None:
+        """Hand a Snapshot down to the widgets: one batch, only changed values redraw."""
+        view = result.view
+        snapshot = view.snapshot
+        self.snapshot = snapshot
+        self.view_data = view
+        with self.batch_update():
+            self.summary.alerts = view.alerts.count
+            self.summary.figures = SummaryFigures.build(
+                snapshot, view.window_title, view.shift, self._ingest_figures()
+            )
+            self.summary.status = FeedStatus("live")
+            if result.health is not None:
+                self.health_badge.reading = result.health
+            self.grid.show(snapshot)
+            self._update_view()
+            if isinstance(self.screen, ViewScreen):
+                self.screen.show(self._with_ingest(view))
+
+    def _with_ingest(self, view: ViewData) -> ViewData:
+        """The view's data with the listener's counters, read here on the UI thread (the
+        listener lives in this event loop), when the event log is what needs them."""
+        if self.listener is None or view.events is None:
+            return view
+        return replace(view, ingest=self.listener.stats())
+
+    def _screen_changed(self, screen: Screen[Any]) -> None:
+        """Tell the tick what the screen now on top needs, and feed a view screen at once."""
+        if screen is not self.screen or self.pipeline is None:
+            return  # delivered late: a later change put another screen on top (it is told too)
+        if isinstance(screen, ViewScreen):
+            self.pipeline.needs = screen.needs
+            if self.view_data is not None:
+                screen.show(self._with_ingest(self.view_data))
+            if self.paused and self.view_data is not None:
+                self._view_worker(self.pipeline, self.view_data, screen.needs)
+            else:
+                self._request_tick()
+        elif not isinstance(screen, HelpScreen):
+            self.pipeline.needs = ViewNeeds()  # the tiles: nothing beyond the Snapshot
+
+    def _ingest_figures(self) -> IngestFigures:
+        if self.listener is not None:
+            stats = self.listener.stats()
+            return IngestFigures(stats.rate_per_s, stats.rejected)
+        # A viewer sees what reaches the database; rejected lines never do.
+        return IngestFigures(self._rows_per_s, None)
+
+    def _check_stale(self) -> None:
+        """Mark the figures stale when no tick has succeeded for a few tick intervals."""
+        if self.paused:
+            return
+        reason = self._ticks.stale_reason(time.monotonic())
+        if reason is None:
+            return
+        if self.snapshot is None:
+            if self._ticks.failure is not None:
+                self.summary.status = FeedStatus("stale", f"no data: {reason}")
+            return
+        at = self._local_time(self.snapshot.at_us)
+        self.summary.status = FeedStatus("stale", f"as of {at}: {reason}")
+
+    async def tick_now(self) -> Snapshot | None:
+        """Run a tick now (after the running one, if any) and wait until it is on screen."""
+        await self.started.wait()
+        if not (self.paused or self.pipeline is None or self._stopped):
+            await self._ticks.next_tick()
+        return self.snapshot
+
+    # --- view state ---------------------------------------------------------------------------
+
+    def _local_time(self, at_us: int) -> str:
+        return from_utc_us(at_us).astimezone(self.settings.tz).strftime("%H:%M:%S")
+
+    def _update_title(self) -> None:
+        role: str = "demo" if self._demo and self.role == "console" else self.role
+        if self.role == "viewer":
+            role = "viewer (read-only)"
+        self.sub_title = f"{role} · PAUSED" if self.paused else role
+
+    def _update_view(self) -> None:
+        grid = self.grid
+        self.summary.view = ViewState(
+            SORT_LABELS[grid.sort_key], grid.filter_text, len(grid.shown_ids), grid.total
+        )
+
+    def watch_role(self) -> None:
+        self._update_title()
+
+    def watch_paused(self, paused: bool) -> None:
+        self._update_title()
+        if paused:
+            detail = ""
+            if self.snapshot is not None:
+                detail = f"as of {self._local_time(self.snapshot.at_us)} · space resumes"
+            self.summary.status = FeedStatus("paused", detail)
+        else:
+            self.summary.status = FeedStatus("loading" if self.snapshot is None else "live")
+            self._ticks.resumed(time.monotonic())
+            self._request_tick()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.grid.filter_text = event.value
+        self._update_view()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self) -> None:
+        self.grid.focus()
+        self._sync_filter_input()
+
+    def _sync_filter_input(self) -> None:
+        field = self.filter_field
+        if not field.is_attached:
+            return  # focus moves as the app shuts down
+        field.display = field.has_focus or bool(field.value)
+
+    def on_descendant_blur(self) -> None:
+        self._sync_filter_input()
+
+    def on_worker_grid_worker_selected(self, message: WorkerGrid.WorkerSelected) -> None:
+        self.open_worker_detail(message.worker_id)
+
+    def open_worker_detail(self, worker_id: str) -> None:
+        """Open the detail of one worker (`enter` on a tile, a station's worker or an alert)."""
+        top = self.screen
+        if isinstance(top, WorkerDetailScreen) and top.worker_id == worker_id:
+            return
+        self.push_screen(WorkerDetailScreen(worker_id, zone=self.settings.tz))
+
+    def on_stations_screen_station_selected(self, message: StationsScreen.StationSelected) -> None:
+        self.push_screen(StationDetailScreen(message.station_id, zone=self.settings.tz))
+
+    # --- actions ------------------------------------------------------------------------------
+
+    TILE_ACTIONS: ClassVar[frozenset[str]] = frozenset({"filter", "clear_filter", "cycle_sort"})
+    """Actions on the tiles: off (and out of the footer) while a view is over them."""
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (action in self.TILE_ACTIONS and len(self.screen_stack) > 1)
+
+    async def action_show_view(self, view: View) -> None:
+        """Switch to a top-level view (1 workers, 2 stations, 3 event log, 4 alerts).
+
+        The views are siblings over the tiles: what was open above the tiles is closed first,
+        so `esc` from any of them leads back to the tiles.
+        """
+        top = self.screen
+        if isinstance(top, ViewScreen) and view == top.VIEW:
+            return
+        while len(self.screen_stack) > 1:
+            await self.pop_screen()
+        zone = self.settings.tz
+        if view == "stations":
+            await self.push_screen(StationsScreen(zone=zone))
+        elif view == "events":
+            await self.push_screen(EventLogScreen(zone=zone))
+        elif view == "alerts":
+            await self.push_screen(AlertsScreen(zone=zone, alert_settings=self.settings.alerts))
+
+    def action_filter(self) -> None:
+        """Show the filter field and type into it."""
+        field = self.filter_field
+        field.display = True
+        field.focus()
+
+    def action_clear_filter(self) -> None:
+        """Clear the filter (esc): in the field, or on the grid when a filter is applied."""
+        field = self.filter_field
+        if field.has_focus or field.value:
+            field.value = ""
+            self.grid.filter_text = ""
+            self.grid.focus()
+            self._sync_filter_input()
+            self._update_view()
+
+    def action_cycle_sort(self) -> None:
+        """Next sort order: name, utilization, units, UPH, last seen."""
+        grid = self.grid
+        grid.sort_key = SORT_KEYS[(SORT_KEYS.index(grid.sort_key) + 1) % len(SORT_KEYS)]
+        self._update_view()
+
+    def action_toggle_pause(self) -> None:
+        """Pause or resume live updates."""
+        self.paused = not self.paused
+
+    def action_toggle_theme(self) -> None:
+        """Switch between the dark and the light theme."""
+        self.theme = THEMES[1] if self.theme == THEMES[0] else THEMES[0]
+
+    def action_help(self) -> None:
+        """Show every key."""
+        top = self.screen
+        if isinstance(top, HelpScreen):
+            return
+        view_keys = " ".join(key for key, _, _ in VIEW_KEYS)
+        if isinstance(top, ViewScreen):
+            keys = view_screen_keys(top.HELP_KEYS, view_keys)
+            self.push_screen(HelpScreen(keys, list(top.HELP_NOTES)))
+            return
+        sort_labels = [SORT_LABELS[key] for key in SORT_KEYS]
+        self.push_screen(HelpScreen(*main_screen_keys(view_keys, sort_labels)))
+
+    async def action_quit(self) -> None:
+        """Stop the simulator and the listener (acking what was received), then exit."""
+        await self.stop_services()
+        self.exit()
+
+    async def on_unmount(self) -> None:
+        await self.stop_services()
+
+    async def stop_services(self) -> None:
+        """Stop ticking, then the feed and the listener (gracefully), and close the stores."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._timer is not None:
+            self._timer.stop()
+        await self.services.stop()
+
+
+def make_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    health: HealthReader | None = None,
+    role: Role = "console",
+    feeder: Feeder | None = None,
+    demo: bool = False,
+    theme: str = "textual-dark",
+    animations: bool = True,
+) -> FactoryApp:
+    """The console, as the CLI and the tests build it.
+
+    `clock` is "now" in UTC microseconds (wall clock by default; the demo's simulated clock;
+    a fixed instant in snapshot tests); `health` reads the machine (psutil by default);
+    `animations=False` (tests) switches off animation and the cursor blink.
+    """
+    return FactoryApp(
+        settings,
+        clock=clock or now_us,
+        health=health if health is not None else PsutilHealth(),
+        role=role,
+        feeder=feeder,
+        demo=demo,
+        theme=theme,
+        animations=animations,
+    )

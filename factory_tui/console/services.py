@@ -1,0 +1,159 @@
+"""What a console runs beside its screen: the listener (or, when another factory-tui owns the
+port, viewer mode), the stores its tick pipeline reads and writes, the simulator feed, and
+their orderly stop.
+
+The console that owns the ingest port runs the `Listener` in the app's event loop (its commits
+run in the listener's own thread); a console that finds the port held by another factory-tui on
+the same database becomes a read-only viewer of that database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import psutil
+
+from factory_tui.config import Settings
+from factory_tui.console.alert_keeper import AlertKeeper
+from factory_tui.console.health import HealthReader
+from factory_tui.console.pipeline import Clock, TickPipeline
+from factory_tui.ingest.listener import Listener, ListenerError, PortInUseError
+from factory_tui.storage import Store, StoreError, open_store
+
+Role = Literal["console", "viewer"]
+SubmitLines = Callable[[Sequence[bytes]], Awaitable[list[dict[str, Any]]]]
+Feeder = Callable[[SubmitLines, asyncio.Event, asyncio.Event], Coroutine[Any, Any, object]]
+"""An in-process event source (the camera simulator): it submits lines until the first event
+(stop) is set, and sets the second (caught up) once its backfill is in and it runs live."""
+
+STOP_TIMEOUT_S: Final = 10.0
+
+
+class StartError(Exception):
+    """The console cannot start; the message is one sentence for the command line."""
+
+
+def live_owner(store_path: Path, port: int) -> int | None:
+    """Pid of a running process recorded as the listener of this database on `port`, if any."""
+    try:
+        store = open_store(store_path, read_only=True)
+    except StoreError:
+        return None
+    try:
+        owner = store.owner()
+    except StoreError:
+        return None
+    finally:
+        store.close()
+    if owner is None:
+        return None
+    pid, _host, owner_port = owner
+    if owner_port != port or not psutil.pid_exists(pid):
+        return None
+    return pid
+
+
+class ConsoleServices:
+    """Starts and stops everything a console needs besides its widgets.
+
+    `start` decides the role (owning the listener, or viewing), opens the stores and returns the
+    tick pipeline; `start_feed` runs the simulator through the listener; `stop` stops the feed
+    and the listener (answering what was received) and closes the stores.
+    """
+
+    def __init__(self, settings: Settings, *, role: Role, feeder: Feeder | None) -> None:
+        self.settings = settings
+        self.role: Role = role
+        self.listener: Listener | None = None
+        self.pipeline: TickPipeline | None = None
+        self._feeder = feeder
+        self._feed_task: asyncio.Task[object] | None = None
+        self._feed_stop = asyncio.Event()
+        self.feed_caught_up = asyncio.Event()
+        """Set by the feeder once its backfill is in; alerts wait for it. Without a feeder,
+        set from the start."""
+        if feeder is None:
+            self.feed_caught_up.set()
+        self._stopped = False
+
+    async def start(self, clock: Clock, health: HealthReader | None) -> TickPipeline:
+        """Own the port (or fall back to viewing), open the stores, build the pipeline.
+
+        Raises StartError with one sentence when the console cannot run.
+        """
+        path = self.settings.store.path
+        if self.role == "console":
+            await self._start_listener(path)
+        try:
+            reader = await asyncio.to_thread(open_store, path, read_only=True)
+        except StoreError as error:
+            raise StartError(str(error)) from None
+        # The owner of the listener keeps the alerts table; it writes through its own
+        # connection (the listener's thread has the other one).
+        writer: Store | None = None
+        if self.listener is not None:
+            try:
+                writer = await asyncio.to_thread(
+                    open_store, path, durability=self.settings.store.durability
+                )
+            except StoreError as error:
+                reader.close()
+                raise StartError(str(error)) from None
+        self.pipeline = TickPipeline(
+            self.settings, reader, AlertKeeper(self.settings, writer), clock=clock, health=health
+        )
+        return self.pipeline
+
+    async def _start_listener(self, path: Path) -> None:
+        listener = Listener(self.settings, path)
+        try:
+            await listener.start()
+        except PortInUseError as error:
+            port = self.settings.ingest.port
+            pid = await asyncio.to_thread(live_owner, path, port) if port else None
+            if pid is None:
+                raise StartError(str(error)) from None
+            self.role = "viewer"
+            return
+        except ListenerError as error:
+            raise StartError(str(error)) from None
+        self.listener = listener
+
+    def start_feed(self) -> bool:
+        """Start the simulator feed through our listener; False when there is none to run
+        (no feeder, or a viewer: it owns no listener)."""
+        if self._feeder is None or self.listener is None:
+            return False
+        self._feed_task = asyncio.create_task(
+            self._feeder(self.listener.submit, self._feed_stop, self.feed_caught_up),
+            name="factory-tui feed",
+        )
+        # A feed that ends (or fails) early must not hold the alerts for ever.
+        self._feed_task.add_done_callback(lambda _: self.feed_caught_up.set())
+        return True
+
+    @property
+    def wants_feed(self) -> bool:
+        """A feeder was given (a viewer that cannot run it says so)."""
+        return self._feeder is not None
+
+    async def stop(self) -> None:
+        """Stop the feed, stop the listener gracefully, close the stores (once)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._feed_stop.set()
+        if self._feed_task is not None:
+            try:
+                await asyncio.wait_for(self._feed_task, STOP_TIMEOUT_S)
+            except (TimeoutError, asyncio.CancelledError):
+                self._feed_task.cancel()
+            except ListenerError:
+                pass  # the listener stopped under the feed: nothing left to send to
+        if self.listener is not None:
+            await self.listener.stop()
+        if self.pipeline is not None:
+            await asyncio.to_thread(self.pipeline.close)

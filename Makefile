@@ -22,6 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check factory_tui tests benchmarks
 	$(BIN)/ruff format --check factory_tui tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format factory_tui tests benchmarks

@@ -82,7 +82,7 @@ def canonical_form(
 
 
 class WireEvent(BaseModel):
-    """One camera event, exactly as the wire format in DESIGN.md allows it.
+    """One camera event, exactly as the wire format (README, "Wire format") allows it.
 
     Validate with `WireEvent.model_validate_json(line, context={"tz": tz})`; `tz` is the zone a
     naive timestamp is read in (UTC when absent).

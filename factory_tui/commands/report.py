@@ -77,7 +77,7 @@ def resolve_window(
 
 
 def report_data(snapshot: Snapshot, models: list[ModelSummary] | None = None) -> dict[str, Any]:
-    """The JSON document of a snapshot: DESIGN.md field names, seconds, fractions, nulls.
+    """The JSON document of a snapshot: docs/metrics.md field names, seconds, fractions, nulls.
 
     With `models` (from `--by model_version`) it has a "models" list too, one object per
     model_version in the store's order (events that named no model, `null`, first).

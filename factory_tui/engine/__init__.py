@@ -1,6 +1,6 @@
 """The metrics engine: pure Python, no I/O, no clock reads, no UI imports.
 
-`Engine` folds stored events in and answers `Snapshot`s for any window; see DESIGN.md for the
+`Engine` folds stored events in and answers `Snapshot`s for any window; see docs/metrics.md for the
 metric definitions and docs/metrics.md for how they are computed.
 """
 

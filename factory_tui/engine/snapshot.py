@@ -1,7 +1,7 @@
 """The immutable result of the metrics engine: what every view and `report` renders.
 
-Field names follow the metric table in DESIGN.md. Durations are seconds (float), instants are
-UTC epoch microseconds (int), and `None` stands exactly where DESIGN.md says a metric is null.
+Field names follow the metric table in docs/metrics.md. Durations are seconds (float), instants are
+UTC epoch microseconds (int), and `None` stands exactly where docs/metrics.md says a metric is null.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """One worker's timeline: its events sorted by (timestamp, event_hash) and prefix sums over them.
 
-The metric rules of DESIGN.md count time *sighting to sighting*: event `i` opens an interval
+The metric rules (docs/metrics.md) count time *sighting to sighting*: event `i` opens an interval
 `[ts[i], min(ts[i+1], ts[i] + max_gap))` (the last one: `[ts[i], ts[i] + max_gap)`), counted in
 the state set by the latest state event at or before `i`. Each interval depends only on its own
 event, the next event and the state in force, so the intervals of the *whole* history are fixed

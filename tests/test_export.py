@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from factory_tui.cli import app
 from factory_tui.config import load_settings
 from factory_tui.ingest.client import IngestClient
-from factory_tui.ingest.server import Listener
+from factory_tui.ingest.listener import Listener
 from factory_tui.models import parse_event
 from factory_tui.storage import SqliteStore
 from tests.test_report import CONFIG, EXAMPLE, fill, wire

@@ -21,7 +21,7 @@ from factory_tui.commands.common import (
     settings_from,
 )
 from factory_tui.config import Settings
-from factory_tui.ingest.server import Listener, ListenerError, format_stats
+from factory_tui.ingest.listener import Listener, ListenerError, format_stats
 
 log = logging.getLogger("factory_tui.serve")
 

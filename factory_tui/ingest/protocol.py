@@ -1,7 +1,8 @@
 """The wire protocol of the ingest port: line framing, validation, replies and the auth line.
 
-Pure functions and small classes with no I/O, shared by the listener (server.py) and the
-camera-side client (client.py). DESIGN.md ("Event", "Reply protocol") is the reference.
+Pure functions and small classes with no I/O, shared by the listener side (listener.py,
+connection.py, writer.py) and the camera-side client (client.py). DESIGN.md ("Event", "Reply
+protocol") is the reference.
 """
 
 from __future__ import annotations
@@ -201,6 +202,10 @@ class Refused:
     """The rejection message."""
 
 
+#: One framed line on its way to the writer: its bytes, or the `Refused` marker in its place.
+Line = bytes | Refused
+
+
 def too_long_error(limit: int) -> str:
     """The rejection message for a line over `limit` bytes."""
     return f"line: longer than {limit} bytes (discarded)"
@@ -245,9 +250,9 @@ class LineFramer:
         """True while a line has started but its newline has not arrived."""
         return bool(self._partial) or self._discarding
 
-    def feed(self, data: bytes) -> list[bytes | Refused]:
+    def feed(self, data: bytes) -> list[Line]:
         """The lines completed by `data`, in order; the unfinished tail is kept."""
-        out: list[bytes | Refused] = []
+        out: list[Line] = []
         if self._discarding:
             end = data.find(b"\n")
             if end < 0:
@@ -276,7 +281,7 @@ class LineFramer:
             self._partial = tail
         return out
 
-    def finish(self) -> list[bytes | Refused]:
+    def finish(self) -> list[Line]:
         """At end of stream: the last line when it had no newline (it still gets a reply)."""
         tail, self._partial = self._partial, b""
         self._discarding = False

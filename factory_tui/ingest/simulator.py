@@ -29,7 +29,7 @@ from typing import IO, Any, Final, NamedTuple
 
 from factory_tui.config import Settings
 from factory_tui.ingest.client import ClientError, ReplyCounts
-from factory_tui.ingest.server import ListenerError
+from factory_tui.ingest.listener import ListenerError
 from factory_tui.ingest.simulator_model import (
     KIND_NAMES,
     ON_TIME,

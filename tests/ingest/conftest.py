@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from factory_tui.config import Settings, load_settings
-from factory_tui.ingest.server import Listener
+from factory_tui.ingest.listener import Listener
 
 REPLY_TIMEOUT_S = 10.0
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from factory_tui.ingest.client import ClientError, IngestClient
-from factory_tui.ingest.server import Listener
+from factory_tui.ingest.listener import Listener
 from tests.ingest.conftest import event_at, make_event, wait_until
 
 Start = Callable[..., Any]

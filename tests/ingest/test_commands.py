@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from factory_tui.cli import app
 from factory_tui.ingest.client import IngestClient
-from factory_tui.ingest.server import Listener
+from factory_tui.ingest.listener import Listener
 from factory_tui.storage import SqliteStore
 from tests.ingest.conftest import (
     ServeProcess,

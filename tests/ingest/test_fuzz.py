@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from factory_tui.ingest.server import Listener
+from factory_tui.ingest.listener import Listener
 from tests.ingest.conftest import ThreadedListener, make_event, make_settings
 
 MAX_LINE = 256

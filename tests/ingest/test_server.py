@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from factory_tui.ingest import protocol, server
-from factory_tui.ingest.server import Listener, ListenerError, PortInUseError
+from factory_tui.ingest import protocol, writer
+from factory_tui.ingest.listener import Listener, ListenerError, PortInUseError
 from factory_tui.models import NewEventRow
 from factory_tui.storage import SqliteStore, Store
 from tests.ingest.conftest import Peer, make_event, make_settings, wait_until
@@ -353,7 +353,7 @@ async def test_a_row_sqlite_cannot_store_costs_only_its_own_line(
         row = real(line, tz, received_us)
         return (2**64, *row[1:]) if line == make_event(2) else row
 
-    monkeypatch.setattr(server, "parse_row", parse_with_a_bad_row)
+    monkeypatch.setattr(writer, "parse_row", parse_with_a_bad_row)
     replies = await listener.submit([make_event(1), make_event(2), make_event(3)])
     assert replies[0] == replies[2] == {"status": "accepted"}
     assert replies[1]["status"] == "rejected"

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from factory_tui.cli import app
 from factory_tui.commands.simulate import parse_duration
 from factory_tui.config import Settings, load_settings
-from factory_tui.ingest.server import Listener
+from factory_tui.ingest.listener import Listener
 from factory_tui.ingest.simulator import CameraFleet, extend_roster, fleet_config_for
 from factory_tui.models import parse_event, to_utc_us
 from factory_tui.storage import SqliteStore

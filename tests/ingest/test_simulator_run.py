@@ -12,7 +12,7 @@ import pytest
 
 from factory_tui.config import Settings, load_settings
 from factory_tui.ingest.client import IngestClient
-from factory_tui.ingest.server import Listener
+from factory_tui.ingest.listener import Listener
 from factory_tui.ingest.simulator import (
     SUBMIT_BATCH,
     CameraFleet,

@@ -1,0 +1,323 @@
+"""One camera connection of the ingest listener, on the event loop.
+
+A `Connection` frames the peer's bytes into lines, checks the auth line, hands the lines to
+its listener and writes the replies it gets back, in order. Everything here runs in the event
+loop thread; it only frames lines and writes replies, and never blocks.
+
+Memory stays bounded whatever the peer does: the framer holds at most one line plus one read
+chunk, and the connection stops being read while its unacknowledged input passes
+`conn_pending_bytes`, while its replies pile up unread (the transport's write buffer passes
+`WRITE_HIGH_WATER`), or while the listener's total pending input is over its bound. A peer that
+trickles an unfinished line is cut after `idle_timeout_s` (the slowloris guard). Once every
+line has its reply the connection half-closes and lingers, so a reset cannot destroy replies
+the peer has received but not read yet.
+
+A connection knows its listener only as a `ConnectionHost`, the few methods below, so this
+module does not import the listener; the listener calls `end`, `abort`, `update_reading`,
+`deliver` and `fail`, and nothing else of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Sequence
+from typing import Final, Protocol
+
+from factory_tui.config import Settings
+from factory_tui.ingest.protocol import (
+    AUTH_MISSING,
+    AUTH_WRONG,
+    AUTHENTICATED,
+    EXCERPT_CHARS,
+    TOO_MANY_CONNECTIONS,
+    Line,
+    LineFramer,
+    Refused,
+    read_auth,
+    rejected,
+)
+
+WRITE_HIGH_WATER: Final = 256 << 10
+# After its last reply a connection is half-closed and what the peer still sends is read and
+# dropped for up to this long: closing a socket with unread input sends a reset, which can
+# destroy replies the peer has received but not read yet.
+LINGER_S: Final = 1.0
+
+
+class ReplySink(Protocol):
+    """Where the replies of some queued lines go: a TCP connection or a `submit` call."""
+
+    peer: str
+
+    def deliver(self, replies: list[bytes], count: int, nbytes: int) -> None:
+        """Replies for `count` of this sink's lines (in order), `nbytes` of input."""
+
+    def fail(self, message: str, count: int, nbytes: int) -> None:
+        """The batch holding `count` of this sink's lines could not be stored."""
+
+
+class ConnectionHost(Protocol):
+    """What a connection needs from its listener. Every method runs in the event loop."""
+
+    @property
+    def settings(self) -> Settings:
+        """The ingest settings: line limit, token, connection limit, idle timeout."""
+
+    @property
+    def conn_pending_bytes(self) -> int:
+        """Unacknowledged input past which one connection stops being read."""
+
+    @property
+    def linger_s(self) -> float:
+        """How long a finished connection reads and drops input before it closes."""
+
+    def register(self, conn: Connection) -> str | None:
+        """Count a new connection; why it is refused (it stays counted until it closes), or None."""
+
+    def unregister(self, conn: Connection) -> None:
+        """The connection has closed."""
+
+    def enqueue(self, sink: ReplySink, items: Sequence[Line], nbytes: int) -> None:
+        """Queue lines for a batch; their replies go to `sink.deliver` once it commits."""
+
+    def note_rejection(self, peer: str, line: bytes, error: str) -> None:
+        """Count a line the connection answered itself (the auth refusal)."""
+
+    def over_total_budget(self) -> bool:
+        """True while the pending input of all connections together is over its bound."""
+
+    def watch_paused(self, conn: Connection, paused: bool) -> None:
+        """While `paused`, call `conn.update_reading()` after every commit."""
+
+
+class Connection(asyncio.Protocol):
+    """One camera connection: frames lines, queues them, writes replies in order."""
+
+    def __init__(self, host: ConnectionHost) -> None:
+        self._host = host
+        self._framer = LineFramer(host.settings.ingest.max_line_bytes)
+        self._transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self._authenticated = not host.settings.ingest.token
+        self._lines_seen = 0
+        self._unacked_lines = 0
+        self._unacked_bytes = 0
+        self._read_paused = False
+        self._write_paused = False
+        self._ending = False  # no more input wanted: close once every line is answered
+        self._finishing = False  # every line answered, our side half-closed, input dropped
+        self._peer_eof = False
+        self._closed = False
+        self._linger: asyncio.TimerHandle | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+
+    # asyncio.Protocol callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        why = self._host.register(self)
+        if why is not None:
+            transport.write(rejected(f"{TOO_MANY_CONNECTIONS} ({why}); try again later"))
+            self._ending = True
+            self._finish()
+            return
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+
+    def data_received(self, data: bytes) -> None:
+        if self._ending:
+            return  # answered what we wanted; the rest is dropped
+        items = self._framer.feed(data)
+        self._watch_idle(bool(items))
+        if items:
+            self._take(items, len(data))
+
+    def eof_received(self) -> bool:
+        self._peer_eof = True
+        if self._finishing:
+            return False  # the peer has our last reply and is done too: close
+        if not self._ending:
+            items = self._framer.finish()
+            if items:
+                self._take(items, sum(len(item) for item in items if isinstance(item, bytes)))
+            self.end()
+        # True keeps our half open so the last replies can still be written.
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._ending = True
+        self._cancel_idle()
+        if self._linger is not None:
+            self._linger.cancel()
+        self._host.unregister(self)
+
+    def pause_writing(self) -> None:
+        # Replies are piling up unread: stop reading until the peer catches up.
+        self._write_paused = True
+        self.update_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self.update_reading()
+
+    # lines in
+
+    def _take(self, items: list[Line], nbytes: int) -> None:
+        first = self._lines_seen == 0
+        self._lines_seen += len(items)
+        if first:
+            items = self._check_auth(items)
+            if not items:
+                return
+        self._unacked_lines += len(items)
+        self._unacked_bytes += nbytes
+        self._host.enqueue(self, items, nbytes)
+        self.update_reading()
+
+    def _check_auth(self, items: list[Line]) -> list[Line]:
+        """Handle the connection's first line: the auth line, or a refusal when one is due."""
+        assert self._transport is not None
+        head = items[0]
+        token = read_auth(head) if isinstance(head, bytes) else None
+        expected = self._host.settings.ingest.token
+        if token is not None and (
+            not expected or hmac.compare_digest(token.encode(), expected.encode())
+        ):
+            # Without a configured token an auth line is harmless: answer it, go on.
+            self._authenticated = True
+            self._transport.write(AUTHENTICATED)
+            return items[1:]
+        if self._authenticated:
+            return items
+        error = AUTH_WRONG if token is not None else AUTH_MISSING
+        line = head.head if isinstance(head, Refused) else head
+        self._host.note_rejection(self.peer, line, error)
+        self._transport.write(rejected(error))
+        self._ending = True
+        self._finish()
+        return []
+
+    # flow control
+
+    def update_reading(self) -> None:
+        """Pause or resume reading from the peer as the limits now say."""
+        if self._transport is None or self._closed:
+            return
+        host = self._host
+        if self._finishing:
+            return  # reading on, to drop what the peer still sends
+        want_pause = (
+            self._ending
+            or self._write_paused
+            or self._unacked_bytes > host.conn_pending_bytes
+            or host.over_total_budget()
+        )
+        if want_pause and not self._read_paused:
+            self._read_paused = True
+            self._transport.pause_reading()
+            if not self._ending:
+                host.watch_paused(self, True)
+        elif not want_pause and self._read_paused:
+            self._read_paused = False
+            self._transport.resume_reading()
+            host.watch_paused(self, False)
+
+    # the slowloris guard
+
+    def _watch_idle(self, completed_lines: bool) -> None:
+        # The clock runs from the start of the current unfinished line, not from its last byte:
+        # a peer trickling one byte a minute must not hold the connection forever.
+        if completed_lines or not self._framer.holds_partial_line:
+            self._cancel_idle()
+        if self._framer.holds_partial_line and self._idle_timer is None:
+            loop = asyncio.get_running_loop()
+            timeout = self._host.settings.ingest.idle_timeout_s
+            self._idle_timer = loop.call_later(timeout, self._idle_expired)
+
+    def _cancel_idle(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def _idle_expired(self) -> None:
+        self._idle_timer = None
+        if self._ending or not self._framer.holds_partial_line:
+            return
+        if self._read_paused:
+            # We stopped reading, so the unfinished line is our doing: give it another period.
+            self._watch_idle(False)
+            return
+        timeout = self._host.settings.ingest.idle_timeout_s
+        unfinished = self._framer.finish()
+        head = unfinished[0] if unfinished and isinstance(unfinished[0], bytes) else b""
+        error = f"line: not finished within {timeout:g} s; closing the connection"
+        self._take([Refused(head[:EXCERPT_CHARS], error)], 0)
+        self.end()
+
+    # replies out
+
+    def end(self) -> None:
+        """Read no more; close once every line received so far has its reply."""
+        self._ending = True
+        self._cancel_idle()
+        self.update_reading()
+        if self._unacked_lines == 0:
+            self._finish()
+
+    def abort(self) -> None:
+        """Drop the connection now, whatever is still unanswered or unsent."""
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _finish(self) -> None:
+        """Every line is answered: half-close, drop further input, close when the peer does."""
+        transport = self._transport
+        if self._finishing or self._closed or transport is None:
+            return
+        self._finishing = True
+        self._cancel_idle()
+        self._host.watch_paused(self, False)
+        if self._peer_eof or not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()  # sent once the replies before it are flushed
+        if self._read_paused:
+            self._read_paused = False
+            transport.resume_reading()
+        self._linger = asyncio.get_running_loop().call_later(self._host.linger_s, self._linger_over)
+
+    def _linger_over(self) -> None:
+        self._linger = None
+        if self._transport is None or self._closed:
+            return
+        if self._transport.get_write_buffer_size():
+            # The peer is not even reading its replies: it had its chance.
+            self._transport.abort()
+        else:
+            self._transport.close()
+
+    def deliver(self, replies: list[bytes], count: int, nbytes: int) -> None:
+        """Write the replies of `count` of this connection's lines (`nbytes` of input)."""
+        self._unacked_lines -= count
+        self._unacked_bytes -= nbytes
+        if self._closed or self._transport is None:
+            return
+        self._transport.write(b"".join(replies))
+        if self._ending and self._unacked_lines == 0:
+            self._finish()
+        else:
+            self.update_reading()
+
+    def fail(self, message: str, count: int, nbytes: int) -> None:
+        """The batch holding `count` of this connection's lines was not stored: drop it."""
+        # Nothing of the batch is acknowledged; dropping the connection tells the camera to
+        # send again (safe: duplicates are detected).
+        self._unacked_lines -= count
+        self._unacked_bytes -= nbytes
+        if self._transport is not None and not self._closed:
+            self._ending = True
+            self._transport.abort()

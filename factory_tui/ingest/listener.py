@@ -1,0 +1,490 @@
+"""The ingest listener: cameras' JSON lines in, one reply per line out, batched SQLite commits.
+
+The listener is split by where code runs. This module and `connection.py` run on the event loop
+and never block: the listener accepts connections (one `Connection` per peer, which only frames
+lines and writes replies), batches their lines, and hands each batch to the writer thread
+(`writer.py`), which validates, hashes and stores it in its own `Store`, so the console can run
+the listener inside Textual's loop without its commits blocking the screen. Lines from every
+connection (and from `submit`) go into one shared batch, cut every `batch_delay_s` or
+`batch_max_lines`; a line's reply is written only after the batch holding it has committed, and
+replies keep each connection's order because batches commit one at a time, in order. Batches
+cut while a commit is running are committed together by the next one (up to `merge_max_lines`),
+and a checkpoint thread checkpoints the WAL after each commit, beside the writer rather than
+inside its commits.
+
+Memory stays bounded whatever the peers do: each connection bounds its own input and replies
+(see `connection.py`), and all connections stop being read while the total pending input
+passes `total_pending_bytes`. A connection reaches its listener only through the
+`ConnectionHost` methods (`register`, `unregister`, `enqueue`, `note_rejection`,
+`over_total_budget`, `watch_paused`); the listener reaches a connection only through `end`,
+`abort`, `update_reading`, `deliver` and `fail`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import errno
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from factory_tui.config import Settings
+from factory_tui.engine.rate import RateMeter
+from factory_tui.ingest.connection import LINGER_S, Connection, ReplySink
+from factory_tui.ingest.protocol import (
+    EXCERPT_CHARS,
+    Line,
+    Refused,
+    decode_reply,
+    excerpt,
+    too_long_error,
+)
+from factory_tui.ingest.writer import BatchOutcome, BatchWriter, Checkpointer
+from factory_tui.models import now_us
+from factory_tui.records import IngestStats, Rejection
+from factory_tui.storage import StoreError
+
+log = logging.getLogger("factory_tui.ingest")
+
+BATCH_MAX_LINES: Final = 5_000
+BATCH_DELAY_S: Final = 0.05
+# When the writer falls behind, the batches cut meanwhile commit together, up to this many
+# lines: with a random (hash) unique index, a transaction costs roughly one page write per
+# page it touches, so fewer, larger transactions under load cost far less per event.
+MERGE_MAX_LINES: Final = 50_000
+CONN_PENDING_BYTES: Final = 4 << 20
+TOTAL_PENDING_BYTES: Final = 32 << 20
+RECENT_REJECTIONS: Final = 100
+RATE_WINDOW_S: Final = 5.0
+CLOSE_TIMEOUT_S: Final = 5.0
+
+
+class ListenerError(Exception):
+    """The listener cannot run as configured; the message is one sentence saying why."""
+
+
+class PortInUseError(ListenerError):
+    """The port is taken, typically by the process that owns this database already.
+
+    A console that gets this can open the database read-only as a viewer instead.
+    """
+
+
+class _Batch:
+    """Lines queued for one transaction, with run-length owners to route the replies."""
+
+    __slots__ = ("lines", "nbytes", "owners")
+
+    def __init__(self) -> None:
+        self.lines: list[Line] = []
+        self.owners: list[list[Any]] = []  # [sink, count, nbytes], consecutive lines per sink
+        self.nbytes = 0
+
+    def add(self, sink: ReplySink, lines: Sequence[Line], nbytes: int) -> None:
+        self.lines.extend(lines)
+        self.nbytes += nbytes
+        if self.owners and self.owners[-1][0] is sink:
+            self.owners[-1][1] += len(lines)
+            self.owners[-1][2] += nbytes
+        else:
+            self.owners.append([sink, len(lines), nbytes])
+
+    def merge(self, other: _Batch) -> None:
+        """Append a later batch (its lines stay after ours, so every order is kept)."""
+        self.lines.extend(other.lines)
+        self.nbytes += other.nbytes
+        owners = other.owners
+        if self.owners and owners and self.owners[-1][0] is owners[0][0]:
+            self.owners[-1][1] += owners[0][1]
+            self.owners[-1][2] += owners[0][2]
+            owners = owners[1:]
+        self.owners.extend(owners)
+
+
+class _SubmitSink:
+    """The `ReplySink` of one `Listener.submit` call: collects its replies."""
+
+    def __init__(self, peer: str, expected: int, future: asyncio.Future[list[bytes]]) -> None:
+        self.peer = peer
+        self._expected = expected
+        self._replies: list[bytes] = []
+        self._future = future
+
+    def deliver(self, replies: list[bytes], count: int, nbytes: int) -> None:
+        self._replies.extend(replies)
+        if len(self._replies) >= self._expected and not self._future.done():
+            self._future.set_result(self._replies)
+
+    def fail(self, message: str, count: int, nbytes: int) -> None:
+        if not self._future.done():
+            self._future.set_exception(ListenerError(message))
+
+
+class Listener:
+    """The ingest listener: start it in a running event loop, stop it before the loop ends."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store_path: Path | None = None,
+        *,
+        batch_max_lines: int = BATCH_MAX_LINES,
+        batch_delay_s: float = BATCH_DELAY_S,
+        merge_max_lines: int = MERGE_MAX_LINES,
+        conn_pending_bytes: int = CONN_PENDING_BYTES,
+        total_pending_bytes: int = TOTAL_PENDING_BYTES,
+        recent_rejections: int = RECENT_REJECTIONS,
+        linger_s: float = LINGER_S,
+    ) -> None:
+        self.settings = settings
+        self.store_path = store_path if store_path is not None else settings.store.path
+        self.batch_max_lines = batch_max_lines
+        self.batch_delay_s = batch_delay_s
+        self.merge_max_lines = merge_max_lines
+        self.linger_s = linger_s
+        self.conn_pending_bytes = conn_pending_bytes
+        self.total_pending_bytes = total_pending_bytes
+        self._writer = BatchWriter(
+            self.store_path,
+            settings.store.durability,
+            settings.tz,
+            auto_register=settings.ingest.auto_register,
+        )
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._checkpointer = Checkpointer(self.store_path, settings.store.durability)
+        self._checkpoint_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._checkpoint_running: asyncio.Future[None] | None = None
+        self._server: asyncio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connections: set[Connection] = set()
+        self._paused: set[Connection] = set()
+        self._closed_event = asyncio.Event()
+        self._batch = _Batch()
+        self._ready: deque[_Batch] = deque()
+        self._in_flight: _Batch | None = None
+        self._cut_timer: asyncio.TimerHandle | None = None
+        self._pending_bytes = 0
+        self._pending_lines = 0
+        self._idle = asyncio.Event()  # nothing queued or in flight
+        self._idle.set()
+        self._space = asyncio.Event()  # pending input under the total bound
+        self._space.set()
+        self._stopping = False
+        self._running = False
+        self._port = 0
+        self._accepted = 0
+        self._duplicates = 0
+        self._rejected = 0
+        self._rate = RateMeter(RATE_WINDOW_S)  # accepted events; restarted by `start`
+        self._recent: deque[Rejection] = deque(maxlen=recent_rejections)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (useful with port 0)."""
+        return self._port
+
+    @property
+    def host(self) -> str:
+        """The address the listener binds."""
+        return self.settings.ingest.host
+
+    async def start(self) -> None:
+        """Bind the port, open the store, record this process as the database's listener.
+
+        Raises ListenerError (PortInUseError when the port is taken) with one sentence. The
+        port is bound before the database is touched, so a second console that finds the
+        port taken has written nothing.
+        """
+        ingest = self.settings.ingest
+        if not ingest.is_loopback and not ingest.token:
+            raise ListenerError(
+                f"refusing to listen on {ingest.host} without an ingest token: set ingest.token "
+                "(or FACTORY_TUI_TOKEN), or listen on 127.0.0.1"
+            )
+        if self._running or self._stopping:
+            raise RuntimeError("a Listener runs once: make a new one to listen again")
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        # "localhost" can resolve to both ::1 and 127.0.0.1, which with port 0 would get two
+        # different ports; one address keeps `port` meaningful.
+        host = "127.0.0.1" if ingest.host == "localhost" else ingest.host
+        try:
+            server = await loop.create_server(
+                lambda: Connection(self), host, ingest.port, backlog=1024, start_serving=False
+            )
+        except OSError as error:
+            kind = PortInUseError if error.errno == errno.EADDRINUSE else ListenerError
+            raise kind(_bind_error(ingest.host, ingest.port, error)) from None
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="ingest-writer"
+        )
+        self._checkpoint_executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="ingest-checkpoint"
+        )
+        try:
+            await loop.run_in_executor(
+                self._executor,
+                self._writer.open,
+                self.settings.roster_workers(),
+                self.settings.roster_workstations(),
+            )
+            await loop.run_in_executor(self._checkpoint_executor, self._checkpointer.open)
+            self._port = server.sockets[0].getsockname()[1]
+            await loop.run_in_executor(
+                self._executor, self._writer.set_owner, os.getpid(), ingest.host, self._port
+            )
+        except StoreError as error:
+            server.close()
+            await self._shutdown_writer()
+            raise ListenerError(str(error)) from None
+        self._server = server
+        await server.start_serving()
+        # The rate divides by the listener's age until it is older than the window.
+        self._rate = RateMeter(RATE_WINDOW_S, started_s=time.monotonic())
+        self._running = True
+        log.info("listening on %s:%d", ingest.host, self._port)
+
+    async def stop(self) -> None:
+        """Stop accepting, commit and answer every line already received, then close."""
+        if not self._running or self._stopping:
+            return
+        self._stopping = True
+        assert self._server is not None
+        self._server.close()
+        for conn in list(self._connections):
+            conn.end()
+        self._cut()
+        await self._idle.wait()
+        # Connections close themselves once answered; give slow readers a moment, then cut.
+        deadline = time.monotonic() + CLOSE_TIMEOUT_S
+        while self._connections and time.monotonic() < deadline:
+            self._closed_event.clear()
+            try:
+                await asyncio.wait_for(self._closed_event.wait(), deadline - time.monotonic())
+            except TimeoutError:
+                break
+        for conn in list(self._connections):
+            conn.abort()
+        await self._server.wait_closed()
+        await self._shutdown_writer()
+        self._running = False
+        log.info("stopped: %s", format_stats(self.stats()))
+
+    async def _shutdown_writer(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._checkpoint_executor is not None:
+            if self._checkpoint_running is not None:
+                await asyncio.wait([self._checkpoint_running])
+            await loop.run_in_executor(self._checkpoint_executor, self._checkpointer.close)
+            self._checkpoint_executor.shutdown(wait=True)
+            self._checkpoint_executor = None
+        if self._executor is not None:
+            await loop.run_in_executor(self._executor, self._writer.close)
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def _checkpoint(self) -> None:
+        """Start a background checkpoint unless one is running."""
+        if self._checkpoint_running is not None or self._checkpoint_executor is None:
+            return
+        assert self._loop is not None
+        running = self._loop.run_in_executor(self._checkpoint_executor, self._checkpointer.run)
+        self._checkpoint_running = running
+        running.add_done_callback(self._checkpointed)
+
+    def _checkpointed(self, done: asyncio.Future[None]) -> None:
+        self._checkpoint_running = None
+        if not done.cancelled() and done.exception() is not None:
+            # Not fatal: the writer's own backstop checkpoint still bounds the WAL.
+            log.warning("background checkpoint failed: %s", done.exception())
+
+    async def __aenter__(self) -> Listener:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- in-process submission ----------------------------------------------------------------
+
+    async def submit(
+        self, lines: Sequence[bytes], peer: str = "in-process"
+    ) -> list[dict[str, Any]]:
+        """Validate, store and answer lines exactly as if they had come over TCP."""
+        if not self._running or self._stopping:
+            raise ListenerError("the listener is not running")
+        if not lines:
+            return []
+        limit = self.settings.ingest.max_line_bytes
+        error = too_long_error(limit)
+        items: list[Line] = [
+            line if len(line) <= limit else Refused(line[:EXCERPT_CHARS], error) for line in lines
+        ]
+        await self._space.wait()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[bytes]] = loop.create_future()
+        nbytes = sum(len(line) for line in lines)
+        self.enqueue(_SubmitSink(peer, len(items), future), items, nbytes)
+        replies = await future
+        return [decode_reply(reply) for reply in replies]
+
+    # --- what connections ask of their listener (connection.ConnectionHost) -----------------
+
+    def register(self, conn: Connection) -> str | None:
+        """Count a new connection; why it is refused (it stays counted until it closes), or None."""
+        self._connections.add(conn)
+        limit = self.settings.ingest.max_connections
+        if len(self._connections) > limit or self._stopping:
+            return "the listener is shutting down" if self._stopping else f"limit {limit}"
+        return None
+
+    def unregister(self, conn: Connection) -> None:
+        """The connection has closed."""
+        self._connections.discard(conn)
+        self._paused.discard(conn)
+        self._closed_event.set()
+
+    def note_rejection(self, peer: str, line: bytes, error: str) -> None:
+        """Count a line answered by the loop itself (the auth refusal)."""
+        self._rejected += 1
+        self._recent.append(Rejection(now_us(), peer, excerpt(line), error))
+
+    def over_total_budget(self) -> bool:
+        """True while the pending input of all connections together is over its bound."""
+        return self._pending_bytes > self.total_pending_bytes
+
+    def watch_paused(self, conn: Connection, paused: bool) -> None:
+        """While `paused`, call `conn.update_reading()` after every commit."""
+        if paused:
+            self._paused.add(conn)
+        else:
+            self._paused.discard(conn)
+
+    # --- batching -----------------------------------------------------------------------------
+
+    def enqueue(self, sink: ReplySink, items: Sequence[Line], nbytes: int) -> None:
+        """Queue lines for a batch; their replies go to `sink.deliver` once it commits."""
+        self._batch.add(sink, items, nbytes)
+        self._pending_bytes += nbytes
+        self._pending_lines += len(items)
+        self._idle.clear()
+        if self._pending_bytes > self.total_pending_bytes:
+            self._space.clear()
+        if len(self._batch.lines) >= self.batch_max_lines:
+            self._cut()
+        elif self._cut_timer is None:
+            assert self._loop is not None
+            self._cut_timer = self._loop.call_later(self.batch_delay_s, self._cut)
+
+    def _cut(self) -> None:
+        if self._cut_timer is not None:
+            self._cut_timer.cancel()
+            self._cut_timer = None
+        if self._batch.lines:
+            self._ready.append(self._batch)
+            self._batch = _Batch()
+        self._pump()
+
+    def _pump(self) -> None:
+        if self._in_flight is not None:
+            return
+        if not self._ready:
+            if not self._batch.lines:
+                self._idle.set()
+            return
+        batch = self._ready.popleft()
+        while self._ready and len(batch.lines) + len(self._ready[0].lines) <= self.merge_max_lines:
+            batch.merge(self._ready.popleft())
+        self._in_flight = batch
+        assert self._loop is not None
+        assert self._executor is not None
+        future = self._loop.run_in_executor(self._executor, self._writer.commit, batch.lines)
+        future.add_done_callback(lambda done: self._committed(batch, done))
+
+    def _committed(self, batch: _Batch, done: asyncio.Future[BatchOutcome]) -> None:
+        self._in_flight = None
+        self._pending_bytes -= batch.nbytes
+        self._pending_lines -= len(batch.lines)
+        try:
+            outcome = done.result()
+        except Exception as error:
+            message = f"could not store a batch of {len(batch.lines)} lines: {error}"
+            log.error("%s", message, exc_info=not isinstance(error, StoreError | OSError))
+            for sink, count, nbytes in batch.owners:
+                sink.fail(message, count, nbytes)
+        else:
+            self._account(batch, outcome)
+            start = 0
+            replies = outcome.replies
+            for sink, count, nbytes in batch.owners:
+                sink.deliver(replies[start : start + count], count, nbytes)
+                start += count
+            self._checkpoint()
+        if self._pending_bytes <= self.total_pending_bytes:
+            self._space.set()
+        for conn in list(self._paused):
+            conn.update_reading()
+        self._pump()
+
+    def _account(self, batch: _Batch, outcome: BatchOutcome) -> None:
+        self._accepted += outcome.accepted
+        self._duplicates += outcome.duplicates
+        self._rejected += len(outcome.rejections)
+        self._rate.add(time.monotonic(), outcome.accepted)
+        if not outcome.rejections or not self._recent.maxlen:
+            return
+        # Only the last few can be kept: build records for those alone.
+        keep = outcome.rejections[-self._recent.maxlen :]
+        bounds: list[tuple[int, str]] = []  # (end index, peer) per owner run
+        end = 0
+        for sink, count, _ in batch.owners:
+            end += count
+            bounds.append((end, sink.peer))
+        at = now_us()
+        run = 0
+        for index, line, error in keep:
+            while bounds[run][0] <= index:
+                run += 1
+            self._recent.append(Rejection(at, bounds[run][1], line, error))
+
+    # --- counters -----------------------------------------------------------------------------
+
+    def stats(self) -> IngestStats:
+        """The counters now."""
+        return IngestStats(
+            accepted=self._accepted,
+            duplicates=self._duplicates,
+            rejected=self._rejected,
+            connections=len(self._connections),
+            rate_per_s=self._rate.per_second(time.monotonic()),
+            recent_rejections=tuple(self._recent),
+            pending=self._pending_lines,
+        )
+
+
+def format_stats(stats: IngestStats) -> str:
+    """One log line of counters."""
+    return (
+        f"accepted {stats.accepted}, duplicate {stats.duplicates}, rejected {stats.rejected}, "
+        f"connections {stats.connections}, {stats.rate_per_s:,.0f} events/s"
+    )
+
+
+def _bind_error(host: str, port: int, error: OSError) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} on {host} is already in use (another `factory-tui serve` or console?); "
+            "stop it or choose another port with --port"
+        )
+    if error.errno == errno.EACCES:
+        return f"not allowed to listen on {host}:{port} (ports below 1024 need privileges)"
+    if error.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {host}: that address is not on this machine"
+    return f"cannot listen on {host}:{port}: {error.strerror or error}"

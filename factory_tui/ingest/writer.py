@@ -1,0 +1,217 @@
+"""The ingest listener's threads: validation, hashing and SQLite writes, and WAL checkpoints.
+
+Everything heavy runs off the event loop, so the console can run the listener inside
+Textual's loop without its commits blocking the screen. `BatchWriter` lives in one writer
+thread and owns its own `Store` (opened with `bulk_writer=True`): it turns a batch of framed
+lines into one transaction and one reply per line, in order. `Checkpointer` lives in a second
+thread with a connection of its own and checkpoints the WAL after each commit, beside the
+writer rather than inside its commits.
+
+Nothing here touches the event loop or a socket: the listener hands each object to its own
+single-thread executor and calls every method through it, so each object is only ever used
+from one thread. Memory is whatever batch the listener hands in (bounded there) plus the
+roster's ids.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import tzinfo
+from pathlib import Path
+
+from factory_tui.ingest.protocol import (
+    ACCEPTED,
+    DUPLICATE,
+    Line,
+    Refused,
+    excerpt,
+    parse_row,
+    rejected,
+)
+from factory_tui.models import EventError, NewEventRow, RosterEntry, now_us
+from factory_tui.storage import Durability, RowError, Store, open_store
+
+log = logging.getLogger("factory_tui.ingest")
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """What the writer thread hands back for one batch."""
+
+    replies: list[bytes]
+    accepted: int
+    duplicates: int
+    rejections: list[tuple[int, str, str]]
+    """(index in the batch, line excerpt, error) of every rejected line."""
+
+
+class BatchWriter:
+    """Validation, hashing and SQLite writes. Every method runs in the writer thread."""
+
+    def __init__(
+        self, path: Path, durability: Durability, tz: tzinfo, *, auto_register: bool
+    ) -> None:
+        self._path = path
+        self._durability = durability
+        self._tz = tz
+        self._auto_register = auto_register
+        self._store: Store | None = None
+        self._workers: set[str] = set()
+        self._stations: set[str] = set()
+
+    @property
+    def store(self) -> Store:
+        """The writer's own store (writer thread only)."""
+        if self._store is None:
+            raise RuntimeError("the writer's store is not open")
+        return self._store
+
+    def open(self, workers: Sequence[RosterEntry], stations: Sequence[RosterEntry]) -> None:
+        """Open the store in this thread and make sure the configured roster is in it."""
+        self._store = open_store(self._path, durability=self._durability, bulk_writer=True)
+        if workers or stations:
+            self._store.upsert_roster(workers, stations)
+        self._load_roster()
+
+    def _load_roster(self) -> None:
+        self._workers = set(self.store.workers())
+        self._stations = set(self.store.workstations())
+
+    def set_owner(self, pid: int, host: str, port: int) -> None:
+        """Record this process as the database's listener (writer thread)."""
+        self.store.set_owner(pid, host, port)
+
+    def close(self) -> None:
+        """Close the store (writer thread); a writer that is not open does nothing."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def commit(self, lines: Sequence[Line]) -> BatchOutcome:
+        """Validate and store one batch in one transaction; one reply per line, in order."""
+        received = now_us()
+        tz = self._tz
+        workers, stations = self._workers, self._stations
+        replies: list[bytes] = [b""] * len(lines)
+        rejections: list[tuple[int, str, str]] = []
+        rows: list[NewEventRow] = []
+        slots: list[int] = []
+        unknown: list[tuple[int, NewEventRow]] = []
+        for index, line in enumerate(lines):
+            if isinstance(line, Refused):
+                rejections.append((index, excerpt(line.head), line.error))
+                continue
+            try:
+                row = parse_row(line, tz, received)
+            except EventError as error:
+                rejections.append((index, excerpt(line), str(error)))
+                continue
+            if row[1] in workers and row[2] in stations:
+                rows.append(row)
+                slots.append(index)
+            else:
+                unknown.append((index, row))
+        if unknown:
+            self._settle_unknown(unknown, lines, rows, slots, rejections)
+        accepted = duplicates = 0
+        if rows:
+            statuses = self._insert(rows)
+            for slot, status in zip(slots, statuses, strict=True):
+                if status == "accepted":
+                    replies[slot] = ACCEPTED
+                    accepted += 1
+                elif status == "duplicate":
+                    replies[slot] = DUPLICATE
+                    duplicates += 1
+                else:
+                    line = lines[slot]
+                    assert isinstance(line, bytes)
+                    rejections.append((slot, excerpt(line), status))
+            rejections.sort(key=lambda item: item[0])
+        for index, _line, message in rejections:
+            replies[index] = rejected(message)
+        return BatchOutcome(replies, accepted, duplicates, rejections)
+
+    def _insert(self, rows: list[NewEventRow]) -> list[str]:
+        """insert_rows, with a row SQLite cannot take isolated instead of failing the batch.
+
+        Validation should let no such row through; this keeps one bad row from costing every
+        other line of the batch its acknowledgement if one ever does. A status other than
+        accepted / duplicate is the rejection message of that row.
+        """
+        try:
+            return list(self.store.insert_rows(rows))
+        except RowError:
+            log.exception("a batch could not be stored; storing its rows one by one")
+        statuses: list[str] = []
+        for row in rows:
+            try:
+                statuses.extend(self.store.insert_rows([row]))
+            except RowError as error:
+                statuses.append(f"line: cannot be stored ({error})")
+        return statuses
+
+    def _settle_unknown(
+        self,
+        unknown: list[tuple[int, NewEventRow]],
+        lines: Sequence[Line],
+        rows: list[NewEventRow],
+        slots: list[int],
+        rejections: list[tuple[int, str, str]],
+    ) -> None:
+        """Register unknown ids (auto-register) or re-read the roster once, then decide."""
+        if self._auto_register:
+            new_workers = {row[1] for _, row in unknown} - self._workers
+            new_stations = {row[2] for _, row in unknown} - self._stations
+            self.store.register_ids(sorted(new_workers), sorted(new_stations))
+            self._workers |= new_workers
+            self._stations |= new_stations
+        else:
+            # The roster may have grown since start (a console or a config reload added ids).
+            self._load_roster()
+        late: list[tuple[int, NewEventRow]] = []
+        for index, row in unknown:
+            if row[1] not in self._workers:
+                error = f"worker_id: {row[1]!r} is not in the roster"
+            elif row[2] not in self._stations:
+                error = f"workstation_id: {row[2]!r} is not in the roster"
+            else:
+                late.append((index, row))
+                continue
+            line = lines[index]
+            assert isinstance(line, bytes)
+            rejections.append(
+                (index, excerpt(line), error + " (add it to the config, or use --auto-register)")
+            )
+        if late:
+            # Keep line order in the insert, so of two copies of one event the first is accepted.
+            merged = sorted([*zip(slots, rows, strict=True), *late], key=lambda pair: pair[0])
+            slots[:] = [index for index, _ in merged]
+            rows[:] = [row for _, row in merged]
+        rejections.sort(key=lambda item: item[0])
+
+
+class Checkpointer:
+    """Passive WAL checkpoints on a connection of its own; every method runs in its thread."""
+
+    def __init__(self, path: Path, durability: Durability) -> None:
+        self._path = path
+        self._durability = durability
+        self._store: Store | None = None
+
+    def open(self) -> None:
+        """Open the checkpoint connection (checkpoint thread)."""
+        self._store = open_store(self._path, durability=self._durability)
+
+    def run(self) -> None:
+        """Copy what is committed into the database file without waiting on the writer."""
+        if self._store is not None:
+            self._store.checkpoint()
+
+    def close(self) -> None:
+        """Close the checkpoint connection (checkpoint thread)."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None

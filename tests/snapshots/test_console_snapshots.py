@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from textual.pilot import Pilot
 
 from factory_tui.console.app import FactoryApp
+from factory_tui.console.health import fixed_health
+from factory_tui.records import HealthReading
 from tests.tui.conftest import ConsoleFactory
 
 SnapCompare = Callable[..., bool]
@@ -131,3 +134,27 @@ class TestEmptyFloor:
         assert snap_compare(
             console(db=tmp_path / "empty.db"), terminal_size=(80, 24), run_before=first_tick
         )
+
+
+class TestHealthAndColour:
+    def test_a_red_health_reading_80x24(
+        self, snap_compare: SnapCompare, console: ConsoleFactory
+    ) -> None:
+        """The dark 80x24 screen with the machine at CPU 95%: the health badge reads CPU 95%
+        RAM 41% RSS 95 MB in red, with the word CRIT (reversed) where OK stands; the rest
+        of the screen is unchanged."""
+        hot = HealthReading(cpu_percent=95.0, ram_percent=41.0, rss_bytes=95_000_000)
+        assert snap_compare(
+            console(health=fixed_health(hot)), terminal_size=(80, 24), run_before=first_tick
+        )
+
+    def test_no_color_80x24(
+        self, snap_compare: SnapCompare, console: ConsoleFactory, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """NO_COLOR set: the 80x24 screen in black, white and greys only (no green LIVE, no
+        red alerts chip, no coloured state labels), and every state still readable as a word:
+        LIVE, WORKING, IDLE, ABSENT, UNOBSERVED, OK; Ana Silva's tile still drawn heavy."""
+        monkeypatch.setenv("NO_COLOR", "1")  # Textual reads it when the App is built
+        app = console()
+        assert app.no_color
+        assert snap_compare(app, terminal_size=(80, 24), run_before=first_tick)

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import random
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -574,3 +575,147 @@ def test_an_unknown_breakdown_names_the_choices(site: tuple[Path, Path]) -> None
     assert "'camera' is not" in result.stderr
     assert "model_version" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- a night shift across a daylight-saving change ------------------------------------------
+
+NIGHT_CONFIG = """\
+timezone = "Europe/Berlin"
+
+[metrics]
+max_gap_s = 900
+
+[[shifts]]
+name = "Night"
+start = "22:00"
+end = "06:00"
+
+[[workers]]
+id = "W1"
+name = "Ana Silva"
+
+[[workers]]
+id = "W2"
+name = "Bilal Khan"
+
+[[workstations]]
+id = "S1"
+name = "Assembly 1"
+
+[[workstations]]
+id = "S2"
+name = "Assembly 2"
+"""
+
+
+def night_lines(start_utc: str, hours: int) -> list[str]:
+    """W1 working at S1 from `start_utc` for `hours` (heartbeat every 10 min, a unit at :15 and
+    :45 of every hour), W2 idle at S2 over the same span (heartbeat every 10 min)."""
+    start = datetime.fromisoformat(start_utc)
+    lines = []
+    for minute in range(0, hours * 60, 5):
+        moment = (start + timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        base = {"timestamp": moment, "confidence": 0.9}
+        if minute % 10 == 0:
+            lines.append(
+                json.dumps(
+                    {**base, "worker_id": "W1", "workstation_id": "S1", "event_type": "working"}
+                )
+            )
+            lines.append(
+                json.dumps(
+                    {**base, "worker_id": "W2", "workstation_id": "S2", "event_type": "idle"}
+                )
+            )
+        if minute % 60 in (15, 45):
+            lines.append(
+                json.dumps(
+                    {
+                        **base,
+                        "worker_id": "W1",
+                        "workstation_id": "S1",
+                        "event_type": "product_count",
+                        "count": 1,
+                    }
+                )
+            )
+    return lines
+
+
+@pytest.fixture
+def night_site(tmp_path: Path) -> tuple[Path, Path]:
+    """A Berlin site with a 22:00-06:00 night shift; both DST nights of 2026 recorded whole."""
+    config = tmp_path / "factory.toml"
+    config.write_text(NIGHT_CONFIG)
+    db = tmp_path / "factory.db"
+    # 2026-03-28 22:00 CET is 21:00Z; the clocks jump 02:00 -> 03:00; 06:00 CEST is 04:00Z.
+    # 2026-10-24 22:00 CEST is 20:00Z; the clocks fall 03:00 -> 02:00; 06:00 CET is 05:00Z.
+    fill(
+        db,
+        night_lines("2026-03-28T21:00:00+00:00", 7) + night_lines("2026-10-24T20:00:00+00:00", 9),
+    )
+    return config, db
+
+
+@pytest.mark.parametrize(
+    ("at", "window_from", "window_to", "hours"),
+    [
+        # Spring: 05:00 CEST is 03:00Z, 6 real hours after 22:00 CET (the wall clock says 7).
+        ("2026-03-29T05:00", "2026-03-28T21:00:00Z", "2026-03-29T03:00:00Z", 6),
+        # Autumn: 05:00 CET is 04:00Z, 8 real hours after 22:00 CEST (the wall clock says 7).
+        ("2026-10-25T05:00", "2026-10-24T20:00:00Z", "2026-10-25T04:00:00Z", 8),
+        # The repeated hour, its second pass: 02:30 CET is 01:30Z, 5.5 h into the shift.
+        ("2026-10-25T02:30+01:00", "2026-10-24T20:00:00Z", "2026-10-25T01:30:00Z", 5.5),
+        # ...and its first pass, 02:30 CEST: an hour earlier.
+        ("2026-10-25T02:30+02:00", "2026-10-24T20:00:00Z", "2026-10-25T00:30:00Z", 4.5),
+    ],
+)
+def test_night_shift_across_a_dst_change_counts_real_hours(
+    night_site: tuple[Path, Path], at: str, window_from: str, window_to: str, hours: float
+) -> None:
+    data = report_json(*night_site, "--at", at)
+    assert data["window"] == {
+        "from": window_from,
+        "to": window_to,
+        "at": window_to,
+        "label": "Night",
+    }
+    seconds = hours * 3600
+    units = int(hours * 2)  # one at :15 and one at :45 of every hour
+    ana, bilal = data["workers"]
+    assert (ana["active_s"], ana["idle_s"], ana["units"]) == (seconds, 0.0, units)
+    assert ana["uph"] == pytest.approx(2.0)
+    assert (bilal["active_s"], bilal["idle_s"], bilal["utilization"]) == (0.0, seconds, 0.0)
+    assembly = data["workstations"][0]
+    assert assembly["occupancy_s"] == seconds
+    assert assembly["utilization"] == pytest.approx(1.0)  # busy the whole window, no more
+    assert assembly["throughput_uph"] == pytest.approx(2.0)
+    assert data["factory"]["throughput_uph"] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    ("night", "day", "window_to", "hours"),
+    [
+        ("2026-03-28", "2026-03-29", "2026-03-29T04:00:00Z", 7),
+        ("2026-10-24", "2026-10-25", "2026-10-25T05:00:00Z", 9),
+    ],
+)
+def test_a_whole_dst_night_is_seven_or_nine_hours(
+    night_site: tuple[Path, Path], night: str, day: str, window_to: str, hours: int
+) -> None:
+    data = report_json(
+        *night_site, "--from", f"{night}T22:00", "--to", f"{day}T06:00", "--at", f"{day}T06:00"
+    )
+    assert data["window"]["to"] == window_to
+    ana = data["workers"][0]
+    assert (ana["active_s"], ana["units"]) == (hours * 3600, hours * 2)
+    assert data["workstations"][0]["utilization"] == pytest.approx(1.0)
+    assert data["factory"]["throughput_uph"] == pytest.approx(2.0)
+
+
+def test_the_table_shows_a_dst_night_in_local_time(night_site: tuple[Path, Path]) -> None:
+    text = run(*night_site, "--at", "2026-03-29T05:00").stdout
+    assert "Window Night 2026-03-28 22:00:00 → 2026-03-29 05:00:00" in text
+    assert "Europe/Berlin" in text
+    assert "6:00:00" in text  # Ana's active time: six hours, not seven
+    assert "7:00:00" not in text

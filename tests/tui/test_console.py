@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from factory_tui.console.app import FactoryApp
+from factory_tui.console.app import FactoryApp, make_app
+from factory_tui.console.health import fixed_health
 from factory_tui.console.screens.help_screen import HelpScreen
 from factory_tui.console.services import live_owner
 from factory_tui.ingest.client import IngestClient
+from factory_tui.models import to_utc_us
 from factory_tui.storage import StoreError
 from factory_tui.widgets.worker_grid import WorkerGrid
-from tests.tui.conftest import ConsoleFactory, SetClock
-from tests.tui.floor import AT, line
+from tests.tui.conftest import READING, ConsoleFactory, SetClock
+from tests.tui.floor import AT, fill, floor_settings, line, spell
 
 ALL = ("W1", "W2", "W3", "W4", "W5", "W6")
 
@@ -240,6 +243,31 @@ class TestLiveUpdates:
             monkeypatch.undo()
             await app.tick_now()
             assert app.summary.status.state == "live"
+
+
+class TestNightShiftAcrossDst:
+    async def test_the_title_and_elapsed_time_count_real_hours(
+        self, tmp_path: Path, clock: SetClock
+    ) -> None:
+        """Berlin, the night the clocks jump 02:00 -> 03:00: at 05:00 CEST shift C (22:00-06:00)
+        has run 6 of its 7 real hours; the wall clock would say 7 of 8."""
+        start = datetime(2026, 3, 28, 21, tzinfo=UTC)  # 22:00 CET
+        now = start + timedelta(hours=6)  # 05:00 CEST
+        path = tmp_path / "night.db"
+        fill(str(path), spell("W1", "S1", "working", start, now))
+        settings = floor_settings(str(path), tick_s=60.0)
+        settings.timezone = "Europe/Berlin"
+        clock.now_us = to_utc_us(now)
+        app = make_app(settings, clock=clock, health=fixed_health(READING), animations=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await app.tick_now()
+            figures = app.summary.figures
+            assert figures is not None
+            assert (figures.window_title, figures.elapsed) == ("Shift C", "6h00m of 7h00m")
+            assert figures.working == 1
+            assert "Shift C 6h00m of 7h00m" in str(app.summary.render())
+            await pilot.press("space")
+            assert app.summary.status.detail == "as of 05:00:00 · space resumes"
 
 
 class TestKeys:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,11 +17,12 @@ from factory_tui.console.alert_keeper import AlertKeeper
 from factory_tui.console.pipeline import TickPipeline
 from factory_tui.console.tick_loop import STALE_AFTER_TICKS, TickLoop
 from factory_tui.engine import Engine
-from factory_tui.models import parse_event
+from factory_tui.models import parse_event, to_utc_us
 from factory_tui.storage import SqliteStore
 from factory_tui.view_models import ViewNeeds
+from factory_tui.widgets.summary_bar import SummaryFigures
 from tests.tui.conftest import SetClock
-from tests.tui.floor import AT_US, at, fill, floor_lines, floor_settings, line
+from tests.tui.floor import AT_US, at, fill, floor_lines, floor_settings, line, spell
 
 
 class FakeMonotonic:
@@ -176,6 +178,59 @@ class TestTickPipeline:
         made.close()
         assert made.store is None
         assert made.tick() is None
+
+
+class TestNightShiftAcrossDst:
+    """Berlin's shift C (22:00-06:00) on the nights the clocks change: 7 and 9 real hours."""
+
+    @pytest.mark.parametrize(
+        ("start", "now", "so_far_h", "shift_h", "elapsed"),
+        [
+            # 22:00 CET is 21:00Z; 02:00 becomes 03:00; 05:00 CEST is 03:00Z; 06:00 is 04:00Z.
+            (datetime(2026, 3, 28, 21, tzinfo=UTC), timedelta(hours=6), 6, 7, "6h00m of 7h00m"),
+            # 22:00 CEST is 20:00Z; 03:00 becomes 02:00; 05:00 CET is 04:00Z; 06:00 is 05:00Z.
+            (datetime(2026, 10, 24, 20, tzinfo=UTC), timedelta(hours=8), 8, 9, "8h00m of 9h00m"),
+        ],
+    )
+    def test_the_window_and_its_title_count_real_hours(
+        self,
+        tmp_path: Path,
+        start: datetime,
+        now: timedelta,
+        so_far_h: int,
+        shift_h: int,
+        elapsed: str,
+    ) -> None:
+        path = tmp_path / "night.db"
+        fill(str(path), spell("W1", "S1", "working", start, start + now))
+        settings = floor_settings(str(path))
+        settings.timezone = "Europe/Berlin"
+        at_us = to_utc_us(start + now)
+        made = TickPipeline(
+            settings,
+            SqliteStore.open(path, read_only=True),
+            AlertKeeper(settings, None),
+            clock=SetClock(at_us),
+        )
+        try:
+            result = made.tick()
+        finally:
+            made.close()
+        assert result is not None
+        view = result.view
+        assert view.window_title == "Shift C"
+        assert view.shift.from_us == to_utc_us(start)
+        assert view.shift.seconds == shift_h * 3600
+        snapshot = view.snapshot
+        assert (snapshot.window.from_us, snapshot.window.to_us) == (to_utc_us(start), at_us)
+        ana = snapshot.worker("W1")
+        assert ana is not None
+        assert ana.active_s == so_far_h * 3600
+        assert snapshot.factory.throughput_uph == 0.0
+        stations = {station.workstation_id: station for station in snapshot.stations}
+        assert stations["S1"].utilization == pytest.approx(1.0)
+        figures = SummaryFigures.build(snapshot, view.window_title, view.shift, None)
+        assert figures.elapsed == elapsed
 
 
 class TestTickLoop:

@@ -14,6 +14,9 @@ import time
 from pathlib import Path
 
 FACTORY_TUI = str(Path(sys.executable).parent / "factory-tui")
+SAFETY_S = 120.0
+"""Every wait below ends on an event (output, end of output, the child's exit); this bound only
+stops a test from hanging on a console that never draws or never exits."""
 
 
 class Terminal:
@@ -37,8 +40,9 @@ class Terminal:
         self.output = bytearray()
         self.status: int | None = None
 
-    def read_until(self, needle: bytes, timeout: float = 20.0) -> bool:
-        """Read output until `needle` has appeared (True) or the time is up / the child ended."""
+    def read_until(self, needle: bytes, timeout: float = SAFETY_S) -> bool:
+        """Read output until `needle` has appeared (True) or the child ended (or, as a safety
+        net, the time is up)."""
         deadline = time.monotonic() + timeout
         while needle not in self.output:
             remaining = deadline - time.monotonic()
@@ -56,9 +60,14 @@ class Terminal:
             self.output += chunk
         return True
 
-    def drain(self, timeout: float = 20.0) -> None:
+    def drain(self, timeout: float = SAFETY_S) -> None:
         """Read until the child closes its terminal."""
         self.read_until(b"\0never\0", timeout)
+
+    def running(self) -> bool:
+        """The child has not ended (asked now, without waiting)."""
+        ready, _, _ = select.select([self.pidfd], [], [], 0)
+        return not ready
 
     def send(self, keys: bytes) -> None:
         """Type into the terminal."""
@@ -71,7 +80,7 @@ class Terminal:
             os.close(self.fd)
             self.fd = None
 
-    def wait(self, timeout: float = 20.0) -> int | None:
+    def wait(self, timeout: float = SAFETY_S) -> int | None:
         """The child's wait status once it has ended (None if it is still running)."""
         ready, _, _ = select.select([self.pidfd], [], [], timeout)
         if not ready:

@@ -6,14 +6,16 @@ import os
 import signal
 import socket
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from factory_tui.commands.demo import demo_settings
+from factory_tui.models import to_utc_us
 from factory_tui.storage import SqliteStore
-from tests.tui.floor import fill
-from tests.tui.terminal import FACTORY_TUI, Terminal
+from tests.tui.floor import AT, fill, line
+from tests.tui.terminal import FACTORY_TUI, SAFETY_S, Terminal
 
 
 @pytest.fixture
@@ -41,6 +43,39 @@ def test_demo_runs_the_simulator_and_quits_on_q(tmp_path: Path, terminals: list[
         assert set(store.workers()) == {"W1", "W2", "W3", "W4", "W5", "W6"}
 
 
+def test_simulate_feeds_the_console_from_the_camera_simulator(
+    tmp_path: Path, terminals: list[Terminal]
+) -> None:
+    """`factory-tui --simulate`: the built-in simulator, paced by the wall clock, sends the
+    configured roster's cameras to the console's own listener, from the shift start on."""
+    now = datetime.now(UTC)
+    start = now - timedelta(hours=3)  # a shift under way: three hours of history to send
+    end = now + timedelta(hours=5)
+    (tmp_path / "factory.toml").write_text(
+        f'[[shifts]]\nname = "Now"\nstart = "{start:%H:%M}"\nend = "{end:%H:%M}"\n'
+        + "".join(f'[[workers]]\nid = "P{n}"\n' for n in range(1, 4))
+        + "".join(f'[[workstations]]\nid = "T{n}"\n' for n in range(1, 3))
+    )
+    terminal = Terminal([FACTORY_TUI, "--db", "sim.db", "--port", "0", "--simulate"], tmp_path)
+    terminals.append(terminal)
+    # A tile says "not seen" until its worker's first event is on screen, then "..m ago".
+    assert terminal.read_until(b"m ago"), terminal.output[-2000:]
+    terminal.send(b"q")
+    terminal.drain()
+    status = terminal.wait()
+    assert status is not None
+    assert os.WIFEXITED(status)
+    assert os.WEXITSTATUS(status) == 0
+    with SqliteStore.open(tmp_path / "sim.db", read_only=True) as store:
+        span = store.time_span()
+        assert span is not None
+        assert {event.worker_id for event in store.iter_since(0)} == {"P1", "P2", "P3"}
+    first, last = span
+    # Wall-clock pace: history from the shift start (to the minute), nothing from the future.
+    assert to_utc_us(start.replace(second=0, microsecond=0)) <= first
+    assert last <= to_utc_us(datetime.now(UTC))
+
+
 def test_a_vanished_terminal_ends_the_console(tmp_path: Path, terminals: list[Terminal]) -> None:
     """An SSH drop hangs up the terminal: the console must exit, not spin (dolphie#101)."""
     fill(str(tmp_path / "factory.db"))
@@ -48,7 +83,7 @@ def test_a_vanished_terminal_ends_the_console(tmp_path: Path, terminals: list[Te
     terminals.append(terminal)
     assert terminal.read_until(b"LIVE"), terminal.output[-2000:]
     terminal.hang_up()
-    status = terminal.wait(timeout=20)
+    status = terminal.wait()
     assert status is not None, "the console kept running after its terminal went away"
     ended_by_hangup = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGHUP
     assert ended_by_hangup or os.WIFEXITED(status)
@@ -76,8 +111,11 @@ def test_a_second_console_on_the_same_database_is_a_viewer(
     assert status is not None
     assert os.WIFEXITED(status)
     assert os.WEXITSTATUS(status) == 0
-    # The viewer leaves the owner running.
-    assert owner.wait(timeout=0.1) is None
+    # The viewer leaves the owner running: it still answers on its port, and has not ended.
+    with socket.create_connection(("127.0.0.1", port), timeout=SAFETY_S) as camera:
+        camera.sendall(line(AT, "W6", "S6", "working") + b"\n")
+        assert camera.makefile("rb").readline() == b'{"status":"accepted"}\n'
+    assert owner.running()
 
 
 def test_a_port_held_by_another_program_is_one_clear_line(

@@ -50,6 +50,17 @@ async def settle(app: FactoryApp, pilot: Pilot[None]) -> None:
     await pilot.pause()
 
 
+async def settle_paused(app: FactoryApp, pilot: Pilot[None]) -> None:
+    """While paused: let a newly opened view's worker compute its data, then draw it.
+
+    The worker is started when the screen change is handled (the first pause); its result is
+    a message, handled by the second pause. The bound only catches an app that died.
+    """
+    await pilot.pause()
+    await asyncio.wait_for(app.workers.wait_for_complete(), TICK_TIMEOUT_S)
+    await pilot.pause()
+
+
 async def press_and_tick(app: FactoryApp, pilot: Pilot[None], *keys: str) -> None:
     """Press keys, then wait for a tick computed for whatever view is now on top."""
     await pilot.press(*keys)
@@ -215,23 +226,16 @@ class TestWorkerDetail:
             await pilot.press("enter")
             screen = app.screen
             assert isinstance(screen, WorkerDetailScreen)
-            for _ in range(100):  # bounded: 5 s
-                if screen.data is not None and screen.data.worker is not None:
-                    break
-                await pilot.pause(0.05)
+            await settle_paused(app, pilot)
             assert screen.data is not None
             assert screen.data.worker is not None
             assert screen.data.snapshot is frozen
             assert screen.data.worker.worker.worker_id == "W1"
             assert "loading" not in drawn(screen.query_one("#detail-heading", Static))
             await pilot.press("4")
-            await pilot.pause()
+            await settle_paused(app, pilot)
             alerts = app.screen
             assert isinstance(alerts, AlertsScreen)
-            for _ in range(100):  # bounded: 5 s
-                if alerts.history:
-                    break
-                await pilot.pause(0.05)
             assert {alert.subject for alert in alerts.history} == {"W2", "W4"}
 
     async def test_figures_stations_and_events_of_a_worker(
@@ -424,13 +428,9 @@ class TestEventLog:
             # Opened while paused, the log gets its list for the frozen Snapshot at once (not
             # the tiles' data, which has no event list and would read as a viewer's).
             await pilot.press("space", "3")
-            await pilot.pause()
+            await settle_paused(app, pilot)
             screen = app.screen
             assert isinstance(screen, EventLogScreen)
-            for _ in range(100):  # bounded: 5 s
-                if screen.shown_accepted:
-                    break
-                await pilot.pause(0.05)
             assert screen.shown_accepted
             assert "viewer" not in drawn(screen.query_one("#rejected-title", Static))
             await pilot.press("space")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from factory_tui.commands.demo import demo_settings
+from factory_tui.ingest.simulator_model import FleetConfig
 from factory_tui.models import to_utc_us
 from factory_tui.storage import SqliteStore
 from tests.tui.floor import AT, fill, line
@@ -72,7 +73,11 @@ def test_simulate_feeds_the_console_from_the_camera_simulator(
         assert {event.worker_id for event in store.iter_since(0)} == {"P1", "P2", "P3"}
     first, last = span
     # Wall-clock pace: history from the shift start (to the minute), nothing from the future.
-    assert to_utc_us(start.replace(second=0, microsecond=0)) <= first
+    # A line sent late (out of order, by up to the simulator's late_delay_s) from just before
+    # the start can be among the first sent.
+    late_s = int(FleetConfig().late_delay_s[1])
+    shift_start = start.replace(second=0, microsecond=0) - timedelta(seconds=late_s)
+    assert to_utc_us(shift_start) <= first
     assert last <= to_utc_us(datetime.now(UTC))
 
 

@@ -17,21 +17,20 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Final, Literal
 
-from textual import on, work
-from textual.app import App, ComposeResult
+from textual import work
+from textual.app import App
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Input
 
 from factory_tui.config import Settings
 from factory_tui.console.health import HealthReader, PsutilHealth
 from factory_tui.console.pipeline import Clock, TickPipeline, TickResult
 from factory_tui.console.screens.alerts_screen import AlertsScreen
 from factory_tui.console.screens.event_log_screen import EventLogScreen
+from factory_tui.console.screens.floor_screen import FloorScreen
 from factory_tui.console.screens.help_screen import (
     HelpScreen,
     main_screen_keys,
@@ -42,19 +41,17 @@ from factory_tui.console.screens.stations_screen import StationsScreen
 from factory_tui.console.screens.view_screen import ViewScreen
 from factory_tui.console.screens.worker_detail_screen import WorkerDetailScreen
 from factory_tui.console.services import ConsoleServices, Feeder, Role, StartError
+from factory_tui.console.status import paused_status, stale_status, subtitle
 from factory_tui.console.tick_loop import TickLoop
 from factory_tui.engine.snapshot import Snapshot
 from factory_tui.ingest.listener import Listener
 from factory_tui.models import from_utc_us, now_us
 from factory_tui.storage import StoreError
 from factory_tui.view_models import ViewData, ViewNeeds
-from factory_tui.widgets.health_badge import HealthBadge
 from factory_tui.widgets.summary_bar import (
     FeedStatus,
     IngestFigures,
-    SummaryBar,
     SummaryFigures,
-    ViewState,
 )
 from factory_tui.widgets.worker_grid import SORT_KEYS, SORT_LABELS, WorkerGrid
 
@@ -145,7 +142,6 @@ class FactoryApp(App[None]):
         animations: bool = True,
     ) -> None:
         super().__init__()
-        self._animations = animations
         if not animations:
             self.animation_level = "none"
         self.settings = settings
@@ -170,42 +166,27 @@ class FactoryApp(App[None]):
         self._rows_per_s = 0.0
         self._timer: Timer | None = None
         self._stopped = False
-        # The main screen's widgets, held so that ticks and focus events reach them whatever
-        # screen is on top (help, or a detail screen) and while the app shuts down.
-        self.summary = SummaryBar(id="summary")
-        """The summary bar."""
-        self.health_badge = HealthBadge(id="health")
-        """The machine-health badge."""
-        self.filter_field = Input(
-            placeholder="filter: id, name, station or state", id="filter", compact=True
-        )
-        """The filter field (shown by `/`)."""
-        self.grid = WorkerGrid(id="grid")
-        """The tile grid."""
+        # Held, so that ticks reach the tiles whatever screen is on top (help, or a detail
+        # screen) and while the app shuts down.
+        self.floor = FloorScreen(animations=animations)
+        """The main screen: summary bar, health badge, filter and tiles."""
+        self.summary = self.floor.summary
+        self.health_badge = self.floor.health_badge
+        self.grid = self.floor.grid
 
     @property
     def listener(self) -> Listener | None:
         """The ingest listener, when this console owns the port."""
         return self.services.listener
 
-    # --- composition --------------------------------------------------------------------------
-
-    def compose(self) -> ComposeResult:
-        yield Header(icon="▦")
-        with Horizontal(id="top"):
-            yield self.summary
-            yield self.health_badge
-        yield self.filter_field
-        yield self.grid
-        yield Footer()
+    def get_default_screen(self) -> Screen[Any]:
+        return self.floor
 
     async def on_mount(self) -> None:
-        # Snapshot tests switch animations off; a blinking cursor would make them flaky too.
-        self.filter_field.cursor_blink = self._animations
+        # The first screen mounts in its own task; the title and an early exit need its header.
+        await self.floor.mounted.wait()
         self.role = self.services.role  # a viewer asked for (a demo's second console) says so
         self._update_title()
-        self.grid.focus()
-        self._update_view()
         try:
             self.pipeline = await self.services.start(self._clock, self._health)
         except StartError as error:
@@ -305,8 +286,7 @@ class FactoryApp(App[None]):
             self.summary.status = FeedStatus("live")
             if result.health is not None:
                 self.health_badge.reading = result.health
-            self.grid.show(snapshot)
-            self._update_view()
+            self.floor.show(snapshot)
             if isinstance(self.screen, ViewScreen):
                 self.screen.show(self._with_ingest(view))
 
@@ -341,17 +321,12 @@ class FactoryApp(App[None]):
 
     def _check_stale(self) -> None:
         """Mark the figures stale when no tick has succeeded for a few tick intervals."""
-        if self.paused:
-            return
         reason = self._ticks.stale_reason(time.monotonic())
-        if reason is None:
-            return
-        if self.snapshot is None:
-            if self._ticks.failure is not None:
-                self.summary.status = FeedStatus("stale", f"no data: {reason}")
-            return
-        at = self._local_time(self.snapshot.at_us)
-        self.summary.status = FeedStatus("stale", f"as of {at}: {reason}")
+        if not self.paused and reason is not None:
+            failed = self._ticks.failure is not None
+            status = stale_status(self._shown_at(), reason, failed=failed)
+            if status is not None:
+                self.summary.status = status
 
     async def tick_now(self) -> Snapshot | None:
         """Run a tick now (after the running one, if any) and wait until it is on screen."""
@@ -362,20 +337,14 @@ class FactoryApp(App[None]):
 
     # --- view state ---------------------------------------------------------------------------
 
-    def _local_time(self, at_us: int) -> str:
-        return from_utc_us(at_us).astimezone(self.settings.tz).strftime("%H:%M:%S")
+    def _shown_at(self) -> str | None:
+        """The local time of the Snapshot on screen (None before the first)."""
+        if self.snapshot is None:
+            return None
+        return from_utc_us(self.snapshot.at_us).astimezone(self.settings.tz).strftime("%H:%M:%S")
 
     def _update_title(self) -> None:
-        role: str = "demo" if self._demo and self.role == "console" else self.role
-        if self.role == "viewer":
-            role = "viewer (read-only)"
-        self.sub_title = f"{role} · PAUSED" if self.paused else role
-
-    def _update_view(self) -> None:
-        grid = self.grid
-        self.summary.view = ViewState(
-            SORT_LABELS[grid.sort_key], grid.filter_text, len(grid.shown_ids), grid.total
-        )
+        self.sub_title = subtitle(self.role, demo=self._demo, paused=self.paused)
 
     def watch_role(self) -> None:
         self._update_title()
@@ -383,33 +352,11 @@ class FactoryApp(App[None]):
     def watch_paused(self, paused: bool) -> None:
         self._update_title()
         if paused:
-            detail = ""
-            if self.snapshot is not None:
-                detail = f"as of {self._local_time(self.snapshot.at_us)} · space resumes"
-            self.summary.status = FeedStatus("paused", detail)
+            self.summary.status = paused_status(self._shown_at())
         else:
             self.summary.status = FeedStatus("loading" if self.snapshot is None else "live")
             self._ticks.resumed(time.monotonic())
             self._request_tick()
-
-    @on(Input.Changed, "#filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.grid.filter_text = event.value
-        self._update_view()
-
-    @on(Input.Submitted, "#filter")
-    def _filter_submitted(self) -> None:
-        self.grid.focus()
-        self._sync_filter_input()
-
-    def _sync_filter_input(self) -> None:
-        field = self.filter_field
-        if not field.is_attached:
-            return  # focus moves as the app shuts down
-        field.display = field.has_focus or bool(field.value)
-
-    def on_descendant_blur(self) -> None:
-        self._sync_filter_input()
 
     def on_worker_grid_worker_selected(self, message: WorkerGrid.WorkerSelected) -> None:
         self.open_worker_detail(message.worker_id)
@@ -453,25 +400,15 @@ class FactoryApp(App[None]):
 
     def action_filter(self) -> None:
         """Show the filter field and type into it."""
-        field = self.filter_field
-        field.display = True
-        field.focus()
+        self.floor.open_filter()
 
     def action_clear_filter(self) -> None:
         """Clear the filter (esc): in the field, or on the grid when a filter is applied."""
-        field = self.filter_field
-        if field.has_focus or field.value:
-            field.value = ""
-            self.grid.filter_text = ""
-            self.grid.focus()
-            self._sync_filter_input()
-            self._update_view()
+        self.floor.clear_filter()
 
     def action_cycle_sort(self) -> None:
         """Next sort order: name, utilization, units, UPH, last seen."""
-        grid = self.grid
-        grid.sort_key = SORT_KEYS[(SORT_KEYS.index(grid.sort_key) + 1) % len(SORT_KEYS)]
-        self._update_view()
+        self.floor.cycle_sort()
 
     def action_toggle_pause(self) -> None:
         """Pause or resume live updates."""

@@ -135,7 +135,7 @@ class TestNavigation:
             await pilot.press("slash", "s")
             await pilot.pause()
             assert app.screen is screen
-            assert not app.filter_field.display
+            assert not app.floor.filter_field.display
             assert app.grid.sort_key == SORT_KEYS[0]
             # A view key closes the detail first; the views are siblings over the tiles, so
             # esc from any of them leads back to the tiles, and so does 1.

@@ -15,12 +15,13 @@ import pytest
 
 from factory_tui.console.alert_keeper import AlertKeeper
 from factory_tui.console.pipeline import TickPipeline
+from factory_tui.console.status import paused_status, stale_status, subtitle
 from factory_tui.console.tick_loop import STALE_AFTER_TICKS, TickLoop
 from factory_tui.engine import Engine
 from factory_tui.models import parse_event, to_utc_us
 from factory_tui.storage import SqliteStore
 from factory_tui.view_models import ViewNeeds
-from factory_tui.widgets.summary_bar import SummaryFigures
+from factory_tui.widgets.summary_bar import FeedStatus, SummaryFigures
 from tests.tui.conftest import SetClock
 from tests.tui.floor import AT_US, at, fill, floor_lines, floor_settings, line, spell
 
@@ -271,3 +272,20 @@ class TestTickLoop:
         assert loop.stale_reason(11.0) is None
         loop.resumed(100.0)
         assert loop.stale_reason(100.0 + STALE_AFTER_TICKS) is None
+
+
+class TestStatusText:
+    def test_the_subtitle_says_who_this_console_is(self) -> None:
+        assert subtitle("console", demo=False, paused=False) == "console"
+        assert subtitle("console", demo=True, paused=False) == "demo"
+        assert subtitle("viewer", demo=True, paused=False) == "viewer (read-only)"
+        assert subtitle("console", demo=False, paused=True) == "console · PAUSED"
+
+    def test_stale_before_anything_is_shown_only_on_a_failure(self) -> None:
+        assert stale_status(None, "the database is not answering", failed=False) is None
+        failed = stale_status(None, "database is locked", failed=True)
+        assert failed == FeedStatus("stale", "no data: database is locked")
+        shown = stale_status("10:30:00", "the database is not answering", failed=False)
+        assert shown == FeedStatus("stale", "as of 10:30:00: the database is not answering")
+        assert paused_status("10:30:00") == FeedStatus("paused", "as of 10:30:00 · space resumes")
+        assert paused_status(None) == FeedStatus("paused", "")

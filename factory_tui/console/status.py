@@ -1,0 +1,25 @@
+"""What the console's title and feed status say, as pure functions of its state."""
+
+from __future__ import annotations
+
+from factory_tui.console.services import Role
+from factory_tui.widgets.summary_bar import FeedStatus
+
+
+def subtitle(role: Role, *, demo: bool, paused: bool) -> str:
+    """The app's subtitle: who this console is (demo, console, read-only viewer), and PAUSED."""
+    name = "viewer (read-only)" if role == "viewer" else "demo" if demo else role
+    return f"{name} · PAUSED" if paused else name
+
+
+def paused_status(shown_at: str | None) -> FeedStatus:
+    """Paused, as of the time of the Snapshot on screen (None: nothing shown yet)."""
+    return FeedStatus("paused", "" if shown_at is None else f"as of {shown_at} · space resumes")
+
+
+def stale_status(shown_at: str | None, reason: str, *, failed: bool) -> FeedStatus | None:
+    """Stale figures: as of the Snapshot on screen, and why. Before anything is shown only a
+    failure says so (silence is the first load still running)."""
+    if shown_at is None:
+        return FeedStatus("stale", f"no data: {reason}") if failed else None
+    return FeedStatus("stale", f"as of {shown_at}: {reason}")

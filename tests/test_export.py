@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import signal
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -15,6 +16,7 @@ from factory_tui.ingest.client import IngestClient
 from factory_tui.ingest.listener import Listener
 from factory_tui.models import parse_event
 from factory_tui.storage import SqliteStore
+from tests.ingest.conftest import ServeProcess, run_cli
 from tests.test_report import CONFIG, EXAMPLE, fill, wire
 
 runner = CliRunner()
@@ -128,6 +130,40 @@ async def test_jsonl_replays_through_a_listener_into_an_identical_store(tmp_path
     ]
     assert reports[0].exit_code == 0, reports[0].stderr
     assert reports[0].stdout == reports[1].stdout
+
+
+async def test_export_then_send_replays_into_a_fresh_served_database(tmp_path: Path) -> None:
+    """The commands a user runs: `export events --format jsonl` to a file, then `send` that
+    file to `serve` on a new database: the same events (hashes and all), and a second send of
+    the file changes nothing."""
+    config, db = make_site(tmp_path)
+    dump = tmp_path / "events.jsonl"
+    code, out, err = await run_cli(
+        "export", "events", "--format", "jsonl", "--config", str(config), "--db", str(db)
+    )
+    assert code == 0, err
+    dump.write_text(out)
+    copy = tmp_path / "copy.db"
+    server = await ServeProcess.start("--config", str(config), "--db", str(copy))
+    try:
+        first = await run_cli("send", str(dump), "--port", str(server.port))
+        again = await run_cli("send", str(dump), "--port", str(server.port))
+    finally:
+        server.process.send_signal(signal.SIGTERM)
+        rest = await server.stderr_rest()
+        await server.kill()
+    assert first[0] == 0, first[2]
+    assert first[1].splitlines() == ["accepted 6, duplicate 0, rejected 0"]
+    assert again[1].splitlines() == ["accepted 0, duplicate 6, rejected 0"]
+    assert "stopped: accepted 6, duplicate 6, rejected 0" in rest
+    with (
+        SqliteStore.open(db, read_only=True) as original,
+        SqliteStore.open(copy, read_only=True) as replayed,
+    ):
+        assert {e.event_hash for e in replayed.iter_since(0)} == {
+            e.event_hash for e in original.iter_since(0)
+        }
+    assert export(config, copy, "--format", "jsonl") == out
 
 
 def test_an_empty_store_exports_a_header_or_nothing(tmp_path: Path) -> None:

@@ -146,6 +146,45 @@ def event_at(n: int) -> bytes:
     ).encode()
 
 
+async def start_cli(
+    *args: str, env: dict[str, str] | None = None, stdin: bool = False
+) -> asyncio.subprocess.Process:
+    """`python -m factory_tui ARGS` with FACTORY_TUI_* variables only from `env`."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("FACTORY_TUI_")}
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "factory_tui",
+        *args,
+        stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=inherited | (env or {}),
+    )
+
+
+async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Run the CLI to its end: (exit code, stdout, stderr)."""
+    process = await start_cli(*args, env=env)
+    out, err = await asyncio.wait_for(process.communicate(), 60.0)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def read_until(stream: asyncio.StreamReader | None, needle: bytes) -> None:
+    """Read lines until one holds `needle` (bounded: serve logs a counters line every tick)."""
+    assert stream is not None
+    seen = b""
+    for _ in range(1_000):
+        line = await asyncio.wait_for(stream.readline(), 30.0)
+        seen += line
+        if needle in line:
+            return
+        if not line:
+            break
+    raise AssertionError(f"{needle!r} never came: {seen.decode(errors='replace')[-2000:]}")
+
+
 class ServeProcess:
     """`python -m factory_tui serve` as a child process, with the port it printed."""
 
@@ -154,8 +193,11 @@ class ServeProcess:
         self.port = port
 
     @classmethod
-    async def start(cls, *args: str, port: int = 0) -> ServeProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FACTORY_TUI_")}
+    async def start(
+        cls, *args: str, port: int = 0, env: dict[str, str] | None = None
+    ) -> ServeProcess:
+        """Start serve with `args` (and `env` added to a FACTORY_TUI_-free environment)."""
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("FACTORY_TUI_")}
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -167,14 +209,14 @@ class ServeProcess:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
-            env=env,
+            env=inherited | (env or {}),
         )
         assert process.stderr is not None
         seen = b""
         for _ in range(50):  # bounded: a handful of log lines come before "listening on"
             line = await asyncio.wait_for(process.stderr.readline(), 30.0)
             seen += line
-            found = re.search(rb"listening on 127\.0\.0\.1:(\d+)", line)
+            found = re.search(rb"listening on \S+:(\d+)", line)
             if found:
                 return cls(process, int(found.group(1)))
             if not line:

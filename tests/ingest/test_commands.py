@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import socket
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +22,9 @@ from tests.ingest.conftest import (
     event_at,
     make_event,
     make_settings,
+    read_until,
+    run_cli,
+    start_cli,
 )
 
 runner = CliRunner()
@@ -147,44 +150,123 @@ async def test_serve_logs_counters_and_stops_cleanly_on_a_signal(
 
 
 async def test_send_retries_until_the_listener_is_back(tmp_path: Path) -> None:
+    """The listener stops while `send` is between chunks of its input (a pipe we hold open, so
+    it is still sending whenever the signal lands); the next chunk finds the connection gone,
+    `send` retries until a new listener is on the port, and nothing is lost or stored twice."""
     db = tmp_path / "r.db"
-    total = 30_000
-    source = write_lines(tmp_path / "many.jsonl", [event_at(n) for n in range(total)])
-    first = await ServeProcess.start("--db", str(db))
+    total, first_part = 3_000, 100
+    lines = [event_at(n) for n in range(total)]
+    first = await ServeProcess.start("--db", str(db), "--log-every", "0.1")
     port = first.port
-    sender = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "factory_tui",
-        "send",
-        str(source),
-        "--port",
-        str(port),
-        "--retries",
-        "30",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    # Stop the listener mid-stream, once some events are stored.
-    for _ in range(3000):  # bounded: 30 s
-        with SqliteStore.open(db, read_only=True) as store:
-            if store.count_events() > 0:
-                break
-        await asyncio.sleep(0.01)
-    first.process.send_signal(signal.SIGTERM)
-    await asyncio.wait_for(first.process.wait(), 30.0)
+    sender = await start_cli("send", "-", "--port", str(port), "--retries", "30", stdin=True)
+    assert sender.stdin is not None
     assert sender.stderr is not None
+    sender.stdin.write(b"\n".join(lines[:first_part]) + b"\n")
+    await sender.stdin.drain()
+    await read_until(first.process.stderr, b"accepted 100, duplicate 0, rejected 0")
+    first.process.send_signal(signal.SIGTERM)
+    assert "stopped: accepted 100, duplicate 0, rejected 0" in await first.stderr_rest()
+    assert await asyncio.wait_for(first.process.wait(), 30.0) == 0
+    # The rest goes to a listener that is not there: send says it retries, and does.
+    sender.stdin.write(b"\n".join(lines[first_part:]) + b"\n")
+    feeding = asyncio.create_task(sender.stdin.drain())  # the pipe fills while send waits
     line = await asyncio.wait_for(sender.stderr.readline(), 30.0)
     assert b"retrying in" in line, line
     second = await ServeProcess.start("--db", str(db), port=port)
+    await asyncio.wait_for(feeding, 60.0)
+    sender.stdin.close()
     out, err = await asyncio.wait_for(sender.communicate(), 60.0)
-    second.process.send_signal(signal.SIGTERM)
-    await asyncio.wait_for(second.process.wait(), 30.0)
     assert sender.returncode == 0, err.decode()
-    summary = out.decode().splitlines()[0]
-    accepted, duplicate, rejected = (int(part.split()[1]) for part in summary.split(", "))
-    assert rejected == 0
-    assert accepted + duplicate == total
-    assert accepted < total or duplicate == 0
+    second.process.send_signal(signal.SIGTERM)
+    rest = await second.stderr_rest()
+    assert await asyncio.wait_for(second.process.wait(), 30.0) == 0
+    # Every line answered once: the first 100 by the first listener, the rest by the second;
+    # none of the acknowledged ones was sent again.
+    assert out.decode().splitlines()[0] == f"accepted {total}, duplicate 0, rejected 0"
+    assert f"stopped: accepted {total - first_part}, duplicate 0, rejected 0" in rest
     with SqliteStore.open(db, read_only=True) as store:
         assert store.count_events() == total
+
+
+async def test_the_token_from_the_environment_is_used_by_serve_and_send(tmp_path: Path) -> None:
+    token = {"FACTORY_TUI_TOKEN": "s3cret"}
+    server = await ServeProcess.start("--db", str(tmp_path / "t.db"), env=token)
+    port = str(server.port)
+    try:
+        source = write_lines(tmp_path / "one.jsonl", [make_event(1)])
+        code, out, err = await run_cli("send", str(source), "--port", port, env=token)
+        assert (code, out.splitlines()[0]) == (0, "accepted 1, duplicate 0, rejected 0"), err
+        code, out, err = await run_cli("send", str(source), "--port", port)
+        assert code == 1
+        assert "auth: first line must be" in err
+        # A flag beats the environment.
+        code, out, err = await run_cli(
+            "send", str(source), "--port", port, "--token", "s3cret",
+            env={"FACTORY_TUI_TOKEN": "stale"},
+        )  # fmt: skip
+        assert (code, out.splitlines()[0]) == (0, "accepted 0, duplicate 1, rejected 0"), err
+    finally:
+        await server.kill()
+
+
+async def test_a_public_bind_starts_with_a_token_and_serves_over_loopback(
+    tmp_path: Path,
+) -> None:
+    """0.0.0.0 needs a token (without one: test_serve_refuses_public_host_without_token); with
+    one from the environment it starts, and a camera on this machine reaches it via 127.0.0.1
+    once it has authenticated."""
+    server = await ServeProcess.start(
+        "--db", str(tmp_path / "p.db"), "--host", "0.0.0.0", env={"FACTORY_TUI_TOKEN": "tok"}
+    )
+    try:
+        async with IngestClient("127.0.0.1", server.port, token="tok") as camera:
+            assert await camera.send([make_event(1)]) == [{"status": "accepted"}]
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(make_event(2) + b"\n")
+        reply = await asyncio.wait_for(reader.readline(), 30.0)
+        assert json.loads(reply)["error"].startswith("auth: first line must be")
+        assert await asyncio.wait_for(reader.read(), 30.0) == b""  # and it is closed
+        writer.close()
+    finally:
+        server.process.send_signal(signal.SIGTERM)
+        rest = await server.stderr_rest()
+        await server.kill()
+    assert "stopped: accepted 1, duplicate 0, rejected 1" in rest
+
+
+async def test_serve_auto_register_accepts_unknown_ids_and_registers_them(
+    tmp_path: Path, live: ThreadedListener
+) -> None:
+    unknown = make_event(1, worker_id="W77", workstation_id="S88")
+    # Without --auto-register the roster decides.
+    async with IngestClient("127.0.0.1", live.listener.port) as camera:
+        (refused,) = await camera.send([unknown])
+    assert refused["status"] == "rejected"
+    assert "W77" in refused["error"]
+    db = tmp_path / "a.db"
+    server = await ServeProcess.start("--db", str(db), "--auto-register")
+    try:
+        async with IngestClient("127.0.0.1", server.port) as camera:
+            replies = await camera.send([unknown, make_event(2, worker_id="W77")])
+    finally:
+        server.process.send_signal(signal.SIGTERM)
+        await server.stderr_rest()
+        await server.kill()
+    assert replies == [{"status": "accepted"}] * 2
+    with SqliteStore.open(db, read_only=True) as store:
+        assert "W77" in store.workers()
+        assert "S88" in store.workstations()
+        assert store.count_events() == 2
+
+
+def test_send_a_file_with_crlf_line_endings(live: ThreadedListener, tmp_path: Path) -> None:
+    source = tmp_path / "windows.jsonl"
+    source.write_bytes(
+        make_event(1) + b"\r\n" + make_event(2) + b"\n" + b'{"oops": 1}\r\n' + make_event(1)
+        + b"\r\n\r\n" + make_event(3) + b"\r\n"
+    )  # fmt: skip
+    result = runner.invoke(app, ["send", str(source), "--port", str(live.listener.port)])
+    assert result.exit_code == 0, result.output
+    summary, rejection = result.stdout.splitlines()
+    assert summary == "accepted 3, duplicate 1, rejected 1"
+    assert rejection.startswith("  line 3: oops: unknown field")

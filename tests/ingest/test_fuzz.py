@@ -44,22 +44,18 @@ def expected_lines(data: bytes) -> int:
     return len(parts) - (1 if parts[-1] == b"" else 0)
 
 
-FRAGMENTS = st.one_of(
-    st.binary(max_size=2 * MAX_LINE),
-    st.sampled_from(
-        [
-            b"\n",
-            b"\r\n",
-            make_event(1) + b"\n",
-            make_event(2, count=3, event_type="product_count") + b"\n",
-            b'{"auth":"x"}\n',
-            b"{}",
-            b"[",
-            b"\xff\xfe",
-            b"x" * (MAX_LINE + 1),
-        ]
-    ),
-)
+FRAGMENT_SAMPLES = [
+    b"\n",
+    b"\r\n",
+    make_event(1) + b"\n",
+    make_event(2, count=3, event_type="product_count") + b"\n",
+    b'{"auth":"x"}\n',
+    b"{}",
+    b"[",
+    b"\xff\xfe",
+    b"x" * (MAX_LINE + 1),
+]
+FRAGMENTS = st.one_of(st.binary(max_size=2 * MAX_LINE), st.sampled_from(FRAGMENT_SAMPLES))
 
 
 @settings(
@@ -78,6 +74,32 @@ def test_arbitrary_bytes_get_one_reply_per_line(live: ThreadedListener, data: by
             assert decoded["error"]
 
 
-def test_listener_still_serves_after_the_fuzzing(live: ThreadedListener) -> None:
-    replies = exchange(live.listener.port, make_event(999_999) + b"\n")
-    assert [json.loads(reply)["status"] for reply in replies] == ["accepted"]
+def test_a_listener_serves_on_after_every_kind_of_bad_input(tmp_path: Path) -> None:
+    """Self-contained (not "after the test above", which random order may run later): a fresh
+    listener gets every fragment, alone, all at once, and cut at every few bytes over several
+    connections, some dropped mid-line; then a new connection's valid event is accepted."""
+    samples = [
+        b"\xff" * 3,
+        b"\x00\x01\x02",
+        b"{" * (2 * MAX_LINE),
+        *FRAGMENT_SAMPLES,
+    ]
+    everything = b"".join(samples)
+    listener = Listener(
+        make_settings(tmp_path, ingest__max_line_bytes=MAX_LINE), batch_delay_s=0.002
+    )
+    with ThreadedListener(listener) as running:
+        port = running.listener.port
+        for data in [*samples, everything]:
+            assert len(exchange(port, data)) == expected_lines(data)
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            for start in range(0, len(everything), 7):  # many small packets
+                sock.sendall(everything[start : start + 7])
+            sock.shutdown(socket.SHUT_WR)
+            received = b"".join(iter(lambda: sock.recv(1 << 16), b""))
+        assert len(received.splitlines()) == expected_lines(everything)
+        for cut in (1, len(everything) // 2, len(everything) - 1):  # gone mid-line
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                sock.sendall(everything[:cut])
+        replies = exchange(port, make_event(999_999) + b"\n")
+        assert [json.loads(reply)["status"] for reply in replies] == ["accepted"]

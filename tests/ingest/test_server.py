@@ -7,15 +7,15 @@ import json
 import socket
 import sqlite3
 from collections.abc import Callable
-from datetime import tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from factory_tui.ingest import protocol, writer
+from factory_tui.ingest import connection, protocol, writer
 from factory_tui.ingest.listener import Listener, ListenerError, PortInUseError
-from factory_tui.models import NewEventRow
+from factory_tui.models import NewEventRow, to_utc_us
 from factory_tui.storage import SqliteStore, Store
 from tests.ingest.conftest import Peer, make_event, make_settings, wait_until
 
@@ -39,6 +39,38 @@ async def test_each_line_gets_one_reply_in_order(listener: Listener, peer: Peer)
     ]
     with stored(listener) as store:
         assert store.count_events() == 2
+
+
+async def test_crlf_lines_get_one_reply_each(listener: Listener, peer: Peer) -> None:
+    """Windows line ends: `\\r\\n` is a line end like `\\n`, alone or mixed in one stream."""
+    await peer.send(
+        make_event(1) + b"\r\n" + make_event(2) + b"\r\n" + b"nope\r\n" + make_event(1) + b"\r\n"
+    )
+    assert [reply["status"] for reply in await peer.replies(4)] == [
+        "accepted",
+        "accepted",
+        "rejected",
+        "duplicate",
+    ]
+    # Mixed, with a CRLF cut between two packets and a bad line whose error must not carry
+    # the carriage return.
+    await peer.send(make_event(3) + b"\n" + make_event(4) + b"\r")
+    await peer.send(b"\n" + b'{"oops": 1}\r\n' + make_event(2) + b"\n" + make_event(5) + b"\r\n")
+    replies = await peer.replies(5)
+    assert [reply["status"] for reply in replies] == [
+        "accepted",
+        "accepted",
+        "rejected",
+        "duplicate",
+        "accepted",
+    ]
+    assert replies[2]["error"].startswith("oops: unknown field")
+    assert "\r" not in replies[2]["error"]
+    with stored(listener) as store:
+        assert store.count_events() == 5
+        timestamps = sorted(record.ts_us for record in store.iter_since(0))
+    # Every stored event is one of ours, its timestamp read without the \r.
+    assert timestamps == [to_utc_us(datetime(2024, 5, 1, 10, tzinfo=UTC)) + n for n in range(1, 6)]
 
 
 async def test_same_event_in_several_spellings_is_one_event(listener: Listener, peer: Peer) -> None:
@@ -308,31 +340,44 @@ async def test_stop_answers_every_line_already_received(start_listener: Start) -
 
 async def test_client_that_never_reads_replies_is_paused(start_listener: Start) -> None:
     listener: Listener = await start_listener(conn_pending_bytes=64 << 10)
+    other = await Peer.open(listener.port)
+    await other.send(b"{}\n")
+    reply_bytes = len(await other.reader.readline())
     flooder = await Peer.open(listener.port)
     # "{}" is tiny and its rejection reply is long: the replies fill the buffers fast.
     chunk = b"{}\n" * 20_000
-    sent = 0
-    blocked = False
-    while sent < 64 << 20:
-        flooder.writer.write(chunk)
-        try:
-            await asyncio.wait_for(flooder.writer.drain(), 1.0)
-        except TimeoutError:
-            blocked = True
-            break
-        sent += len(chunk)
-    assert blocked, f"the listener kept reading: {sent} bytes sent"
-    (conn,) = listener._connections
+
+    async def flood() -> int:
+        sent = 0
+        while sent < 64 << 20:
+            flooder.writer.write(chunk)
+            await flooder.writer.drain()
+            sent += len(chunk)
+        return sent
+
+    flooding = asyncio.create_task(flood())
+    host, port = flooder.writer.get_extra_info("sockname")[:2]
+    await wait_until(lambda: len(listener._connections) == 2)
+    (conn,) = [conn for conn in listener._connections if conn.peer == f"{host}:{port}"]
+    # Replies pile up unread, so the listener stops reading (it stays so: nobody reads them).
+    # Should it read on instead, the flood ends first and says how much it got through.
+    paused = asyncio.create_task(wait_until(lambda: conn._write_paused, timeout_s=120.0))
+    await asyncio.wait({flooding, paused}, return_when=asyncio.FIRST_COMPLETED)
+    assert not flooding.done(), f"the listener kept reading: {flooding.result()} bytes sent"
+    await paused
     assert conn._read_paused
-    assert conn._unacked_bytes <= (64 << 10) + (256 << 10)
+    most_unanswered = (64 << 10) + (256 << 10)  # the pending limit, plus one read
+    assert conn._unacked_bytes <= most_unanswered
     assert conn._transport is not None
-    # One batch of replies can land on top of the high-water mark, no more.
-    assert conn._transport.get_write_buffer_size() < 2 << 20
+    # Past the high-water mark come at most the replies to the lines already read (for "{}"
+    # some 20 times their size): the buffer is bounded by the limits, not by the flood.
+    bound = connection.WRITE_HIGH_WATER + most_unanswered // 3 * reply_bytes
+    assert conn._transport.get_write_buffer_size() <= bound
     # Everyone else is still served.
-    other = await Peer.open(listener.port)
     await other.send(make_event(1) + b"\n")
     assert await other.replies(1) == [{"status": "accepted"}]
     await other.close()
+    flooding.cancel()
     flooder.writer.transport.abort()
 
 

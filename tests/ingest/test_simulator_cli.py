@@ -24,6 +24,7 @@ from factory_tui.ingest.listener import Listener
 from factory_tui.ingest.simulator import CameraFleet, extend_roster, fleet_config_for
 from factory_tui.models import parse_event, to_utc_us
 from factory_tui.storage import SqliteStore
+from tests.ingest.conftest import wait_until
 
 runner = CliRunner()
 US = 1_000_000
@@ -245,11 +246,7 @@ async def test_ctrl_c_stops_cleanly_with_a_summary(listener: Listener) -> None:
     assert process.stderr is not None
     banner = await asyncio.wait_for(process.stderr.readline(), WAIT_S)
     assert b"Ctrl-C stops" in banner
-    for _ in range(int(WAIT_S / 0.02)):  # bounded wait for the first committed lines
-        if listener.stats().accepted > 0:
-            break
-        await asyncio.sleep(0.02)
-    assert listener.stats().accepted > 0
+    await wait_until(lambda: listener.stats().accepted > 0, WAIT_S)  # the first committed lines
     process.send_signal(signal.SIGINT)
     code, stdout, stderr = await finish(process)
     assert code == 0, stderr

@@ -1,4 +1,4 @@
-"""The metrics engine: stored events in, an immutable `Snapshot` out (docs/metrics.md, the metric table).
+"""The metrics engine: stored events in, an immutable `Snapshot` out (docs/metrics.md).
 
 `Engine.apply` folds store rows in (any order, any repeats, any chunking); `Engine.snapshot`
 answers for any window `[from, to)` and any `at`. Pure: no I/O, no clock, no UI imports.
@@ -234,7 +234,7 @@ class Engine:
     # --- queries ----------------------------------------------------------------------------
 
     def snapshot(self, window: Window, at_us: int) -> Snapshot:
-        """Every metric of docs/metrics.md over `window`, with `at_us` as now (events after it unseen)."""
+        """Every metric (docs/metrics.md) over `window`, `at_us` being now (later events unseen)."""
         start = window.from_us
         end = min(window.to_us, at_us)  # counted time stops at the window's end and at `at`
         units_end = window.instants_end(at_us)

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from factory_tui.models import MAX_ID_LENGTH, RosterEntry
 
@@ -61,14 +68,42 @@ class IngestSettings(_Section):
             return False
 
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
 class StoreSettings(_Section):
-    """The SQLite database."""
+    """The database: a SQLite file, or a PostgreSQL server (`url`)."""
 
     path: Path = Path("factory.db")
-    """Database file, created on first use."""
+    """SQLite database file, created on first use (used when `url` is not set)."""
+    url: str | None = None
+    """A `postgresql://user@host:port/dbname` URL: the database lives on that server. A URL
+    given as `path` (`--db`, `FACTORY_TUI_DB`) lands here."""
     durability: Literal["crash", "power"] = "crash"
-    """crash: an acked event survives a process crash (WAL, synchronous=NORMAL);
+    """SQLite: crash: an acked event survives a process crash (WAL, synchronous=NORMAL);
     power: it also survives a power cut (synchronous=FULL, slower)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_given_as_path(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            path = data.get("path")
+            if isinstance(path, str) and path.startswith(POSTGRES_SCHEMES):
+                data = {**data, "url": path}
+                del data["path"]
+        return data
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_only(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(POSTGRES_SCHEMES):
+            raise ValueError("must start with postgresql:// (a file path goes in store.path)")
+        return url
+
+    @property
+    def location(self) -> Path | str:
+        """Where the database is: the URL when one is set, else the file path."""
+        return self.url if self.url is not None else self.path
 
 
 class MetricsSettings(_Section):

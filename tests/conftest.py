@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from functools import cache
 from pathlib import Path
+from urllib.parse import quote
 
+import psycopg
 import pytest
 
-from factory_tui.storage import SqliteStore, Store
+from factory_tui.storage import SqliteStore, Store, mask_url, open_store
+
+# Read before the autouse fixture below clears every FACTORY_TUI_* variable.
+PG_URL = os.environ.get("FACTORY_TUI_TEST_PG", "postgresql://127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI") == "true"
 
 
 @pytest.fixture(autouse=True)
@@ -27,5 +36,77 @@ def _isolated_config(
 def fresh_db(tmp_path: Path) -> Iterator[Store]:
     """A new, migrated store in a temporary file."""
     store = SqliteStore.open(tmp_path / "factory.db")
+    yield store
+    store.close()
+
+
+@cache
+def _pg_unreachable() -> str | None:
+    """Why the test PostgreSQL server cannot be used (None: it can)."""
+    try:
+        with psycopg.connect(PG_URL, autocommit=True, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as error:
+        return " ".join(str(error).split())
+    return None
+
+
+def need_postgres() -> None:
+    """Skip (fail under CI=true) when the test PostgreSQL server is not reachable."""
+    problem = _pg_unreachable()
+    if problem is None:
+        return
+    message = (
+        f"PostgreSQL not reachable at {mask_url(PG_URL)} ({problem}); start it "
+        "(pg_ctlcluster 15 main start) or point FACTORY_TUI_TEST_PG at one"
+    )
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def with_search_path(url: str, schema: str) -> str:
+    """`url` with every connection's search_path set to `schema` (libpq `options`)."""
+    joiner = "&" if "?" in url else "?"
+    return f"{url}{joiner}options={quote(f'-csearch_path={schema}')}"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A URL to a fresh, empty schema of the test PostgreSQL server, dropped afterwards."""
+    need_postgres()
+    schema = f"ft_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield with_search_path(PG_URL, schema)
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+StoreOpener = Callable[..., Store]
+"""Opens the test's database: `open(read_only=False)`."""
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_opener(request: pytest.FixtureRequest, tmp_path: Path) -> StoreOpener:
+    """Opens one fresh database, on each backend in turn (the storage contract's tests)."""
+    location: Path | str
+    if request.param == "postgres":
+        location = request.getfixturevalue("pg_url")
+    else:
+        location = tmp_path / "factory.db"
+
+    def opener(*, read_only: bool = False) -> Store:
+        return open_store(location, read_only=read_only)
+
+    return opener
+
+
+@pytest.fixture
+def any_store(store_opener: StoreOpener) -> Iterator[Store]:
+    """A new, migrated, writable store on each backend in turn."""
+    store = store_opener()
     yield store
     store.close()

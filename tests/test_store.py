@@ -1,4 +1,5 @@
-"""The SQLite store on real files: schema, migration, dedup, cursor reads, read-only mode."""
+"""The storage: its contract on both backends (`any_store`: SQLite and PostgreSQL), and the
+SQLite backend's own details on real files (schema, PRAGMAs, migration, read-only mode)."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def test_power_durability_is_synchronous_full(tmp_path: Path) -> None:
         assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2
 
 
-def test_batch_statuses_and_dedup_across_spellings(fresh_db: Store) -> None:
+def test_batch_statuses_and_dedup_across_spellings(any_store: Store) -> None:
     spellings = [
         event(0),
         event(0, timestamp="2026-03-02T10:00:00+00:00"),
@@ -60,52 +61,52 @@ def test_batch_statuses_and_dedup_across_spellings(fresh_db: Store) -> None:
         event(0, confidence=0.90, count=0),
         event(2, event_type="product_count", count=3),
     ]
-    statuses = fresh_db.insert_batch([parse_event(s) for s in spellings], received_us=5)
+    statuses = any_store.insert_batch([parse_event(s) for s in spellings], received_us=5)
     assert statuses == ["accepted", "duplicate", "accepted", "duplicate", "accepted"]
-    again = fresh_db.insert_batch([parse_event(event(1)), parse_event(event(3))])
+    again = any_store.insert_batch([parse_event(event(1)), parse_event(event(3))])
     assert again == ["duplicate", "accepted"]
-    assert fresh_db.count_events() == 4
+    assert any_store.count_events() == 4
 
 
-def test_read_since_follows_the_id_cursor(fresh_db: Store) -> None:
-    fresh_db.insert_batch([parse_event(event(m)) for m in (5, 1, 3)], received_us=7)
-    rows = fresh_db.read_since(0)
+def test_read_since_follows_the_id_cursor(any_store: Store) -> None:
+    any_store.insert_batch([parse_event(event(m)) for m in (5, 1, 3)], received_us=7)
+    rows = any_store.read_since(0)
     assert [r.id for r in rows] == [1, 2, 3]
     # Id order is arrival order, not time order.
     assert [r.ts_us for r in rows] == [parse_event(event(m)).ts_us for m in (5, 1, 3)]
     assert rows[0].received_us == 7
-    assert fresh_db.read_since(1, limit=1) == [rows[1]]
-    assert fresh_db.read_since(3) == []
-    assert list(fresh_db.iter_since(0, batch=2)) == rows
-    assert fresh_db.max_event_id() == 3
+    assert any_store.read_since(1, limit=1) == [rows[1]]
+    assert any_store.read_since(3) == []
+    assert list(any_store.iter_since(0, batch=2)) == rows
+    assert any_store.max_event_id() == 3
 
 
-def test_iter_range_is_time_ordered_and_half_open(fresh_db: Store) -> None:
-    fresh_db.insert_batch([parse_event(event(m)) for m in (5, 1, 3, 2)])
+def test_iter_range_is_time_ordered_and_half_open(any_store: Store) -> None:
+    any_store.insert_batch([parse_event(event(m)) for m in (5, 1, 3, 2)])
     start = parse_event(event(2)).ts_us
     end = parse_event(event(5)).ts_us
-    rows = list(fresh_db.iter_range(start, end, batch=1))
+    rows = list(any_store.iter_range(start, end, batch=1))
     assert [r.ts_us for r in rows] == [start, parse_event(event(3)).ts_us]
-    assert len(list(fresh_db.iter_range())) == 4
+    assert len(list(any_store.iter_range())) == 4
 
 
-def test_record_round_trips_to_wire(fresh_db: Store) -> None:
+def test_record_round_trips_to_wire(any_store: Store) -> None:
     original = parse_event(event(4, model_version="m2", camera_id="C9"))
-    fresh_db.insert_batch([original])
-    (row,) = fresh_db.read_since(0)
+    any_store.insert_batch([original])
+    (row,) = any_store.read_since(0)
     assert row.event_hash == original.event_hash()
     assert parse_event(json.dumps(row.to_wire())) == original
 
 
-def test_roster_upsert_renames_and_keeps_others(fresh_db: Store) -> None:
-    fresh_db.upsert_roster(
+def test_roster_upsert_renames_and_keeps_others(any_store: Store) -> None:
+    any_store.upsert_roster(
         [RosterEntry("W1", "Ana"), RosterEntry("W2", "Bo")], [RosterEntry("S1", "Cell")]
     )
-    fresh_db.upsert_roster([RosterEntry("W1", "Ana Silva")], [])
-    assert fresh_db.workers() == {"W1": "Ana Silva", "W2": "Bo"}
-    fresh_db.register_ids(["W2", "W9"], ["S7"])
-    assert fresh_db.workers() == {"W1": "Ana Silva", "W2": "Bo", "W9": "W9"}
-    assert fresh_db.workstations() == {"S1": "Cell", "S7": "S7"}
+    any_store.upsert_roster([RosterEntry("W1", "Ana Silva")], [])
+    assert any_store.workers() == {"W1": "Ana Silva", "W2": "Bo"}
+    any_store.register_ids(["W2", "W9"], ["S7"])
+    assert any_store.workers() == {"W1": "Ana Silva", "W2": "Bo", "W9": "W9"}
+    assert any_store.workstations() == {"S1": "Cell", "S7": "S7"}
 
 
 def test_second_connection_sees_committed_rows(tmp_path: Path) -> None:
@@ -182,15 +183,15 @@ def test_migration_3_finds_each_models_first_event(tmp_path: Path) -> None:
         ]
 
 
-def test_inserts_keep_each_models_first_event(fresh_db: Store) -> None:
-    fresh_db.insert_batch([parse_event(event(5, model_version="a"))])
-    fresh_db.insert_batch(
+def test_inserts_keep_each_models_first_event(any_store: Store) -> None:
+    any_store.insert_batch([parse_event(event(5, model_version="a"))])
+    any_store.insert_batch(
         [parse_event(event(8, model_version="a")), parse_event(event(6, model_version="b"))]
     )
-    assert fresh_db.model_first_seen() == [("a", minute_us(5)), ("b", minute_us(6))]
+    assert any_store.model_first_seen() == [("a", minute_us(5)), ("b", minute_us(6))]
     # A late event earlier than the first one seen moves the model's first event back.
-    fresh_db.insert_batch([parse_event(event(1, model_version="b"))])
-    assert fresh_db.model_first_seen() == [("a", minute_us(5)), ("b", minute_us(1))]
+    any_store.insert_batch([parse_event(event(1, model_version="b"))])
+    assert any_store.model_first_seen() == [("a", minute_us(5)), ("b", minute_us(1))]
 
 
 def minute_us(minute: int) -> int:
@@ -206,33 +207,33 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         SqliteStore.open(path)
 
 
-def test_owner_is_recorded(fresh_db: Store) -> None:
-    assert fresh_db.owner() is None
-    fresh_db.set_owner(1234, "127.0.0.1", 7878)
-    assert fresh_db.owner() == (1234, "127.0.0.1", 7878)
+def test_owner_is_recorded(any_store: Store) -> None:
+    assert any_store.owner() is None
+    any_store.set_owner(1234, "127.0.0.1", 7878)
+    assert any_store.owner() == (1234, "127.0.0.1", 7878)
 
 
-def test_sync_alerts_raises_refreshes_and_clears(fresh_db: Store) -> None:
-    fresh_db.sync_alerts(
+def test_sync_alerts_raises_refreshes_and_clears(any_store: Store) -> None:
+    any_store.sync_alerts(
         [("camera_dark", "W1", "20 min", 80), ("idle_too_long", "W2", "11 min", 100)], 100
     )
-    fresh_db.sync_alerts([("camera_dark", "W1", "21 min", 81)], 200)
-    alerts = {(a.kind, a.subject): a for a in fresh_db.alerts()}
+    any_store.sync_alerts([("camera_dark", "W1", "21 min", 81)], 200)
+    alerts = {(a.kind, a.subject): a for a in any_store.alerts()}
     assert alerts["camera_dark", "W1"].started_us == 80  # its own start, kept while it holds
     assert alerts["camera_dark", "W1"].details == "21 min"
     assert alerts["camera_dark", "W1"].cleared_us is None
     assert alerts["idle_too_long", "W2"].cleared_us == 200
-    fresh_db.sync_alerts([], 300)
-    assert fresh_db.alerts(active_only=True) == []
+    any_store.sync_alerts([], 300)
+    assert any_store.alerts(active_only=True) == []
     # The same condition again is a new alert, not the cleared one reopened.
-    fresh_db.sync_alerts([("camera_dark", "W1", "again", 400)], 400)
-    (again,) = fresh_db.alerts(active_only=True)
+    any_store.sync_alerts([("camera_dark", "W1", "again", 400)], 400)
+    (again,) = any_store.alerts(active_only=True)
     assert again.id != alerts["camera_dark", "W1"].id
     assert again.started_us == 400
 
 
-def test_model_summary_groups_by_version_in_the_window(fresh_db: Store) -> None:
-    fresh_db.insert_batch(
+def test_model_summary_groups_by_version_in_the_window(any_store: Store) -> None:
+    any_store.insert_batch(
         [
             parse_event(event(1, model_version="a", confidence=0.8)),
             parse_event(
@@ -243,7 +244,7 @@ def test_model_summary_groups_by_version_in_the_window(fresh_db: Store) -> None:
         ]
     )
     start, end = parse_event(event(0)).ts_us, parse_event(event(30)).ts_us
-    summary = fresh_db.model_summary(start, end)
+    summary = any_store.model_summary(start, end)
     assert [(m.model_version, m.events, m.units) for m in summary] == [(None, 1, 0), ("a", 2, 4)]
     assert abs(summary[1].mean_confidence - 0.7) < 1e-9
     assert summary[1].min_confidence == 0.6

@@ -21,9 +21,11 @@ ConfigOption = Annotated[
     ),
 ]
 DbOption = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
-        "--db", help="SQLite database file (default: store.path from config, factory.db)."
+        "--db",
+        help="SQLite database file, or a postgresql:// URL (default: store.url or store.path "
+        "from config, factory.db).",
     ),
 ]
 HostOption = Annotated[
@@ -55,7 +57,7 @@ def open_store(settings: Settings, *, read_only: bool = False) -> Store:
     """Open the configured database, turning store errors into a clear exit."""
     try:
         return storage.open_store(
-            settings.store.path, durability=settings.store.durability, read_only=read_only
+            settings.store.location, durability=settings.store.durability, read_only=read_only
         )
     except StoreError as error:
         fail(str(error))

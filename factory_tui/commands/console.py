@@ -12,7 +12,7 @@ from factory_tui.commands.common import dotted, fail, settings_from
 def run_console(
     *,
     config: Path | None,
-    db: Path | None,
+    db: str | None,
     port: int | None,
     host: str | None = None,
     simulate: bool = False,

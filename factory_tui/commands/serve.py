@@ -6,7 +6,6 @@ import asyncio
 import logging
 import signal
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -22,6 +21,7 @@ from factory_tui.commands.common import (
 )
 from factory_tui.config import Settings
 from factory_tui.ingest.listener import Listener, ListenerError, format_stats
+from factory_tui.storage import mask_url
 
 log = logging.getLogger("factory_tui.serve")
 
@@ -86,8 +86,7 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    database = Path(listener.store_path)
-    log.info("database %s; Ctrl-C stops", database)
+    log.info("database %s; Ctrl-C stops", mask_url(str(listener.store_path)))
     try:
         while not stop.is_set():
             try:

@@ -36,7 +36,7 @@ class StartError(Exception):
     """The console cannot start; the message is one sentence for the command line."""
 
 
-def live_owner(store_path: Path, port: int) -> int | None:
+def live_owner(store_path: Path | str, port: int) -> int | None:
     """Pid of a running process recorded as the listener of this database on `port`, if any."""
     try:
         store = open_store(store_path, read_only=True)
@@ -84,7 +84,7 @@ class ConsoleServices:
 
         Raises StartError with one sentence when the console cannot run.
         """
-        path = self.settings.store.path
+        path = self.settings.store.location
         if self.role == "console":
             await self._start_listener(path)
         try:
@@ -107,7 +107,7 @@ class ConsoleServices:
         )
         return self.pipeline
 
-    async def _start_listener(self, path: Path) -> None:
+    async def _start_listener(self, path: Path | str) -> None:
         listener = Listener(self.settings, path)
         try:
             await listener.start()

@@ -131,7 +131,7 @@ class Listener:
     def __init__(
         self,
         settings: Settings,
-        store_path: Path | None = None,
+        store_path: Path | str | None = None,
         *,
         batch_max_lines: int = BATCH_MAX_LINES,
         batch_delay_s: float = BATCH_DELAY_S,
@@ -142,7 +142,7 @@ class Listener:
         linger_s: float = LINGER_S,
     ) -> None:
         self.settings = settings
-        self.store_path = store_path if store_path is not None else settings.store.path
+        self.store_path = store_path if store_path is not None else settings.store.location
         self.batch_max_lines = batch_max_lines
         self.batch_delay_s = batch_delay_s
         self.merge_max_lines = merge_max_lines

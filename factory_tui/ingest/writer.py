@@ -51,7 +51,7 @@ class BatchWriter:
     """Validation, hashing and SQLite writes. Every method runs in the writer thread."""
 
     def __init__(
-        self, path: Path, durability: Durability, tz: tzinfo, *, auto_register: bool
+        self, path: Path | str, durability: Durability, tz: tzinfo, *, auto_register: bool
     ) -> None:
         self._path = path
         self._durability = durability
@@ -196,7 +196,7 @@ class BatchWriter:
 class Checkpointer:
     """Passive WAL checkpoints on a connection of its own; every method runs in its thread."""
 
-    def __init__(self, path: Path, durability: Durability) -> None:
+    def __init__(self, path: Path | str, durability: Durability) -> None:
         self._path = path
         self._durability = durability
         self._store: Store | None = None

@@ -16,6 +16,7 @@ from factory_tui.storage.base import (
     StoreError,
     UnitsBucket,
 )
+from factory_tui.storage.postgres import PostgresStore, is_postgres_url, mask_url
 from factory_tui.storage.sqlite import SCHEMA_VERSION, SqliteStore
 
 __all__ = [
@@ -24,12 +25,15 @@ __all__ = [
     "AlertCondition",
     "Durability",
     "InsertStatus",
+    "PostgresStore",
     "ReadOnlyError",
     "RowError",
     "SqliteStore",
     "Store",
     "StoreError",
     "UnitsBucket",
+    "is_postgres_url",
+    "mask_url",
     "open_store",
 ]
 
@@ -41,11 +45,14 @@ def open_store(
     durability: Durability = "crash",
     bulk_writer: bool = False,
 ) -> Store:
-    """Open the database at `location` with the backend it names (a file path: SQLite).
+    """Open the database at `location` with the backend it names: a `postgresql://` URL is
+    PostgreSQL, anything else a SQLite file path.
 
     Writable opens create and migrate the schema; `read_only` attaches to an existing one.
-    `bulk_writer` tunes the connection for the listener's batched inserts.
+    `durability` and `bulk_writer` tune SQLite (a PostgreSQL server keeps its own settings).
     """
+    if is_postgres_url(location):
+        return PostgresStore.open(str(location), read_only=read_only)
     return SqliteStore.open(
         location, read_only=read_only, durability=durability, bulk_writer=bulk_writer
     )

@@ -37,6 +37,24 @@ class RowError(StoreError):
     rest of its batch was not stored either."""
 
 
+def schema_problem(location: str, found: int, known: int, *, read_only: bool) -> str | None:
+    """Why a database with schema version `found` cannot be opened by a factory-tui that knows
+    versions up to `known` (None: it can; a writer migrates an older one in place)."""
+    if found > known:
+        return (
+            f"{location} was written by a newer factory-tui (schema {found}, this one knows "
+            f"{known}); upgrade factory-tui"
+        )
+    if read_only and found == 0:
+        return f"{location} is not a factory-tui database"
+    if read_only and found < known:
+        return (
+            f"{location} uses an older schema ({found}); open it once with write access "
+            "(`factory-tui serve`) to migrate it"
+        )
+    return None
+
+
 class UnitsBucket(NamedTuple):
     """A worker's units at one station in one fixed-length time bucket."""
 

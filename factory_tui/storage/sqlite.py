@@ -33,6 +33,7 @@ from factory_tui.storage.base import (
     RowError,
     StoreError,
     UnitsBucket,
+    schema_problem,
 )
 
 BUSY_TIMEOUT_MS: Final = 5_000
@@ -207,7 +208,7 @@ class SqliteStore:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             store = cls(sqlite_utils.Database(conn), path, read_only=read_only)
             if read_only:
-                store._check_version_read_only()
+                store._check_version(read_only=True)
             else:
                 store._configure_writer(durability)
                 store._migrate(migrate_to)
@@ -243,25 +244,16 @@ class SqliteStore:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return int(row[0]) if row else 0
 
-    def _check_version_read_only(self) -> None:
-        version = self.schema_version()
-        if version == 0:
-            raise StoreError(f"{self.path} is not a factory-tui database")
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"{self.path} was written by a newer factory-tui (schema {version})")
-        if version < SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path} uses an older schema ({version}); open it once with write access "
-                "(`factory-tui serve`) to migrate it"
-            )
+    def _check_version(self, *, read_only: bool) -> int:
+        """The schema version found, after refusing one this factory-tui cannot use."""
+        found = self.schema_version()
+        problem = schema_problem(str(self.path), found, SCHEMA_VERSION, read_only=read_only)
+        if problem is not None:
+            raise StoreError(problem)
+        return found
 
     def _migrate(self, target: int) -> None:
-        version = self.schema_version()
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path} was written by a newer factory-tui (schema {version}, this one "
-                f"knows {SCHEMA_VERSION}); upgrade factory-tui"
-            )
+        version = self._check_version(read_only=False)
         for number in range(version + 1, target + 1):
             with self._transaction():
                 if number == 1:

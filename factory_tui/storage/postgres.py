@@ -1,0 +1,565 @@
+"""The PostgreSQL backend: the same `Store` as SQLite's, for a database that outgrows one box.
+
+Selected by a `postgresql://` URL wherever a database path goes. The schema is created and
+migrated in place like SQLite's (a `meta` table holds its version). Differences that matter:
+
+- **Batch insert in one round trip.** A batch is COPied into a temporary table and moved with
+  one `INSERT ... ON CONFLICT DO NOTHING RETURNING event_hash`; the hashes returned say which
+  rows were new, so accepted and duplicate replies stay exact (the first copy in a batch wins,
+  as with SQLite's row-by-row insert).
+- **Ids in commit order.** Readers follow new rows by id (`read_since`), which is only safe if
+  no row with a lower id commits later. Event inserts therefore take one transaction-level
+  advisory lock: writers of events queue one after another (the listener has one writer
+  anyway), and a reader never skips a row.
+- **No transaction left open.** Connections run in autocommit; writes open a transaction for
+  their statements only, and bulk reads hold one just while they stream.
+- **Credentials** come from the URL, `PGPASSWORD` or `~/.pgpass` (libpq reads them); messages
+  show the URL with its password masked.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Final, ParamSpec, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+from factory_tui.models import (
+    EngineRow,
+    EventRecord,
+    NewEventRow,
+    RosterEntry,
+    WireEvent,
+    now_us,
+    prepare_row,
+)
+from factory_tui.records import AlertRecord, ModelSummary
+from factory_tui.storage.base import (
+    READ_BATCH,
+    AlertCondition,
+    InsertStatus,
+    ReadOnlyError,
+    RowError,
+    StoreError,
+    UnitsBucket,
+    schema_problem,
+)
+
+URL_SCHEMES: Final = ("postgresql://", "postgres://")
+EVENTS_LOCK: Final = 0x6674_6576  # "ftev": the advisory lock that orders event inserts
+CONNECT_TIMEOUT_S: Final = 10
+STREAM_ROWS: Final = 20_000
+"""Rows fetched per round trip by a streaming (server-side cursor) read."""
+
+_EVENT_COLUMNS: Final = (
+    "id, ts_us, worker_id, workstation_id, event_type, confidence, count, "
+    "model_version, camera_id, received_us, event_hash"
+)
+_ENGINE_COLUMNS: Final = (
+    "worker_id, ts_us, event_hash, event_type, workstation_id, count, confidence, id"
+)
+_NEW_COLUMNS: Final = (
+    "ts_us, worker_id, workstation_id, event_type, confidence, count, model_version, "
+    "camera_id, received_us, event_hash"
+)
+_NEVER: Final = 2**63 - 1
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def is_postgres_url(location: object) -> bool:
+    """True for a `postgresql://` (or `postgres://`) URL."""
+    return isinstance(location, str) and location.startswith(URL_SCHEMES)
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by `***`, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _translate_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """psycopg's errors leave the backend as `StoreError` (bad values as `RowError`)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except (psycopg.DataError, psycopg.IntegrityError) as error:
+            raise RowError(_one_line(error)) from error
+        except psycopg.Error as error:
+            raise StoreError(f"database error: {_one_line(error)}") from error
+
+    return wrapper
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
+# --- schema migrations: each runs once, in order, inside one transaction ----------------------
+
+_MIGRATION_1: Final = (
+    "CREATE TABLE workers (id TEXT PRIMARY KEY, name TEXT NOT NULL)",
+    "CREATE TABLE workstations (id TEXT PRIMARY KEY, name TEXT NOT NULL)",
+    """CREATE TABLE events (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        ts_us BIGINT NOT NULL,
+        worker_id TEXT NOT NULL,
+        workstation_id TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        confidence DOUBLE PRECISION NOT NULL,
+        count INTEGER NOT NULL DEFAULT 0,
+        model_version TEXT,
+        camera_id TEXT,
+        received_us BIGINT NOT NULL,
+        event_hash TEXT NOT NULL UNIQUE
+    )""",
+    "CREATE INDEX events_worker_ts ON events (worker_id, ts_us)",
+    "CREATE INDEX events_ts ON events (ts_us)",
+    """CREATE TABLE alerts (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        details TEXT NOT NULL,
+        started_us BIGINT NOT NULL,
+        cleared_us BIGINT
+    )""",
+    "CREATE INDEX alerts_open ON alerts (kind, subject) WHERE cleared_us IS NULL",
+    "CREATE INDEX alerts_started ON alerts (started_us)",
+    "CREATE TABLE models (model_key TEXT PRIMARY KEY, first_ts_us BIGINT NOT NULL)",
+)
+"""The schema of SQLite's version 3 (the first PostgreSQL one): roster, events, alerts, models."""
+
+MIGRATIONS: Final = (_MIGRATION_1,)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+
+class PostgresStore:
+    """A connection to one factory database on a PostgreSQL server (implements `Store`).
+
+    Not shared between threads: open one per thread.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any], url: str, *, read_only: bool) -> None:
+        self._conn = conn
+        self.location = mask_url(url)
+        self.read_only = read_only
+
+    # --- opening ------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, url: str, *, read_only: bool = False) -> PostgresStore:
+        """Connect (creating or migrating the schema), or with `read_only` attach to it."""
+        masked = mask_url(url)
+        try:
+            conn = psycopg.connect(
+                url,
+                autocommit=True,
+                connect_timeout=int(os.environ.get("PGCONNECT_TIMEOUT", CONNECT_TIMEOUT_S)),
+                application_name="factory-tui",
+            )
+        except psycopg.Error as error:
+            raise StoreError(f"cannot connect to {masked}: {_one_line(error)}") from None
+        store = cls(conn, url, read_only=read_only)
+        try:
+            found = store.schema_version()
+            problem = schema_problem(masked, found, SCHEMA_VERSION, read_only=read_only)
+            if problem is not None:
+                raise StoreError(problem)
+            if read_only:
+                # Every statement, autocommit included, is refused a write by the server.
+                conn.execute("SET default_transaction_read_only = on")
+            else:
+                store._migrate(found)
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    @_translate_errors
+    def schema_version(self) -> int:
+        """The schema version recorded in the database (0 for a new, empty one)."""
+        exists = self._conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
+        if not exists or not exists[0]:
+            return 0
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    @_translate_errors
+    def _migrate(self, found: int) -> None:
+        for number in range(found + 1, SCHEMA_VERSION + 1):
+            with self._conn.transaction():
+                if number == 1:
+                    self._conn.execute(
+                        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)"
+                    )
+                for statement in MIGRATIONS[number - 1]:
+                    self._conn.execute(statement)
+                self._conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', %s) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(number),),
+                )
+
+    def _require_writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyError(f"{self.location} is open read-only")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the process that owns the listener ---------------------------------------------------
+
+    @_translate_errors
+    def set_owner(self, pid: int, host: str, port: int) -> None:
+        """Record which process listens for this database, so a second console can find it."""
+        self._require_writable()
+        with self._conn.transaction(), self._conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO meta (key, value) VALUES (%s, %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [("owner_pid", str(pid)), ("owner_host", host), ("owner_port", str(port))],
+            )
+
+    @_translate_errors
+    def owner(self) -> tuple[int, str, int] | None:
+        """(pid, host, port) of the process that last recorded itself as the listener."""
+        rows = dict(
+            self._conn.execute(
+                "SELECT key, value FROM meta WHERE key IN ('owner_pid', 'owner_host', 'owner_port')"
+            ).fetchall()
+        )
+        if len(rows) != 3:
+            return None
+        return int(rows["owner_pid"]), rows["owner_host"], int(rows["owner_port"])
+
+    # --- roster -------------------------------------------------------------------------------
+
+    @_translate_errors
+    def upsert_roster(
+        self, workers: Iterable[RosterEntry], workstations: Iterable[RosterEntry]
+    ) -> None:
+        """Insert or rename roster rows (from config on start); rows not named are kept."""
+        self._require_writable()
+        with self._conn.transaction(), self._conn.cursor() as cursor:
+            for table, entries in (("workers", workers), ("workstations", workstations)):
+                cursor.executemany(
+                    sql.SQL(
+                        "INSERT INTO {} (id, name) VALUES (%s, %s) "
+                        "ON CONFLICT (id) DO UPDATE SET name = excluded.name"
+                    ).format(sql.Identifier(table)),
+                    [(entry.id, entry.name) for entry in entries],
+                )
+
+    @_translate_errors
+    def register_ids(self, worker_ids: Iterable[str], workstation_ids: Iterable[str]) -> None:
+        """Add ids not yet in the roster, named by their id (auto-registration)."""
+        self._require_writable()
+        with self._conn.transaction(), self._conn.cursor() as cursor:
+            for table, ids in (("workers", worker_ids), ("workstations", workstation_ids)):
+                cursor.executemany(
+                    sql.SQL(
+                        "INSERT INTO {} (id, name) VALUES (%s, %s) ON CONFLICT (id) DO NOTHING"
+                    ).format(sql.Identifier(table)),
+                    [(item, item) for item in ids],
+                )
+
+    @_translate_errors
+    def workers(self) -> dict[str, str]:
+        """Worker id -> name, in id order."""
+        rows = self._conn.execute('SELECT id, name FROM workers ORDER BY id COLLATE "C"')
+        return dict(rows.fetchall())
+
+    @_translate_errors
+    def workstations(self) -> dict[str, str]:
+        """Workstation id -> name, in id order."""
+        rows = self._conn.execute('SELECT id, name FROM workstations ORDER BY id COLLATE "C"')
+        return dict(rows.fetchall())
+
+    # --- writing events -----------------------------------------------------------------------
+
+    @_translate_errors
+    def insert_batch(
+        self, events: Sequence[WireEvent], received_us: int | None = None
+    ) -> list[InsertStatus]:
+        """`insert_rows` for validated events, received now unless told otherwise."""
+        received = now_us() if received_us is None else received_us
+        return self.insert_rows([prepare_row(event, received) for event in events])
+
+    @_translate_errors
+    def insert_rows(self, rows: Sequence[NewEventRow]) -> list[InsertStatus]:
+        """Store rows in one transaction and one round trip for the rows (COPY, then one
+        INSERT ... ON CONFLICT DO NOTHING RETURNING); per row, accepted or duplicate."""
+        self._require_writable()
+        if not rows:
+            return []
+        conn = self._conn
+        with conn.transaction(), conn.cursor() as cursor:
+            self._prepare_incoming(cursor)
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_LOCK,))
+            with cursor.copy(f"COPY incoming (seq, {_NEW_COLUMNS}) FROM STDIN") as copy:
+                for seq, row in enumerate(rows):
+                    copy.write_row((seq, *row))
+            cursor.execute(
+                f"INSERT INTO events ({_NEW_COLUMNS}) SELECT {_NEW_COLUMNS} FROM incoming "
+                "ORDER BY seq ON CONFLICT (event_hash) DO NOTHING RETURNING event_hash"
+            )
+            new = {hash_ for (hash_,) in cursor.fetchall()}
+            firsts: dict[str, int] = {}
+            for row in rows:
+                key = row.model_version or ""
+                if row.ts_us < firsts.get(key, _NEVER):
+                    firsts[key] = row.ts_us
+            cursor.executemany(
+                "INSERT INTO models (model_key, first_ts_us) VALUES (%s, %s) "
+                "ON CONFLICT (model_key) DO UPDATE "
+                "SET first_ts_us = LEAST(models.first_ts_us, excluded.first_ts_us)",
+                list(firsts.items()),
+            )
+        statuses: list[InsertStatus] = []
+        for row in rows:
+            if row.event_hash in new:
+                new.discard(row.event_hash)  # a second copy in the batch is a duplicate
+                statuses.append("accepted")
+            else:
+                statuses.append("duplicate")
+        return statuses
+
+    def _prepare_incoming(self, cursor: psycopg.Cursor[Any]) -> None:
+        """The session's staging table for COPY, emptied at every commit (made in the
+        transaction that uses it, so a rolled-back first batch cannot lose it)."""
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS incoming (seq INTEGER, ts_us BIGINT, "
+            "worker_id TEXT, workstation_id TEXT, event_type TEXT, confidence DOUBLE PRECISION, "
+            "count INTEGER, model_version TEXT, camera_id TEXT, received_us BIGINT, "
+            "event_hash TEXT) ON COMMIT DELETE ROWS"
+        )
+
+    def checkpoint(self) -> None:
+        """Nothing to do: the server writes its own checkpoints."""
+
+    # --- reading events -----------------------------------------------------------------------
+
+    @_translate_errors
+    def read_since(self, cursor: int, limit: int = READ_BATCH) -> list[EventRecord]:
+        """Rows with id > cursor, in id order, at most `limit` (the engine's tick read)."""
+        rows = self._conn.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE id > %s ORDER BY id LIMIT %s",
+            (cursor, limit),
+        ).fetchall()
+        return [EventRecord(*row) for row in rows]
+
+    def iter_since(self, cursor: int = 0, batch: int = READ_BATCH) -> Iterator[EventRecord]:
+        """Every row with id > cursor, read in batches with no transaction held in between."""
+        while True:
+            rows = self.read_since(cursor, batch)
+            if not rows:
+                return
+            yield from rows
+            cursor = rows[-1].id
+
+    def iter_range(
+        self, from_us: int | None = None, to_us: int | None = None, batch: int = READ_BATCH
+    ) -> Iterator[EventRecord]:
+        """Rows with from_us <= ts_us < to_us in (ts_us, id) order, read in batches."""
+        low = -(2**63) if from_us is None else from_us
+        high = _NEVER if to_us is None else to_us
+        after = (low, -1)
+        while True:
+            rows = self._range_batch(after, high, batch)
+            if not rows:
+                return
+            yield from rows
+            after = (rows[-1].ts_us, rows[-1].id)
+
+    @_translate_errors
+    def _range_batch(self, after: tuple[int, int], high: int, batch: int) -> list[EventRecord]:
+        rows = self._conn.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE ts_us < %s AND "
+            "(ts_us, id) > (%s, %s) ORDER BY ts_us, id LIMIT %s",
+            (high, after[0], after[1], batch),
+        ).fetchall()
+        return [EventRecord(*row) for row in rows]
+
+    @_translate_errors
+    def latest_events(self, limit: int = 50, worker_id: str | None = None) -> list[EventRecord]:
+        """The newest rows (by id), newest first; of one worker: by timestamp, newest first."""
+        if worker_id is None:
+            query = f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY id DESC LIMIT %s"
+            params: tuple[Any, ...] = (limit,)
+        else:
+            query = (
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE worker_id = %s "
+                "ORDER BY ts_us DESC, id DESC LIMIT %s"
+            )
+            params = (worker_id, limit)
+        return [EventRecord(*row) for row in self._conn.execute(query, params).fetchall()]
+
+    @_translate_errors
+    def count_events(self) -> int:
+        """Number of stored events."""
+        row = self._conn.execute("SELECT count(*) FROM events").fetchone()
+        return int(row[0]) if row else 0
+
+    @_translate_errors
+    def max_event_id(self) -> int:
+        """Id of the newest stored row (0 when empty)."""
+        row = self._conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
+        return int(row[0]) if row else 0
+
+    @_translate_errors
+    def time_span(self) -> tuple[int, int] | None:
+        """The oldest and newest event timestamps (None when there are no events)."""
+        row = self._conn.execute("SELECT min(ts_us), max(ts_us) FROM events").fetchone()
+        if row is None or row[0] is None:
+            return None
+        return int(row[0]), int(row[1])
+
+    # --- the engine's warm start --------------------------------------------------------------
+
+    def engine_rows(self, from_us: int, to_us: int) -> Iterable[EngineRow]:
+        """Every event with from_us <= ts_us <= to_us as the engine reads it (plain tuples in
+        `EngineRow` order), streamed through a server-side cursor."""
+        return self._stream(
+            f"SELECT {_ENGINE_COLUMNS} FROM events WHERE ts_us >= %s AND ts_us <= %s",
+            (from_us, to_us),
+        )
+
+    def _stream(self, query: str, params: tuple[Any, ...]) -> Iterator[Any]:
+        try:
+            with self._conn.transaction(), self._conn.cursor(name="factory_tui_stream") as cur:
+                cur.itersize = STREAM_ROWS
+                cur.execute(query, params)
+                yield from cur
+        except psycopg.Error as error:
+            raise StoreError(f"database error: {_one_line(error)}") from error
+
+    @_translate_errors
+    def worker_ids(self) -> list[str]:
+        """The distinct worker ids of the stored events (a skip scan along the worker index)."""
+        rows = self._conn.execute(
+            "WITH RECURSIVE w(id) AS (SELECT min(worker_id) FROM events UNION ALL "
+            "SELECT (SELECT min(worker_id) FROM events WHERE worker_id > w.id) FROM w "
+            "WHERE w.id IS NOT NULL) SELECT id FROM w WHERE id IS NOT NULL"
+        )
+        return [worker_id for (worker_id,) in rows]
+
+    @_translate_errors
+    def engine_rows_before(
+        self, worker_id: str, before_us: int, *, state_only: bool
+    ) -> list[EngineRow]:
+        """Every event of the worker at the instant of its latest (state) event before
+        `before_us` (all of that instant: the engine orders ties by hash)."""
+        condition = "AND event_type <> 'product_count'" if state_only else ""
+        rows: list[Any] = self._conn.execute(
+            f"SELECT {_ENGINE_COLUMNS} FROM events WHERE worker_id = %s AND ts_us = ("
+            f"SELECT ts_us FROM events WHERE worker_id = %s AND ts_us < %s {condition} "
+            "ORDER BY ts_us DESC LIMIT 1)",
+            (worker_id, worker_id, before_us),
+        ).fetchall()
+        return rows
+
+    @_translate_errors
+    def stations_before(self, before_us: int) -> list[str]:
+        """Workstation ids seen in events older than `before_us`."""
+        rows = self._conn.execute(
+            "SELECT DISTINCT workstation_id FROM events WHERE ts_us < %s", (before_us,)
+        )
+        return [station_id for (station_id,) in rows]
+
+    # --- what the views read ------------------------------------------------------------------
+
+    @_translate_errors
+    def units_by_bucket(
+        self, worker_id: str, from_us: int, to_us: int, bucket_us: int, max_id: int
+    ) -> list[UnitsBucket]:
+        """The worker's units in [from_us, to_us) per station and bucket, rows id <= max_id."""
+        rows = self._conn.execute(
+            "SELECT workstation_id, (ts_us - %s) / %s, sum(count), min(ts_us), max(ts_us) "
+            "FROM events WHERE worker_id = %s AND event_type = 'product_count' "
+            "AND ts_us >= %s AND ts_us < %s AND id <= %s GROUP BY 1, 2",
+            (from_us, bucket_us, worker_id, from_us, to_us, max_id),
+        ).fetchall()
+        return [
+            UnitsBucket(station, int(bucket), int(units), int(first), int(last))
+            for station, bucket, units, first, last in rows
+        ]
+
+    @_translate_errors
+    def model_first_seen(self) -> list[tuple[str | None, int]]:
+        """Each model_version stored (None: events that named none) and its first timestamp."""
+        rows = self._conn.execute(
+            'SELECT model_key, first_ts_us FROM models ORDER BY model_key COLLATE "C"'
+        ).fetchall()
+        return [(key or None, int(first)) for key, first in rows]
+
+    @_translate_errors
+    def model_summary(self, from_us: int, to_us: int) -> list[ModelSummary]:
+        """Per model_version: events, mean and lowest confidence, units in [from_us, to_us)."""
+        rows = self._conn.execute(
+            "SELECT model_version, count(*), avg(confidence), min(confidence), "
+            "coalesce(sum(CASE WHEN event_type = 'product_count' THEN count END), 0) "
+            "FROM events WHERE ts_us >= %s AND ts_us < %s "
+            'GROUP BY model_version ORDER BY model_version COLLATE "C" NULLS FIRST',
+            (from_us, to_us),
+        ).fetchall()
+        return [
+            ModelSummary(model, int(events), float(mean), float(low), int(units))
+            for model, events, mean, low, units in rows
+        ]
+
+    # --- alerts -------------------------------------------------------------------------------
+
+    @_translate_errors
+    def sync_alerts(self, conditions: Iterable[AlertCondition], at_us: int) -> None:
+        """Make the active alerts match the conditions holding at `at_us`, in one transaction."""
+        self._require_writable()
+        wanted = {(kind, subject): (details, since) for kind, subject, details, since in conditions}
+        with self._conn.transaction(), self._conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT id, kind, subject, details FROM alerts WHERE cleared_us IS NULL FOR UPDATE"
+            )
+            active = {(kind, subject): (ident, details) for ident, kind, subject, details in cursor}
+            for key, (alert_id, details) in active.items():
+                if key not in wanted:
+                    cursor.execute(
+                        "UPDATE alerts SET cleared_us = %s WHERE id = %s", (at_us, alert_id)
+                    )
+                elif wanted[key][0] != details:
+                    cursor.execute(
+                        "UPDATE alerts SET details = %s WHERE id = %s", (wanted[key][0], alert_id)
+                    )
+            cursor.executemany(
+                "INSERT INTO alerts (kind, subject, details, started_us) VALUES (%s, %s, %s, %s)",
+                [(k, s, d, since) for (k, s), (d, since) in wanted.items() if (k, s) not in active],
+            )
+
+    @_translate_errors
+    def alerts(self, active_only: bool = False, limit: int = 500) -> list[AlertRecord]:
+        """Alerts, newest first."""
+        where = "WHERE cleared_us IS NULL" if active_only else ""
+        rows = self._conn.execute(
+            f"SELECT id, kind, subject, details, started_us, cleared_us FROM alerts {where} "
+            "ORDER BY started_us DESC, id DESC LIMIT %s",
+            (limit,),
+        ).fetchall()
+        return [AlertRecord(*row) for row in rows]

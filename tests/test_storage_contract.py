@@ -1,0 +1,198 @@
+"""Every read and write of the storage interface means the same on both backends.
+
+Each test runs on a fresh SQLite file and on a fresh schema of a real PostgreSQL server
+(`store_opener` / `any_store` in conftest.py); test_store.py holds the older half of the
+contract and SQLite's own details.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from factory_tui.config import Settings
+from factory_tui.engine import Engine, Window
+from factory_tui.models import WireEvent, iso_utc, parse_event, prepare_row
+from factory_tui.storage import ReadOnlyError, RowError, Store, StoreError
+from factory_tui.warm_start import load_engine
+from tests.conftest import StoreOpener
+
+S = 1_000_000
+BASE = 1_772_445_600 * S  # 2026-03-02 10:00 UTC
+
+
+def line(
+    second: int, worker: str = "W1", station: str = "S1", kind: str = "working", **extra: object
+) -> WireEvent:
+    """An event `second` seconds after 10:00 on the test day."""
+    data = {
+        "timestamp": iso_utc(BASE + second * S),
+        "worker_id": worker,
+        "workstation_id": station,
+        "event_type": kind,
+        "confidence": 0.9,
+        **extra,
+    }
+    return parse_event(json.dumps(data))
+
+
+def test_duplicates_within_and_across_batches(any_store: Store) -> None:
+    first = line(1)
+    assert any_store.insert_batch([first, line(2), first]) == ["accepted", "accepted", "duplicate"]
+    assert any_store.insert_batch([line(2), line(3)]) == ["duplicate", "accepted"]
+    assert any_store.insert_batch([]) == []
+    ids = [row.id for row in any_store.read_since(0)]
+    assert ids == sorted(ids)
+    assert len(ids) == any_store.count_events() == 3
+
+
+def test_a_late_event_gets_a_new_id_and_sorts_by_time(any_store: Store) -> None:
+    any_store.insert_batch([line(10), line(20)])
+    any_store.insert_batch([line(5)])  # sent late: an older timestamp, a newer id
+    by_id = any_store.read_since(0)
+    assert [row.ts_us for row in by_id] == [BASE + 10 * S, BASE + 20 * S, BASE + 5 * S]
+    by_time = list(any_store.iter_range())
+    assert [row.ts_us for row in by_time] == [BASE + 5 * S, BASE + 10 * S, BASE + 20 * S]
+    assert any_store.time_span() == (BASE + 5 * S, BASE + 20 * S)
+
+
+def test_an_empty_store(any_store: Store) -> None:
+    assert any_store.time_span() is None
+    assert any_store.max_event_id() == 0
+    assert list(any_store.engine_rows(0, 2**62)) == []
+    assert any_store.worker_ids() == []
+    assert any_store.latest_events() == []
+    assert any_store.model_first_seen() == []
+    assert any_store.alerts() == []
+
+
+def test_engine_rows_and_what_each_worker_carries_in(any_store: Store) -> None:
+    any_store.insert_batch(
+        [
+            line(1, "W1", kind="working"),
+            line(2, "W1", kind="product_count", count=2),
+            line(2, "W1", kind="idle"),  # the same instant as the unit: both are carried in
+            line(3, "W2", "S2", kind="absent"),
+            line(40, "W1", kind="working"),
+        ]
+    )
+    rows = sorted(any_store.engine_rows(BASE + 2 * S, BASE + 40 * S))
+    assert [(row[0], row[1], row[3]) for row in rows] == sorted(
+        [
+            ("W1", BASE + 2 * S, "product_count"),
+            ("W1", BASE + 2 * S, "idle"),
+            ("W2", BASE + 3 * S, "absent"),
+            ("W1", BASE + 40 * S, "working"),
+        ]
+    )
+    assert any_store.worker_ids() == ["W1", "W2"]
+    latest = any_store.engine_rows_before("W1", BASE + 40 * S, state_only=False)
+    assert sorted(row[3] for row in latest) == ["idle", "product_count"]
+    state = any_store.engine_rows_before("W1", BASE + 40 * S, state_only=True)
+    assert sorted(row[3] for row in state) == ["idle", "product_count"]  # that whole instant
+    assert any_store.engine_rows_before("W1", BASE + 2 * S, state_only=True)[0][3] == "working"
+    assert any_store.engine_rows_before("W2", BASE + 3 * S, state_only=False) == []
+    assert any_store.stations_before(BASE + 3 * S) == ["S1"]
+
+
+def test_latest_events_overall_and_of_one_worker(any_store: Store) -> None:
+    any_store.insert_batch([line(5, "W1"), line(1, "W2"), line(3, "W1")])
+    assert [row.ts_us for row in any_store.latest_events(2)] == [BASE + 3 * S, BASE + S]
+    mine = any_store.latest_events(5, worker_id="W1")
+    assert [row.ts_us for row in mine] == [BASE + 5 * S, BASE + 3 * S]
+
+
+def test_units_by_bucket_stop_at_the_engines_cursor(any_store: Store) -> None:
+    units = [line(second, kind="product_count", count=second % 3 + 1) for second in range(0, 50, 7)]
+    any_store.insert_batch(units)
+    last_id = any_store.max_event_id()
+    any_store.insert_batch([line(59, kind="product_count", count=9)])
+    buckets = any_store.units_by_bucket("W1", BASE, BASE + 60 * S, 20 * S, max_id=last_id)
+    by_bucket = {bucket.bucket: bucket.units for bucket in buckets}
+    expected: dict[int, int] = {}
+    for second in range(0, 50, 7):
+        expected[second // 20] = expected.get(second // 20, 0) + second % 3 + 1
+    assert by_bucket == expected
+    assert all(bucket.station_id == "S1" for bucket in buckets)
+    first = min(buckets, key=lambda bucket: bucket.bucket)
+    assert (first.first_us, first.last_us) == (BASE, BASE + 14 * S)
+
+
+def test_model_summary_per_model_with_unnamed_first(any_store: Store) -> None:
+    any_store.insert_batch(
+        [
+            line(1, model_version="b", confidence=0.5),
+            line(2, model_version="a", kind="product_count", count=4, confidence=0.7),
+            line(3, confidence=0.8),
+            line(4, model_version="a", confidence=0.9),
+        ]
+    )
+    summary = any_store.model_summary(BASE, BASE + 60 * S)
+    assert [item.model_version for item in summary] == [None, "a", "b"]
+    named_a = summary[1]
+    assert (named_a.events, named_a.units) == (2, 4)
+    assert named_a.mean_confidence == pytest.approx(0.8)
+    assert named_a.min_confidence == pytest.approx(0.7)
+
+
+def test_a_value_the_database_cannot_hold_is_a_row_error(any_store: Store) -> None:
+    rows = [prepare_row(line(1), BASE), prepare_row(line(2), BASE)._replace(ts_us=2**70)]
+    with pytest.raises(RowError):
+        any_store.insert_rows(rows)
+    assert any_store.count_events() == 0  # the whole batch was rolled back
+
+
+def test_read_only_refuses_writes_and_sees_commits(store_opener: StoreOpener) -> None:
+    with store_opener() as writer, store_opener(read_only=True) as reader:
+        assert reader.read_only
+        with pytest.raises(ReadOnlyError):
+            reader.insert_batch([line(1)])
+        with pytest.raises(ReadOnlyError):
+            reader.sync_alerts([], 0)
+        writer.insert_batch([line(1)])
+        assert reader.count_events() == 1
+
+
+def test_reopening_keeps_everything(store_opener: StoreOpener) -> None:
+    with store_opener() as store:
+        store.insert_batch([line(1)])
+        store.set_owner(42, "127.0.0.1", 7878)
+        version = store.schema_version()
+    with store_opener() as again:
+        assert again.schema_version() == version > 0
+        assert again.count_events() == 1
+        assert again.owner() == (42, "127.0.0.1", 7878)
+
+
+def test_a_warm_start_gives_the_numbers_of_the_whole_history(store_opener: StoreOpener) -> None:
+    """The engine `load_engine` builds from either backend equals one fed every event."""
+    rng = random.Random(7)
+    events = []
+    for _ in range(600):
+        second = rng.randrange(4 * 3600)
+        worker = f"W{rng.randrange(5)}"
+        kind = rng.choice(["working", "working", "idle", "absent", "product_count"])
+        extra = {"count": rng.randrange(1, 4)} if kind == "product_count" else {}
+        events.append(line(second, worker, f"S{rng.randrange(3)}", kind, **extra))
+    settings = Settings.model_validate({"metrics": {"max_gap_s": 600}})
+    with store_opener() as store:
+        store.insert_batch(events)
+        everything = Engine(600, store.workers(), store.workstations())
+        everything.apply(store.iter_since(0))
+        for start_h, at_h in ((0, 1), (2, 3.5), (3, 4)):
+            window = Window(BASE + start_h * 3600 * S, BASE + int(at_h * 3600) * S)
+            at_us = window.to_us
+            loaded = load_engine(store, settings, window, at_us, until_us=at_us, every_station=True)
+            mine, theirs = loaded.snapshot(window, at_us), everything.snapshot(window, at_us)
+            assert (mine.workers, mine.stations, mine.factory) == (
+                theirs.workers,
+                theirs.stations,
+                theirs.factory,
+            )
+
+
+def test_a_missing_database_is_one_clear_sentence(store_opener: StoreOpener) -> None:
+    with pytest.raises(StoreError, match="not a factory-tui database|does not exist"):
+        store_opener(read_only=True)

@@ -15,8 +15,9 @@ import io
 import json
 import os
 import sys
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, Final
 
 import typer
@@ -24,8 +25,17 @@ import typer
 from factory_tui.commands.common import ConfigOption, DbOption, fail, open_store, settings_from
 from factory_tui.config import Settings
 from factory_tui.engine import Snapshot, Window
-from factory_tui.models import from_utc_us, iso_utc, to_utc_us
+from factory_tui.models import from_utc_us, iso_utc, now_us, to_utc_us
 from factory_tui.records import ModelSummary
+from factory_tui.reports.html import render
+from factory_tui.reports.shift import (
+    ShiftNotFound,
+    gather,
+    named_shift,
+    previous_shift,
+    report_instant,
+)
+from factory_tui.reports.text import duration, number, percent
 from factory_tui.warm_start import load_engine, shift_window
 
 
@@ -253,7 +263,7 @@ def print_table(snapshot: Snapshot, zone: tzinfo, models: list[ModelSummary] | N
         return text[11:] if wide else text[11:16]
 
     def span(seconds: float) -> str:
-        return _duration(seconds) if wide else _duration(seconds)[:-3]
+        return duration(seconds) if wide else duration(seconds)[:-3]
 
     workers = Table(
         title="Workers",
@@ -288,11 +298,11 @@ def print_table(snapshot: Snapshot, zone: tzinfo, models: list[ModelSummary] | N
             "Station": w.station_id or "—",
             "Active": span(w.active_s),
             "Idle": span(w.idle_s),
-            "Absent": _duration(w.absent_s),
-            "Util": _percent(w.utilization),
+            "Absent": duration(w.absent_s),
+            "Util": percent(w.utilization),
             "Units": str(w.units),
-            "UPH": _number(w.uph),
-            "Conf": _number(w.mean_confidence, 2),
+            "UPH": number(w.uph),
+            "Conf": number(w.mean_confidence, 2),
             "Events": str(w.events),
             "Last seen": seen(w.last_seen_us),
             "Seen": seen(w.last_seen_us),
@@ -309,18 +319,18 @@ def print_table(snapshot: Snapshot, zone: tzinfo, models: list[ModelSummary] | N
         stations.add_row(
             s.workstation_id,
             s.name,
-            _duration(s.occupancy_s),
-            _percent(s.utilization),
+            duration(s.occupancy_s),
+            percent(s.utilization),
             str(s.units),
-            _number(s.throughput_uph),
+            number(s.throughput_uph),
             ", ".join(s.workers_present) or "—",
         )
     console.print(stations)
     f = snapshot.factory
     console.print(
-        f"Factory: active {_duration(f.active_s)}, idle {_duration(f.idle_s)}, absent "
-        f"{_duration(f.absent_s)}, units {f.units}, avg utilization {_percent(f.avg_utilization)},"
-        f" avg UPH {_number(f.avg_uph)}, throughput {_number(f.throughput_uph)} units/h",
+        f"Factory: active {duration(f.active_s)}, idle {duration(f.idle_s)}, absent "
+        f"{duration(f.absent_s)}, units {f.units}, avg utilization {percent(f.avg_utilization)},"
+        f" avg UPH {number(f.avg_uph)}, throughput {number(f.throughput_uph)} units/h",
         highlight=False,
     )
     console.print(
@@ -341,9 +351,9 @@ def print_table(snapshot: Snapshot, zone: tzinfo, models: list[ModelSummary] | N
         table.add_row(
             NO_MODEL if m.model_version is None else m.model_version,
             str(m.events),
-            _percent(m.events / total),
-            _number(m.mean_confidence, 2),
-            _number(m.min_confidence, 2),
+            percent(m.events / total),
+            number(m.mean_confidence, 2),
+            number(m.min_confidence, 2),
             str(m.units),
         )
     console.print(table)
@@ -351,19 +361,6 @@ def print_table(snapshot: Snapshot, zone: tzinfo, models: list[ModelSummary] | N
 
 def _local(us: int, zone: tzinfo) -> str:
     return from_utc_us(us).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _duration(seconds: float) -> str:
-    whole = round(seconds)
-    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
-
-
-def _percent(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.1f}%"
-
-
-def _number(value: float | None, digits: int = 1) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
 
 
 # --- the command ------------------------------------------------------------------------------
@@ -388,6 +385,19 @@ def report(
         str | None,
         typer.Option("--at", help="The moment treated as now, ISO 8601. Default: the clock."),
     ] = None,
+    shift: Annotated[
+        str | None,
+        typer.Option(
+            "--shift",
+            help="A configured shift by name (with --date: the one starting that day; without: "
+            "the latest started), or `previous`: the last shift that has ended. Up to its end, "
+            "or up to --at while it runs.",
+        ),
+    ] = None,
+    day: Annotated[
+        str | None,
+        typer.Option("--date", help="With --shift NAME: the local date the shift starts on."),
+    ] = None,
     output: Annotated[
         ReportFormat, typer.Option("--format", help="table for people, json or csv for tools.")
     ] = ReportFormat.table,
@@ -399,6 +409,15 @@ def report(
             "events of every type) and units per AI model, in the same window.",
         ),
     ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Write the shift report as one self-contained HTML page to this file (every "
+            "figure, timelines, units per hour, alerts, models; prints on A4 landscape).",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Worker, workstation and factory metrics for a window (default: the current shift).
 
@@ -408,13 +427,24 @@ def report(
     settings = settings_from(config, **{"store.path": db})
     zone = settings.tz
     moment = parse_moment(at, zone, "--at") if at is not None else datetime.now(UTC)
-    window = resolve_window(
-        settings,
-        moment,
-        None if start is None else parse_moment(start, zone, "--from"),
-        None if end is None else parse_moment(end, zone, "--to"),
-    )
     at_us = to_utc_us(moment)
+    if shift is not None:
+        if start is not None or end is not None:
+            fail("--shift picks the window: leave out --from and --to")
+        window = _shift_window(settings, shift, day, at_us)
+        at_us = report_instant(window, at_us)
+    else:
+        if day is not None:
+            fail("--date goes with --shift NAME (for example --shift B --date 2026-03-02)")
+        window = resolve_window(
+            settings,
+            moment,
+            None if start is None else parse_moment(start, zone, "--from"),
+            None if end is None else parse_moment(end, zone, "--to"),
+        )
+    if html is not None:
+        write_html_report(settings, window, at_us, html)
+        return
     models: list[ModelSummary] | None = None
     with open_store(settings, read_only=True) as store:
         engine = load_engine(store, settings, window, at_us, until_us=at_us, every_station=True)
@@ -427,6 +457,35 @@ def report(
         typer.echo(report_csv(snapshot, models), nl=False)
     else:
         print_table(snapshot, zone, models)
+
+
+def _shift_window(settings: Settings, name: str, day: str | None, at_us: int) -> Window:
+    """The window of `--shift` (and `--date`), failing with one sentence."""
+    try:
+        if name.lower() == "previous":
+            if day is not None:
+                fail("--shift previous is the last shift that ended: leave out --date")
+            return previous_shift(settings, at_us)
+        date_ = None
+        if day is not None:
+            try:
+                date_ = date.fromisoformat(day.strip())
+            except ValueError:
+                fail(f"--date: {day!r} is not a date like 2026-03-02")
+        return named_shift(settings, name, date_, at_us)
+    except ShiftNotFound as error:
+        fail(str(error))
+
+
+def write_html_report(settings: Settings, window: Window, at_us: int, path: Path) -> None:
+    """Write the HTML shift report of `window` at `at_us` to `path` and say where."""
+    with open_store(settings, read_only=True) as store:
+        shift_report = gather(store, settings, window, at_us, generated_us=now_us())
+    try:
+        path.write_text(render(shift_report), encoding="utf-8")
+    except OSError as error:
+        fail(f"cannot write {path}: {error.strerror or error}")
+    typer.echo(f"wrote {path} ({shift_report.title})")
 
 
 def register(app: typer.Typer) -> None:

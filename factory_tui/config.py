@@ -69,6 +69,7 @@ class IngestSettings(_Section):
 
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+DEFAULT_SITE_ID = "main"
 
 
 class StoreSettings(_Section):
@@ -134,6 +135,17 @@ class AlertSettings(_Section):
     """Rolling window of a model's production rate (units per hour)."""
     rate_change: float = Field(default=0.5, gt=0)
     """Alert when the rolling rate departs from its baseline by more than this fraction."""
+
+
+class WebSettings(_Section):
+    """`factory-tui web`: the console served to browsers."""
+
+    host: str = "127.0.0.1"
+    """Address to bind; anything but loopback needs `token`."""
+    port: int = Field(default=8000, ge=0, le=65535)
+    """HTTP port (0 picks a free one)."""
+    token: str = ""
+    """When set, a browser must open the address once with `?token=<token>` (then a cookie)."""
 
 
 class Shift(_Section):
@@ -210,15 +222,38 @@ def demo_data() -> dict[str, Any]:
     }
 
 
+class SiteSettings(_Section):
+    """Which site this box is: its listener stamps every event it accepts with `id`."""
+
+    id: str = Field(default=DEFAULT_SITE_ID, min_length=1, max_length=MAX_ID_LENGTH)
+    """Short, stable id (e.g. "pune"); worker and station ids are per site."""
+    name: str = ""
+    """Display name (default: the id)."""
+
+    @field_validator("id")
+    @classmethod
+    def _plain_id(cls, value: str) -> str:
+        if value.strip() != value or not value.isprintable():
+            raise ValueError(f"must be printable, with no surrounding spaces, got {value!r}")
+        return value
+
+    @property
+    def label(self) -> str:
+        """The name to show (the id when no name is set)."""
+        return self.name or self.id
+
+
 class Settings(_Section):
     """Everything factory-tui reads from its config file."""
 
     timezone: str = "UTC"
     """IANA zone naive timestamps and shift times are read in."""
+    site: SiteSettings = Field(default_factory=SiteSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     shifts: list[Shift] = Field(default_factory=list)
     workers: list[RosterItem] = Field(default_factory=list)
     workstations: list[RosterItem] = Field(default_factory=list)
@@ -250,6 +285,36 @@ class Settings(_Section):
     def tz(self) -> tzinfo:
         """The configured zone."""
         return UTC if self.timezone == "UTC" else ZoneInfo(self.timezone)
+
+    def site_description(self) -> dict[str, Any]:
+        """What a site tells the database about itself (and forwards to a central one): the
+        settings its figures depend on, so the central side needs no per-site config."""
+        return {
+            "timezone": self.timezone,
+            "shifts": [
+                {
+                    "name": shift.name,
+                    "start": shift.start.isoformat("minutes"),
+                    "end": shift.end.isoformat("minutes"),
+                }
+                for shift in self.shifts
+            ],
+            "max_gap_s": self.metrics.max_gap_s,
+            "workers": [{"id": item.id, "name": item.name} for item in self.workers],
+            "workstations": [{"id": item.id, "name": item.name} for item in self.workstations],
+        }
+
+    def for_site(self, site_id: str, name: str, description: Mapping[str, Any]) -> Settings:
+        """These settings as another site sees them: its id, name, time zone, shifts,
+        max_gap_s and roster from its description (what it forwarded)."""
+        data = self.model_dump(exclude={"source"})
+        data["site"] = {"id": site_id, "name": name}
+        for key in ("timezone", "shifts", "workers", "workstations"):
+            if key in description:
+                data[key] = description[key]
+        if "max_gap_s" in description:
+            data["metrics"] = {**data["metrics"], "max_gap_s": description["max_gap_s"]}
+        return Settings.model_validate(data)
 
     def roster_workers(self) -> tuple[RosterEntry, ...]:
         """The worker roster."""
@@ -359,6 +424,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, str]:
         "store": StoreSettings,
         "metrics": MetricsSettings,
         "alerts": AlertSettings,
+        "web": WebSettings,
     }
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
@@ -404,6 +470,12 @@ EXAMPLE_CONFIG = """\
 # Zone used for naive event timestamps and for shift times (IANA name).
 timezone = "UTC"
 
+[site]
+# Which site this box is. The listener stamps every event it accepts with this id; worker and
+# station ids are per site, so several sites can share one (central) database.
+id = "main"
+name = ""
+
 [ingest]
 # Cameras connect here. A non-loopback host requires a token.
 host = "127.0.0.1"
@@ -420,6 +492,9 @@ auto_register = false
 
 [store]
 path = "factory.db"
+# A PostgreSQL server instead of the file (the password may also come from PGPASSWORD or
+# ~/.pgpass):
+# url = "postgresql://factory@db.example:5432/factory"
 # "crash": an acked event survives a crash of the process (fast).
 # "power": it also survives a power cut (slower writes).
 durability = "crash"

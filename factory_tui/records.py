@@ -7,8 +7,9 @@ listener's counters without importing the storage backend or the TCP server.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 HealthLevel = Literal["ok", "warn", "crit"]
 
@@ -23,6 +24,17 @@ class AlertRecord:
     details: str
     started_us: int
     cleared_us: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SiteRecord:
+    """One site as the database describes it: what its box forwarded or its listener wrote."""
+
+    id: str
+    name: str
+    description: Mapping[str, Any]
+    """The site's settings as JSON values: timezone, shifts, max_gap_s, roster."""
+    updated_us: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import random
 
+import psycopg
 import pytest
 
 from factory_tui.config import Settings
 from factory_tui.engine import Engine, Window
-from factory_tui.models import WireEvent, iso_utc, parse_event, prepare_row
-from factory_tui.storage import ReadOnlyError, RowError, Store, StoreError
+from factory_tui.models import RosterEntry, WireEvent, iso_utc, parse_event, prepare_row
+from factory_tui.storage import PostgresStore, ReadOnlyError, RowError, Store, StoreError
 from factory_tui.warm_start import load_engine
 from tests.conftest import StoreOpener
 
@@ -196,3 +197,83 @@ def test_a_warm_start_gives_the_numbers_of_the_whole_history(store_opener: Store
 def test_a_missing_database_is_one_clear_sentence(store_opener: StoreOpener) -> None:
     with pytest.raises(StoreError, match="not a factory-tui database|does not exist"):
         store_opener(read_only=True)
+
+
+def test_postgres_schema_1_migrates_in_place_to_sites(pg_url: str) -> None:
+    """A PostgreSQL database of the first schema (no sites) moves to the partitioned one: its
+    events, roster, alerts and models belong to `main`, ids and dedup carry on."""
+    with PostgresStore.open(pg_url, migrate_to=1) as old:
+        rows = [prepare_row(line(second, model_version="a"), BASE) for second in (1, 2, 3)]
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.cursor().executemany(
+                "INSERT INTO events (ts_us, worker_id, workstation_id, event_type, confidence, "
+                "count, model_version, camera_id, received_us, event_hash) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                rows,
+            )
+            conn.execute("INSERT INTO workers VALUES ('W1', 'Ana')")
+            conn.execute("INSERT INTO models VALUES ('a', 7)")
+            conn.execute(
+                "INSERT INTO alerts (kind, subject, details, started_us) "
+                "VALUES ('camera_dark', 'W1', 'dark', 5)"
+            )
+        assert old.schema_version() == 1
+    with PostgresStore.open(pg_url) as store:
+        assert store.schema_version() == 2
+        assert [row.id for row in store.read_since(0)] == [1, 2, 3]
+        assert store.workers() == {"W1": "Ana"}
+        assert store.model_first_seen() == [("a", 7)]
+        assert [alert.subject for alert in store.alerts(active_only=True)] == ["W1"]
+        assert [site.id for site in store.sites()] == ["main"]
+        assert store.insert_batch([line(2, model_version="a"), line(9)]) == [
+            "duplicate",
+            "accepted",
+        ]
+        main_last = store.max_event_id()
+        assert main_last > 3  # the sequence went on after the copied ids (gaps are allowed)
+        pune = store.scoped("pune")
+        assert pune.insert_batch([line(2, model_version="a")]) == ["accepted"]
+        assert pune.max_event_id() > main_last  # one id sequence for every site
+
+
+def test_sites_stay_apart(store_opener: StoreOpener) -> None:
+    """Two sites with the same worker ids in one database: nothing of one shows in the other."""
+    with store_opener() as main:
+        pune = main.scoped("pune")
+        assert main.insert_batch([line(1, "W1")]) == ["accepted"]
+        assert pune.insert_batch([line(1, "W1"), line(2, "W1")]) == ["accepted", "accepted"]
+        main.upsert_roster([RosterEntry("W1", "Ana")], [])
+        pune.upsert_roster([RosterEntry("W1", "Ravi")], [])
+        main.sync_alerts([("camera_dark", "W1", "dark", 5)], 10)
+        main.describe_site("Main plant", {"timezone": "UTC"}, 1)
+        pune.describe_site("Pune", {"timezone": "Asia/Kolkata", "max_gap_s": 300}, 2)
+        assert (main.count_events(), pune.count_events()) == (1, 2)
+        assert main.workers() == {"W1": "Ana"}
+        assert pune.workers() == {"W1": "Ravi"}
+        assert pune.alerts() == []
+        main_ids = [row.id for row in main.read_since(0)]
+        pune_ids = [row.id for row in pune.read_since(0)]
+        assert len(main_ids) == 1
+        assert len(pune_ids) == 2
+        assert min(pune_ids) > max(main_ids)
+        assert [(site.id, site.name) for site in main.sites()] == [
+            ("main", "Main plant"),
+            ("pune", "Pune"),
+        ]
+        assert main.sites()[1].description["max_gap_s"] == 300
+        assert main.forward_cursor("central") == 0
+        main.set_forward_cursor("central", 1, 99)
+        assert main.forward_cursor("central") == 1
+
+
+def test_retention_deletes_old_events_in_steps_up_to_an_id(any_store: Store) -> None:
+    any_store.insert_batch([line(second) for second in range(10)])
+    assert any_store.delete_events_before(BASE + 5 * S, max_id=3, limit=100) == 3
+    assert any_store.delete_events_before(BASE + 5 * S, max_id=99, limit=1) == 1
+    assert any_store.delete_events_before(BASE + 5 * S, max_id=99, limit=100) == 1
+    assert [row.ts_us for row in any_store.iter_range()][0] == BASE + 5 * S
+    last = any_store.max_event_id()
+    any_store.delete_events_before(BASE + 60 * S, max_id=last, limit=100)  # all of them
+    assert any_store.count_events() == 0
+    any_store.insert_batch([line(30)])
+    assert any_store.max_event_id() > last  # ids never go back, so no id cursor is fooled

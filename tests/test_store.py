@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from factory_tui.models import RosterEntry, parse_event
+from factory_tui.models import RosterEntry, WireEvent, parse_event, prepare_row
 from factory_tui.storage import SCHEMA_VERSION, ReadOnlyError, SqliteStore, Store, StoreError
 
 
@@ -25,6 +25,21 @@ def event(minute: int = 0, **changes: object) -> str:
     return json.dumps(data)
 
 
+OLD_COLUMNS = (
+    "ts_us, worker_id, workstation_id, event_type, confidence, count, model_version, "
+    "camera_id, received_us, event_hash"
+)
+
+
+def insert_old(store: SqliteStore, events: list[WireEvent], received_us: int = 1) -> None:
+    """Store events in a database of schema 1 to 3 (no sites), as an old factory-tui did."""
+    with store._db.conn:
+        store._db.conn.executemany(
+            f"INSERT INTO events ({OLD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [prepare_row(item, received_us) for item in events],
+        )
+
+
 def test_new_file_is_wal_and_current_schema(fresh_db: Store) -> None:
     assert fresh_db.schema_version() == SCHEMA_VERSION
     assert fresh_db._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -32,6 +47,7 @@ def test_new_file_is_wal_and_current_schema(fresh_db: Store) -> None:
     columns = {c.name for c in fresh_db._db["events"].columns}
     assert columns == {
         "id",
+        "site_id",
         "ts_us",
         "worker_id",
         "workstation_id",
@@ -44,8 +60,8 @@ def test_new_file_is_wal_and_current_schema(fresh_db: Store) -> None:
         "event_hash",
     }
     indexes = {tuple(i.columns) for i in fresh_db._db["events"].indexes}
-    assert ("worker_id", "ts_us") in indexes
-    assert ("event_hash",) in indexes
+    assert ("site_id", "worker_id", "ts_us") in indexes
+    assert ("site_id", "event_hash") in indexes  # the unique key of an event
 
 
 def test_power_durability_is_synchronous_full(tmp_path: Path) -> None:
@@ -154,26 +170,27 @@ def test_migration_from_an_older_schema_keeps_data(tmp_path: Path) -> None:
     with SqliteStore.open(path, migrate_to=1) as old:
         assert old.schema_version() == 1
         assert not old._db["alerts"].exists()
-        old.insert_batch([parse_event(event(1))])
+        insert_old(old, [parse_event(event(1))])
     with pytest.raises(StoreError, match="older schema"):
         SqliteStore.open(path, read_only=True)
     with SqliteStore.open(path) as store:
         assert store.schema_version() == SCHEMA_VERSION
         assert store._db["alerts"].exists()
         assert store.count_events() == 1
-        assert ("ts_us",) in {tuple(i.columns) for i in store._db["events"].indexes}
+        assert ("site_id", "ts_us") in {tuple(i.columns) for i in store._db["events"].indexes}
 
 
 def test_migration_3_finds_each_models_first_event(tmp_path: Path) -> None:
     path = tmp_path / "v2.db"
     with SqliteStore.open(path, migrate_to=2) as old:
-        old.insert_batch(
+        insert_old(
+            old,
             [
                 parse_event(event(5, model_version="a")),
                 parse_event(event(3, model_version="a")),
                 parse_event(event(7, model_version="b")),
                 parse_event(event(9)),
-            ]
+            ],
         )
     with SqliteStore.open(path) as store:
         assert store.model_first_seen() == [
@@ -248,3 +265,36 @@ def test_model_summary_groups_by_version_in_the_window(any_store: Store) -> None
     assert [(m.model_version, m.events, m.units) for m in summary] == [(None, 1, 0), ("a", 2, 4)]
     assert abs(summary[1].mean_confidence - 0.7) < 1e-9
     assert summary[1].min_confidence == 0.6
+
+
+def test_migration_4_puts_existing_data_in_site_main(tmp_path: Path) -> None:
+    """A schema-3 database with events, roster, alerts and models migrates in place: all of it
+    belongs to site `main`, ids and dedup keep working, and other sites stay apart."""
+    path = tmp_path / "v3.db"
+    with SqliteStore.open(path, migrate_to=3) as old:
+        insert_old(old, [parse_event(event(m, model_version="a")) for m in (1, 2, 3)])
+        with old._db.conn:
+            old._db.conn.execute("INSERT INTO workers (id, name) VALUES ('W1', 'Ana')")
+            old._db.conn.execute("INSERT INTO workstations (id, name) VALUES ('S1', 'Cell')")
+            old._db.conn.execute(
+                "INSERT INTO alerts (kind, subject, details, started_us) "
+                "VALUES ('camera_dark', 'W1', 'dark', 5)"
+            )
+            old._db.conn.execute("UPDATE models SET first_ts_us = 7 WHERE model_key = 'a'")
+        old_ids = [row[0] for row in old._db.conn.execute("SELECT id FROM events ORDER BY id")]
+    with SqliteStore.open(path) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert store.site_id == "main"
+        assert [row.id for row in store.read_since(0)] == old_ids
+        assert store.workers() == {"W1": "Ana"}
+        assert store.workstations() == {"S1": "Cell"}
+        assert [alert.subject for alert in store.alerts(active_only=True)] == ["W1"]
+        assert [site.id for site in store.sites()] == ["main"]
+        assert store.insert_batch([parse_event(event(2, model_version="a"))]) == ["duplicate"]
+        assert store.insert_batch([parse_event(event(4))]) == ["accepted"]
+        assert store.max_event_id() > max(old_ids)
+        other = store.scoped("pune")
+        assert other.count_events() == 0
+        assert other.insert_batch([parse_event(event(2, model_version="a"))]) == ["accepted"]
+        assert other.workers() == {}
+        assert store.count_events() == 4

@@ -57,7 +57,10 @@ def open_store(settings: Settings, *, read_only: bool = False) -> Store:
     """Open the configured database, turning store errors into a clear exit."""
     try:
         return storage.open_store(
-            settings.store.location, durability=settings.store.durability, read_only=read_only
+            settings.store.location,
+            durability=settings.store.durability,
+            read_only=read_only,
+            site=settings.site.id,
         )
     except StoreError as error:
         fail(str(error))

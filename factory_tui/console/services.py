@@ -88,7 +88,9 @@ class ConsoleServices:
         if self.role == "console":
             await self._start_listener(path)
         try:
-            reader = await asyncio.to_thread(open_store, path, read_only=True)
+            reader = await asyncio.to_thread(
+                open_store, path, read_only=True, site=self.settings.site.id
+            )
         except StoreError as error:
             raise StartError(str(error)) from None
         # The owner of the listener keeps the alerts table; it writes through its own
@@ -97,7 +99,10 @@ class ConsoleServices:
         if self.listener is not None:
             try:
                 writer = await asyncio.to_thread(
-                    open_store, path, durability=self.settings.store.durability
+                    open_store,
+                    path,
+                    durability=self.settings.store.durability,
+                    site=self.settings.site.id,
                 )
             except StoreError as error:
                 reader.close()

@@ -154,6 +154,7 @@ class Listener:
             settings.store.durability,
             settings.tz,
             auto_register=settings.ingest.auto_register,
+            site=settings.site.id,
         )
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._checkpointer = Checkpointer(self.store_path, settings.store.durability)
@@ -234,6 +235,8 @@ class Listener:
                 self._writer.open,
                 self.settings.roster_workers(),
                 self.settings.roster_workstations(),
+                self.settings.site.label,
+                self.settings.site_description(),
             )
             await loop.run_in_executor(self._checkpoint_executor, self._checkpointer.open)
             self._port = server.sockets[0].getsockname()[1]

@@ -16,10 +16,11 @@ roster's ids.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
+from typing import Any
 
 from factory_tui.ingest.protocol import (
     ACCEPTED,
@@ -31,7 +32,7 @@ from factory_tui.ingest.protocol import (
     rejected,
 )
 from factory_tui.models import EventError, NewEventRow, RosterEntry, now_us
-from factory_tui.storage import Durability, RowError, Store, open_store
+from factory_tui.storage import DEFAULT_SITE, Durability, RowError, Store, open_store
 
 log = logging.getLogger("factory_tui.ingest")
 
@@ -51,9 +52,16 @@ class BatchWriter:
     """Validation, hashing and SQLite writes. Every method runs in the writer thread."""
 
     def __init__(
-        self, path: Path | str, durability: Durability, tz: tzinfo, *, auto_register: bool
+        self,
+        path: Path | str,
+        durability: Durability,
+        tz: tzinfo,
+        *,
+        auto_register: bool,
+        site: str = DEFAULT_SITE,
     ) -> None:
         self._path = path
+        self._site = site
         self._durability = durability
         self._tz = tz
         self._auto_register = auto_register
@@ -68,9 +76,19 @@ class BatchWriter:
             raise RuntimeError("the writer's store is not open")
         return self._store
 
-    def open(self, workers: Sequence[RosterEntry], stations: Sequence[RosterEntry]) -> None:
-        """Open the store in this thread and make sure the configured roster is in it."""
-        self._store = open_store(self._path, durability=self._durability, bulk_writer=True)
+    def open(
+        self,
+        workers: Sequence[RosterEntry],
+        stations: Sequence[RosterEntry],
+        site_name: str,
+        description: Mapping[str, Any],
+    ) -> None:
+        """Open the store in this thread for our site, describe the site, and make sure the
+        configured roster is in it."""
+        self._store = open_store(
+            self._path, durability=self._durability, bulk_writer=True, site=self._site
+        )
+        self._store.describe_site(site_name, description, now_us())
         if workers or stations:
             self._store.upsert_roster(workers, stations)
         self._load_roster()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from factory_tui.storage.base import (
+    DEFAULT_SITE,
     READ_BATCH,
     AlertCondition,
     Durability,
@@ -20,6 +21,7 @@ from factory_tui.storage.postgres import PostgresStore, is_postgres_url, mask_ur
 from factory_tui.storage.sqlite import SCHEMA_VERSION, SqliteStore
 
 __all__ = [
+    "DEFAULT_SITE",
     "READ_BATCH",
     "SCHEMA_VERSION",
     "AlertCondition",
@@ -44,15 +46,17 @@ def open_store(
     read_only: bool = False,
     durability: Durability = "crash",
     bulk_writer: bool = False,
+    site: str = DEFAULT_SITE,
 ) -> Store:
     """Open the database at `location` with the backend it names: a `postgresql://` URL is
     PostgreSQL, anything else a SQLite file path.
 
     Writable opens create and migrate the schema; `read_only` attaches to an existing one.
     `durability` and `bulk_writer` tune SQLite (a PostgreSQL server keeps its own settings).
+    The store reads and writes the data of `site` (`Store.scoped` reaches the others).
     """
     if is_postgres_url(location):
-        return PostgresStore.open(str(location), read_only=read_only)
+        return PostgresStore.open(str(location), read_only=read_only, site=site)
     return SqliteStore.open(
-        location, read_only=read_only, durability=durability, bulk_writer=bulk_writer
+        location, read_only=read_only, durability=durability, bulk_writer=bulk_writer, site=site
     )

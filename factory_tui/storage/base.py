@@ -7,16 +7,19 @@ are named: `NewEventRow` in, `EventRecord` and `EngineRow` out, `UnitsBucket` fo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Final, Literal, NamedTuple, Protocol, Self
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Final, Literal, NamedTuple, Protocol, Self
 
+from factory_tui.config import DEFAULT_SITE_ID
 from factory_tui.models import EngineRow, EventRecord, NewEventRow, RosterEntry, WireEvent
-from factory_tui.records import AlertRecord, ModelSummary
+from factory_tui.records import AlertRecord, ModelSummary, SiteRecord
 
 InsertStatus = Literal["accepted", "duplicate"]
 Durability = Literal["crash", "power"]
 """crash: a commit survives the process dying; power: it survives the machine losing power."""
 
+DEFAULT_SITE: Final = DEFAULT_SITE_ID
+"""The site of a database that names none (every database before sites existed)."""
 READ_BATCH: Final = 50_000
 """Rows per cursor read: large enough to be cheap per row, small enough to keep a tick short."""
 
@@ -67,11 +70,17 @@ class UnitsBucket(NamedTuple):
 
 
 class Store(Protocol):
-    """One open database. Not shared between threads: open one per thread."""
+    """One open database, scoped to one site: every read and write below concerns `site_id`
+    (`scoped` gives the same connection for another site). Not shared between threads: open
+    one per thread."""
 
     read_only: bool
     location: str
     """Where the data lives, as a user would name it in a message (a path, a masked URL)."""
+    site_id: str
+
+    def scoped(self, site_id: str) -> Store:
+        """The same connection, reading and writing another site's data (close the original)."""
 
     def close(self) -> None:
         """Close the connection."""
@@ -185,3 +194,21 @@ class Store(Protocol):
 
     def alerts(self, active_only: bool = False, limit: int = 500) -> list[AlertRecord]:
         """Alerts, newest first."""
+
+    # --- sites, forwarding and retention ------------------------------------------------------
+
+    def sites(self) -> list[SiteRecord]:
+        """Every site described in the database, in id order."""
+
+    def describe_site(self, name: str, description: Mapping[str, Any], at_us: int) -> None:
+        """Record this site's name and description (time zone, shifts, max_gap_s, roster)."""
+
+    def forward_cursor(self, target: str) -> int:
+        """Id of the last event of this database known to be committed at `target` (0: none)."""
+
+    def set_forward_cursor(self, target: str, last_id: int, at_us: int) -> None:
+        """Record that every event up to `last_id` is committed at `target`."""
+
+    def delete_events_before(self, before_us: int, *, max_id: int, limit: int) -> int:
+        """Delete up to `limit` of this site's events older than `before_us` with id <= max_id
+        (retention, in small transactions); returns how many were deleted."""

@@ -19,9 +19,12 @@ migrated in place like SQLite's (a `meta` table holds its version). Differences 
 
 from __future__ import annotations
 
+import copy
 import functools
+import hashlib
+import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,8 +40,9 @@ from factory_tui.models import (
     now_us,
     prepare_row,
 )
-from factory_tui.records import AlertRecord, ModelSummary
+from factory_tui.records import AlertRecord, ModelSummary, SiteRecord
 from factory_tui.storage.base import (
+    DEFAULT_SITE,
     READ_BATCH,
     AlertCondition,
     InsertStatus,
@@ -110,39 +114,133 @@ def _one_line(error: Exception) -> str:
 
 # --- schema migrations: each runs once, in order, inside one transaction ----------------------
 
-_MIGRATION_1: Final = (
-    "CREATE TABLE workers (id TEXT PRIMARY KEY, name TEXT NOT NULL)",
-    "CREATE TABLE workstations (id TEXT PRIMARY KEY, name TEXT NOT NULL)",
-    """CREATE TABLE events (
-        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        ts_us BIGINT NOT NULL,
-        worker_id TEXT NOT NULL,
-        workstation_id TEXT NOT NULL,
-        event_type TEXT NOT NULL,
-        confidence DOUBLE PRECISION NOT NULL,
-        count INTEGER NOT NULL DEFAULT 0,
-        model_version TEXT,
-        camera_id TEXT,
-        received_us BIGINT NOT NULL,
-        event_hash TEXT NOT NULL UNIQUE
-    )""",
-    "CREATE INDEX events_worker_ts ON events (worker_id, ts_us)",
-    "CREATE INDEX events_ts ON events (ts_us)",
-    """CREATE TABLE alerts (
-        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        kind TEXT NOT NULL,
-        subject TEXT NOT NULL,
-        details TEXT NOT NULL,
-        started_us BIGINT NOT NULL,
-        cleared_us BIGINT
-    )""",
-    "CREATE INDEX alerts_open ON alerts (kind, subject) WHERE cleared_us IS NULL",
-    "CREATE INDEX alerts_started ON alerts (started_us)",
-    "CREATE TABLE models (model_key TEXT PRIMARY KEY, first_ts_us BIGINT NOT NULL)",
-)
-"""The schema of SQLite's version 3 (the first PostgreSQL one): roster, events, alerts, models."""
 
-MIGRATIONS: Final = (_MIGRATION_1,)
+def _migration_1(conn: psycopg.Connection[Any]) -> None:
+    """The schema of SQLite's version 3: roster, events, alerts, models."""
+    for statement in (
+        "CREATE TABLE workers (id TEXT PRIMARY KEY, name TEXT NOT NULL)",
+        "CREATE TABLE workstations (id TEXT PRIMARY KEY, name TEXT NOT NULL)",
+        """CREATE TABLE events (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            ts_us BIGINT NOT NULL,
+            worker_id TEXT NOT NULL,
+            workstation_id TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            confidence DOUBLE PRECISION NOT NULL,
+            count INTEGER NOT NULL DEFAULT 0,
+            model_version TEXT,
+            camera_id TEXT,
+            received_us BIGINT NOT NULL,
+            event_hash TEXT NOT NULL UNIQUE
+        )""",
+        "CREATE INDEX events_worker_ts ON events (worker_id, ts_us)",
+        "CREATE INDEX events_ts ON events (ts_us)",
+        """CREATE TABLE alerts (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            kind TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            details TEXT NOT NULL,
+            started_us BIGINT NOT NULL,
+            cleared_us BIGINT
+        )""",
+        "CREATE INDEX alerts_open ON alerts (kind, subject) WHERE cleared_us IS NULL",
+        "CREATE INDEX alerts_started ON alerts (started_us)",
+        "CREATE TABLE models (model_key TEXT PRIMARY KEY, first_ts_us BIGINT NOT NULL)",
+    ):
+        conn.execute(statement)
+
+
+def _migration_2(conn: psycopg.Connection[Any]) -> None:
+    """Sites (SQLite's version 4): events partitioned by site (LIST, a partition made on a
+    site's first event), unique per (site, hash); roster, alerts and models per site; existing
+    data to `main`; forward cursors."""
+    main = sql.Literal(DEFAULT_SITE)
+    for statement in (
+        sql.SQL(
+            "CREATE TABLE sites (id TEXT PRIMARY KEY, name TEXT NOT NULL, "
+            "description TEXT NOT NULL DEFAULT '{}', updated_us BIGINT NOT NULL DEFAULT 0)"
+        ),
+        sql.SQL("ALTER TABLE events RENAME TO events_1"),
+        sql.SQL("DROP INDEX events_worker_ts, events_ts"),  # the names go to the new table
+        sql.SQL("CREATE SEQUENCE event_ids"),
+        sql.SQL(
+            "SELECT setval('event_ids', coalesce((SELECT max(id) FROM events_1), 0) + 1, false)"
+        ),
+        sql.SQL(
+            """CREATE TABLE events (
+                id BIGINT NOT NULL DEFAULT nextval('event_ids'),
+                site_id TEXT NOT NULL,
+                ts_us BIGINT NOT NULL,
+                worker_id TEXT NOT NULL,
+                workstation_id TEXT NOT NULL,
+                event_type TEXT NOT NULL,
+                confidence DOUBLE PRECISION NOT NULL,
+                count INTEGER NOT NULL DEFAULT 0,
+                model_version TEXT,
+                camera_id TEXT,
+                received_us BIGINT NOT NULL,
+                event_hash TEXT NOT NULL,
+                PRIMARY KEY (site_id, id),
+                UNIQUE (site_id, event_hash)
+            ) PARTITION BY LIST (site_id)"""
+        ),
+        sql.SQL("CREATE INDEX events_worker_ts ON events (site_id, worker_id, ts_us)"),
+        sql.SQL("CREATE INDEX events_ts ON events (site_id, ts_us)"),
+    ):
+        conn.execute(statement)
+    if conn.execute("SELECT EXISTS (SELECT 1 FROM events_1)").fetchone() == (True,):
+        conn.execute(_partition_ddl(DEFAULT_SITE))
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO events (id, site_id, {columns}) SELECT id, {main}, {columns} "
+                "FROM events_1 ORDER BY id"
+            ).format(columns=sql.SQL(_NEW_COLUMNS), main=main)
+        )
+    later: tuple[sql.SQL | sql.Composed, ...] = (
+        sql.SQL("DROP TABLE events_1"),
+        *(
+            sql.SQL(
+                "ALTER TABLE {table} ADD COLUMN site_id TEXT NOT NULL DEFAULT {main}; "
+                "ALTER TABLE {table} DROP CONSTRAINT {pkey}; "
+                "ALTER TABLE {table} ADD PRIMARY KEY (site_id, {key})"
+            ).format(
+                table=sql.Identifier(table),
+                main=main,
+                pkey=sql.Identifier(f"{table}_pkey"),
+                key=sql.Identifier(key),
+            )
+            for table, key in (("workers", "id"), ("workstations", "id"), ("models", "model_key"))
+        ),
+        sql.SQL("ALTER TABLE alerts ADD COLUMN site_id TEXT NOT NULL DEFAULT {}").format(main),
+        sql.SQL("DROP INDEX alerts_open"),
+        sql.SQL("DROP INDEX alerts_started"),
+        sql.SQL(
+            "CREATE INDEX alerts_open ON alerts (site_id, kind, subject) WHERE cleared_us IS NULL"
+        ),
+        sql.SQL("CREATE INDEX alerts_started ON alerts (site_id, started_us)"),
+        sql.SQL(
+            "CREATE TABLE forward_cursors (target TEXT PRIMARY KEY, last_id BIGINT NOT NULL, "
+            "updated_us BIGINT NOT NULL)"
+        ),
+        sql.SQL(
+            "INSERT INTO sites (id, name) SELECT {main}, {main} WHERE EXISTS "
+            "(SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM workers)"
+        ).format(main=main),
+    )
+    for step in later:
+        conn.execute(step)
+
+
+def _partition_ddl(site_id: str) -> sql.Composed:
+    """The statement that makes the events partition of `site_id` (named by a digest, so any
+    site id makes a valid, distinct table name)."""
+    name = "events_site_" + hashlib.sha256(site_id.encode()).hexdigest()[:16]
+    return sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF events FOR VALUES IN ({})").format(
+        sql.Identifier(name), sql.Literal(site_id)
+    )
+
+
+MIGRATIONS: Final = (_migration_1, _migration_2)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 
@@ -152,15 +250,27 @@ class PostgresStore:
     Not shared between threads: open one per thread.
     """
 
-    def __init__(self, conn: psycopg.Connection[Any], url: str, *, read_only: bool) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[Any], url: str, *, read_only: bool, site_id: str
+    ) -> None:
         self._conn = conn
         self.location = mask_url(url)
         self.read_only = read_only
+        self.site_id = site_id
+        self._partitioned: set[str] = set()
+        """Sites whose events partition this connection knows exists."""
 
     # --- opening ------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, url: str, *, read_only: bool = False) -> PostgresStore:
+    def open(
+        cls,
+        url: str,
+        *,
+        read_only: bool = False,
+        site: str = DEFAULT_SITE,
+        migrate_to: int = SCHEMA_VERSION,
+    ) -> PostgresStore:
         """Connect (creating or migrating the schema), or with `read_only` attach to it."""
         masked = mask_url(url)
         try:
@@ -172,7 +282,7 @@ class PostgresStore:
             )
         except psycopg.Error as error:
             raise StoreError(f"cannot connect to {masked}: {_one_line(error)}") from None
-        store = cls(conn, url, read_only=read_only)
+        store = cls(conn, url, read_only=read_only, site_id=site)
         try:
             found = store.schema_version()
             problem = schema_problem(masked, found, SCHEMA_VERSION, read_only=read_only)
@@ -182,7 +292,7 @@ class PostgresStore:
                 # Every statement, autocommit included, is refused a write by the server.
                 conn.execute("SET default_transaction_read_only = on")
             else:
-                store._migrate(found)
+                store._migrate(found, migrate_to)
         except BaseException:
             conn.close()
             raise
@@ -198,15 +308,14 @@ class PostgresStore:
         return int(row[0]) if row else 0
 
     @_translate_errors
-    def _migrate(self, found: int) -> None:
-        for number in range(found + 1, SCHEMA_VERSION + 1):
+    def _migrate(self, found: int, target: int) -> None:
+        for number in range(found + 1, target + 1):
             with self._conn.transaction():
                 if number == 1:
                     self._conn.execute(
                         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)"
                     )
-                for statement in MIGRATIONS[number - 1]:
-                    self._conn.execute(statement)
+                MIGRATIONS[number - 1](self._conn)
                 self._conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('schema_version', %s) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -218,8 +327,14 @@ class PostgresStore:
             raise ReadOnlyError(f"{self.location} is open read-only")
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (a `scoped` copy shares it: close the store it came from)."""
         self._conn.close()
+
+    def scoped(self, site_id: str) -> PostgresStore:
+        """The same connection, reading and writing another site's data."""
+        other = copy.copy(self)
+        other.site_id = site_id
+        return other
 
     def __enter__(self) -> PostgresStore:
         return self
@@ -264,10 +379,10 @@ class PostgresStore:
             for table, entries in (("workers", workers), ("workstations", workstations)):
                 cursor.executemany(
                     sql.SQL(
-                        "INSERT INTO {} (id, name) VALUES (%s, %s) "
-                        "ON CONFLICT (id) DO UPDATE SET name = excluded.name"
+                        "INSERT INTO {} (site_id, id, name) VALUES (%s, %s, %s) "
+                        "ON CONFLICT (site_id, id) DO UPDATE SET name = excluded.name"
                     ).format(sql.Identifier(table)),
-                    [(entry.id, entry.name) for entry in entries],
+                    [(self.site_id, entry.id, entry.name) for entry in entries],
                 )
 
     @_translate_errors
@@ -278,21 +393,28 @@ class PostgresStore:
             for table, ids in (("workers", worker_ids), ("workstations", workstation_ids)):
                 cursor.executemany(
                     sql.SQL(
-                        "INSERT INTO {} (id, name) VALUES (%s, %s) ON CONFLICT (id) DO NOTHING"
+                        "INSERT INTO {} (site_id, id, name) VALUES (%s, %s, %s) "
+                        "ON CONFLICT (site_id, id) DO NOTHING"
                     ).format(sql.Identifier(table)),
-                    [(item, item) for item in ids],
+                    [(self.site_id, item, item) for item in ids],
                 )
 
     @_translate_errors
     def workers(self) -> dict[str, str]:
         """Worker id -> name, in id order."""
-        rows = self._conn.execute('SELECT id, name FROM workers ORDER BY id COLLATE "C"')
+        rows = self._conn.execute(
+            'SELECT id, name FROM workers WHERE site_id = %s ORDER BY id COLLATE "C"',
+            (self.site_id,),
+        )
         return dict(rows.fetchall())
 
     @_translate_errors
     def workstations(self) -> dict[str, str]:
         """Workstation id -> name, in id order."""
-        rows = self._conn.execute('SELECT id, name FROM workstations ORDER BY id COLLATE "C"')
+        rows = self._conn.execute(
+            'SELECT id, name FROM workstations WHERE site_id = %s ORDER BY id COLLATE "C"',
+            (self.site_id,),
+        )
         return dict(rows.fetchall())
 
     # --- writing events -----------------------------------------------------------------------
@@ -316,12 +438,16 @@ class PostgresStore:
         with conn.transaction(), conn.cursor() as cursor:
             self._prepare_incoming(cursor)
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_LOCK,))
+            if self.site_id not in self._partitioned:
+                cursor.execute(_partition_ddl(self.site_id))
             with cursor.copy(f"COPY incoming (seq, {_NEW_COLUMNS}) FROM STDIN") as copy:
                 for seq, row in enumerate(rows):
                     copy.write_row((seq, *row))
             cursor.execute(
-                f"INSERT INTO events ({_NEW_COLUMNS}) SELECT {_NEW_COLUMNS} FROM incoming "
-                "ORDER BY seq ON CONFLICT (event_hash) DO NOTHING RETURNING event_hash"
+                f"INSERT INTO events (site_id, {_NEW_COLUMNS}) SELECT %s, {_NEW_COLUMNS} "
+                "FROM incoming ORDER BY seq ON CONFLICT (site_id, event_hash) DO NOTHING "
+                "RETURNING event_hash",
+                (self.site_id,),
             )
             new = {hash_ for (hash_,) in cursor.fetchall()}
             firsts: dict[str, int] = {}
@@ -330,11 +456,12 @@ class PostgresStore:
                 if row.ts_us < firsts.get(key, _NEVER):
                     firsts[key] = row.ts_us
             cursor.executemany(
-                "INSERT INTO models (model_key, first_ts_us) VALUES (%s, %s) "
-                "ON CONFLICT (model_key) DO UPDATE "
+                "INSERT INTO models (site_id, model_key, first_ts_us) VALUES (%s, %s, %s) "
+                "ON CONFLICT (site_id, model_key) DO UPDATE "
                 "SET first_ts_us = LEAST(models.first_ts_us, excluded.first_ts_us)",
-                list(firsts.items()),
+                [(self.site_id, key, first) for key, first in firsts.items()],
             )
+        self._partitioned.add(self.site_id)
         statuses: list[InsertStatus] = []
         for row in rows:
             if row.event_hash in new:
@@ -363,8 +490,9 @@ class PostgresStore:
     def read_since(self, cursor: int, limit: int = READ_BATCH) -> list[EventRecord]:
         """Rows with id > cursor, in id order, at most `limit` (the engine's tick read)."""
         rows = self._conn.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE id > %s ORDER BY id LIMIT %s",
-            (cursor, limit),
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE site_id = %s AND id > %s "
+            "ORDER BY id LIMIT %s",
+            (self.site_id, cursor, limit),
         ).fetchall()
         return [EventRecord(*row) for row in rows]
 
@@ -394,9 +522,9 @@ class PostgresStore:
     @_translate_errors
     def _range_batch(self, after: tuple[int, int], high: int, batch: int) -> list[EventRecord]:
         rows = self._conn.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE ts_us < %s AND "
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE site_id = %s AND ts_us < %s AND "
             "(ts_us, id) > (%s, %s) ORDER BY ts_us, id LIMIT %s",
-            (high, after[0], after[1], batch),
+            (self.site_id, high, after[0], after[1], batch),
         ).fetchall()
         return [EventRecord(*row) for row in rows]
 
@@ -404,32 +532,40 @@ class PostgresStore:
     def latest_events(self, limit: int = 50, worker_id: str | None = None) -> list[EventRecord]:
         """The newest rows (by id), newest first; of one worker: by timestamp, newest first."""
         if worker_id is None:
-            query = f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY id DESC LIMIT %s"
-            params: tuple[Any, ...] = (limit,)
+            query = (
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE site_id = %s ORDER BY id DESC LIMIT %s"
+            )
+            params: tuple[Any, ...] = (self.site_id, limit)
         else:
             query = (
-                f"SELECT {_EVENT_COLUMNS} FROM events WHERE worker_id = %s "
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE site_id = %s AND worker_id = %s "
                 "ORDER BY ts_us DESC, id DESC LIMIT %s"
             )
-            params = (worker_id, limit)
+            params = (self.site_id, worker_id, limit)
         return [EventRecord(*row) for row in self._conn.execute(query, params).fetchall()]
 
     @_translate_errors
     def count_events(self) -> int:
         """Number of stored events."""
-        row = self._conn.execute("SELECT count(*) FROM events").fetchone()
+        row = self._conn.execute(
+            "SELECT count(*) FROM events WHERE site_id = %s", (self.site_id,)
+        ).fetchone()
         return int(row[0]) if row else 0
 
     @_translate_errors
     def max_event_id(self) -> int:
         """Id of the newest stored row (0 when empty)."""
-        row = self._conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
+        row = self._conn.execute(
+            "SELECT coalesce(max(id), 0) FROM events WHERE site_id = %s", (self.site_id,)
+        ).fetchone()
         return int(row[0]) if row else 0
 
     @_translate_errors
     def time_span(self) -> tuple[int, int] | None:
         """The oldest and newest event timestamps (None when there are no events)."""
-        row = self._conn.execute("SELECT min(ts_us), max(ts_us) FROM events").fetchone()
+        row = self._conn.execute(
+            "SELECT min(ts_us), max(ts_us) FROM events WHERE site_id = %s", (self.site_id,)
+        ).fetchone()
         if row is None or row[0] is None:
             return None
         return int(row[0]), int(row[1])
@@ -440,8 +576,9 @@ class PostgresStore:
         """Every event with from_us <= ts_us <= to_us as the engine reads it (plain tuples in
         `EngineRow` order), streamed through a server-side cursor."""
         return self._stream(
-            f"SELECT {_ENGINE_COLUMNS} FROM events WHERE ts_us >= %s AND ts_us <= %s",
-            (from_us, to_us),
+            f"SELECT {_ENGINE_COLUMNS} FROM events "
+            "WHERE site_id = %s AND ts_us >= %s AND ts_us <= %s",
+            (self.site_id, from_us, to_us),
         )
 
     def _stream(self, query: str, params: tuple[Any, ...]) -> Iterator[Any]:
@@ -457,9 +594,11 @@ class PostgresStore:
     def worker_ids(self) -> list[str]:
         """The distinct worker ids of the stored events (a skip scan along the worker index)."""
         rows = self._conn.execute(
-            "WITH RECURSIVE w(id) AS (SELECT min(worker_id) FROM events UNION ALL "
-            "SELECT (SELECT min(worker_id) FROM events WHERE worker_id > w.id) FROM w "
-            "WHERE w.id IS NOT NULL) SELECT id FROM w WHERE id IS NOT NULL"
+            "WITH RECURSIVE w(id) AS (SELECT min(worker_id) FROM events WHERE site_id = %(s)s "
+            "UNION ALL SELECT (SELECT min(worker_id) FROM events WHERE site_id = %(s)s "
+            "AND worker_id > w.id) FROM w WHERE w.id IS NOT NULL) "
+            "SELECT id FROM w WHERE id IS NOT NULL",
+            {"s": self.site_id},
         )
         return [worker_id for (worker_id,) in rows]
 
@@ -471,10 +610,10 @@ class PostgresStore:
         `before_us` (all of that instant: the engine orders ties by hash)."""
         condition = "AND event_type <> 'product_count'" if state_only else ""
         rows: list[Any] = self._conn.execute(
-            f"SELECT {_ENGINE_COLUMNS} FROM events WHERE worker_id = %s AND ts_us = ("
-            f"SELECT ts_us FROM events WHERE worker_id = %s AND ts_us < %s {condition} "
-            "ORDER BY ts_us DESC LIMIT 1)",
-            (worker_id, worker_id, before_us),
+            f"SELECT {_ENGINE_COLUMNS} FROM events WHERE site_id = %(s)s AND worker_id = %(w)s "
+            "AND ts_us = (SELECT ts_us FROM events WHERE site_id = %(s)s AND worker_id = %(w)s "
+            f"AND ts_us < %(b)s {condition} ORDER BY ts_us DESC LIMIT 1)",
+            {"s": self.site_id, "w": worker_id, "b": before_us},
         ).fetchall()
         return rows
 
@@ -482,7 +621,8 @@ class PostgresStore:
     def stations_before(self, before_us: int) -> list[str]:
         """Workstation ids seen in events older than `before_us`."""
         rows = self._conn.execute(
-            "SELECT DISTINCT workstation_id FROM events WHERE ts_us < %s", (before_us,)
+            "SELECT DISTINCT workstation_id FROM events WHERE site_id = %s AND ts_us < %s",
+            (self.site_id, before_us),
         )
         return [station_id for (station_id,) in rows]
 
@@ -495,9 +635,9 @@ class PostgresStore:
         """The worker's units in [from_us, to_us) per station and bucket, rows id <= max_id."""
         rows = self._conn.execute(
             "SELECT workstation_id, (ts_us - %s) / %s, sum(count), min(ts_us), max(ts_us) "
-            "FROM events WHERE worker_id = %s AND event_type = 'product_count' "
+            "FROM events WHERE site_id = %s AND worker_id = %s AND event_type = 'product_count' "
             "AND ts_us >= %s AND ts_us < %s AND id <= %s GROUP BY 1, 2",
-            (from_us, bucket_us, worker_id, from_us, to_us, max_id),
+            (from_us, bucket_us, self.site_id, worker_id, from_us, to_us, max_id),
         ).fetchall()
         return [
             UnitsBucket(station, int(bucket), int(units), int(first), int(last))
@@ -508,7 +648,9 @@ class PostgresStore:
     def model_first_seen(self) -> list[tuple[str | None, int]]:
         """Each model_version stored (None: events that named none) and its first timestamp."""
         rows = self._conn.execute(
-            'SELECT model_key, first_ts_us FROM models ORDER BY model_key COLLATE "C"'
+            "SELECT model_key, first_ts_us FROM models WHERE site_id = %s "
+            'ORDER BY model_key COLLATE "C"',
+            (self.site_id,),
         ).fetchall()
         return [(key or None, int(first)) for key, first in rows]
 
@@ -518,9 +660,9 @@ class PostgresStore:
         rows = self._conn.execute(
             "SELECT model_version, count(*), avg(confidence), min(confidence), "
             "coalesce(sum(CASE WHEN event_type = 'product_count' THEN count END), 0) "
-            "FROM events WHERE ts_us >= %s AND ts_us < %s "
+            "FROM events WHERE site_id = %s AND ts_us >= %s AND ts_us < %s "
             'GROUP BY model_version ORDER BY model_version COLLATE "C" NULLS FIRST',
-            (from_us, to_us),
+            (self.site_id, from_us, to_us),
         ).fetchall()
         return [
             ModelSummary(model, int(events), float(mean), float(low), int(units))
@@ -536,7 +678,9 @@ class PostgresStore:
         wanted = {(kind, subject): (details, since) for kind, subject, details, since in conditions}
         with self._conn.transaction(), self._conn.cursor() as cursor:
             cursor.execute(
-                "SELECT id, kind, subject, details FROM alerts WHERE cleared_us IS NULL FOR UPDATE"
+                "SELECT id, kind, subject, details FROM alerts "
+                "WHERE site_id = %s AND cleared_us IS NULL FOR UPDATE",
+                (self.site_id,),
             )
             active = {(kind, subject): (ident, details) for ident, kind, subject, details in cursor}
             for key, (alert_id, details) in active.items():
@@ -549,17 +693,77 @@ class PostgresStore:
                         "UPDATE alerts SET details = %s WHERE id = %s", (wanted[key][0], alert_id)
                     )
             cursor.executemany(
-                "INSERT INTO alerts (kind, subject, details, started_us) VALUES (%s, %s, %s, %s)",
-                [(k, s, d, since) for (k, s), (d, since) in wanted.items() if (k, s) not in active],
+                "INSERT INTO alerts (site_id, kind, subject, details, started_us) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                [
+                    (self.site_id, k, s, d, since)
+                    for (k, s), (d, since) in wanted.items()
+                    if (k, s) not in active
+                ],
             )
 
     @_translate_errors
     def alerts(self, active_only: bool = False, limit: int = 500) -> list[AlertRecord]:
         """Alerts, newest first."""
-        where = "WHERE cleared_us IS NULL" if active_only else ""
+        active = "AND cleared_us IS NULL" if active_only else ""
         rows = self._conn.execute(
-            f"SELECT id, kind, subject, details, started_us, cleared_us FROM alerts {where} "
-            "ORDER BY started_us DESC, id DESC LIMIT %s",
-            (limit,),
+            "SELECT id, kind, subject, details, started_us, cleared_us FROM alerts "
+            f"WHERE site_id = %s {active} ORDER BY started_us DESC, id DESC LIMIT %s",
+            (self.site_id, limit),
         ).fetchall()
         return [AlertRecord(*row) for row in rows]
+
+    # --- sites, forwarding and retention ------------------------------------------------------
+
+    @_translate_errors
+    def sites(self) -> list[SiteRecord]:
+        """Every site described in the database, in id order."""
+        rows = self._conn.execute(
+            'SELECT id, name, description, updated_us FROM sites ORDER BY id COLLATE "C"'
+        ).fetchall()
+        return [
+            SiteRecord(ident, name, json.loads(text), int(updated))
+            for ident, name, text, updated in rows
+        ]
+
+    @_translate_errors
+    def describe_site(self, name: str, description: Mapping[str, Any], at_us: int) -> None:
+        """Record this site's name and description (time zone, shifts, max_gap_s, ...)."""
+        self._require_writable()
+        self._conn.execute(
+            "INSERT INTO sites (id, name, description, updated_us) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
+            "description = excluded.description, updated_us = excluded.updated_us",
+            (self.site_id, name, json.dumps(dict(description), sort_keys=True), at_us),
+        )
+
+    @_translate_errors
+    def forward_cursor(self, target: str) -> int:
+        """Id of the last event of this database known to be committed at `target` (0: none)."""
+        row = self._conn.execute(
+            "SELECT last_id FROM forward_cursors WHERE target = %s", (target,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    @_translate_errors
+    def set_forward_cursor(self, target: str, last_id: int, at_us: int) -> None:
+        """Record that every event up to `last_id` is committed at `target`."""
+        self._require_writable()
+        self._conn.execute(
+            "INSERT INTO forward_cursors (target, last_id, updated_us) VALUES (%s, %s, %s) "
+            "ON CONFLICT (target) DO UPDATE SET last_id = excluded.last_id, "
+            "updated_us = excluded.updated_us",
+            (target, last_id, at_us),
+        )
+
+    @_translate_errors
+    def delete_events_before(self, before_us: int, *, max_id: int, limit: int) -> int:
+        """Delete up to `limit` of this site's events older than `before_us` with id <= max_id
+        (retention, one small transaction); returns how many were deleted."""
+        self._require_writable()
+        cursor = self._conn.execute(
+            "DELETE FROM events WHERE site_id = %(s)s AND id IN (SELECT id FROM events "
+            "WHERE site_id = %(s)s AND ts_us < %(b)s AND id <= %(m)s ORDER BY ts_us LIMIT %(n)s)",
+            {"s": self.site_id, "b": before_us, "m": max_id, "n": limit},
+        )
+        return cursor.rowcount

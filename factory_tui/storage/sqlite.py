@@ -6,9 +6,11 @@ that never keep a read transaction open (a long-lived WAL reader blocks checkpoi
 
 from __future__ import annotations
 
+import copy
 import functools
+import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, ParamSpec, TypeVar
 
@@ -23,8 +25,9 @@ from factory_tui.models import (
     now_us,
     prepare_row,
 )
-from factory_tui.records import AlertRecord, ModelSummary
+from factory_tui.records import AlertRecord, ModelSummary, SiteRecord
 from factory_tui.storage.base import (
+    DEFAULT_SITE,
     READ_BATCH,
     AlertCondition,
     Durability,
@@ -49,10 +52,12 @@ _ENGINE_COLUMNS: Final = (
 """The columns of `EngineRow`, in its order."""
 _INSERT_EVENT: Final = (
     "INSERT OR IGNORE INTO events (ts_us, worker_id, workstation_id, event_type, confidence, "
-    "count, model_version, camera_id, received_us, event_hash) VALUES (?,?,?,?,?,?,?,?,?,?)"
+    "count, model_version, camera_id, received_us, event_hash, site_id) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 )
 _UPSERT_MODEL: Final = (
-    "INSERT INTO models (model_key, first_ts_us) VALUES (?, ?) ON CONFLICT (model_key) "
+    "INSERT INTO models (site_id, model_key, first_ts_us) VALUES (?, ?, ?) "
+    "ON CONFLICT (site_id, model_key) "
     "DO UPDATE SET first_ts_us = min(first_ts_us, excluded.first_ts_us)"
 )
 _NEVER: Final = 2**63 - 1
@@ -156,10 +161,82 @@ def _migration_3(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX alerts_started ON alerts (started_us)")
 
 
+def _migration_4(db: sqlite_utils.Database) -> None:
+    """Sites: every event, roster row, alert and model belongs to a site (existing data to
+    `main`); an event is unique per (site, hash); ids never go back (AUTOINCREMENT), so id
+    cursors stay valid whatever retention deletes; forward cursors."""
+    db.execute(
+        """CREATE TABLE sites (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '{}',
+            updated_us INTEGER NOT NULL DEFAULT 0
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE events_4 (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            site_id TEXT NOT NULL,
+            ts_us INTEGER NOT NULL,
+            worker_id TEXT NOT NULL,
+            workstation_id TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            confidence REAL NOT NULL,
+            count INTEGER NOT NULL DEFAULT 0,
+            model_version TEXT,
+            camera_id TEXT,
+            received_us INTEGER NOT NULL,
+            event_hash TEXT NOT NULL,
+            UNIQUE (site_id, event_hash)
+        )"""
+    )
+    db.execute(
+        f"INSERT INTO events_4 (site_id, {_EVENT_COLUMNS}) "
+        f"SELECT '{DEFAULT_SITE}', {_EVENT_COLUMNS} FROM events ORDER BY id"
+    )
+    db.execute("DROP TABLE events")
+    db.execute("ALTER TABLE events_4 RENAME TO events")
+    db.execute("CREATE INDEX events_worker_ts ON events (site_id, worker_id, ts_us)")
+    db.execute("CREATE INDEX events_ts ON events (site_id, ts_us)")
+    db.execute("CREATE INDEX events_site_id ON events (site_id, id)")
+    for table in ("workers", "workstations"):
+        db.execute(
+            f"CREATE TABLE {table}_4 (site_id TEXT NOT NULL, id TEXT NOT NULL, "
+            "name TEXT NOT NULL, PRIMARY KEY (site_id, id))"
+        )
+        db.execute(f"INSERT INTO {table}_4 SELECT '{DEFAULT_SITE}', id, name FROM {table}")
+        db.execute(f"DROP TABLE {table}")
+        db.execute(f"ALTER TABLE {table}_4 RENAME TO {table}")
+    db.execute(f"ALTER TABLE alerts ADD COLUMN site_id TEXT NOT NULL DEFAULT '{DEFAULT_SITE}'")
+    db.execute("DROP INDEX alerts_open")
+    db.execute("DROP INDEX alerts_started")
+    db.execute(
+        "CREATE INDEX alerts_open ON alerts (site_id, kind, subject) WHERE cleared_us IS NULL"
+    )
+    db.execute("CREATE INDEX alerts_started ON alerts (site_id, started_us)")
+    db.execute(
+        "CREATE TABLE models_4 (site_id TEXT NOT NULL, model_key TEXT NOT NULL, "
+        "first_ts_us INTEGER NOT NULL, PRIMARY KEY (site_id, model_key))"
+    )
+    db.execute(f"INSERT INTO models_4 SELECT '{DEFAULT_SITE}', model_key, first_ts_us FROM models")
+    db.execute("DROP TABLE models")
+    db.execute("ALTER TABLE models_4 RENAME TO models")
+    db.execute(
+        "CREATE TABLE forward_cursors (target TEXT PRIMARY KEY, last_id INTEGER NOT NULL, "
+        "updated_us INTEGER NOT NULL)"
+    )
+    if (
+        db.execute("SELECT count(*) FROM events").fetchone()[0]
+        or db.execute("SELECT count(*) FROM workers").fetchone()[0]
+    ):
+        db.execute("INSERT INTO sites (id, name) VALUES (?, ?)", [DEFAULT_SITE, DEFAULT_SITE])
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1,
     _migration_2,
     _migration_3,
+    _migration_4,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -170,11 +247,14 @@ class SqliteStore:
     Not shared between threads: open one per thread.
     """
 
-    def __init__(self, db: sqlite_utils.Database, path: Path, *, read_only: bool) -> None:
+    def __init__(
+        self, db: sqlite_utils.Database, path: Path, *, read_only: bool, site_id: str
+    ) -> None:
         self._db = db
         self.path = path
         self.location = str(path)
         self.read_only = read_only
+        self.site_id = site_id
         self._keeps_models = False
         """Inserts keep the `models` table (schema 3 on)."""
 
@@ -188,6 +268,7 @@ class SqliteStore:
         durability: Durability = "crash",
         read_only: bool = False,
         bulk_writer: bool = False,
+        site: str = DEFAULT_SITE,
         migrate_to: int = SCHEMA_VERSION,
     ) -> SqliteStore:
         """Open (creating, migrating), or with `read_only` attach to an existing file.
@@ -206,7 +287,7 @@ class SqliteStore:
                     )
                 conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            store = cls(sqlite_utils.Database(conn), path, read_only=read_only)
+            store = cls(sqlite_utils.Database(conn), path, read_only=read_only, site_id=site)
             if read_only:
                 store._check_version(read_only=True)
             else:
@@ -278,8 +359,14 @@ class SqliteStore:
             raise ReadOnlyError(f"{self.path} is open read-only")
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (a `scoped` copy shares it: close the store it came from)."""
         self._db.conn.close()
+
+    def scoped(self, site_id: str) -> SqliteStore:
+        """The same connection, reading and writing another site's data."""
+        other = copy.copy(self)
+        other.site_id = site_id
+        return other
 
     def __enter__(self) -> SqliteStore:
         return self
@@ -320,9 +407,9 @@ class SqliteStore:
         with self._transaction():
             for table, entries in (("workers", workers), ("workstations", workstations)):
                 self._db.conn.executemany(
-                    f"INSERT INTO {table} (id, name) VALUES (?, ?) "
-                    "ON CONFLICT(id) DO UPDATE SET name = excluded.name",
-                    [(entry.id, entry.name) for entry in entries],
+                    f"INSERT INTO {table} (site_id, id, name) VALUES (?, ?, ?) "
+                    "ON CONFLICT(site_id, id) DO UPDATE SET name = excluded.name",
+                    [(self.site_id, entry.id, entry.name) for entry in entries],
                 )
 
     @_translate_errors
@@ -331,19 +418,25 @@ class SqliteStore:
         with self._transaction():
             for table, ids in (("workers", worker_ids), ("workstations", workstation_ids)):
                 self._db.conn.executemany(
-                    f"INSERT OR IGNORE INTO {table} (id, name) VALUES (?, ?)",
-                    [(item, item) for item in ids],
+                    f"INSERT OR IGNORE INTO {table} (site_id, id, name) VALUES (?, ?, ?)",
+                    [(self.site_id, item, item) for item in ids],
                 )
 
     @_translate_errors
     def workers(self) -> dict[str, str]:
         """Worker id -> name, in id order."""
-        return dict(self._db.execute("SELECT id, name FROM workers ORDER BY id").fetchall())
+        rows = self._db.execute(
+            "SELECT id, name FROM workers WHERE site_id = ? ORDER BY id", [self.site_id]
+        )
+        return dict(rows.fetchall())
 
     @_translate_errors
     def workstations(self) -> dict[str, str]:
         """Workstation id -> name, in id order."""
-        return dict(self._db.execute("SELECT id, name FROM workstations ORDER BY id").fetchall())
+        rows = self._db.execute(
+            "SELECT id, name FROM workstations WHERE site_id = ? ORDER BY id", [self.site_id]
+        )
+        return dict(rows.fetchall())
 
     # --- events -------------------------------------------------------------------------------
 
@@ -360,32 +453,38 @@ class SqliteStore:
         """Store prepared rows in one transaction (INSERT OR IGNORE on the hash)."""
         statuses: list[InsertStatus] = []
         append = statuses.append
+        site = (self.site_id,)
         with self._transaction() as conn:
             cursor = conn.cursor()
             execute = cursor.execute
             for row in rows:
-                execute(_INSERT_EVENT, row)
+                execute(_INSERT_EVENT, row + site)
                 append("accepted" if cursor.rowcount == 1 else "duplicate")
-            if self._keeps_models:
-                firsts: dict[str, int] = {}
-                for row in rows:
-                    key = row[6] or ""
-                    if row[0] < firsts.get(key, _NEVER):
-                        firsts[key] = row[0]
-                conn.executemany(_UPSERT_MODEL, firsts.items())
+            firsts: dict[str, int] = {}
+            for row in rows:
+                key = row[6] or ""
+                if row[0] < firsts.get(key, _NEVER):
+                    firsts[key] = row[0]
+            conn.executemany(
+                _UPSERT_MODEL, [(self.site_id, key, first) for key, first in firsts.items()]
+            )
         return statuses
 
     @_translate_errors
     def model_first_seen(self) -> list[tuple[str | None, int]]:
         """Each model_version stored (None: events that named none) and its first timestamp."""
-        rows = self._db.execute("SELECT model_key, first_ts_us FROM models ORDER BY 1").fetchall()
+        rows = self._db.execute(
+            "SELECT model_key, first_ts_us FROM models WHERE site_id = ? ORDER BY 1",
+            [self.site_id],
+        ).fetchall()
         return [(key or None, int(first)) for key, first in rows]
 
     @_translate_errors
     def read_since(self, cursor: int, limit: int = READ_BATCH) -> list[EventRecord]:
         """Rows with id > cursor, in id order, at most `limit` (the engine's tick read)."""
         rows = self._db.conn.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?", (cursor, limit)
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE site_id = ? AND id > ? ORDER BY id LIMIT ?",
+            (self.site_id, cursor, limit),
         ).fetchall()
         return [EventRecord(*row) for row in rows]
 
@@ -416,9 +515,9 @@ class SqliteStore:
     def _range_batch(self, after: tuple[int, int], high: int, batch: int) -> list[EventRecord]:
         """The next `batch` rows after (ts_us, id) `after` and before `high`."""
         rows = self._db.conn.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE ts_us < ? AND "
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE site_id = ? AND ts_us < ? AND "
             "(ts_us > ? OR (ts_us = ? AND id > ?)) ORDER BY ts_us, id LIMIT ?",
-            (high, after[0], after[0], after[1], batch),
+            (self.site_id, high, after[0], after[0], after[1], batch),
         ).fetchall()
         return [EventRecord(*row) for row in rows]
 
@@ -426,16 +525,16 @@ class SqliteStore:
     def latest_events(self, limit: int = 50, worker_id: str | None = None) -> list[EventRecord]:
         """The newest stored rows (by id), newest first; optionally of one worker."""
         if worker_id is None:
-            query, params = (
-                f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY id DESC LIMIT ?",
-                (limit,),
+            query = (
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE site_id = ? ORDER BY id DESC LIMIT ?"
             )
+            params: tuple[Any, ...] = (self.site_id, limit)
         else:
             query = (
-                f"SELECT {_EVENT_COLUMNS} FROM events WHERE worker_id = ? "
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE site_id = ? AND worker_id = ? "
                 "ORDER BY ts_us DESC, id DESC LIMIT ?"
             )
-            params = (worker_id, limit)  # type: ignore[assignment]
+            params = (self.site_id, worker_id, limit)
         return [EventRecord(*row) for row in self._db.conn.execute(query, params).fetchall()]
 
     @_translate_errors
@@ -444,26 +543,29 @@ class SqliteStore:
         rows = self._db.execute(
             "SELECT model_version, count(*), avg(confidence), min(confidence), "
             "coalesce(sum(CASE WHEN event_type = 'product_count' THEN count END), 0) "
-            "FROM events WHERE ts_us >= ? AND ts_us < ? "
+            "FROM events WHERE site_id = ? AND ts_us >= ? AND ts_us < ? "
             "GROUP BY model_version ORDER BY model_version",
-            [from_us, to_us],
+            [self.site_id, from_us, to_us],
         ).fetchall()
         return [ModelSummary(*row) for row in rows]
 
     @_translate_errors
     def count_events(self) -> int:
         """Number of stored events."""
-        return int(self._db.execute("SELECT count(*) FROM events").fetchone()[0])
+        query = "SELECT count(*) FROM events WHERE site_id = ?"
+        return int(self._db.execute(query, [self.site_id]).fetchone()[0])
 
     @_translate_errors
     def max_event_id(self) -> int:
         """Id of the newest stored row (0 when empty)."""
-        return int(self._db.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
+        query = "SELECT coalesce(max(id), 0) FROM events WHERE site_id = ?"
+        return int(self._db.execute(query, [self.site_id]).fetchone()[0])
 
     @_translate_errors
     def time_span(self) -> tuple[int, int] | None:
         """The oldest and newest event timestamps (None when there are no events)."""
-        first, last = self._db.execute("SELECT min(ts_us), max(ts_us) FROM events").fetchone()
+        query = "SELECT min(ts_us), max(ts_us) FROM events WHERE site_id = ?"
+        first, last = self._db.execute(query, [self.site_id]).fetchone()
         return None if first is None else (int(first), int(last))
 
     @_translate_errors
@@ -484,8 +586,9 @@ class SqliteStore:
         wide = (min(to_us, last) - max(from_us, first)) / max(last - first, 1) > _WIDE_READ
         table = "events NOT INDEXED" if wide else "events"
         rows: Iterable[EngineRow] = self._db.conn.execute(
-            f"SELECT {_ENGINE_COLUMNS} FROM {table} WHERE ts_us >= ? AND ts_us <= ?",
-            (from_us, to_us),
+            f"SELECT {_ENGINE_COLUMNS} FROM {table} "
+            "WHERE site_id = ? AND ts_us >= ? AND ts_us <= ?",
+            (self.site_id, from_us, to_us),
         )
         return _iter_translated(rows)
 
@@ -493,9 +596,11 @@ class SqliteStore:
     def worker_ids(self) -> list[str]:
         """Distinct worker ids by skipping along the (worker_id, ts_us) index: one seek each."""
         rows = self._db.conn.execute(
-            "WITH RECURSIVE w(id) AS (SELECT min(worker_id) FROM events UNION ALL "
-            "SELECT (SELECT min(worker_id) FROM events WHERE worker_id > w.id) FROM w "
-            "WHERE w.id IS NOT NULL) SELECT id FROM w WHERE id IS NOT NULL"
+            "WITH RECURSIVE w(id) AS (SELECT min(worker_id) FROM events WHERE site_id = ?1 "
+            "UNION ALL SELECT (SELECT min(worker_id) FROM events WHERE site_id = ?1 AND "
+            "worker_id > w.id) FROM w WHERE w.id IS NOT NULL) "
+            "SELECT id FROM w WHERE id IS NOT NULL",
+            (self.site_id,),
         )
         return [worker_id for (worker_id,) in rows]
 
@@ -509,15 +614,16 @@ class SqliteStore:
         conn = self._db.conn
         # Walks the (worker_id, ts_us) index backwards and stops at the first match.
         found = conn.execute(
-            f"SELECT ts_us FROM events WHERE worker_id = ? AND ts_us < ? {condition} "
-            "ORDER BY ts_us DESC LIMIT 1",
-            (worker_id, before_us),
+            f"SELECT ts_us FROM events WHERE site_id = ? AND worker_id = ? AND ts_us < ? "
+            f"{condition} ORDER BY ts_us DESC LIMIT 1",
+            (self.site_id, worker_id, before_us),
         ).fetchone()
         if found is None:
             return []
         rows: list[Any] = conn.execute(
-            f"SELECT {_ENGINE_COLUMNS} FROM events WHERE worker_id = ? AND ts_us = ?",
-            (worker_id, found[0]),
+            f"SELECT {_ENGINE_COLUMNS} FROM events "
+            "WHERE site_id = ? AND worker_id = ? AND ts_us = ?",
+            (self.site_id, worker_id, found[0]),
         ).fetchall()
         return rows
 
@@ -525,7 +631,9 @@ class SqliteStore:
     def stations_before(self, before_us: int) -> list[str]:
         """Workstation ids seen in events older than `before_us` (one table scan)."""
         rows = self._db.conn.execute(
-            "SELECT DISTINCT workstation_id FROM events NOT INDEXED WHERE ts_us < ?", (before_us,)
+            "SELECT DISTINCT workstation_id FROM events NOT INDEXED "
+            "WHERE site_id = ? AND ts_us < ?",
+            (self.site_id, before_us),
         )
         return [station_id for (station_id,) in rows]
 
@@ -538,9 +646,9 @@ class SqliteStore:
         """The worker's units in [from_us, to_us) per station and bucket, rows id <= max_id."""
         rows = self._db.conn.execute(
             "SELECT workstation_id, (ts_us - ?) / ?, sum(count), min(ts_us), max(ts_us) "
-            "FROM events WHERE worker_id = ? AND event_type = 'product_count' "
+            "FROM events WHERE site_id = ? AND worker_id = ? AND event_type = 'product_count' "
             "AND ts_us >= ? AND ts_us < ? AND id <= ? GROUP BY 1, 2",
-            (from_us, bucket_us, worker_id, from_us, to_us, max_id),
+            (from_us, bucket_us, self.site_id, worker_id, from_us, to_us, max_id),
         ).fetchall()
         return [UnitsBucket(*row) for row in rows]
 
@@ -559,7 +667,9 @@ class SqliteStore:
             active = {
                 (kind, subject): (alert_id, details)
                 for alert_id, kind, subject, details in conn.execute(
-                    "SELECT id, kind, subject, details FROM alerts WHERE cleared_us IS NULL"
+                    "SELECT id, kind, subject, details FROM alerts "
+                    "WHERE site_id = ? AND cleared_us IS NULL",
+                    (self.site_id,),
                 ).fetchall()
             }
             for key, (alert_id, details) in active.items():
@@ -570,17 +680,77 @@ class SqliteStore:
                         "UPDATE alerts SET details = ? WHERE id = ?", (wanted[key][0], alert_id)
                     )
             conn.executemany(
-                "INSERT INTO alerts (kind, subject, details, started_us) VALUES (?, ?, ?, ?)",
-                [(k, s, d, since) for (k, s), (d, since) in wanted.items() if (k, s) not in active],
+                "INSERT INTO alerts (site_id, kind, subject, details, started_us) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [
+                    (self.site_id, k, s, d, since)
+                    for (k, s), (d, since) in wanted.items()
+                    if (k, s) not in active
+                ],
             )
 
     @_translate_errors
     def alerts(self, active_only: bool = False, limit: int = 500) -> list[AlertRecord]:
         """Alerts, newest first."""
-        where = "WHERE cleared_us IS NULL" if active_only else ""
+        active = "AND cleared_us IS NULL" if active_only else ""
         rows = self._db.execute(
-            f"SELECT id, kind, subject, details, started_us, cleared_us FROM alerts {where} "
-            "ORDER BY started_us DESC, id DESC LIMIT ?",
-            [limit],
+            "SELECT id, kind, subject, details, started_us, cleared_us FROM alerts "
+            f"WHERE site_id = ? {active} ORDER BY started_us DESC, id DESC LIMIT ?",
+            [self.site_id, limit],
         ).fetchall()
         return [AlertRecord(*row) for row in rows]
+
+    # --- sites and forwarding -----------------------------------------------------------------
+
+    @_translate_errors
+    def sites(self) -> list[SiteRecord]:
+        """Every site described in the database, in id order."""
+        rows = self._db.execute(
+            "SELECT id, name, description, updated_us FROM sites ORDER BY id"
+        ).fetchall()
+        return [
+            SiteRecord(ident, name, json.loads(text), updated)
+            for ident, name, text, updated in rows
+        ]
+
+    @_translate_errors
+    def describe_site(self, name: str, description: Mapping[str, Any], at_us: int) -> None:
+        """Record this site's name and description (time zone, shifts, max_gap_s, ...)."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO sites (id, name, description, updated_us) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
+                "description = excluded.description, updated_us = excluded.updated_us",
+                (self.site_id, name, json.dumps(dict(description), sort_keys=True), at_us),
+            )
+
+    @_translate_errors
+    def forward_cursor(self, target: str) -> int:
+        """Id of the last event of this database known to be committed at `target` (0: none)."""
+        row = self._db.execute(
+            "SELECT last_id FROM forward_cursors WHERE target = ?", [target]
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    @_translate_errors
+    def set_forward_cursor(self, target: str, last_id: int, at_us: int) -> None:
+        """Record that every event up to `last_id` is committed at `target`."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO forward_cursors (target, last_id, updated_us) VALUES (?, ?, ?) "
+                "ON CONFLICT (target) DO UPDATE SET last_id = excluded.last_id, "
+                "updated_us = excluded.updated_us",
+                (target, last_id, at_us),
+            )
+
+    @_translate_errors
+    def delete_events_before(self, before_us: int, *, max_id: int, limit: int) -> int:
+        """Delete up to `limit` of this site's events older than `before_us` with id <= max_id
+        (retention; never an event not yet forwarded); returns how many were deleted."""
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE site_id = ? "
+                "AND ts_us < ? AND id <= ? ORDER BY ts_us LIMIT ?)",
+                (self.site_id, before_us, max_id, limit),
+            )
+            return cursor.rowcount

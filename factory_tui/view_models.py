@@ -120,6 +120,27 @@ class AlertsState:
 
 
 @dataclass(frozen=True, slots=True)
+class SiteRow:
+    """One site's line in the fleet view: its shift so far, in its own time zone."""
+
+    site_id: str
+    name: str
+    timezone: str
+    window_title: str
+    """The site's running shift (or day), as its floor's title says it."""
+    working: int
+    idle: int
+    absent: int
+    unobserved: int
+    units: int
+    throughput_uph: float | None
+    avg_utilization: float | None
+    alerts: int
+    behind_s: float | None
+    """How far the site's newest data is behind now (None: no data yet)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ViewData:
     """One tick's data for the drill-down views."""
 
@@ -133,6 +154,8 @@ class ViewData:
     station: StationDetail | None = None
     events: tuple[EventRecord, ...] | None = None
     """The latest accepted events, newest first (while the event log is on)."""
+    fleet: tuple[SiteRow, ...] | None = None
+    """Every site's row, when the database holds more than one site."""
     ingest: IngestStats | None = None
     """The listener's counters and recent rejections (None in a viewer: it has no listener).
     Set on the UI thread, where the listener lives."""

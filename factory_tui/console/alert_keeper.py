@@ -20,6 +20,7 @@ from factory_tui.engine.alerts import AlertCondition, evaluate_alerts
 from factory_tui.engine.drift import DriftSettings, DriftTracker, ModelDrift
 from factory_tui.engine.snapshot import Snapshot
 from factory_tui.models import from_utc_us
+from factory_tui.records import AlertRecord
 from factory_tui.storage import Store, StoreError
 from factory_tui.view_models import AlertsState
 
@@ -50,12 +51,17 @@ class AlertKeeper:
     """Evaluates the alert conditions of a tick and keeps the alerts table in step with them.
 
     `writer` is a writable store (the process that owns the listener) or None (a viewer,
-    which evaluates nothing and reads the table the owner writes).
+    which evaluates nothing and reads the table the owner writes). `in_memory` (a console over
+    many sites, whose boxes do not forward their alerts tables) evaluates the conditions itself
+    and shows them without writing them anywhere.
     """
 
-    def __init__(self, settings: Settings, writer: Store | None) -> None:
+    def __init__(
+        self, settings: Settings, writer: Store | None, *, in_memory: bool = False
+    ) -> None:
         self.settings = settings
         self.writer = writer
+        self.in_memory = in_memory and writer is None
         self.tracker = DriftTracker(drift_settings(settings.alerts))
         self._written: tuple[AlertCondition, ...] | None = None
         """The conditions the table last matched (None: not synced since start)."""
@@ -113,6 +119,10 @@ class AlertKeeper:
         show the same alerts, with the times they were raised.
         """
         drift = self.tracker.status(snapshot.at_us)
+        if self.in_memory:
+            held = self.evaluate(snapshot, drift, idle_since_of) if evaluate else ()
+            active = held_alerts(held, snapshot.at_us)
+            return AlertsState(active=active, drift=drift, history=active if history else None)
         error = None
         if self.writer is not None and evaluate:
             error = self.sync(self.evaluate(snapshot, drift, idle_since_of), snapshot.at_us)
@@ -125,3 +135,15 @@ class AlertKeeper:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+
+def held_alerts(conditions: Sequence[AlertCondition], at_us: int) -> tuple[AlertRecord, ...]:
+    """Conditions holding now, shown as active alerts (newest first) without a table."""
+    records = [
+        AlertRecord(
+            0, item.kind, item.subject, item.details, min(item.since_us or at_us, at_us), None
+        )
+        for item in conditions
+    ]
+    records.sort(key=lambda record: (-record.started_us, record.kind, record.subject))
+    return tuple(records)

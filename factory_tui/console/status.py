@@ -6,9 +6,12 @@ from factory_tui.console.services import Role
 from factory_tui.widgets.summary_bar import FeedStatus
 
 
-def subtitle(role: Role, *, demo: bool, paused: bool) -> str:
-    """The app's subtitle: who this console is (demo, console, read-only viewer), and PAUSED."""
-    name = "viewer (read-only)" if role == "viewer" else "demo" if demo else role
+def subtitle(role: Role, *, demo: bool, paused: bool, site: str | None = None) -> str:
+    """The app's subtitle: who this console is (demo, console, read-only viewer), the site on
+    screen when the database holds several, and PAUSED."""
+    name: str = "viewer (read-only)" if role == "viewer" else "demo" if demo else role
+    if site is not None:
+        name = f"{name} · site {site}"
     return f"{name} · PAUSED" if paused else name
 
 

@@ -1,0 +1,248 @@
+"""The fleet view (`0`, and the first screen of a database holding several sites): one row per
+site with its workers by state, units, units/h, average utilization, alerts and how far behind
+its newest data is, each over that site's own shift so far, in its own time zone.
+
+`/` filters (every word must appear in a row), `s` cycles the sort, `enter` opens the site's
+floor with all of its views; `0` comes back here from anywhere.
+"""
+
+from __future__ import annotations
+
+from datetime import tzinfo
+from typing import ClassVar, Final, Literal
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from factory_tui.console.screens.view_screen import ViewScreen
+from factory_tui.view_models import SiteRow, ViewData
+from factory_tui.widgets.formatting import MISSING, matches, percent, rate
+from factory_tui.widgets.table_rows import cell, fill_table, number
+from factory_tui.widgets.worker_grid import natural_key
+
+SiteSort = Literal["site", "utilization", "units", "throughput", "alerts", "behind"]
+SITE_SORTS: Final[tuple[SiteSort, ...]] = (
+    "site",
+    "utilization",
+    "units",
+    "throughput",
+    "alerts",
+    "behind",
+)
+SITE_SORT_LABELS: Final[dict[SiteSort, str]] = {
+    "site": "site",
+    "utilization": "avg util ↓",
+    "units": "units ↓",
+    "throughput": "units/h ↓",
+    "alerts": "alerts ↓",
+    "behind": "data age ↓",
+}
+COLUMNS: Final[tuple[tuple[str, SiteSort], ...]] = (
+    ("Site", "site"),
+    ("Name", "site"),
+    ("Shift", "site"),
+    ("Work", "utilization"),
+    ("Idle", "utilization"),
+    ("Abs", "utilization"),
+    ("Unobs", "utilization"),
+    ("Units", "units"),
+    ("Units/h", "throughput"),
+    ("Avg util", "utilization"),
+    ("Alerts", "alerts"),
+    ("Data age", "behind"),
+)
+"""Column headings and the sort a click on each one picks."""
+
+
+def sort_sites(rows: tuple[SiteRow, ...], key: SiteSort) -> list[SiteRow]:
+    """Sites in display order: by id, or by a figure (highest first, ties by id)."""
+    ordered = sorted(rows, key=lambda row: natural_key(row.site_id))
+    if key == "utilization":
+        ordered.sort(key=lambda row: row.avg_utilization or 0.0, reverse=True)
+    elif key == "units":
+        ordered.sort(key=lambda row: row.units, reverse=True)
+    elif key == "throughput":
+        ordered.sort(key=lambda row: row.throughput_uph or 0.0, reverse=True)
+    elif key == "alerts":
+        ordered.sort(key=lambda row: row.alerts, reverse=True)
+    elif key == "behind":
+        ordered.sort(key=lambda row: -1.0 if row.behind_s is None else row.behind_s, reverse=True)
+    return ordered
+
+
+def data_age(seconds: float | None) -> str:
+    """How old a site's newest event is: `12s`, `4m`, `3h05m`, or a dash with no data."""
+    if seconds is None:
+        return MISSING
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+class SitesScreen(ViewScreen):
+    """Every site of the database in one table."""
+
+    VIEW = "sites"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Floor"),
+        Binding("slash", "filter", "Filter"),
+        Binding("s", "cycle_sort", "Sort"),
+    ]
+    HELP_KEYS: ClassVar = (
+        ("↑ ↓", "Move between sites"),
+        ("enter", "Open the site's floor (and every view of it)"),
+        ("/", "Filter sites: every word must appear in the row"),
+        ("s", "Cycle sort: " + ", ".join(SITE_SORT_LABELS.values())),
+        ("0", "Back to this list from any view"),
+        ("esc", "Clear the filter, or back to the site's floor"),
+    )
+    HELP_NOTES: ClassVar = (
+        "Each site's figures cover its own running shift so far, in its own time zone; its "
+        "alerts are evaluated by this console. Data age: how long ago the site's newest event "
+        "happened (a box that stopped forwarding, or cameras gone dark).",
+    )
+
+    DEFAULT_CSS = """
+    SitesScreen #sites-heading {
+        height: auto;
+        padding: 0 1;
+    }
+    SitesScreen #sites-filter {
+        display: none;
+        margin: 0 1;
+    }
+    SitesScreen #sites-table {
+        height: 1fr;
+    }
+    """
+
+    class SiteSelected(Message):
+        """The user asked for a site's floor."""
+
+        def __init__(self, site_id: str) -> None:
+            self.site_id = site_id
+            super().__init__()
+
+    def __init__(self, *, zone: tzinfo) -> None:
+        super().__init__(zone=zone)
+        self.sort_key: SiteSort = "site"
+        """How the rows are ordered."""
+        self.filter_text = ""
+        """Words every row shown must contain."""
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="▦")
+        yield Static("Sites: loading…", id="sites-heading")
+        yield Input(
+            placeholder="filter: site, name, shift or zone", id="sites-filter", compact=True
+        )
+        yield DataTable(id="sites-table", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#sites-filter", Input).cursor_blink = self.app.animation_level != "none"
+        table = self.query_one(DataTable)
+        for index, (heading, _) in enumerate(COLUMNS):
+            table.add_column(heading, key=str(index))
+        table.focus()
+
+    @property
+    def shown_ids(self) -> tuple[str, ...]:
+        """Site ids in display order."""
+        return tuple(row.key.value or "" for row in self.query_one(DataTable).ordered_rows)
+
+    def render_data(self, data: ViewData) -> None:
+        sites = data.fleet or ()
+        words = self.filter_text.lower().split()
+        shown = [
+            row
+            for row in sort_sites(sites, self.sort_key)
+            if matches(words, row.site_id, row.name, row.window_title, row.timezone)
+        ]
+        heading = Text(no_wrap=True)
+        heading.append("Sites", "bold")
+        alerts = sum(row.alerts for row in sites)
+        heading.append(
+            f" · {len(sites)} sites · {sum(row.units for row in sites):,} units"
+            f" · {alerts} alert{'' if alerts == 1 else 's'}"
+            f" · sort {SITE_SORT_LABELS[self.sort_key]}",
+            "dim",
+        )
+        if self.filter_text:
+            heading.append(f" · filter “{self.filter_text}” {len(shown)}/{len(sites)}", "bold")
+        self.query_one("#sites-heading", Static).update(heading)
+        fill_table(
+            self.query_one(DataTable),
+            [
+                (
+                    row.site_id,
+                    [
+                        cell(row.site_id, "bold"),
+                        cell(row.name),
+                        cell(row.window_title),
+                        number(str(row.working)),
+                        number(str(row.idle)),
+                        number(str(row.absent)),
+                        number(str(row.unobserved)),
+                        number(f"{row.units:,}"),
+                        number(rate(row.throughput_uph)),
+                        number(percent(row.avg_utilization)),
+                        number(str(row.alerts), "bold" if row.alerts else ""),
+                        number(data_age(row.behind_s)),
+                    ],
+                )
+                for row in shown
+            ],
+        )
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value is not None:
+            self.post_message(self.SiteSelected(event.row_key.value))
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        self._sort(COLUMNS[event.column_index][1])
+
+    def action_cycle_sort(self) -> None:
+        """Next sort order."""
+        self._sort(SITE_SORTS[(SITE_SORTS.index(self.sort_key) + 1) % len(SITE_SORTS)])
+
+    def _sort(self, key: SiteSort) -> None:
+        self.sort_key = key
+        if self.data is not None:
+            self.render_data(self.data)
+
+    # --- the filter -------------------------------------------------------------------------
+
+    @on(Input.Changed, "#sites-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value
+        if self.data is not None:
+            self.render_data(self.data)
+
+    @on(Input.Submitted, "#sites-filter")
+    def _filter_submitted(self) -> None:
+        self.query_one(DataTable).focus()
+
+    def action_filter(self) -> None:
+        """Show the filter field and type into it."""
+        field = self.query_one("#sites-filter", Input)
+        field.display = True
+        field.focus()
+
+    def action_back(self) -> None:
+        """Clear the filter first; with none, back to the site's floor."""
+        field = self.query_one("#sites-filter", Input)
+        if field.value or field.has_focus:
+            field.value = ""
+            field.display = False
+            self.query_one(DataTable).focus()
+            return
+        super().action_back()

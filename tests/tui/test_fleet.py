@@ -1,0 +1,129 @@
+"""The console over a database of several sites: the fleet pipeline without Textual, and the
+Sites view driven with the pilot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from factory_tui.console.app import make_app
+from factory_tui.console.fleet import FleetPipeline
+from factory_tui.console.health import fixed_health
+from factory_tui.console.screens.sites_screen import SitesScreen, data_age
+from factory_tui.console.screens.worker_detail_screen import WorkerDetailScreen
+from factory_tui.storage import SqliteStore
+from tests.tui.conftest import READING, SetClock
+from tests.tui.fleet import fill_fleet, site_settings
+
+
+@pytest.fixture
+def fleet_db(tmp_path: Path) -> Path:
+    path = tmp_path / "fleet.db"
+    fill_fleet(str(path))
+    return path
+
+
+def test_every_site_has_its_row_in_its_own_zone_and_shift(fleet_db: Path) -> None:
+    settings = site_settings(str(fleet_db), "north")
+    fleet = FleetPipeline(settings, SqliteStore.open(fleet_db, read_only=True), clock=SetClock())
+    try:
+        result = fleet.tick()
+        assert result is not None
+        rows = {row.site_id: row for row in result.view.fleet or ()}
+        assert list(rows) == ["austin", "north", "pune"]
+        assert rows["north"].window_title == "Shift A"  # 10:30 UTC
+        assert rows["pune"].window_title == "Shift B"  # 16:00 in Kolkata
+        assert rows["austin"].window_title == "Shift C"  # 04:30 in Chicago
+        assert (rows["pune"].working, rows["pune"].idle) == (1, 1)
+        assert rows["pune"].units == 19  # one every 6 minutes, 08:36 to 10:24
+        assert rows["austin"].behind_s == pytest.approx(15 * 60)  # last heartbeat 10:15
+        assert rows["north"].name == "North plant"
+        # The focused site's floor is the first site's; another site on request.
+        assert fleet.focus == "austin"
+        fleet.set_focus("pune")
+        pune = fleet.tick()
+        assert pune is not None
+        assert [w.name for w in pune.view.snapshot.workers] == ["Ravi Kumar", "Priya Nair"]
+        assert fleet.settings.timezone == "Asia/Kolkata"
+    finally:
+        fleet.close()
+
+
+def test_a_site_gone_quiet_raises_its_alert_in_the_fleet(fleet_db: Path) -> None:
+    """Austin's only camera went dark at 10:20: at 10:40 its row counts the dark camera, which
+    this console evaluated itself (site boxes do not forward their alerts)."""
+    settings = site_settings(str(fleet_db), "north")
+    clock = SetClock()
+    clock.advance(10 * 60)
+    fleet = FleetPipeline(settings, SqliteStore.open(fleet_db, read_only=True), clock=clock)
+    try:
+        result = fleet.tick()
+        assert result is not None
+        rows = {row.site_id: row for row in result.view.fleet or ()}
+        assert rows["austin"].alerts >= 1
+        assert rows["austin"].unobserved == 1
+    finally:
+        fleet.close()
+
+
+def test_data_age_reads_like_a_clock() -> None:
+    assert data_age(None) == "—"
+    assert data_age(12.4) == "12s"
+    assert data_age(600) == "10m"
+    assert data_age(3 * 3600 + 5 * 60) == "3h05m"
+
+
+async def test_the_console_opens_on_the_sites_and_enter_opens_a_floor(fleet_db: Path) -> None:
+    settings = site_settings(str(fleet_db), "north")
+    app = make_app(
+        settings, clock=SetClock(), health=fixed_health(READING), role="viewer", animations=False
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.tick_now()
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, SitesScreen)
+        assert screen.shown_ids == ("austin", "north", "pune")
+        await pilot.press("s", "s", "s")  # by units/h, highest first
+        assert screen.data is not None
+        by_rate = {row.site_id: row.throughput_uph or 0.0 for row in screen.data.fleet or ()}
+        assert list(screen.shown_ids) == sorted(by_rate, key=lambda site: -by_rate[site])
+        await pilot.press("slash", *"pune", "enter")
+        assert screen.shown_ids == ("pune",)
+        await pilot.press("enter")
+        await pilot.pause()
+        await app.tick_now()
+        await pilot.pause()
+        assert not isinstance(app.screen, SitesScreen)
+        assert "site Pune" in app.sub_title
+        names = {worker.name for worker in app.snapshot.workers} if app.snapshot else set()
+        assert names == {"Ravi Kumar", "Priya Nair"}
+        await pilot.press("enter")  # the first tile: a worker's detail, in Kolkata time
+        await pilot.pause()
+        assert isinstance(app.screen, WorkerDetailScreen)
+        assert str(app.screen.zone) == "Asia/Kolkata"
+        await pilot.press("0")
+        await pilot.pause()
+        assert isinstance(app.screen, SitesScreen)
+
+
+async def test_one_site_keeps_todays_start(tmp_path: Path) -> None:
+    """A database of one site opens on its tiles, with no Sites key."""
+    from tests.tui.floor import fill, floor_settings
+
+    path = tmp_path / "one.db"
+    fill(str(path))
+    app = make_app(
+        floor_settings(str(path)),
+        clock=SetClock(),
+        health=fixed_health(READING),
+        role="viewer",
+        animations=False,
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.tick_now()
+        await pilot.press("0")
+        await pilot.pause()
+        assert not isinstance(app.screen, SitesScreen)
+        assert app.check_action("show_view", ("sites",)) is False

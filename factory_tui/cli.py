@@ -9,16 +9,19 @@ import typer
 
 from factory_tui import __version__
 from factory_tui.commands.common import ConfigOption, DbOption, PortOption
+from factory_tui.commands.console import SiteOption, ViewerOption, ViewName, ViewOption
 
 # Each name is a module in factory_tui/commands/ exposing `register(app)`.
 COMMAND_MODULES: tuple[str, ...] = (
     "init",
     "serve",
+    "forward",
     "send",
     "demo",
     "simulate",
     "report",
     "export",
+    "web",
 )
 
 app = typer.Typer(
@@ -56,16 +59,28 @@ def root(
             help="Feed the console from the built-in camera simulator (off: real cameras).",
         ),
     ] = False,
+    viewer: ViewerOption = False,
+    view: ViewOption = ViewName.workers,
+    site: SiteOption = None,
 ) -> None:
     """Terminal console for AI-camera productivity monitoring on a factory floor.
 
     Without a command, runs the live console: it listens for cameras and shows the floor. If
-    another factory-tui already listens for the same database, it opens as a read-only viewer.
+    another factory-tui already listens for the same database, it opens as a read-only viewer
+    (with --viewer, always).
     """
     if ctx.invoked_subcommand is None:
         from factory_tui.commands.console import run_console
 
-        run_console(config=config, db=db, port=port, simulate=simulate)
+        run_console(
+            config=config,
+            db=db,
+            port=port,
+            simulate=simulate,
+            viewer=viewer,
+            view=view,
+            site=site,
+        )
 
 
 for _name in COMMAND_MODULES:

@@ -2,11 +2,49 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 from factory_tui.commands.common import dotted, fail, settings_from
+from factory_tui.config import Settings
+
+
+class ViewName(StrEnum):
+    """The top-level views a console can open at start (`--view`)."""
+
+    workers = "workers"
+    stations = "stations"
+    events = "events"
+    alerts = "alerts"
+
+
+ViewerOption = Annotated[
+    bool,
+    typer.Option(
+        "--viewer",
+        help="Only view: never take the ingest port, never write (what each browser tab runs).",
+    ),
+]
+ViewOption = Annotated[
+    ViewName, typer.Option("--view", help="The view open at start (a wall screen's stations).")
+]
+SiteOption = Annotated[
+    str | None,
+    typer.Option("--site", help="The site to show (when sites are configured)."),
+]
+
+
+def site_override(site: str | None) -> dict[str, Any]:
+    """`--site` as a settings override; a note on stderr while this build has no sites."""
+    if site is None:
+        return {}
+    if "site" in Settings.model_fields:
+        return {"site.id": site}
+    typer.echo("factory-tui: note: this version has no sites yet; --site is ignored", err=True)
+    return {}
 
 
 def run_console(
@@ -16,24 +54,40 @@ def run_console(
     port: int | None,
     host: str | None = None,
     simulate: bool = False,
+    viewer: bool = False,
+    view: ViewName = ViewName.workers,
+    site: str | None = None,
 ) -> None:
     """Run the console on the configured database until the user quits.
 
     It owns the ingest listener; when the port is held by another factory-tui on the same
-    database it runs as a read-only viewer instead. `simulate` adds the in-process camera
-    simulator for the configured roster, paced by the wall clock.
+    database it runs as a read-only viewer instead, and with `viewer` it never tries the port.
+    `simulate` adds the in-process camera simulator for the configured roster, paced by the
+    wall clock.
     """
     # Textual and the engine load only when the console runs, so `--help` and the other
     # commands stay quick.
     from factory_tui.commands.demo import simulator_feeder
     from factory_tui.console.app import make_app
 
-    settings = settings_from(config, **dotted(store__path=db, ingest__port=port, ingest__host=host))
+    if viewer and simulate:
+        fail("--simulate needs the ingest port, and a --viewer never takes it: pick one")
+    settings = settings_from(
+        config,
+        **dotted(store__path=db, ingest__port=port, ingest__host=host),
+        **site_override(site),
+    )
     clock = None
     feeder = None
     if simulate:
         clock, feeder = simulator_feeder(settings, speed=1.0, seed=1)
-    app = make_app(settings, clock=clock.now_us if clock is not None else None, feeder=feeder)
+    app = make_app(
+        settings,
+        clock=clock.now_us if clock is not None else None,
+        feeder=feeder,
+        role="viewer" if viewer else "console",
+        view=view.value,
+    )
     app.run()
     if app.error_message is not None:
         fail(app.error_message)

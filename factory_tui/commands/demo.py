@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 import typer
 
 from factory_tui.commands.common import fail
+from factory_tui.commands.console import ViewerOption, ViewName, ViewOption
 from factory_tui.config import ConfigError, Settings, demo_data
 from factory_tui.models import from_utc_us, now_us, to_utc_us
 from factory_tui.storage import Store, StoreError, open_store
@@ -22,6 +23,7 @@ DEMO_DB: Final = Path("factory-demo.db")
 DEMO_PORT: Final = 7879
 """Not the production default (7878), so a demo can run beside a real console."""
 DEFAULT_SPEED: Final = 10.0
+DEMO_WEB_PORT: Final = 8000
 
 
 def demo_settings(*, port: int = DEMO_PORT, workers: int | None = None) -> Settings:
@@ -121,12 +123,23 @@ def demo(
     seed: Annotated[
         int, typer.Option("--seed", help="Simulator seed (same seed, same floor).")
     ] = 1,
+    web: Annotated[
+        bool,
+        typer.Option("--web", help="Open the demo in a web browser instead of this terminal."),
+    ] = False,
+    web_port: Annotated[
+        int, typer.Option("--web-port", min=0, max=65535, help="HTTP port of --web (0: free).")
+    ] = DEMO_WEB_PORT,
+    viewer: ViewerOption = False,
+    view: ViewOption = ViewName.workers,
 ) -> None:
     """The console with simulated cameras, on a fresh factory-demo.db in this folder.
 
     Runs the demo roster on port 7879 (so it can run beside a real console on 7878) with
     simulated time running --speed times faster than the clock; the current shift's history is
     filled in first. A second `factory-tui demo` while one runs becomes its read-only viewer.
+    With --web the simulator runs here and the console opens in the browser (one viewer per
+    tab, on http://127.0.0.1:8000/ unless --web-port says otherwise).
     """
     from factory_tui.console.app import make_app
     from factory_tui.console.services import live_owner
@@ -136,18 +149,59 @@ def demo(
     except ConfigError as error:
         fail(str(error))
     owner = live_owner(DEMO_DB, settings.ingest.port) if settings.ingest.port else None
-    if owner is not None:
-        app = make_app(settings, clock=NewestEventClock(DEMO_DB), role="viewer", demo=True)
+    if web:
+        _demo_web(settings, owner=owner, speed=speed, seed=seed, web_port=web_port)
+        return
+    if viewer or owner is not None:
+        app = make_app(
+            settings, clock=NewestEventClock(DEMO_DB), role="viewer", demo=True, view=view.value
+        )
     else:
         # Each demo starts from an empty floor; the file is ours (see demo_settings).
         remove_database(DEMO_DB)
         clock, feeder = simulator_feeder(settings, speed=speed, seed=seed)
-        app = make_app(settings, clock=clock.now_us, feeder=feeder, demo=True)
+        app = make_app(settings, clock=clock.now_us, feeder=feeder, demo=True, view=view.value)
     app.run()
     if app.error_message is not None:
         fail(app.error_message)
     if app.return_code:
         raise typer.Exit(app.return_code)
+
+
+def _demo_web(
+    settings: Settings, *, owner: int | None, speed: float, seed: int, web_port: int
+) -> None:
+    """`demo --web`: the simulator and its listener here (unless a demo already runs), and a
+    web server whose tabs each run `factory-tui demo --viewer`."""
+    from factory_tui.commands.web import make_server, serve_web
+    from factory_tui.console.services import ConsoleServices, StartError
+
+    server = make_server(
+        ["demo"], host="127.0.0.1", port=web_port, token="", title="factory-tui demo"
+    )
+
+    async def run() -> str | None:
+        if owner is not None:  # another demo feeds the database: only serve it
+            return await serve_web(server, browser=True)
+        remove_database(DEMO_DB)
+        clock, feeder = simulator_feeder(settings, speed=speed, seed=seed)
+        services = ConsoleServices(settings, role="console", feeder=feeder)
+        try:
+            pipeline = await services.start(clock.now_us, None)
+        except StartError as error:
+            return str(error)
+        services.start_feed()
+        return await serve_web(
+            server,
+            services=services,
+            tick=pipeline.tick,
+            tick_s=settings.metrics.tick_s,
+            browser=True,
+        )
+
+    error = asyncio.run(run())
+    if error is not None:
+        fail(error)
 
 
 def register(app: typer.Typer) -> None:

@@ -138,6 +138,7 @@ class FactoryApp(App[None]):
         role: Role = "console",
         feeder: Feeder | None = None,
         demo: bool = False,
+        view: View = "workers",
         theme: str = "textual-dark",
         animations: bool = True,
     ) -> None:
@@ -148,6 +149,7 @@ class FactoryApp(App[None]):
         self._clock = clock
         self._health = health
         self._demo = demo
+        self._start_view: View = view
         self.theme = theme
         self.services = ConsoleServices(settings, role=role, feeder=feeder)
         self.pipeline: TickPipeline | None = None
@@ -203,6 +205,8 @@ class FactoryApp(App[None]):
             )
         self._timer = self.set_interval(self.settings.metrics.tick_s, self.on_timer_tick)
         self._request_tick()
+        if self._start_view != "workers":
+            await self.action_show_view(self._start_view)
         self.started.set()
 
     # --- the tick -----------------------------------------------------------------------------
@@ -457,6 +461,7 @@ def make_app(
     role: Role = "console",
     feeder: Feeder | None = None,
     demo: bool = False,
+    view: View = "workers",
     theme: str = "textual-dark",
     animations: bool = True,
 ) -> FactoryApp:
@@ -464,6 +469,7 @@ def make_app(
 
     `clock` is "now" in UTC microseconds (wall clock by default; the demo's simulated clock;
     a fixed instant in snapshot tests); `health` reads the machine (psutil by default);
+    `view` is the top-level view open at start (a wall screen's `--view stations`);
     `animations=False` (tests) switches off animation and the cursor blink.
     """
     return FactoryApp(
@@ -473,6 +479,7 @@ def make_app(
         role=role,
         feeder=feeder,
         demo=demo,
+        view=view,
         theme=theme,
         animations=animations,
     )

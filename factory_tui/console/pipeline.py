@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import Final, TypeVar
 
 from factory_tui.config import Settings
 from factory_tui.console.alert_keeper import ALERT_HISTORY, AlertKeeper
@@ -41,6 +41,8 @@ MAX_BATCHES_PER_TICK: Final = 20
 """A tick reads at most this many `READ_BATCH`es; a backlog is worked off over several ticks."""
 RATE_WINDOW_S: Final = 5.0
 """The stored-rows rate (a viewer's ingest figure) is over this many seconds."""
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +169,12 @@ class TickPipeline:
                 needs,
                 self.settings.metrics.max_gap_s,
             )
+
+    def read(self, reader: Callable[[Store], T]) -> T | None:
+        """Run `reader` on the read-only store between two ticks (None once closed): a one-off
+        read such as a shift report, in the caller's worker thread."""
+        with self._lock:
+            return None if self.store is None else reader(self.store)
 
     def close(self) -> None:
         """Close the stores, after a running tick (a cancelled thread worker runs on)."""

@@ -127,6 +127,13 @@ def shift_title(window: Window, zone: tzinfo, settings: Settings) -> str:
     return window.label or f"{day.isoformat()}"
 
 
+def file_name(window: Window, zone: tzinfo) -> str:
+    """A report's file name: `shift-report-2026-03-02-B.html` (the window's local start)."""
+    start = datetime.fromtimestamp(window.from_us / US_PER_S, zone)
+    label = "".join(char if char.isalnum() or char in "-_" else "_" for char in window.label)
+    return f"shift-report-{start:%Y-%m-%d}-{label or start.strftime('%H%M')}.html"
+
+
 # --- what the page shows -------------------------------------------------------------------------
 
 

@@ -11,11 +11,12 @@ from typing import ClassVar, Final
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static
 
 from factory_tui.config import AlertSettings
-from factory_tui.console.screens.view_screen import ViewScreen
+from factory_tui.console.screens.view_screen import SHIFT_REPORT_KEY, ViewScreen
 from factory_tui.engine.alerts import CAMERA_DARK, CONFIDENCE_DRIFT, IDLE_TOO_LONG, RATE_DRIFT
 from factory_tui.engine.drift import ModelDrift
 from factory_tui.engine.snapshot import US_PER_S
@@ -82,11 +83,13 @@ def thresholds(alerts: AlertSettings, max_gap_s: float) -> str:
 class AlertsScreen(ViewScreen):
     """Active alerts, model drift and the recent alert history."""
 
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("h", "shift_report", "Report")]
     VIEW = "alerts"
     HELP_KEYS: ClassVar = (
         ("tab", "Move between the three tables"),
         ("enter", "On a worker's alert: open the worker's detail"),
         ("esc", "Back to the screen below"),
+        SHIFT_REPORT_KEY,
     )
     HELP_NOTES: ClassVar = (
         "An alert is raised when its condition starts and cleared when it ends; the console "

@@ -1,22 +1,33 @@
 """The base of the drill-down screens: header and footer, `esc` back, data handed down by the app.
 
-A view screen holds no timers and does no I/O. When it comes on top, the app (which follows
-`screen_change_signal`) tells its tick what the view needs (`needs`), hands down the latest
-`ViewData` it has and asks for a fresh tick. Every tick after that reaches the screen through
-`show`.
+A view screen holds no timers and does no I/O on the UI thread. When it comes on top, the app
+(which follows `screen_change_signal`) tells its tick what the view needs (`needs`), hands down
+the latest `ViewData` it has and asks for a fresh tick. Every tick after that reaches the screen
+through `show`. A view that binds `h` offers the shift report of what it shows
+(`action_shift_report`), written by a thread worker.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from datetime import tzinfo
-from typing import ClassVar
+from pathlib import Path
+from typing import ClassVar, Final
 
+from textual import work
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from factory_tui.console.pipeline import TickPipeline
+from factory_tui.console.shift_report import ShiftReportPage, shift_report_page
+from factory_tui.engine.snapshot import Snapshot
 from factory_tui.models import from_utc_us
+from factory_tui.storage import StoreError
 from factory_tui.view_models import ViewData, ViewNeeds
+
+SHIFT_REPORT_KEY: Final = ("h", "Write this shift's report (one HTML page)")
+"""The `?` screen's line for the views that bind `h`."""
 
 
 class ViewScreen(Screen[None]):
@@ -71,6 +82,43 @@ class ViewScreen(Screen[None]):
             if moment.date() != today:
                 return f"{moment:%m-%d} {text}"
         return text
+
+    def action_shift_report(self) -> None:
+        """Write the report of the shift on screen (the same page as `report --html`)."""
+        pipeline = getattr(self.app, "pipeline", None)
+        if self.data is None or not isinstance(pipeline, TickPipeline):
+            self.notify("No figures on screen yet: try again in a moment.", severity="warning")
+            return
+        self._write_shift_report(pipeline, self.data.snapshot, in_browser=self.app.is_web)
+
+    @work(thread=True, exclusive=True, group="shift-report")
+    def _write_shift_report(
+        self, pipeline: TickPipeline, snapshot: Snapshot, *, in_browser: bool
+    ) -> None:
+        """Read, render and write (or send to the browser) the report, off the UI thread."""
+        try:
+            page = shift_report_page(pipeline, snapshot)
+            if page is None:
+                return  # the console is closing
+            if in_browser:
+                self.app.call_from_thread(self._send_to_browser, page)
+                return
+            path = Path.cwd() / page.name
+            path.write_text(page.html, encoding="utf-8")
+        except (StoreError, OSError) as error:
+            self.notify(f"The shift report was not written: {error}", severity="error")
+            return
+        self.notify(f"{page.title}: report written to {path}", title="Shift report", timeout=10)
+
+    def _send_to_browser(self, page: ShiftReportPage) -> None:
+        """A browser's viewer writes nothing on the server: the page goes to the browser."""
+        self.app.deliver_text(
+            io.StringIO(page.html),
+            save_filename=page.name,
+            open_method="download",
+            mime_type="text/html",
+        )
+        self.notify(f"{page.title}: report sent to your browser as {page.name}", timeout=10)
 
     def action_back(self) -> None:
         """Back to the screen below."""

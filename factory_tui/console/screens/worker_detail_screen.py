@@ -14,11 +14,12 @@ from typing import ClassVar, Final
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.widgets import DataTable, Footer, Header, Static
 
-from factory_tui.console.screens.view_screen import ViewScreen
+from factory_tui.console.screens.view_screen import SHIFT_REPORT_KEY, ViewScreen
 from factory_tui.engine.snapshot import US_PER_S
 from factory_tui.view_models import DETAIL_EVENTS, ViewData, ViewNeeds, WorkerDetail
 from factory_tui.widgets.formatting import (
@@ -57,11 +58,13 @@ def state_badge(state: str) -> Content:
 class WorkerDetailScreen(ViewScreen):
     """One worker: output and timeline over the shift, metrics, stations, last events."""
 
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("h", "shift_report", "Report")]
     VIEW = "worker"
     HELP_KEYS: ClassVar = (
         ("esc", "Back to the tiles"),
         ("↑ ↓ pgup pgdn", "Scroll"),
         ("2 3 4", "Stations, event log, alerts"),
+        SHIFT_REPORT_KEY,
     )
     HELP_NOTES: ClassVar = (
         "Output: units per hour of shift time per bucket (not per working hour: that is UPH).",

@@ -1,0 +1,1 @@
+"""The console served to web browsers (textual-serve, the optional `web` extra)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -47,6 +48,15 @@ def site_override(site: str | None) -> dict[str, Any]:
     return {}
 
 
+def end_on_hangup() -> None:
+    """Let a hang-up end the process, also when it was started with SIGHUP ignored (`nohup`).
+
+    The console needs its terminal: when an SSH session drops, the default action ends it. With
+    SIGHUP ignored it would instead run on, polling a closed terminal at high CPU (dolphie#101).
+    """
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def run_console(
     *,
     config: Path | None,
@@ -88,6 +98,7 @@ def run_console(
         role="viewer" if viewer else "console",
         view=view.value,
     )
+    end_on_hangup()
     app.run()
     if app.error_message is not None:
         fail(app.error_message)

@@ -22,12 +22,22 @@ stops a test from hanging on a console that never draws or never exits."""
 class Terminal:
     """A child process on its own pty: read what it draws, type keys, hang up."""
 
-    def __init__(self, args: list[str], cwd: Path, size: tuple[int, int] = (80, 24)) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        cwd: Path,
+        size: tuple[int, int] = (80, 24),
+        *,
+        ignore_hangup: bool = False,
+    ) -> None:
+        """`ignore_hangup`: start the child with SIGHUP ignored, as `nohup` does."""
         env = {key: value for key, value in os.environ.items() if not key.startswith("TEXTUAL")}
         env["TERM"] = "xterm-256color"
         pid, fd = pty.fork()
         if pid == 0:  # the child: set the window size on its tty, then become factory-tui
             try:
+                if ignore_hangup:
+                    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # kept across exec
                 columns, rows = size
                 fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
                 os.chdir(cwd)

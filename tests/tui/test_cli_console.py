@@ -81,10 +81,16 @@ def test_simulate_feeds_the_console_from_the_camera_simulator(
     assert last <= to_utc_us(datetime.now(UTC))
 
 
-def test_a_vanished_terminal_ends_the_console(tmp_path: Path, terminals: list[Terminal]) -> None:
-    """An SSH drop hangs up the terminal: the console must exit, not spin (dolphie#101)."""
+@pytest.mark.parametrize("ignore_hangup", [False, True], ids=["", "under-nohup"])
+def test_a_vanished_terminal_ends_the_console(
+    tmp_path: Path, terminals: list[Terminal], ignore_hangup: bool
+) -> None:
+    """An SSH drop hangs up the terminal: the console must exit, not spin (dolphie#101), also
+    when it was started with SIGHUP ignored (nohup, some session managers)."""
     fill(str(tmp_path / "factory.db"))
-    terminal = Terminal([FACTORY_TUI, "--db", "factory.db", "--port", "0"], tmp_path)
+    terminal = Terminal(
+        [FACTORY_TUI, "--db", "factory.db", "--port", "0"], tmp_path, ignore_hangup=ignore_hangup
+    )
     terminals.append(terminal)
     assert terminal.read_until(b"LIVE"), terminal.output[-2000:]
     terminal.hang_up()

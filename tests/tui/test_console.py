@@ -55,13 +55,22 @@ class TestStartup:
             assert figures.elapsed == "4h30m of 8h00m"
 
     async def test_sighup_is_left_to_its_default(self, console: ConsoleFactory) -> None:
-        """A vanished SSH terminal must end the process: nothing may catch SIGHUP."""
+        """A vanished SSH terminal must end the process: nothing may catch SIGHUP.
+
+        The CLI sets the default first (`end_on_hangup`: the tests may run under nohup)."""
         import signal
 
-        app = console()
-        async with app.run_test():
-            await app.tick_now()
-            assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL
+        from factory_tui.commands.console import end_on_hangup
+
+        inherited = signal.getsignal(signal.SIGHUP)
+        try:
+            end_on_hangup()
+            app = console()
+            async with app.run_test():
+                await app.tick_now()
+                assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL
+        finally:
+            signal.signal(signal.SIGHUP, inherited)
 
 
 class TestFilter:

@@ -152,8 +152,6 @@ def web(
     settings = settings_from(
         config, **dotted(store__path=db, web__host=host, web__port=port), **site_override(site)
     )
-    # Fail here, in one sentence, rather than in every tab.
-    open_store(settings, read_only=True).close()
     prefix: list[str] = []
     if config is not None:
         prefix += ["--config", str(Path(config).resolve())]
@@ -168,6 +166,8 @@ def web(
         token=settings.web.token,
         title="factory-tui",
     )
+    # Fail here, in one sentence, rather than in every tab.
+    open_store(settings, read_only=True).close()
     error = asyncio.run(serve_web(server, tick_s=settings.metrics.tick_s))
     if error is not None:
         fail(error)

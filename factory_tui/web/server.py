@@ -133,10 +133,16 @@ class ConsoleServer(Server):
 
     # --- running --------------------------------------------------------------------------
 
+    async def web_app(self) -> web.Application:
+        """The aiohttp application: textual-serve's routes, the tabs' route and the guard."""
+        app = await self._make_app()
+        app.router.add_get("/ws/{view}/{site}", self.handle_websocket, name="tab")
+        app.middlewares.append(self._guard)
+        return app
+
     async def start(self) -> int:
         """Bind and serve in the running event loop; returns the port (useful with port 0)."""
-        app = await self._make_app()
-        app.middlewares.append(self._guard)
+        app = await self.web_app()
         self._runner = web.AppRunner(
             app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None
         )
@@ -200,7 +206,7 @@ class ConsoleServer(Server):
             del query["token"]
             found = web.HTTPFound(request.rel_url.with_query(query))
             found.set_cookie(COOKIE, self._cookie, httponly=True, samesite="Strict", path="/")
-            return found
+            raise found
         cookie = request.cookies.get(COOKIE, "")
         if cookie and hmac.compare_digest(cookie.encode(), self._cookie.encode()):
             return await handler(request)
@@ -212,11 +218,6 @@ class ConsoleServer(Server):
         return origin is None or urlsplit(origin).netloc == request.host
 
     # --- the page and the tabs -------------------------------------------------------------
-
-    async def _make_app(self) -> web.Application:
-        app = await super()._make_app()
-        app.router.add_get("/ws/{view}/{site}", self.handle_websocket, name="tab")
-        return app
 
     async def handle_index(self, request: web.Request) -> web.Response:
         """The page, with addresses built from the request and the tab's options."""

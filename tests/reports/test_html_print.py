@@ -1,0 +1,66 @@
+"""The HTML shift report in a real browser: it loads nothing from outside, shows no script
+errors, and prints to an A4 landscape PDF (headless Chromium, as in tests/web)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from typer.testing import CliRunner
+
+from factory_tui.cli import app
+from tests.browser import launch, save_doc_image
+from tests.tui.floor import fill
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+A4_LANDSCAPE_PT = (842, 595)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the module."""
+    yield from launch()
+
+
+def test_the_report_prints_to_a4_landscape_without_errors(browser: Browser, tmp_path: Path) -> None:
+    db = tmp_path / "factory.db"
+    fill(str(db))
+    html = tmp_path / "shift-a.html"
+    result = CliRunner().invoke(
+        app,
+        ["report", "--db", str(db), "--shift", "A", "--date", "2025-03-04", "--html", str(html)],
+    )
+    assert result.exit_code == 0, result.stderr
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    requested: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda message: problems.append(message.text))
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(html.as_uri())
+    page.wait_for_load_state("load")
+    assert requested == [html.as_uri()]  # no font, script, image or style from anywhere else
+    assert page.locator("#workers tr[data-worker-id]").count() == 6
+    assert page.locator("#timelines svg").count() == 12  # a timeline and a chart per worker
+
+    shot = tmp_path / "shift-report.png"
+    page.screenshot(path=str(shot))
+    save_doc_image(shot, "shift-report.png")
+
+    pdf = tmp_path / "shift-a.pdf"
+    page.emulate_media(media="print")
+    page.pdf(path=str(pdf), prefer_css_page_size=True, print_background=True)
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF-")
+    pages = re.findall(rb"/MediaBox \[0 0 ([\d.]+) ([\d.]+)\]", data)
+    assert pages  # every page is A4 landscape, as the report's @page asks
+    for width, height in pages:
+        assert (round(float(width)), round(float(height))) == A4_LANDSCAPE_PT
+    assert problems == []
+    page.close()

@@ -107,6 +107,19 @@ class StoreSettings(_Section):
         return self.url if self.url is not None else self.path
 
 
+class ForwardSettings(_Section):
+    """Store-and-forward: this site's events shipped to a central database while it runs."""
+
+    url: str | None = None
+    """The central database: a `postgresql://` URL or a SQLite path (None: no forwarding)."""
+    batch_size: int = Field(default=5_000, ge=1, le=100_000)
+    """Events per central transaction."""
+    interval_s: float = Field(default=1.0, gt=0)
+    """Once caught up, how often to look for new events."""
+    retry_max_s: float = Field(default=60.0, gt=0)
+    """Longest wait between two attempts while the central database is unreachable."""
+
+
 class MetricsSettings(_Section):
     """The metrics engine and the console tick."""
 
@@ -251,6 +264,7 @@ class Settings(_Section):
     site: SiteSettings = Field(default_factory=SiteSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    forward: ForwardSettings = Field(default_factory=ForwardSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     web: WebSettings = Field(default_factory=WebSettings)
@@ -422,6 +436,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, str]:
     sections: dict[str, type[_Section]] = {
         "ingest": IngestSettings,
         "store": StoreSettings,
+        "forward": ForwardSettings,
         "metrics": MetricsSettings,
         "alerts": AlertSettings,
         "web": WebSettings,
@@ -498,6 +513,17 @@ path = "factory.db"
 # "crash": an acked event survives a crash of the process (fast).
 # "power": it also survives a power cut (slower writes).
 durability = "crash"
+
+[forward]
+# Ship this site's events to a central database (a postgresql:// URL or a SQLite path) while
+# `serve` or the console runs; `factory-tui forward` does the same on its own. Events wait on
+# this box's disk while the central database is unreachable, and go oldest first when it is back.
+# url = "postgresql://factory@central.example:5432/factory"
+batch_size = 5000
+# Once caught up, look for new events this often (seconds).
+interval_s = 1.0
+# While the central database is unreachable, retry with a growing wait of at most this (seconds).
+retry_max_s = 60.0
 
 [metrics]
 # No gap between two sightings of a worker counts for more than this (seconds).

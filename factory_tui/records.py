@@ -77,6 +77,47 @@ class IngestStats:
 
 
 @dataclass(frozen=True, slots=True)
+class ForwardState:
+    """Where store-and-forward to the central database stands, as of when it was read."""
+
+    target: str
+    """The central database, as a message names it (a masked URL or a path)."""
+    behind: int | None
+    """This site's events not yet committed centrally (None: not counted yet)."""
+    down_s: float | None = None
+    """How long the central database has been unreachable (None: it is reachable)."""
+    error: str = ""
+    """The last failure, when forwarding is failing."""
+
+    def describe(self) -> str:
+        """A few words for the summary bar and the log: "caught up", "1,204 events behind",
+        "central unreachable for 3m"."""
+        behind = self.behind
+        backlog = ""
+        if behind:
+            backlog = f"{behind:,} event{'' if behind == 1 else 's'} behind"
+        if self.down_s is not None:
+            text = f"central unreachable for {_short_duration(self.down_s)}"
+            return f"{text} ({backlog})" if backlog else text
+        if self.error:
+            return f"forwarding failing: {self.error}"
+        if behind is None:
+            return "starting"
+        return backlog or "caught up"
+
+
+def _short_duration(seconds: float) -> str:
+    """`45s`, `3m`, `2h05m`: one unit under an hour."""
+    whole = max(0, int(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    minutes = whole // 60
+    if minutes < 60:
+        return f"{minutes}m"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+@dataclass(frozen=True, slots=True)
 class HealthReading:
     """One sample: machine-wide CPU and RAM use, and this process's resident memory."""
 

@@ -39,7 +39,7 @@ def test_example_config_is_valid_and_complete(tmp_path: Path) -> None:
     assert settings.shifts[0].name == "A"
     assert settings.workers[0].name == "Ana Silva"
     # Every key of every section is documented in the example.
-    for section in ("site", "ingest", "store", "metrics", "alerts"):
+    for section in ("site", "ingest", "store", "forward", "metrics", "alerts"):
         for key in type(getattr(settings, section)).model_fields:
             assert f"{key} =" in EXAMPLE_CONFIG, f"{section}.{key} missing from the example"
 

@@ -10,6 +10,7 @@ CORE = (
     "factory_tui.ingest",
     "factory_tui.storage",
     "factory_tui.warm_start",
+    "factory_tui.forwarding",
     "factory_tui.reports",
     "factory_tui.view_models",
     "factory_tui.records",

@@ -266,6 +266,21 @@ def test_sites_stay_apart(store_opener: StoreOpener) -> None:
         assert main.forward_cursor("central") == 1
 
 
+def test_count_since_counts_this_sites_rows_after_a_cursor(store_opener: StoreOpener) -> None:
+    """The forward backlog: rows of this site with a higher id, whatever other sites hold."""
+    with store_opener() as main:
+        pune = main.scoped("pune")
+        assert main.count_since(0) == 0
+        main.insert_batch([line(second) for second in range(5)])
+        pune.insert_batch([line(second) for second in range(3)])
+        main.insert_batch([line(second) for second in range(5, 7)])
+        ids = [row.id for row in main.read_since(0)]
+        assert main.count_since(0) == 7
+        assert main.count_since(ids[4]) == 2  # pune's rows in between do not count
+        assert main.count_since(ids[-1]) == 0
+        assert pune.count_since(0) == 3
+
+
 def test_retention_deletes_old_events_in_steps_up_to_an_id(any_store: Store) -> None:
     any_store.insert_batch([line(second) for second in range(10)])
     assert any_store.delete_events_before(BASE + 5 * S, max_id=3, limit=100) == 3

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -69,3 +73,19 @@ def open_store(settings: Settings, *, read_only: bool = False) -> Store:
 def dotted(**flags: Any) -> dict[str, Any]:
     """Map `store__path=...` style keyword names to dotted keys (`store.path`)."""
     return {key.replace("__", "."): value for key, value in flags.items()}
+
+
+@contextmanager
+def log_to_stderr() -> Iterator[None]:
+    """Our loggers (INFO and up) to stderr with the time, while a headless command runs."""
+    logger = logging.getLogger("factory_tui")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

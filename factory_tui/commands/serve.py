@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 from typing import Annotated
 
 import typer
@@ -17,9 +16,11 @@ from factory_tui.commands.common import (
     PortOption,
     dotted,
     fail,
+    log_to_stderr,
     settings_from,
 )
 from factory_tui.config import Settings
+from factory_tui.forwarding import BackgroundForwarder, Forwarder, ForwardError
 from factory_tui.ingest.listener import Listener, ListenerError, format_stats
 from factory_tui.storage import mask_url
 
@@ -48,7 +49,8 @@ def serve(
     """Run the ingest listener without the console (Ctrl-C or SIGTERM stops it cleanly).
 
     Prints `listening on HOST:PORT` once bound, then one line of counters a minute on stderr.
-    The ingest token comes from the config file or $FACTORY_TUI_TOKEN.
+    The ingest token comes from the config file or $FACTORY_TUI_TOKEN. With `[forward] url`
+    set, the site's events are forwarded to that central database in the background.
     """
     settings = settings_from(
         config,
@@ -60,28 +62,27 @@ def serve(
         ),
     )
     # Our loggers only, and only while serving: the handler holds this process's stderr.
-    logger = logging.getLogger("factory_tui")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
+    with log_to_stderr():
         error = asyncio.run(_serve(settings, log_every))
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
     if error is not None:
         fail(error)
 
 
 async def _serve(settings: Settings, log_every: float) -> str | None:
     """Run until SIGINT/SIGTERM; a one-sentence error when the listener cannot start."""
+    forwarder: BackgroundForwarder | None = None
+    if settings.forward.url is not None:
+        try:
+            forwarder = BackgroundForwarder(Forwarder.from_settings(settings))
+        except ForwardError as error:
+            return str(error)
     listener = Listener(settings)
     try:
         await listener.start()
     except ListenerError as error:
         return str(error)
+    if forwarder is not None:
+        forwarder.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -92,10 +93,13 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
             try:
                 await asyncio.wait_for(stop.wait(), log_every)
             except TimeoutError:
-                log.info("%s", format_stats(listener.stats()))
+                forward = "" if forwarder is None else f"; forward {forwarder.state().describe()}"
+                log.info("%s%s", format_stats(listener.stats()), forward)
     finally:
         log.info("stopping: answering what was received")
         await listener.stop()
+        if forwarder is not None:
+            await asyncio.to_thread(forwarder.stop)
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
     return None

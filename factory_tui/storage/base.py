@@ -151,6 +151,9 @@ class Store(Protocol):
     def max_event_id(self) -> int:
         """Id of the newest stored row (0 when empty)."""
 
+    def count_since(self, cursor: int) -> int:
+        """Number of stored rows with id > cursor (a forward backlog)."""
+
     def time_span(self) -> tuple[int, int] | None:
         """The oldest and newest event timestamps (None when there are no events)."""
 

@@ -561,6 +561,14 @@ class PostgresStore:
         return int(row[0]) if row else 0
 
     @_translate_errors
+    def count_since(self, cursor: int) -> int:
+        """Number of stored rows with id > cursor (a forward backlog)."""
+        row = self._conn.execute(
+            "SELECT count(*) FROM events WHERE site_id = %s AND id > %s", (self.site_id, cursor)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    @_translate_errors
     def time_span(self) -> tuple[int, int] | None:
         """The oldest and newest event timestamps (None when there are no events)."""
         row = self._conn.execute(

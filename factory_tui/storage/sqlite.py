@@ -562,6 +562,12 @@ class SqliteStore:
         return int(self._db.execute(query, [self.site_id]).fetchone()[0])
 
     @_translate_errors
+    def count_since(self, cursor: int) -> int:
+        """Number of stored rows with id > cursor (a forward backlog)."""
+        query = "SELECT count(*) FROM events WHERE site_id = ? AND id > ?"
+        return int(self._db.execute(query, [self.site_id, cursor]).fetchone()[0])
+
+    @_translate_errors
     def time_span(self) -> tuple[int, int] | None:
         """The oldest and newest event timestamps (None when there are no events)."""
         query = "SELECT min(ts_us), max(ts_us) FROM events WHERE site_id = ?"

@@ -1,8 +1,9 @@
 """The summary bar: feed status, shift, worker states and factory figures, packed to the width.
 
 The bar renders frozen values handed down by the app — `SummaryFigures` (from the Snapshot),
-`FeedStatus` (live / paused / stale), `ViewState` (sort and filter) and the number of active
-alerts — each a reactive that only redraws the bar when its displayed text changed.
+`FeedStatus` (live / paused / stale), `ViewState` (sort and filter), the number of active
+alerts and, on a site that forwards its events, the `ForwardState` — each a reactive that only
+redraws the bar when its displayed text changed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from factory_tui.engine.snapshot import Snapshot, Window
+from factory_tui.records import ForwardState
 from factory_tui.widgets.formatting import MISSING, clip, hours_minutes, percent, rate
 
 FeedState = Literal["loading", "live", "paused", "stale"]
@@ -127,6 +129,7 @@ class SummaryBar(Widget):
         "summary-bar--absent",
         "summary-bar--unobserved",
         "summary-bar--alerts",
+        "summary-bar--forward-down",
     }
 
     DEFAULT_CSS = """
@@ -145,6 +148,8 @@ class SummaryBar(Widget):
     """Sort and filter of the grid."""
     alerts: reactive[int | None] = reactive(None, layout=True)
     """Active alerts (None until the first tick); `4` lists them."""
+    forward: reactive[ForwardState | None] = reactive(None, layout=True)
+    """Store-and-forward to the central database (None: this console does not forward)."""
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return len(self._lines(width))
@@ -187,6 +192,8 @@ class SummaryBar(Widget):
                 [(figures.ingest_rate, value), (" ev/s", label)],
                 [(figures.rejected, value), (" rejected", label)],
             ]
+        if self.forward is not None:
+            chips.append(self._forward_chip(label, value))
         if self.alerts:
             noun = "alert" if self.alerts == 1 else "alerts"
             style = self.get_component_rich_style("summary-bar--alerts")
@@ -203,6 +210,15 @@ class SummaryBar(Widget):
                 ]
             )
         return chips
+
+    def _forward_chip(self, label: Style, value: Style) -> Chip:
+        """The forward state: caught up, N events behind, or the central database unreachable."""
+        forward = self.forward
+        assert forward is not None
+        if forward.down_s is not None or forward.error:
+            down = self.get_component_rich_style("summary-bar--forward-down")
+            return [(forward.describe(), down)]
+        return [("forward ", label), (forward.describe(), value)]
 
     @staticmethod
     def _pack(chips: list[Chip], width: int) -> list[Text]:

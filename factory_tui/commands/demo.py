@@ -123,6 +123,16 @@ def demo(
     seed: Annotated[
         int, typer.Option("--seed", help="Simulator seed (same seed, same floor).")
     ] = 1,
+    sites: Annotated[
+        int | None,
+        typer.Option(
+            "--sites",
+            min=2,
+            max=5,
+            help="Simulate this many sites (own rosters, sizes and time zones) into the demo "
+            "database and open on the fleet view.",
+        ),
+    ] = None,
     web: Annotated[
         bool,
         typer.Option("--web", help="Open the demo in a web browser instead of this terminal."),
@@ -149,6 +159,9 @@ def demo(
     except ConfigError as error:
         fail(str(error))
     owner = live_owner(DEMO_DB, settings.ingest.port) if settings.ingest.port else None
+    if sites is not None and owner is None and not viewer:
+        _demo_sites(settings, sites, speed=speed, seed=seed)
+        return
     if web:
         _demo_web(settings, owner=owner, speed=speed, seed=seed, web_port=web_port)
         return
@@ -161,6 +174,27 @@ def demo(
         remove_database(DEMO_DB)
         clock, feeder = simulator_feeder(settings, speed=speed, seed=seed)
         app = make_app(settings, clock=clock.now_us, feeder=feeder, demo=True, view=view.value)
+    end_on_hangup()
+    app.run()
+    if app.error_message is not None:
+        fail(app.error_message)
+    if app.return_code:
+        raise typer.Exit(app.return_code)
+
+
+def _demo_sites(settings: Settings, count: int, *, speed: float, seed: int) -> None:
+    """`demo --sites N`: N simulated sites into one fresh demo database, seen as a fleet."""
+    from factory_tui.commands.demo_sites import describe_sites, fleet_feeder, fleet_settings
+    from factory_tui.console.app import make_app
+
+    remove_database(DEMO_DB)
+    sites = fleet_settings(settings, count)
+    try:
+        describe_sites(DEMO_DB, sites)
+    except StoreError as error:
+        fail(str(error))
+    clock, feeder = fleet_feeder(sites, speed=speed, seed=seed)
+    app = make_app(sites[0], clock=clock.now_us, feeder=feeder, demo=True)
     end_on_hangup()
     app.run()
     if app.error_message is not None:

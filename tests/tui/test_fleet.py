@@ -3,6 +3,7 @@ Sites view driven with the pilot."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,35 @@ async def test_one_site_keeps_todays_start(tmp_path: Path) -> None:
         await pilot.pause()
         assert not isinstance(app.screen, SitesScreen)
         assert app.check_action("show_view", ("sites",)) is False
+
+
+async def test_demo_sites_feeds_three_sites_into_one_database(tmp_path: Path) -> None:
+    """`demo --sites 3`'s parts: three sites described up front, fed by their own listeners
+    (the first is the console's), and the console opens on all three with data."""
+    from factory_tui.commands.demo import demo_settings
+    from factory_tui.commands.demo_sites import describe_sites, fleet_feeder, fleet_settings
+
+    path = tmp_path / "demo.db"
+    base = demo_settings(port=0)
+    base = base.model_copy(update={"store": base.store.model_copy(update={"path": path})})
+    sites = fleet_settings(base, 3)
+    assert [site.site.id for site in sites] == ["north", "pune", "austin"]
+    assert len({site.timezone for site in sites}) == 3
+    describe_sites(path, sites)
+    clock, feeder = fleet_feeder(sites, speed=60, seed=1)
+    app = make_app(
+        sites[0], clock=clock.now_us, feeder=feeder, animations=False, health=fixed_health(READING)
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        await asyncio.wait_for(app.services.feed_caught_up.wait(), 60)
+        await app.tick_now()
+        await pilot.pause()
+        assert isinstance(app.screen, SitesScreen)
+        rows = {row.site_id: row for row in app.view_data.fleet or ()} if app.view_data else {}
+        assert set(rows) == {"north", "pune", "austin"}
+        assert all(row.behind_s is not None for row in rows.values())
+        await pilot.press("q")
+    with SqliteStore.open(path, read_only=True) as store:
+        counts = {site.id: store.scoped(site.id).count_events() for site in store.sites()}
+    assert set(counts) == {"north", "pune", "austin"}
+    assert all(count > 0 for count in counts.values())

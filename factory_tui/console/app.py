@@ -288,6 +288,7 @@ class FactoryApp(App[None]):
                 snapshot, view.window_title, view.shift, self._ingest_figures()
             )
             self.summary.status = FeedStatus("live")
+            self.summary.forward = self.services.forward_state()
             if result.health is not None:
                 self.health_badge.reading = result.health
             self.floor.show(snapshot)

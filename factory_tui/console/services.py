@@ -1,6 +1,6 @@
 """What a console runs beside its screen: the listener (or, when another factory-tui owns the
-port, viewer mode), the stores its tick pipeline reads and writes, the simulator feed, and
-their orderly stop.
+port, viewer mode), the stores its tick pipeline reads and writes, the simulator feed, the
+forwarder to a central database (`[forward] url`), and their orderly stop.
 
 The console that owns the ingest port runs the `Listener` in the app's event loop (its commits
 run in the listener's own thread); a console that finds the port held by another factory-tui on
@@ -20,7 +20,9 @@ from factory_tui.config import Settings
 from factory_tui.console.alert_keeper import AlertKeeper
 from factory_tui.console.health import HealthReader
 from factory_tui.console.pipeline import Clock, TickPipeline
+from factory_tui.forwarding import BackgroundForwarder, Forwarder, ForwardError
 from factory_tui.ingest.listener import Listener, ListenerError, PortInUseError
+from factory_tui.records import ForwardState
 from factory_tui.storage import Store, StoreError, open_store
 
 Role = Literal["console", "viewer"]
@@ -68,6 +70,8 @@ class ConsoleServices:
         self.settings = settings
         self.role: Role = role
         self.listener: Listener | None = None
+        self.forwarder: BackgroundForwarder | None = None
+        """Ships the site's events to `forward.url` (only the console owning the listener)."""
         self.pipeline: TickPipeline | None = None
         self._feeder = feeder
         self._feed_task: asyncio.Task[object] | None = None
@@ -87,6 +91,12 @@ class ConsoleServices:
         path = self.settings.store.location
         if self.role == "console":
             await self._start_listener(path)
+        if self.listener is not None and self.settings.forward.url is not None:
+            try:
+                self.forwarder = BackgroundForwarder(Forwarder.from_settings(self.settings))
+            except ForwardError as error:
+                raise StartError(str(error)) from None
+            self.forwarder.start()
         try:
             reader = await asyncio.to_thread(
                 open_store, path, read_only=True, site=self.settings.site.id
@@ -140,6 +150,10 @@ class ConsoleServices:
         self._feed_task.add_done_callback(lambda _: self.feed_caught_up.set())
         return True
 
+    def forward_state(self) -> ForwardState | None:
+        """Where forwarding stands (None: this console does not forward)."""
+        return self.forwarder.state() if self.forwarder is not None else None
+
     @property
     def wants_feed(self) -> bool:
         """A feeder was given (a viewer that cannot run it says so)."""
@@ -160,5 +174,7 @@ class ConsoleServices:
                 pass  # the listener stopped under the feed: nothing left to send to
         if self.listener is not None:
             await self.listener.stop()
+        if self.forwarder is not None:
+            await asyncio.to_thread(self.forwarder.stop)
         if self.pipeline is not None:
             await asyncio.to_thread(self.pipeline.close)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, replace
+from datetime import tzinfo
 from typing import Any, ClassVar, Final, Literal
 
 from textual import work
@@ -26,6 +27,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 
 from factory_tui.config import Settings
+from factory_tui.console.fleet import FleetPipeline
 from factory_tui.console.health import HealthReader, PsutilHealth
 from factory_tui.console.pipeline import Clock, TickPipeline, TickResult
 from factory_tui.console.screens.alerts_screen import AlertsScreen
@@ -36,6 +38,7 @@ from factory_tui.console.screens.help_screen import (
     main_screen_keys,
     view_screen_keys,
 )
+from factory_tui.console.screens.sites_screen import SitesScreen
 from factory_tui.console.screens.station_detail_screen import StationDetailScreen
 from factory_tui.console.screens.stations_screen import StationsScreen
 from factory_tui.console.screens.view_screen import ViewScreen
@@ -56,7 +59,7 @@ from factory_tui.widgets.summary_bar import (
 from factory_tui.widgets.worker_grid import SORT_KEYS, SORT_LABELS, WorkerGrid
 
 THEMES: Final = ("textual-dark", "textual-light")
-View = Literal["workers", "stations", "events", "alerts"]
+View = Literal["workers", "stations", "events", "alerts", "sites"]
 VIEW_KEYS: Final[tuple[tuple[str, View, str], ...]] = (
     ("1", "workers", "Workers"),
     ("2", "stations", "Stations"),
@@ -91,6 +94,7 @@ class FactoryApp(App[None]):
             Binding(key, f"show_view('{view}')", label, group=VIEWS_GROUP)
             for key, view, label in VIEW_KEYS
         ),
+        Binding("0", "show_view('sites')", "Sites"),
         Binding("slash", "filter", "Filter"),
         Binding("escape", "clear_filter", "Clear", show=False),
         Binding("s", "cycle_sort", "Sort"),
@@ -152,7 +156,7 @@ class FactoryApp(App[None]):
         self._start_view: View = view
         self.theme = theme
         self.services = ConsoleServices(settings, role=role, feeder=feeder)
-        self.pipeline: TickPipeline | None = None
+        self.pipeline: TickPipeline | FleetPipeline | None = None
         """The tick's data source (None until started, and if the console could not start)."""
         self.snapshot: Snapshot | None = None
         """The Snapshot on screen (None before the first tick)."""
@@ -197,6 +201,7 @@ class FactoryApp(App[None]):
             self.exit(return_code=2)
             return
         self.role = self.services.role
+        self._update_title()  # a fleet names the site on screen
         self.screen_change_signal.subscribe(self, self._screen_changed)
         if not self.services.start_feed() and self.services.wants_feed:
             self.notify(
@@ -205,6 +210,8 @@ class FactoryApp(App[None]):
             )
         self._timer = self.set_interval(self.settings.metrics.tick_s, self.on_timer_tick)
         self._request_tick()
+        if isinstance(self.pipeline, FleetPipeline):
+            await self.action_show_view("sites")  # a database of many sites opens on the fleet
         if self._start_view != "workers":
             await self.action_show_view(self._start_view)
         self.started.set()
@@ -346,10 +353,13 @@ class FactoryApp(App[None]):
         """The local time of the Snapshot on screen (None before the first)."""
         if self.snapshot is None:
             return None
-        return from_utc_us(self.snapshot.at_us).astimezone(self.settings.tz).strftime("%H:%M:%S")
+        return from_utc_us(self.snapshot.at_us).astimezone(self.zone).strftime("%H:%M:%S")
 
     def _update_title(self) -> None:
-        self.sub_title = subtitle(self.role, demo=self._demo, paused=self.paused)
+        site = (
+            self.pipeline.settings.site.label if isinstance(self.pipeline, FleetPipeline) else None
+        )
+        self.sub_title = subtitle(self.role, demo=self._demo, paused=self.paused, site=site)
 
     def watch_role(self) -> None:
         self._update_title()
@@ -371,10 +381,23 @@ class FactoryApp(App[None]):
         top = self.screen
         if isinstance(top, WorkerDetailScreen) and top.worker_id == worker_id:
             return
-        self.push_screen(WorkerDetailScreen(worker_id, zone=self.settings.tz))
+        self.push_screen(WorkerDetailScreen(worker_id, zone=self.zone))
 
     def on_stations_screen_station_selected(self, message: StationsScreen.StationSelected) -> None:
-        self.push_screen(StationDetailScreen(message.station_id, zone=self.settings.tz))
+        self.push_screen(StationDetailScreen(message.station_id, zone=self.zone))
+
+    async def on_sites_screen_site_selected(self, message: SitesScreen.SiteSelected) -> None:
+        if isinstance(self.pipeline, FleetPipeline):
+            self.pipeline.set_focus(message.site_id)
+            self._update_title()
+            while len(self.screen_stack) > 1:
+                await self.pop_screen()
+            self._request_tick()
+
+    @property
+    def zone(self) -> tzinfo:
+        """The time zone of the floor on screen (in a fleet, the open site's)."""
+        return self.pipeline.settings.tz if self.pipeline is not None else self.settings.tz
 
     # --- actions ------------------------------------------------------------------------------
 
@@ -382,6 +405,8 @@ class FactoryApp(App[None]):
     """Actions on the tiles: off (and out of the footer) while a view is over them."""
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if parameters == ("sites",):
+            return isinstance(self.pipeline, FleetPipeline)  # only a fleet has a Sites view
         return not (action in self.TILE_ACTIONS and len(self.screen_stack) > 1)
 
     async def action_show_view(self, view: View) -> None:
@@ -395,11 +420,14 @@ class FactoryApp(App[None]):
             return
         while len(self.screen_stack) > 1:
             await self.pop_screen()
-        zone = self.settings.tz
+        zone = self.zone
         if view == "stations":
             await self.push_screen(StationsScreen(zone=zone))
         elif view == "events":
             await self.push_screen(EventLogScreen(zone=zone))
+        elif view == "sites":
+            if isinstance(self.pipeline, FleetPipeline):
+                await self.push_screen(SitesScreen(zone=zone))
         elif view == "alerts":
             await self.push_screen(AlertsScreen(zone=zone, alert_settings=self.settings.alerts))
 

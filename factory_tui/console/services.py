@@ -18,6 +18,7 @@ import psutil
 
 from factory_tui.config import Settings
 from factory_tui.console.alert_keeper import AlertKeeper
+from factory_tui.console.fleet import FleetPipeline
 from factory_tui.console.health import HealthReader
 from factory_tui.console.pipeline import Clock, TickPipeline
 from factory_tui.forwarding import BackgroundForwarder, Forwarder, ForwardError
@@ -72,7 +73,7 @@ class ConsoleServices:
         self.listener: Listener | None = None
         self.forwarder: BackgroundForwarder | None = None
         """Ships the site's events to `forward.url` (only the console owning the listener)."""
-        self.pipeline: TickPipeline | None = None
+        self.pipeline: TickPipeline | FleetPipeline | None = None
         self._feeder = feeder
         self._feed_task: asyncio.Task[object] | None = None
         self._feed_stop = asyncio.Event()
@@ -83,8 +84,11 @@ class ConsoleServices:
             self.feed_caught_up.set()
         self._stopped = False
 
-    async def start(self, clock: Clock, health: HealthReader | None) -> TickPipeline:
-        """Own the port (or fall back to viewing), open the stores, build the pipeline.
+    async def start(
+        self, clock: Clock, health: HealthReader | None
+    ) -> TickPipeline | FleetPipeline:
+        """Own the port (or fall back to viewing), open the stores, build the pipeline: a
+        fleet of every site when the database holds more than one, else our site's.
 
         Raises StartError with one sentence when the console cannot run.
         """
@@ -103,6 +107,16 @@ class ConsoleServices:
             )
         except StoreError as error:
             raise StartError(str(error)) from None
+        try:
+            sites = await asyncio.to_thread(reader.sites)
+        except StoreError as error:
+            reader.close()
+            raise StartError(str(error)) from None
+        if len(sites) > 1:
+            self.pipeline = await asyncio.to_thread(
+                FleetPipeline, self.settings, reader, clock=clock, health=health
+            )
+            return self.pipeline
         # The owner of the listener keeps the alerts table; it writes through its own
         # connection (the listener's thread has the other one).
         writer: Store | None = None

@@ -21,7 +21,6 @@ from typing import Any, ClassVar, Final, Literal
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
-from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
@@ -29,6 +28,7 @@ from textual.timer import Timer
 from factory_tui.config import Settings
 from factory_tui.console.fleet import FleetPipeline
 from factory_tui.console.health import HealthReader, PsutilHealth
+from factory_tui.console.messages import TickDone, TickFailed, ViewDone
 from factory_tui.console.pipeline import Clock, TickPipeline, TickResult
 from factory_tui.console.screens.alerts_screen import AlertsScreen
 from factory_tui.console.screens.event_log_screen import EventLogScreen
@@ -108,30 +108,6 @@ class FactoryApp(App[None]):
     """Live updates are suspended (the screen keeps the last Snapshot, marked PAUSED)."""
     role: reactive[Role] = reactive[Role]("console")
     """console: this process owns the listener; viewer: another one does, we only read."""
-
-    class TickDone(Message):
-        """A tick's result, posted by the tick worker."""
-
-        def __init__(self, sequence: int, result: TickResult, compute_s: float) -> None:
-            self.sequence = sequence
-            self.result = result
-            self.compute_s = compute_s
-            super().__init__()
-
-    class ViewDone(Message):
-        """A view's data computed while paused, for the Snapshot on screen."""
-
-        def __init__(self, view: ViewData) -> None:
-            self.view = view
-            super().__init__()
-
-    class TickFailed(Message):
-        """The tick could not read the database; the figures on screen are going stale."""
-
-        def __init__(self, sequence: int, error: str) -> None:
-            self.sequence = sequence
-            self.error = error
-            super().__init__()
 
     def __init__(
         self,
@@ -239,10 +215,10 @@ class FactoryApp(App[None]):
         try:
             result = pipeline.tick(evaluate_alerts=self.services.feed_caught_up.is_set())
         except StoreError as error:
-            self.post_message(self.TickFailed(sequence, str(error)))
+            self.post_message(TickFailed(sequence, str(error)))
             return
         if result is not None:  # None: the console is shutting down
-            self.post_message(self.TickDone(sequence, result, time.perf_counter() - started))
+            self.post_message(TickDone(sequence, result, time.perf_counter() - started))
 
     @work(thread=True, group="view")
     def _view_worker(self, pipeline: TickPipeline, shown: ViewData, needs: ViewNeeds) -> None:
@@ -250,19 +226,19 @@ class FactoryApp(App[None]):
         try:
             view = pipeline.view_for(shown, needs)
         except StoreError as error:
-            self.post_message(self.TickFailed(self._ticks.sequence, str(error)))
+            self.post_message(TickFailed(self._ticks.sequence, str(error)))
             return
         if view is not None:
-            self.post_message(self.ViewDone(view))
+            self.post_message(ViewDone(view))
 
-    def on_factory_app_view_done(self, message: FactoryApp.ViewDone) -> None:
+    def on_view_done(self, message: ViewDone) -> None:
         if self._stopped or message.view.snapshot is not self.snapshot:
             return  # a live tick has shown newer figures since
         self.view_data = message.view
         if isinstance(self.screen, ViewScreen):
             self.screen.show(self._with_ingest(message.view))
 
-    def on_factory_app_tick_done(self, message: FactoryApp.TickDone) -> None:
+    def on_tick_done(self, message: TickDone) -> None:
         started = time.perf_counter()
         result = message.result
         self._rows_per_s = result.rows_per_s
@@ -274,7 +250,7 @@ class FactoryApp(App[None]):
         )
         self._finish_tick(message.sequence, None)
 
-    def on_factory_app_tick_failed(self, message: FactoryApp.TickFailed) -> None:
+    def on_tick_failed(self, message: TickFailed) -> None:
         self._finish_tick(message.sequence, message.error)
 
     def _finish_tick(self, sequence: int, error: str | None) -> None:

@@ -19,10 +19,8 @@ migrated in place like SQLite's (a `meta` table holds its version). Differences 
 
 from __future__ import annotations
 
-import copy
 import functools
 import hashlib
-import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, ParamSpec, TypeVar
@@ -36,9 +34,6 @@ from factory_tui.models import (
     EventRecord,
     NewEventRow,
     RosterEntry,
-    WireEvent,
-    now_us,
-    prepare_row,
 )
 from factory_tui.records import AlertRecord, ModelSummary, SiteRecord
 from factory_tui.storage.base import (
@@ -51,6 +46,15 @@ from factory_tui.storage.base import (
     StoreError,
     UnitsBucket,
     schema_problem,
+)
+from factory_tui.storage.common import (
+    BackendBase,
+    alert_changes,
+    description_text,
+    model_firsts,
+    owner_from,
+    owner_rows,
+    site_records,
 )
 
 URL_SCHEMES: Final = ("postgresql://", "postgres://")
@@ -244,7 +248,7 @@ MIGRATIONS: Final = (_migration_1, _migration_2)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 
-class PostgresStore:
+class PostgresStore(BackendBase):
     """A connection to one factory database on a PostgreSQL server (implements `Store`).
 
     Not shared between threads: open one per thread.
@@ -330,18 +334,6 @@ class PostgresStore:
         """Close the connection (a `scoped` copy shares it: close the store it came from)."""
         self._conn.close()
 
-    def scoped(self, site_id: str) -> PostgresStore:
-        """The same connection, reading and writing another site's data."""
-        other = copy.copy(self)
-        other.site_id = site_id
-        return other
-
-    def __enter__(self) -> PostgresStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # --- the process that owns the listener ---------------------------------------------------
 
     @_translate_errors
@@ -352,20 +344,16 @@ class PostgresStore:
             cursor.executemany(
                 "INSERT INTO meta (key, value) VALUES (%s, %s) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [("owner_pid", str(pid)), ("owner_host", host), ("owner_port", str(port))],
+                owner_rows(pid, host, port),
             )
 
     @_translate_errors
     def owner(self) -> tuple[int, str, int] | None:
         """(pid, host, port) of the process that last recorded itself as the listener."""
-        rows = dict(
-            self._conn.execute(
-                "SELECT key, value FROM meta WHERE key IN ('owner_pid', 'owner_host', 'owner_port')"
-            ).fetchall()
+        rows = self._conn.execute(
+            "SELECT key, value FROM meta WHERE key IN ('owner_pid', 'owner_host', 'owner_port')"
         )
-        if len(rows) != 3:
-            return None
-        return int(rows["owner_pid"]), rows["owner_host"], int(rows["owner_port"])
+        return owner_from(dict(rows.fetchall()))
 
     # --- roster -------------------------------------------------------------------------------
 
@@ -420,14 +408,6 @@ class PostgresStore:
     # --- writing events -----------------------------------------------------------------------
 
     @_translate_errors
-    def insert_batch(
-        self, events: Sequence[WireEvent], received_us: int | None = None
-    ) -> list[InsertStatus]:
-        """`insert_rows` for validated events, received now unless told otherwise."""
-        received = now_us() if received_us is None else received_us
-        return self.insert_rows([prepare_row(event, received) for event in events])
-
-    @_translate_errors
     def insert_rows(self, rows: Sequence[NewEventRow]) -> list[InsertStatus]:
         """Store rows in one transaction and one round trip for the rows (COPY, then one
         INSERT ... ON CONFLICT DO NOTHING RETURNING); per row, accepted or duplicate."""
@@ -450,16 +430,11 @@ class PostgresStore:
                 (self.site_id,),
             )
             new = {hash_ for (hash_,) in cursor.fetchall()}
-            firsts: dict[str, int] = {}
-            for row in rows:
-                key = row.model_version or ""
-                if row.ts_us < firsts.get(key, _NEVER):
-                    firsts[key] = row.ts_us
             cursor.executemany(
                 "INSERT INTO models (site_id, model_key, first_ts_us) VALUES (%s, %s, %s) "
                 "ON CONFLICT (site_id, model_key) DO UPDATE "
                 "SET first_ts_us = LEAST(models.first_ts_us, excluded.first_ts_us)",
-                [(self.site_id, key, first) for key, first in firsts.items()],
+                [(self.site_id, key, first) for key, first in model_firsts(rows).items()],
             )
         self._partitioned.add(self.site_id)
         statuses: list[InsertStatus] = []
@@ -495,29 +470,6 @@ class PostgresStore:
             (self.site_id, cursor, limit),
         ).fetchall()
         return [EventRecord(*row) for row in rows]
-
-    def iter_since(self, cursor: int = 0, batch: int = READ_BATCH) -> Iterator[EventRecord]:
-        """Every row with id > cursor, read in batches with no transaction held in between."""
-        while True:
-            rows = self.read_since(cursor, batch)
-            if not rows:
-                return
-            yield from rows
-            cursor = rows[-1].id
-
-    def iter_range(
-        self, from_us: int | None = None, to_us: int | None = None, batch: int = READ_BATCH
-    ) -> Iterator[EventRecord]:
-        """Rows with from_us <= ts_us < to_us in (ts_us, id) order, read in batches."""
-        low = -(2**63) if from_us is None else from_us
-        high = _NEVER if to_us is None else to_us
-        after = (low, -1)
-        while True:
-            rows = self._range_batch(after, high, batch)
-            if not rows:
-                return
-            yield from rows
-            after = (rows[-1].ts_us, rows[-1].id)
 
     @_translate_errors
     def _range_batch(self, after: tuple[int, int], high: int, batch: int) -> list[EventRecord]:
@@ -683,31 +635,22 @@ class PostgresStore:
     def sync_alerts(self, conditions: Iterable[AlertCondition], at_us: int) -> None:
         """Make the active alerts match the conditions holding at `at_us`, in one transaction."""
         self._require_writable()
-        wanted = {(kind, subject): (details, since) for kind, subject, details, since in conditions}
         with self._conn.transaction(), self._conn.cursor() as cursor:
             cursor.execute(
                 "SELECT id, kind, subject, details FROM alerts "
                 "WHERE site_id = %s AND cleared_us IS NULL FOR UPDATE",
                 (self.site_id,),
             )
-            active = {(kind, subject): (ident, details) for ident, kind, subject, details in cursor}
-            for key, (alert_id, details) in active.items():
-                if key not in wanted:
-                    cursor.execute(
-                        "UPDATE alerts SET cleared_us = %s WHERE id = %s", (at_us, alert_id)
-                    )
-                elif wanted[key][0] != details:
-                    cursor.execute(
-                        "UPDATE alerts SET details = %s WHERE id = %s", (wanted[key][0], alert_id)
-                    )
+            changes = alert_changes(cursor.fetchall(), conditions)
+            cursor.executemany(
+                "UPDATE alerts SET cleared_us = %s WHERE id = %s",
+                [(at_us, ident) for ident in changes.cleared],
+            )
+            cursor.executemany("UPDATE alerts SET details = %s WHERE id = %s", changes.details)
             cursor.executemany(
                 "INSERT INTO alerts (site_id, kind, subject, details, started_us) "
                 "VALUES (%s, %s, %s, %s, %s)",
-                [
-                    (self.site_id, k, s, d, since)
-                    for (k, s), (d, since) in wanted.items()
-                    if (k, s) not in active
-                ],
+                [(self.site_id, *alert) for alert in changes.raised],
             )
 
     @_translate_errors
@@ -729,10 +672,7 @@ class PostgresStore:
         rows = self._conn.execute(
             'SELECT id, name, description, updated_us FROM sites ORDER BY id COLLATE "C"'
         ).fetchall()
-        return [
-            SiteRecord(ident, name, json.loads(text), int(updated))
-            for ident, name, text, updated in rows
-        ]
+        return site_records(rows)
 
     @_translate_errors
     def describe_site(self, name: str, description: Mapping[str, Any], at_us: int) -> None:
@@ -742,7 +682,7 @@ class PostgresStore:
             "INSERT INTO sites (id, name, description, updated_us) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
             "description = excluded.description, updated_us = excluded.updated_us",
-            (self.site_id, name, json.dumps(dict(description), sort_keys=True), at_us),
+            (self.site_id, name, description_text(description), at_us),
         )
 
     @_translate_errors

@@ -6,9 +6,7 @@ that never keep a read transaction open (a long-lived WAL reader blocks checkpoi
 
 from __future__ import annotations
 
-import copy
 import functools
-import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -21,9 +19,6 @@ from factory_tui.models import (
     EventRecord,
     NewEventRow,
     RosterEntry,
-    WireEvent,
-    now_us,
-    prepare_row,
 )
 from factory_tui.records import AlertRecord, ModelSummary, SiteRecord
 from factory_tui.storage.base import (
@@ -37,6 +32,15 @@ from factory_tui.storage.base import (
     StoreError,
     UnitsBucket,
     schema_problem,
+)
+from factory_tui.storage.common import (
+    BackendBase,
+    alert_changes,
+    description_text,
+    model_firsts,
+    owner_from,
+    owner_rows,
+    site_records,
 )
 
 BUSY_TIMEOUT_MS: Final = 5_000
@@ -241,7 +245,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class SqliteStore:
+class SqliteStore(BackendBase):
     """A handle on one factory database file (implements `storage.Store`).
 
     Not shared between threads: open one per thread.
@@ -362,18 +366,6 @@ class SqliteStore:
         """Close the connection (a `scoped` copy shares it: close the store it came from)."""
         self._db.conn.close()
 
-    def scoped(self, site_id: str) -> SqliteStore:
-        """The same connection, reading and writing another site's data."""
-        other = copy.copy(self)
-        other.site_id = site_id
-        return other
-
-    def __enter__(self) -> SqliteStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # --- the process that owns the listener ---------------------------------------------------
 
     @_translate_errors
@@ -382,20 +374,16 @@ class SqliteStore:
         with self._transaction() as conn:
             conn.executemany(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                [("owner_pid", str(pid)), ("owner_host", host), ("owner_port", str(port))],
+                owner_rows(pid, host, port),
             )
 
     @_translate_errors
     def owner(self) -> tuple[int, str, int] | None:
         """(pid, host, port) of the process that last recorded itself as the listener, if any."""
-        rows = dict(
-            self._db.execute(
-                "SELECT key, value FROM meta WHERE key IN ('owner_pid', 'owner_host', 'owner_port')"
-            ).fetchall()
+        rows = self._db.execute(
+            "SELECT key, value FROM meta WHERE key IN ('owner_pid', 'owner_host', 'owner_port')"
         )
-        if len(rows) != 3:
-            return None
-        return int(rows["owner_pid"]), rows["owner_host"], int(rows["owner_port"])
+        return owner_from(dict(rows.fetchall()))
 
     # --- roster -------------------------------------------------------------------------------
 
@@ -441,14 +429,6 @@ class SqliteStore:
     # --- events -------------------------------------------------------------------------------
 
     @_translate_errors
-    def insert_batch(
-        self, events: Sequence[WireEvent], received_us: int | None = None
-    ) -> list[InsertStatus]:
-        """Store validated events in one transaction; per event, accepted or duplicate."""
-        received = now_us() if received_us is None else received_us
-        return self.insert_rows([prepare_row(event, received) for event in events])
-
-    @_translate_errors
     def insert_rows(self, rows: Sequence[NewEventRow]) -> list[InsertStatus]:
         """Store prepared rows in one transaction (INSERT OR IGNORE on the hash)."""
         statuses: list[InsertStatus] = []
@@ -460,13 +440,9 @@ class SqliteStore:
             for row in rows:
                 execute(_INSERT_EVENT, row + site)
                 append("accepted" if cursor.rowcount == 1 else "duplicate")
-            firsts: dict[str, int] = {}
-            for row in rows:
-                key = row[6] or ""
-                if row[0] < firsts.get(key, _NEVER):
-                    firsts[key] = row[0]
             conn.executemany(
-                _UPSERT_MODEL, [(self.site_id, key, first) for key, first in firsts.items()]
+                _UPSERT_MODEL,
+                [(self.site_id, key, first) for key, first in model_firsts(rows).items()],
             )
         return statuses
 
@@ -487,29 +463,6 @@ class SqliteStore:
             (self.site_id, cursor, limit),
         ).fetchall()
         return [EventRecord(*row) for row in rows]
-
-    def iter_since(self, cursor: int = 0, batch: int = READ_BATCH) -> Iterator[EventRecord]:
-        """Every row with id > cursor, read in batches with no transaction held in between."""
-        while True:
-            rows = self.read_since(cursor, batch)
-            if not rows:
-                return
-            yield from rows
-            cursor = rows[-1].id
-
-    def iter_range(
-        self, from_us: int | None = None, to_us: int | None = None, batch: int = READ_BATCH
-    ) -> Iterator[EventRecord]:
-        """Rows with from_us <= ts_us < to_us in (ts_us, id) order, read in batches."""
-        low = -(2**63) if from_us is None else from_us
-        high = 2**63 - 1 if to_us is None else to_us
-        after = (low, -1)
-        while True:
-            rows = self._range_batch(after, high, batch)
-            if not rows:
-                return
-            yield from rows
-            after = (rows[-1].ts_us, rows[-1].id)
 
     @_translate_errors
     def _range_batch(self, after: tuple[int, int], high: int, batch: int) -> list[EventRecord]:
@@ -668,31 +621,22 @@ class SqliteStore:
         that started at its `started_us`, a held one keeps its start and refreshes its details,
         an active alert whose condition is gone is cleared at `at_us` — all in one transaction.
         """
-        wanted = {(kind, subject): (details, since) for kind, subject, details, since in conditions}
         with self._transaction() as conn:
-            active = {
-                (kind, subject): (alert_id, details)
-                for alert_id, kind, subject, details in conn.execute(
-                    "SELECT id, kind, subject, details FROM alerts "
-                    "WHERE site_id = ? AND cleared_us IS NULL",
-                    (self.site_id,),
-                ).fetchall()
-            }
-            for key, (alert_id, details) in active.items():
-                if key not in wanted:
-                    conn.execute("UPDATE alerts SET cleared_us = ? WHERE id = ?", (at_us, alert_id))
-                elif wanted[key][0] != details:
-                    conn.execute(
-                        "UPDATE alerts SET details = ? WHERE id = ?", (wanted[key][0], alert_id)
-                    )
+            active = conn.execute(
+                "SELECT id, kind, subject, details FROM alerts "
+                "WHERE site_id = ? AND cleared_us IS NULL",
+                (self.site_id,),
+            ).fetchall()
+            changes = alert_changes(active, conditions)
+            conn.executemany(
+                "UPDATE alerts SET cleared_us = ? WHERE id = ?",
+                [(at_us, ident) for ident in changes.cleared],
+            )
+            conn.executemany("UPDATE alerts SET details = ? WHERE id = ?", changes.details)
             conn.executemany(
                 "INSERT INTO alerts (site_id, kind, subject, details, started_us) "
                 "VALUES (?, ?, ?, ?, ?)",
-                [
-                    (self.site_id, k, s, d, since)
-                    for (k, s), (d, since) in wanted.items()
-                    if (k, s) not in active
-                ],
+                [(self.site_id, *alert) for alert in changes.raised],
             )
 
     @_translate_errors
@@ -714,10 +658,7 @@ class SqliteStore:
         rows = self._db.execute(
             "SELECT id, name, description, updated_us FROM sites ORDER BY id"
         ).fetchall()
-        return [
-            SiteRecord(ident, name, json.loads(text), updated)
-            for ident, name, text, updated in rows
-        ]
+        return site_records(rows)
 
     @_translate_errors
     def describe_site(self, name: str, description: Mapping[str, Any], at_us: int) -> None:
@@ -727,7 +668,7 @@ class SqliteStore:
                 "INSERT INTO sites (id, name, description, updated_us) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
                 "description = excluded.description, updated_us = excluded.updated_us",
-                (self.site_id, name, json.dumps(dict(description), sort_keys=True), at_us),
+                (self.site_id, name, description_text(description), at_us),
             )
 
     @_translate_errors

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import Final, TypeVar
 
 from factory_tui.config import Settings
 from factory_tui.console.alert_keeper import AlertKeeper
@@ -25,6 +25,7 @@ from factory_tui.records import SiteRecord
 from factory_tui.storage import Store
 from factory_tui.view_models import SiteRow, ViewData, ViewNeeds
 
+T = TypeVar("T")
 REDISCOVER_TICKS: Final = 30
 """Look for sites that appeared (a new box started forwarding) every this many ticks."""
 
@@ -144,6 +145,11 @@ class FleetPipeline:
         """What a newly opened view needs, for the focused site's frozen Snapshot."""
         with self._lock:
             return self._focused().view_for(shown, needs)
+
+    def read(self, reader: Callable[[Store], T]) -> T | None:
+        """Run `reader` on the focused site's store between two ticks (None once closed)."""
+        with self._lock:
+            return self._focused().read(reader)
 
     def close(self) -> None:
         """Close the store every site reads through (after a running tick)."""

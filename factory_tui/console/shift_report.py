@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from factory_tui.console.fleet import FleetPipeline
 from factory_tui.console.pipeline import TickPipeline
 from factory_tui.engine.snapshot import Snapshot
 from factory_tui.models import now_us
@@ -24,7 +25,9 @@ class ShiftReportPage:
     html: str
 
 
-def shift_report_page(pipeline: TickPipeline, snapshot: Snapshot) -> ShiftReportPage | None:
+def shift_report_page(
+    pipeline: TickPipeline | FleetPipeline, snapshot: Snapshot
+) -> ShiftReportPage | None:
     """The report of the Snapshot's window at its instant (None once the console closed).
 
     Raises StoreError when the database cannot be read.

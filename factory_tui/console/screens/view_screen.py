@@ -19,6 +19,7 @@ from textual import work
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from factory_tui.console.fleet import FleetPipeline
 from factory_tui.console.pipeline import TickPipeline
 from factory_tui.console.shift_report import ShiftReportPage, shift_report_page
 from factory_tui.engine.snapshot import Snapshot
@@ -86,14 +87,14 @@ class ViewScreen(Screen[None]):
     def action_shift_report(self) -> None:
         """Write the report of the shift on screen (the same page as `report --html`)."""
         pipeline = getattr(self.app, "pipeline", None)
-        if self.data is None or not isinstance(pipeline, TickPipeline):
+        if self.data is None or not isinstance(pipeline, TickPipeline | FleetPipeline):
             self.notify("No figures on screen yet: try again in a moment.", severity="warning")
             return
         self._write_shift_report(pipeline, self.data.snapshot, in_browser=self.app.is_web)
 
     @work(thread=True, exclusive=True, group="shift-report")
     def _write_shift_report(
-        self, pipeline: TickPipeline, snapshot: Snapshot, *, in_browser: bool
+        self, pipeline: TickPipeline | FleetPipeline, snapshot: Snapshot, *, in_browser: bool
     ) -> None:
         """Read, render and write (or send to the browser) the report, off the UI thread."""
         try:

@@ -15,12 +15,11 @@ from datetime import tzinfo
 from typing import ClassVar, Final
 
 from rich.text import Text
-from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from factory_tui.console.screens.view_screen import ViewScreen
+from factory_tui.console.screens.filtered_view import FilteredView
 from factory_tui.models import EventRecord
 from factory_tui.records import IngestStats, Rejection
 from factory_tui.view_models import LOG_EVENTS, ViewData, ViewNeeds
@@ -41,10 +40,11 @@ ACCEPTED_COLUMNS: Final = (
 REJECTED_COLUMNS: Final = ("Received", "Connection", "Error", "Line")
 
 
-class EventLogScreen(ViewScreen):
+class EventLogScreen(FilteredView):
     """Accepted events and rejected lines, newest first, with a filter over both."""
 
     VIEW = "events"
+    FILTER_TABLE = "#log-accepted"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("slash", "filter", "Filter")]
     HELP_KEYS: ClassVar = (
         ("/", "Filter both lists: every word must appear (worker, station, camera, peer…)"),
@@ -79,8 +79,6 @@ class EventLogScreen(ViewScreen):
 
     def __init__(self, *, zone: tzinfo) -> None:
         super().__init__(zone=zone)
-        self.filter_text = ""
-        """The filter applied to both lists."""
         self.shown_accepted: tuple[int, ...] = ()
         """Ids of the accepted events listed, newest first."""
         self.shown_rejected: tuple[Rejection, ...] = ()
@@ -213,31 +211,3 @@ class EventLogScreen(ViewScreen):
             cell(model),
             cell(camera),
         ]
-
-    # --- the filter -------------------------------------------------------------------------
-
-    @on(Input.Changed, "#log-filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.filter_text = event.value
-        if self.data is not None:
-            self.render_data(self.data)
-
-    @on(Input.Submitted, "#log-filter")
-    def _filter_submitted(self) -> None:
-        self.query_one("#log-accepted", DataTable).focus()
-
-    def action_filter(self) -> None:
-        """Show the filter field and type into it."""
-        field = self.query_one("#log-filter", Input)
-        field.display = True
-        field.focus()
-
-    def action_back(self) -> None:
-        """Clear the filter first; with none, back to the screen below."""
-        field = self.query_one("#log-filter", Input)
-        if field.value or field.has_focus:
-            field.value = ""
-            field.display = False
-            self.query_one("#log-accepted", DataTable).focus()
-            return
-        super().action_back()

@@ -12,13 +12,12 @@ from datetime import tzinfo
 from typing import ClassVar, Final, Literal
 
 from rich.text import Text
-from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from factory_tui.console.screens.view_screen import ViewScreen
+from factory_tui.console.screens.filtered_view import FilteredView
 from factory_tui.view_models import SiteRow, ViewData
 from factory_tui.widgets.formatting import MISSING, matches, percent, rate
 from factory_tui.widgets.table_rows import cell, fill_table, number
@@ -87,7 +86,7 @@ def data_age(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-class SitesScreen(ViewScreen):
+class SitesScreen(FilteredView):
     """Every site of the database in one table."""
 
     VIEW = "sites"
@@ -135,8 +134,6 @@ class SitesScreen(ViewScreen):
         super().__init__(zone=zone)
         self.sort_key: SiteSort = "site"
         """How the rows are ordered."""
-        self.filter_text = ""
-        """Words every row shown must contain."""
 
     def compose(self) -> ComposeResult:
         yield Header(icon="▦")
@@ -218,31 +215,3 @@ class SitesScreen(ViewScreen):
         self.sort_key = key
         if self.data is not None:
             self.render_data(self.data)
-
-    # --- the filter -------------------------------------------------------------------------
-
-    @on(Input.Changed, "#sites-filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.filter_text = event.value
-        if self.data is not None:
-            self.render_data(self.data)
-
-    @on(Input.Submitted, "#sites-filter")
-    def _filter_submitted(self) -> None:
-        self.query_one(DataTable).focus()
-
-    def action_filter(self) -> None:
-        """Show the filter field and type into it."""
-        field = self.query_one("#sites-filter", Input)
-        field.display = True
-        field.focus()
-
-    def action_back(self) -> None:
-        """Clear the filter first; with none, back to the site's floor."""
-        field = self.query_one("#sites-filter", Input)
-        if field.value or field.has_focus:
-            field.value = ""
-            field.display = False
-            self.query_one(DataTable).focus()
-            return
-        super().action_back()

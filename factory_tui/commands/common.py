@@ -38,6 +38,14 @@ HostOption = Annotated[
 PortOption = Annotated[
     int | None, typer.Option("--port", "-p", help="Listener TCP port (default 7878).")
 ]
+SiteOption = Annotated[
+    str | None,
+    typer.Option(
+        "--site",
+        help="The site to read (default: [site] id, main); its time zone, shifts and max_gap_s "
+        "come from the database when its box described it.",
+    ),
+]
 TokenOption = Annotated[
     str | None, typer.Option("--token", help="Ingest token (default: ingest.token from config).")
 ]
@@ -68,6 +76,39 @@ def open_store(settings: Settings, *, read_only: bool = False) -> Store:
         )
     except StoreError as error:
         fail(str(error))
+
+
+def for_site(settings: Settings, site_id: str | None) -> Settings:
+    """The settings of site `site_id` (None: ours) as the database describes it: its name,
+    time zone, shifts, max_gap_s and roster, which its box recorded or forwarded."""
+    wanted = settings.site.id if site_id is None else site_id
+    with open_store(settings, read_only=True) as store:
+        try:
+            sites = store.sites()
+        except StoreError as error:
+            fail(str(error))
+    known = {site.id: site for site in sites}
+    if wanted in known:
+        site = known[wanted]
+        return settings.for_site(site.id, site.name, site.description)
+    if site_id is None or not known:
+        return settings
+    fail(
+        f"site {site_id!r} is not in {storage.mask_url(str(settings.store.location))} "
+        f"(its sites: {', '.join(sorted(known))})"
+    )
+
+
+def all_sites(settings: Settings) -> list[Settings]:
+    """The settings of every site in the database, in id order (ours alone if none is)."""
+    with open_store(settings, read_only=True) as store:
+        try:
+            sites = store.sites()
+        except StoreError as error:
+            fail(str(error))
+    if not sites:
+        return [settings]
+    return [settings.for_site(site.id, site.name, site.description) for site in sites]
 
 
 def dotted(**flags: Any) -> dict[str, Any]:

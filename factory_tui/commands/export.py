@@ -17,7 +17,14 @@ from typing import Annotated, Final, TextIO
 
 import typer
 
-from factory_tui.commands.common import ConfigOption, DbOption, open_store, settings_from
+from factory_tui.commands.common import (
+    ConfigOption,
+    DbOption,
+    SiteOption,
+    for_site,
+    open_store,
+    settings_from,
+)
 from factory_tui.commands.report import parse_moment
 from factory_tui.models import EventRecord, iso_utc, to_utc_us
 
@@ -109,9 +116,10 @@ def events(
         ExportFormat,
         typer.Option("--format", help="csv for spreadsheets, jsonl for `factory-tui send`."),
     ] = ExportFormat.csv,
+    site: SiteOption = None,
 ) -> None:
-    """Stored events in time order (ties by arrival), to stdout."""
-    settings = settings_from(config, **{"store.path": db})
+    """Stored events of one site in time order (ties by arrival), to stdout."""
+    settings = for_site(settings_from(config, **{"store.path": db}), site)
     zone = settings.tz
     from_us = None if start is None else to_utc_us(parse_moment(start, zone, "--from"))
     to_us = None if end is None else to_utc_us(parse_moment(end, zone, "--to"))

@@ -22,7 +22,16 @@ from typing import Annotated, Any, Final
 
 import typer
 
-from factory_tui.commands.common import ConfigOption, DbOption, fail, open_store, settings_from
+from factory_tui.commands.common import (
+    ConfigOption,
+    DbOption,
+    SiteOption,
+    all_sites,
+    fail,
+    for_site,
+    open_store,
+    settings_from,
+)
 from factory_tui.config import Settings
 from factory_tui.engine import Snapshot, Window
 from factory_tui.models import from_utc_us, iso_utc, now_us, to_utc_us
@@ -418,13 +427,56 @@ def report(
             dir_okay=False,
         ),
     ] = None,
+    site: SiteOption = None,
+    every_site: Annotated[
+        bool,
+        typer.Option(
+            "--all-sites",
+            help="One report per site of the database (each in its own time zone and shifts) "
+            "and a fleet summary.",
+        ),
+    ] = False,
 ) -> None:
     """Worker, workstation and factory metrics for a window (default: the current shift).
 
     Events (units, event counts, confidence) are those with from <= timestamp < to and
     timestamp <= at, for workers and for --by model_version alike.
     """
-    settings = settings_from(config, **{"store.path": db})
+    loaded = settings_from(config, **{"store.path": db})
+    if every_site:
+        if site is not None or html is not None or by is not None:
+            fail("--all-sites reports every site: leave out --site, --html and --by")
+        reports = [_site_report(item, at, start, end, shift, day) for item in all_sites(loaded)]
+        _print_sites(reports, output)
+        return
+    settings = for_site(loaded, site)
+    window, at_us = _report_window(settings, at, start, end, shift, day)
+    if html is not None:
+        write_html_report(settings, window, at_us, html)
+        return
+    models: list[ModelSummary] | None = None
+    with open_store(settings, read_only=True) as store:
+        engine = load_engine(store, settings, window, at_us, until_us=at_us, every_station=True)
+        if by is ReportBy.model_version:
+            models = store.model_summary(window.from_us, window.instants_end(at_us))
+    snapshot = engine.snapshot(window, at_us)
+    if output is ReportFormat.json:
+        typer.echo(json.dumps(report_data(snapshot, models), indent=2, ensure_ascii=False))
+    elif output is ReportFormat.csv:
+        typer.echo(report_csv(snapshot, models), nl=False)
+    else:
+        print_table(snapshot, settings.tz, models)
+
+
+def _report_window(
+    settings: Settings,
+    at: str | None,
+    start: str | None,
+    end: str | None,
+    shift: str | None,
+    day: str | None,
+) -> tuple[Window, int]:
+    """The window asked for and the instant treated as now, in the site's zone and shifts."""
     zone = settings.tz
     moment = parse_moment(at, zone, "--at") if at is not None else datetime.now(UTC)
     at_us = to_utc_us(moment)
@@ -442,21 +494,106 @@ def report(
             None if start is None else parse_moment(start, zone, "--from"),
             None if end is None else parse_moment(end, zone, "--to"),
         )
-    if html is not None:
-        write_html_report(settings, window, at_us, html)
-        return
-    models: list[ModelSummary] | None = None
+    return window, at_us
+
+
+def _site_report(
+    settings: Settings,
+    at: str | None,
+    start: str | None,
+    end: str | None,
+    shift: str | None,
+    day: str | None,
+) -> tuple[Settings, Snapshot]:
+    """One site's Snapshot for `report --all-sites`."""
+    window, at_us = _report_window(settings, at, start, end, shift, day)
     with open_store(settings, read_only=True) as store:
         engine = load_engine(store, settings, window, at_us, until_us=at_us, every_station=True)
-        if by is ReportBy.model_version:
-            models = store.model_summary(window.from_us, window.instants_end(at_us))
-    snapshot = engine.snapshot(window, at_us)
+    return settings, engine.snapshot(window, at_us)
+
+
+def fleet_rows(reports: list[tuple[Settings, Snapshot]]) -> list[dict[str, Any]]:
+    """The fleet summary: one row per site (its factory figures over its own window)."""
+    rows = []
+    for settings, snapshot in reports:
+        factory = snapshot.factory
+        rows.append(
+            {
+                "site_id": settings.site.id,
+                "name": settings.site.label,
+                "timezone": settings.timezone,
+                "window": snapshot.window.label,
+                "workers_by_state": {
+                    "working": factory.working,
+                    "idle": factory.idle,
+                    "absent": factory.absent,
+                    "unobserved": factory.unobserved,
+                },
+                "units": factory.units,
+                "throughput_uph": factory.throughput_uph,
+                "avg_utilization": factory.avg_utilization,
+            }
+        )
+    return rows
+
+
+def _print_sites(reports: list[tuple[Settings, Snapshot]], output: ReportFormat) -> None:
+    """`--all-sites` output: every site's report, then the fleet summary."""
     if output is ReportFormat.json:
-        typer.echo(json.dumps(report_data(snapshot, models), indent=2, ensure_ascii=False))
-    elif output is ReportFormat.csv:
-        typer.echo(report_csv(snapshot, models), nl=False)
-    else:
-        print_table(snapshot, zone, models)
+        data = {
+            "sites": {settings.site.id: report_data(snap) for settings, snap in reports},
+            "fleet": fleet_rows(reports),
+        }
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    if output is ReportFormat.csv:
+        for index, (settings, snapshot) in enumerate(reports):
+            lines = report_csv(snapshot).splitlines()
+            header, body = lines[0], lines[1:]
+            if index == 0:
+                typer.echo(f"site,{header}")
+            for line in body:
+                typer.echo(f"{settings.site.id},{line}")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    for settings, snapshot in reports:
+        typer.echo(f"\nSite {settings.site.id} ({settings.site.label}, {settings.timezone})")
+        print_table(snapshot, settings.tz)
+    table = Table(title="Fleet", title_justify="left")
+    for heading in (
+        "Site",
+        "Name",
+        "Window",
+        "Work",
+        "Idle",
+        "Abs",
+        "Unobs",
+        "Units",
+        "Units/h",
+        "Avg util",
+    ):
+        table.add_column(
+            heading, justify="left" if heading in ("Site", "Name", "Window") else "right"
+        )
+    for row in fleet_rows(reports):
+        states = row["workers_by_state"]
+        rate_text = "—" if row["throughput_uph"] is None else f"{row['throughput_uph']:.1f}"
+        util = row["avg_utilization"]
+        table.add_row(
+            row["site_id"],
+            row["name"],
+            row["window"],
+            str(states["working"]),
+            str(states["idle"]),
+            str(states["absent"]),
+            str(states["unobserved"]),
+            f"{row['units']:,}",
+            rate_text,
+            "—" if util is None else f"{util:.0%}",
+        )
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 def _shift_window(settings: Settings, name: str, day: str | None, at_us: int) -> Window:

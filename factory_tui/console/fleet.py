@@ -84,8 +84,9 @@ class FleetPipeline:
         self._sites: dict[str, _Site] = {}
         self._ticks = 0
         self._discover()
-        self.focus = next(iter(self._sites))
-        """The site whose floor and views are shown."""
+        ours = settings.site.id
+        self.focus = ours if ours in self._sites else next(iter(self._sites))
+        """The site whose floor and views are shown (ours, or `--site`, when it is there)."""
 
     # --- what the app uses of a pipeline ------------------------------------------------------
 

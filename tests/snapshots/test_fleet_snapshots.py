@@ -29,7 +29,8 @@ async def first_tick(pilot: Pilot[None]) -> None:
 
 class TestFleet:
     def test_sites_view(self, snap_compare: SnapCompare, tmp_path: Path) -> None:
-        """Title "factory-tui — viewer (read-only) · site Austin"; heading "Sites · 3 sites ·
+        """Title "factory-tui — viewer (read-only) · site North plant" (the console's own site,
+        whose floor is under the list); heading "Sites · 3 sites ·
         125 units · 3 alerts · sort site"; three rows, the cursor on austin: austin Austin
         Shift C (04:30 in Chicago), 1 working, data age 15m (its camera's last heartbeat was
         10:15, the limit of max_gap), 0 alerts; north North plant Shift A, the fixture morning:

@@ -40,8 +40,8 @@ def test_every_site_has_its_row_in_its_own_zone_and_shift(fleet_db: Path) -> Non
         assert rows["pune"].units == 19  # one every 6 minutes, 08:36 to 10:24
         assert rows["austin"].behind_s == pytest.approx(15 * 60)  # last heartbeat 10:15
         assert rows["north"].name == "North plant"
-        # The focused site's floor is the first site's; another site on request.
-        assert fleet.focus == "austin"
+        # The floor shown first is our own site's (the settings'); another site on request.
+        assert fleet.focus == "north"
         fleet.set_focus("pune")
         pune = fleet.tick()
         assert pune is not None

@@ -83,6 +83,10 @@ class StoreSettings(_Section):
     durability: Literal["crash", "power"] = "crash"
     """SQLite: crash: an acked event survives a process crash (WAL, synchronous=NORMAL);
     power: it also survives a power cut (synchronous=FULL, slower)."""
+    keep_days: float | None = Field(default=None, gt=0)
+    """Delete events older than this many days while `serve` or the console owning the
+    listener runs (None: keep everything). With `[forward] url` set, an event is only deleted
+    once it has been forwarded."""
 
     @model_validator(mode="before")
     @classmethod
@@ -112,8 +116,9 @@ class ForwardSettings(_Section):
 
     url: str | None = None
     """The central database: a `postgresql://` URL or a SQLite path (None: no forwarding)."""
-    batch_size: int = Field(default=5_000, ge=1, le=100_000)
-    """Events per central transaction."""
+    batch_size: int = Field(default=20_000, ge=1, le=100_000)
+    """Events per central transaction (a backlog drains in batches this large; the central
+    database's event lock is held for one batch)."""
     interval_s: float = Field(default=1.0, gt=0)
     """Once caught up, how often to look for new events."""
     retry_max_s: float = Field(default=60.0, gt=0)
@@ -513,13 +518,17 @@ path = "factory.db"
 # "crash": an acked event survives a crash of the process (fast).
 # "power": it also survives a power cut (slower writes).
 durability = "crash"
+# Delete events older than this many days, a few thousand at a time every few minutes while
+# `serve` or the console runs (unset: keep everything). With [forward] url set, an event is
+# only deleted once it has been forwarded. The file does not shrink: new events reuse the space.
+# keep_days = 90
 
 [forward]
 # Ship this site's events to a central database (a postgresql:// URL or a SQLite path) while
 # `serve` or the console runs; `factory-tui forward` does the same on its own. Events wait on
 # this box's disk while the central database is unreachable, and go oldest first when it is back.
 # url = "postgresql://factory@central.example:5432/factory"
-batch_size = 5000
+batch_size = 20000
 # Once caught up, look for new events this often (seconds).
 interval_s = 1.0
 # While the central database is unreachable, retry with a growing wait of at most this (seconds).

@@ -119,25 +119,37 @@ def _short_duration(seconds: float) -> str:
 
 @dataclass(frozen=True, slots=True)
 class HealthReading:
-    """One sample: machine-wide CPU and RAM use, and this process's resident memory."""
+    """One sample: machine-wide CPU and RAM use, this process's resident memory, and the free
+    share of the database's disk."""
 
     cpu_percent: float
     ram_percent: float
     rss_bytes: int
+    disk_free_percent: float | None = None
+    """Free share (0-100) of the disk holding the database (None: not read, e.g. a
+    PostgreSQL server's)."""
 
 
 @dataclass(frozen=True, slots=True)
 class HealthThresholds:
-    """Percentages (of CPU or RAM, whichever is higher) at which the badge turns amber / red."""
+    """Percentages (of CPU or RAM, whichever is higher) at which the badge turns amber / red,
+    and the free share of the database's disk under which it is at least amber."""
 
     warn_percent: float = 75.0
     crit_percent: float = 90.0
+    disk_low_percent: float = 10.0
+
+    def disk_low(self, reading: HealthReading) -> bool:
+        """The database's disk has less than `disk_low_percent` free."""
+        free = reading.disk_free_percent
+        return free is not None and free < self.disk_low_percent
 
     def level(self, reading: HealthReading) -> HealthLevel:
-        """The badge level of a reading: the worse of CPU and RAM decides."""
+        """The badge level of a reading: the worse of CPU and RAM decides; a low disk makes
+        it at least amber."""
         worst = max(reading.cpu_percent, reading.ram_percent)
         if worst >= self.crit_percent:
             return "crit"
-        if worst >= self.warn_percent:
+        if worst >= self.warn_percent or self.disk_low(reading):
             return "warn"
         return "ok"

@@ -90,16 +90,21 @@ StoreOpener = Callable[..., Store]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def store_opener(request: pytest.FixtureRequest, tmp_path: Path) -> StoreOpener:
-    """Opens one fresh database, on each backend in turn (the storage contract's tests)."""
-    location: Path | str
+def db_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """One fresh database on each backend in turn: a SQLite file's path, then the URL of a
+    fresh PostgreSQL schema (for settings and commands that take a location)."""
     if request.param == "postgres":
-        location = request.getfixturevalue("pg_url")
-    else:
-        location = tmp_path / "factory.db"
+        url: str = request.getfixturevalue("pg_url")
+        return url
+    return str(tmp_path / "factory.db")
+
+
+@pytest.fixture
+def store_opener(db_location: str) -> StoreOpener:
+    """Opens one fresh database, on each backend in turn (the storage contract's tests)."""
 
     def opener(*, read_only: bool = False) -> Store:
-        return open_store(location, read_only=read_only)
+        return open_store(db_location, read_only=read_only)
 
     return opener
 

@@ -11,6 +11,7 @@ CORE = (
     "factory_tui.storage",
     "factory_tui.warm_start",
     "factory_tui.forwarding",
+    "factory_tui.retention",
     "factory_tui.reports",
     "factory_tui.view_models",
     "factory_tui.records",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
-from typing import Annotated
+from typing import Annotated, Final
 
 import typer
 
@@ -20,11 +21,16 @@ from factory_tui.commands.common import (
     settings_from,
 )
 from factory_tui.config import Settings
+from factory_tui.console.health import low_disk_warning
 from factory_tui.forwarding import BackgroundForwarder, Forwarder, ForwardError
 from factory_tui.ingest.listener import Listener, ListenerError, format_stats
+from factory_tui.retention import BackgroundRetention
 from factory_tui.storage import mask_url
 
 log = logging.getLogger("factory_tui.serve")
+
+DISK_CHECK_S: Final = 300.0
+"""How often the database's free disk space is checked (and logged when low)."""
 
 
 def serve(
@@ -50,7 +56,9 @@ def serve(
 
     Prints `listening on HOST:PORT` once bound, then one line of counters a minute on stderr.
     The ingest token comes from the config file or $FACTORY_TUI_TOKEN. With `[forward] url`
-    set, the site's events are forwarded to that central database in the background.
+    set, the site's events are forwarded to that central database in the background; with
+    `[store] keep_days`, older events are deleted. A warning is logged while the database's
+    disk is under 10 % free.
     """
     settings = settings_from(
         config,
@@ -83,11 +91,15 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
         return str(error)
     if forwarder is not None:
         forwarder.start()
+    retention = BackgroundRetention.from_settings(settings)
+    if retention is not None:
+        retention.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     log.info("database %s; Ctrl-C stops", mask_url(str(listener.store_path)))
+    disk_watch = asyncio.create_task(_watch_disk(settings, stop), name="factory-tui disk")
     try:
         while not stop.is_set():
             try:
@@ -96,13 +108,27 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
                 forward = "" if forwarder is None else f"; forward {forwarder.state().describe()}"
                 log.info("%s%s", format_stats(listener.stats()), forward)
     finally:
+        disk_watch.cancel()
         log.info("stopping: answering what was received")
         await listener.stop()
         if forwarder is not None:
             await asyncio.to_thread(forwarder.stop)
+        if retention is not None:
+            await asyncio.to_thread(retention.stop)
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
     return None
+
+
+async def _watch_disk(settings: Settings, stop: asyncio.Event) -> None:
+    """Log a warning at start, and every DISK_CHECK_S after, while the database's disk is
+    low (a SQLite file's; a PostgreSQL server's disk is not ours to read)."""
+    while not stop.is_set():
+        warning = low_disk_warning(settings.store.location)
+        if warning is not None:
+            log.warning("%s", warning)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), DISK_CHECK_S)
 
 
 def register(app: typer.Typer) -> None:

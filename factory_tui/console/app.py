@@ -473,14 +473,14 @@ def make_app(
     """The console, as the CLI and the tests build it.
 
     `clock` is "now" in UTC microseconds (wall clock by default; the demo's simulated clock;
-    a fixed instant in snapshot tests); `health` reads the machine (psutil by default);
-    `view` is the top-level view open at start (a wall screen's `--view stations`);
-    `animations=False` (tests) switches off animation and the cursor blink.
+    a fixed instant in snapshot tests); `health` reads the machine and the database's disk
+    (psutil by default); `view` is the top-level view open at start (a wall screen's
+    `--view stations`); `animations=False` (tests) switches off animation and the cursor blink.
     """
     return FactoryApp(
         settings,
         clock=clock or now_us,
-        health=health if health is not None else PsutilHealth(),
+        health=health if health is not None else PsutilHealth(settings.store.location),
         role=role,
         feeder=feeder,
         demo=demo,

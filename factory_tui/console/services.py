@@ -1,6 +1,7 @@
 """What a console runs beside its screen: the listener (or, when another factory-tui owns the
 port, viewer mode), the stores its tick pipeline reads and writes, the simulator feed, the
-forwarder to a central database (`[forward] url`), and their orderly stop.
+forwarder to a central database (`[forward] url`), retention (`[store] keep_days`), and their
+orderly stop.
 
 The console that owns the ingest port runs the `Listener` in the app's event loop (its commits
 run in the listener's own thread); a console that finds the port held by another factory-tui on
@@ -24,6 +25,7 @@ from factory_tui.console.pipeline import Clock, TickPipeline
 from factory_tui.forwarding import BackgroundForwarder, Forwarder, ForwardError
 from factory_tui.ingest.listener import Listener, ListenerError, PortInUseError
 from factory_tui.records import ForwardState
+from factory_tui.retention import BackgroundRetention
 from factory_tui.storage import Store, StoreError, open_store
 
 Role = Literal["console", "viewer"]
@@ -73,6 +75,8 @@ class ConsoleServices:
         self.listener: Listener | None = None
         self.forwarder: BackgroundForwarder | None = None
         """Ships the site's events to `forward.url` (only the console owning the listener)."""
+        self.retention: BackgroundRetention | None = None
+        """Deletes events older than `store.keep_days` (only the console owning the listener)."""
         self.pipeline: TickPipeline | FleetPipeline | None = None
         self._feeder = feeder
         self._feed_task: asyncio.Task[object] | None = None
@@ -101,6 +105,10 @@ class ConsoleServices:
             except ForwardError as error:
                 raise StartError(str(error)) from None
             self.forwarder.start()
+        if self.listener is not None:
+            self.retention = BackgroundRetention.from_settings(self.settings)
+            if self.retention is not None:
+                self.retention.start()
         try:
             reader = await asyncio.to_thread(
                 open_store, path, read_only=True, site=self.settings.site.id
@@ -174,7 +182,8 @@ class ConsoleServices:
         return self._feeder is not None
 
     async def stop(self) -> None:
-        """Stop the feed, stop the listener gracefully, close the stores (once)."""
+        """Stop the feed, stop the listener gracefully, then forwarding and retention, and
+        close the stores (once)."""
         if self._stopped:
             return
         self._stopped = True
@@ -190,5 +199,7 @@ class ConsoleServices:
             await self.listener.stop()
         if self.forwarder is not None:
             await asyncio.to_thread(self.forwarder.stop)
+        if self.retention is not None:
+            await asyncio.to_thread(self.retention.stop)
         if self.pipeline is not None:
             await asyncio.to_thread(self.pipeline.close)

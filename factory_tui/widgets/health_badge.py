@@ -1,4 +1,5 @@
-"""The health badge: machine CPU % and RAM %, this process's RSS, and a level word."""
+"""The health badge: machine CPU % and RAM %, this process's RSS (or, when the database's disk
+is nearly full, that disk's use), and a level word."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from factory_tui.widgets.formatting import MISSING
 
 LEVEL_WORDS: Final[dict[HealthLevel, str]] = {"ok": "OK", "warn": "HIGH", "crit": "CRIT"}
 """The level as a word, so amber and red also read without colour."""
+LOW_DISK_WORD: Final = "DISK"
+"""The word of an amber badge when the database's disk is low."""
 BADGE_WIDTH: Final = 15
 
 
@@ -27,6 +30,8 @@ def format_bytes(count: int) -> str:
 class HealthBadge(Widget):
     """CPU and RAM of the machine and this process's RSS; green / amber / red by thresholds.
 
+    While the database's disk is low (under `HealthThresholds.disk_low_percent` free), the
+    second line shows that disk's use in place of the RSS, and an amber badge reads DISK.
     The level is also set as a CSS class (`-ok`, `-warn`, `-crit`) for the colour.
     """
 
@@ -66,18 +71,22 @@ class HealthBadge(Widget):
         return BADGE_WIDTH
 
     def render(self) -> Text:
-        """Two lines: CPU and RAM, then RSS and the level word."""
+        """Two lines: CPU and RAM, then RSS (or the low disk's use) and the level word."""
         reading = self.reading
+        second = f"RSS {MISSING}"
         if reading is None:
             cpu = ram = MISSING
-            rss, word = MISSING, ""
+            word = ""
         else:
             cpu = f"{reading.cpu_percent:.0f}%"
             ram = f"{reading.ram_percent:.0f}%"
-            rss = format_bytes(reading.rss_bytes)
-            word = LEVEL_WORDS[self.thresholds.level(reading)]
+            second = f"RSS {format_bytes(reading.rss_bytes)}"
+            level = self.thresholds.level(reading)
+            word = LEVEL_WORDS[level]
+            if reading.disk_free_percent is not None and self.thresholds.disk_low(reading):
+                second = f"DSK {100.0 - reading.disk_free_percent:.0f}%"
+                word = LOW_DISK_WORD if level == "warn" else word
         first = f"CPU {cpu:>3} RAM {ram:>3}"
-        second = f"RSS {rss}"
         second += word.rjust(BADGE_WIDTH - len(second))
         text = Text(first.ljust(BADGE_WIDTH) + "\n", no_wrap=True)
         text.append(second[: BADGE_WIDTH - len(word)])

@@ -148,6 +148,19 @@ class TestHealthAndColour:
             console(health=fixed_health(hot)), terminal_size=(80, 24), run_before=first_tick
         )
 
+    def test_a_low_database_disk_80x24(
+        self, snap_compare: SnapCompare, console: ConsoleFactory
+    ) -> None:
+        """The dark 80x24 screen with the database's disk 6 % free: the health badge reads CPU
+        23% RAM 41%, then DSK 94% in place of the RSS, in amber, with the word DISK (reversed)
+        where OK stands; the rest of the screen is unchanged."""
+        low = HealthReading(
+            cpu_percent=23.0, ram_percent=41.0, rss_bytes=95_000_000, disk_free_percent=6.0
+        )
+        assert snap_compare(
+            console(health=fixed_health(low)), terminal_size=(80, 24), run_before=first_tick
+        )
+
     def test_no_color_80x24(
         self, snap_compare: SnapCompare, console: ConsoleFactory, monkeypatch: pytest.MonkeyPatch
     ) -> None:

@@ -9,8 +9,10 @@ from factory_tui.records import HealthLevel, HealthReading, HealthThresholds
 from factory_tui.widgets.health_badge import HealthBadge
 
 
-def reading(cpu: float, ram: float) -> HealthReading:
-    return HealthReading(cpu_percent=cpu, ram_percent=ram, rss_bytes=95_000_000)
+def reading(cpu: float, ram: float, disk_free: float | None = None) -> HealthReading:
+    return HealthReading(
+        cpu_percent=cpu, ram_percent=ram, rss_bytes=95_000_000, disk_free_percent=disk_free
+    )
 
 
 @pytest.mark.parametrize(
@@ -29,6 +31,23 @@ def reading(cpu: float, ram: float) -> HealthReading:
 )
 def test_default_thresholds(cpu: float, ram: float, level: HealthLevel) -> None:
     assert HealthThresholds().level(reading(cpu, ram)) == level
+
+
+@pytest.mark.parametrize(
+    ("cpu", "disk_free", "level"),
+    [
+        (23.0, None, "ok"),  # no disk figure (PostgreSQL): as before
+        (23.0, 10.0, "ok"),  # 10 % free is not under 10 %
+        (23.0, 9.9, "warn"),  # amber under 10 % free
+        (23.0, 0.0, "warn"),
+        (80.0, 5.0, "warn"),
+        (95.0, 5.0, "crit"),  # red CPU stays red
+    ],
+)
+def test_a_low_database_disk_makes_the_badge_at_least_amber(
+    cpu: float, disk_free: float | None, level: HealthLevel
+) -> None:
+    assert HealthThresholds().level(reading(cpu, 41.0, disk_free)) == level
 
 
 def test_configured_thresholds_move_the_boundaries() -> None:
@@ -65,3 +84,22 @@ async def test_badge_shows_the_level_as_a_word_and_a_class(
         assert lines[1].startswith("RSS 95 MB")
         assert lines[1].endswith(word)
         assert badge.classes & {"-ok", "-warn", "-crit"} == {css_class}
+
+
+@pytest.mark.parametrize(
+    ("cpu", "disk_free", "second_line"),
+    [
+        (23.0, 50.0, "RSS 95 MB    OK"),  # a disk with room: the badge reads as without one
+        (23.0, 6.2, "DSK 94%    DISK"),
+        (80.0, 6.2, "DSK 94%    DISK"),
+        (95.0, 6.2, "DSK 94%    CRIT"),
+    ],
+)
+async def test_a_low_disk_shows_its_use_in_place_of_the_rss(
+    cpu: float, disk_free: float, second_line: str
+) -> None:
+    badge = HealthBadge()
+    async with BadgeApp(badge).run_test(size=(20, 3)) as pilot:
+        badge.reading = reading(cpu, 41.0, disk_free)
+        await pilot.pause()
+        assert str(badge.render()).splitlines()[1] == second_line

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench mutation clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/tui.py
 	$(BIN)/python benchmarks/web.py
+
+# Mutation testing of the engine and the wire protocol, with a score per module (slow: tens of
+# minutes; not part of `test` or CI). See docs/testing.md.
+mutation: $(STAMP)
+	rm -rf mutants
+	$(BIN)/mutmut run
+	$(BIN)/python benchmarks/mutation_report.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -28,12 +28,13 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from factory_tui.config import Settings
-from factory_tui.models import EventRecord, NewEventRow, RosterEntry, now_us
+from factory_tui.models import NewEventRow, RosterEntry, now_us
 from factory_tui.records import ForwardState
 from factory_tui.storage import (
     DEFAULT_SITE,
@@ -48,7 +49,7 @@ from factory_tui.storage import (
 
 log = logging.getLogger("factory_tui.forward")
 
-BATCH_SIZE: Final = 5_000
+BATCH_SIZE: Final = 20_000
 INTERVAL_S: Final = 1.0
 RETRY_FIRST_S: Final = 0.5
 RETRY_MAX_S: Final = 60.0
@@ -156,23 +157,47 @@ def choose_site(stored: Sequence[str], configured: str, *, explicit: bool) -> st
     )
 
 
-def _new_row(row: EventRecord) -> NewEventRow:
-    return NewEventRow(
-        row.ts_us,
-        row.worker_id,
-        row.workstation_id,
-        row.event_type,
-        row.confidence,
-        row.count,
-        row.model_version,
-        row.camera_id,
-        row.received_us,
-        row.event_hash,
-    )
-
-
 def _open_target(location: str, site_id: str) -> Store:
     return open_store(location, site=site_id)
+
+
+class _ReadAhead:
+    """Reads the site's next batch in a thread of its own (with its own read-only connection)
+    while the current batch is on its way: the central commit is the slow part and runs on
+    the server, so the site's read and the rows' conversion hide behind it."""
+
+    def __init__(self, source: Path | str, site_id: str, batch_size: int) -> None:
+        self._source = source
+        self._site_id = site_id
+        self._batch_size = batch_size
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward-read")
+        self._store: Store | None = None
+        """Used only in the pool's thread."""
+
+    def read(self, after: int) -> Future[tuple[int, list[NewEventRow]]]:
+        """The rows after id `after` (at most a batch) and the id of the last one."""
+        return self._pool.submit(self._read, after)
+
+    def reset(self) -> None:
+        """Close the connection (after a failure); the next read opens a new one."""
+        self._pool.submit(self._close)
+
+    def close(self) -> None:
+        """Close the connection and end the thread."""
+        self._pool.submit(self._close)
+        self._pool.shutdown(wait=True)
+
+    def _read(self, after: int) -> tuple[int, list[NewEventRow]]:
+        if self._store is None:
+            self._store = open_store(self._source, read_only=True, site=self._site_id)
+        rows = self._store.read_since(after, self._batch_size)
+        return (rows[-1].id if rows else after), [row.as_new_row() for row in rows]
+
+    def _close(self) -> None:
+        if self._store is not None:
+            with contextlib.suppress(StoreError):
+                self._store.close()
+            self._store = None
 
 
 class Forwarder:
@@ -220,6 +245,7 @@ class Forwarder:
         self._on_progress = on_progress
         self._source_store: Store | None = None
         self._target_store: Store | None = None
+        self._reader: _ReadAhead | None = None
         self._sent_description: tuple[Any, ...] | None = None
         """What the target was last told of the site on this connection."""
         self._cursor: int | None = None
@@ -295,6 +321,7 @@ class Forwarder:
         a backoff; returns the tally. With `give_up_after`, that many failures in a row raise
         ForwardError instead. Both stores are opened in this thread and closed on return."""
         self._started = self._monotonic()
+        self._reader = _ReadAhead(self.source, self.site_id, self.batch_size)
         failures = 0
         try:
             while not stop.is_set():
@@ -318,6 +345,7 @@ class Forwarder:
                         break
                     stop.wait(self.interval_s)
         finally:
+            self._reader.close()
             self._close_target()
             if self._source_store is not None:
                 self._source_store.close()
@@ -337,33 +365,36 @@ class Forwarder:
         target = self._target()
         self._describe(source, target)
         self._reachable()
-        while not stop.is_set():
+        reader = self._reader
+        assert reader is not None
+        pending: Future[tuple[int, list[NewEventRow]]] | None = reader.read(cursor)
+        while pending is not None and not stop.is_set():
             with self._side("site"):
-                rows = source.read_since(cursor, self.batch_size)
-            if not rows:
+                last, batch = pending.result()
+            if not batch:
                 self._set_behind(0)
                 self.caught_up.set()
                 return True
             self.caught_up.clear()
-            shipped = self._ship(target, rows)
-            cursor = rows[-1].id
+            # A full batch: there may be more, read it while this one is shipped.
+            pending = reader.read(last) if len(batch) == self.batch_size else None
+            shipped = self._ship(target, batch)
             with self._side("site"):
-                source.set_forward_cursor(self.key, cursor, now_us())
-            self._cursor = cursor
-            self._count(shipped, len(rows))
+                source.set_forward_cursor(self.key, last, now_us())
+            self._cursor = last
+            self._count(shipped, len(batch))
             if self._on_progress is not None:
                 self._on_progress(self)
-            if len(rows) < self.batch_size:
-                self.caught_up.set()
-                return True
+        if pending is None:
+            self.caught_up.set()
+            return True
         return False
 
-    def _ship(self, target: Store, rows: Sequence[EventRecord]) -> tuple[int, int, int]:
+    def _ship(self, target: Store, batch: Sequence[NewEventRow]) -> tuple[int, int, int]:
         """Store a batch at the target in one transaction: (new, already there, refused)."""
-        batch = [_new_row(row) for row in rows]
         try:
             with self._side("central"):
-                statuses = target.insert_rows(batch)
+                statuses = target.insert_fresh_rows(batch)
         except _Failure as failure:
             if not isinstance(failure.__cause__, RowError):
                 raise
@@ -458,10 +489,13 @@ class Forwarder:
     def _failed(self, failure: _Failure) -> None:
         if failure.side == "central":
             self._close_target()
-        elif self._source_store is not None:
-            with contextlib.suppress(StoreError):
-                self._source_store.close()
-            self._source_store = None
+        else:
+            if self._reader is not None:
+                self._reader.reset()
+            if self._source_store is not None:
+                with contextlib.suppress(StoreError):
+                    self._source_store.close()
+                self._source_store = None
         with self._lock:
             first = self._down_since is None and failure.side == "central"
             changed = str(failure) != self._error

@@ -287,6 +287,22 @@ class EventRecord:
         """The row as a wire-format object, so exported history can be re-sent."""
         return _wire_object(self)
 
+    def as_new_row(self) -> NewEventRow:
+        """The row as another database inserts it (all but the id, which is each database's
+        own): what store-and-forward ships."""
+        return NewEventRow(
+            self.ts_us,
+            self.worker_id,
+            self.workstation_id,
+            self.event_type,
+            self.confidence,
+            self.count,
+            self.model_version,
+            self.camera_id,
+            self.received_us,
+            self.event_hash,
+        )
+
 
 def _wire_object(event: WireEvent | EventRecord) -> dict[str, Any]:
     data: dict[str, Any] = {

@@ -35,7 +35,7 @@ from factory_tui.forwarding import (
 from factory_tui.ingest.client import IngestClient
 from factory_tui.ingest.listener import Listener
 from factory_tui.ingest.simulator import CameraFleet
-from factory_tui.models import EventRecord, NewEventRow, RosterEntry, to_utc_us
+from factory_tui.models import NewEventRow, RosterEntry, to_utc_us
 from factory_tui.records import ForwardState
 from factory_tui.storage import Store, StoreError, open_store
 from factory_tui.warm_start import load_engine
@@ -63,22 +63,7 @@ def fleet_lines(settings: Settings, hours: float, seed: int = 3) -> list[bytes]:
 def stored(location: Path | str, site: str) -> list[tuple[Any, ...]]:
     """Every event of `site`, in id order, without its id (ids are each database's own)."""
     with open_store(location, read_only=True, site=site) as store:
-        return [_fields(row) for row in store.iter_since(0)]
-
-
-def _fields(row: EventRecord) -> tuple[Any, ...]:
-    return (
-        row.ts_us,
-        row.worker_id,
-        row.workstation_id,
-        row.event_type,
-        row.confidence,
-        row.count,
-        row.model_version,
-        row.camera_id,
-        row.received_us,
-        row.event_hash,
-    )
+        return [tuple(row.as_new_row()) for row in store.iter_since(0)]
 
 
 def fill(settings: Settings, lines: list[bytes]) -> int:
@@ -295,8 +280,8 @@ class _LostAcknowledgement:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    def insert_rows(self, rows: list[NewEventRow]) -> list[str]:
-        statuses = self._store.insert_rows(rows)
+    def insert_fresh_rows(self, rows: list[NewEventRow]) -> list[str]:
+        statuses = self._store.insert_fresh_rows(rows)
         if not self.failed:
             self.failed = True
             raise StoreError("database error: server closed the connection unexpectedly")
@@ -335,20 +320,14 @@ def test_an_event_the_target_cannot_hold_is_passed_over_and_the_rest_go_on(
     fill(settings, fleet_lines(settings, 0.5))
     with open_store(settings.store.location, site="pune") as site:
         bad = site.read_since(0, 1)[0]
-        odd = NewEventRow(*_fields(bad)[:7], "cam\x00era", bad.received_us, "f" * 64)
+        odd = bad.as_new_row()._replace(camera_id="cam\x00era", event_hash="f" * 64)
         site.insert_rows([odd])
     tally = Forwarder.from_settings(settings, pg_url, batch_size=100).run(
         threading.Event(), once=True
     )
     assert tally.refused == 1
     central_rows = stored(pg_url, "pune")
-    assert central_rows == [
-        r for r in stored(settings.store.location, "pune") if r != _fields_of(odd)
-    ]
-
-
-def _fields_of(row: NewEventRow) -> tuple[Any, ...]:
-    return tuple(row)
+    assert central_rows == [r for r in stored(settings.store.location, "pune") if r != tuple(odd)]
 
 
 # --- a site box, a cut link, and the central copy ---------------------------------------------
@@ -503,12 +482,17 @@ async def test_forward_once_drains_a_sqlite_site_into_a_sqlite_central(tmp_path:
     assert out.splitlines()[-1].startswith("forwarded 0, already there 0, in 0 batches")
 
 
+def small_site(tmp_path: Path) -> int:
+    """Site pune's database in tmp_path/site.db with half an hour of events; how many."""
+    settings = site_settings(tmp_path / "site.db", "pune")
+    fill(settings, fleet_lines(settings, 0.5))
+    return len(stored(settings.store.location, "pune"))
+
+
 async def test_forward_retries_an_unreachable_target_and_stops_cleanly_on_sigterm(
     tmp_path: Path,
 ) -> None:
-    settings = site_settings(tmp_path / "site.db", "pune")
-    fill(settings, fleet_lines(settings, 0.5))
-    waiting = len(stored(settings.store.location, "pune"))
+    waiting = small_site(tmp_path)
     nowhere = tmp_path / "no such folder" / "central.db"
     process = await start_cli("forward", "--db", str(tmp_path / "site.db"), "--to", str(nowhere))
     assert process.stderr is not None
@@ -530,9 +514,7 @@ async def test_forward_retries_an_unreachable_target_and_stops_cleanly_on_sigter
 async def test_forward_once_gives_up_on_an_unreachable_target_with_exit_code_1(
     tmp_path: Path,
 ) -> None:
-    settings = site_settings(tmp_path / "site.db", "pune")
-    fill(settings, fleet_lines(settings, 0.5))
-    waiting = len(stored(settings.store.location, "pune"))
+    waiting = small_site(tmp_path)
     code, out, err = await run_forward(
         "--once",
         "--db",

@@ -266,6 +266,30 @@ def test_sites_stay_apart(store_opener: StoreOpener) -> None:
         assert main.forward_cursor("central") == 1
 
 
+def test_fresh_rows_are_stored_like_any_others_and_a_known_one_is_a_duplicate(
+    any_store: Store,
+) -> None:
+    """`insert_fresh_rows` (a forwarded backlog) means what `insert_rows` means: new rows
+    accepted in order, a row already there a duplicate, models kept, the site's own rows."""
+    rows = [prepare_row(line(second, model_version="m2"), 7) for second in range(4)]
+    assert any_store.insert_fresh_rows(rows[:2]) == ["accepted", "accepted"]
+    assert any_store.insert_fresh_rows([]) == []
+    later = [prepare_row(line(99, model_version="m1"), 7), rows[1], rows[2], rows[2]]
+    assert any_store.insert_fresh_rows(later) == ["accepted", "duplicate", "accepted", "duplicate"]
+    stored = any_store.read_since(0)
+    assert [row.event_hash for row in stored] == [
+        rows[0].event_hash,
+        rows[1].event_hash,
+        later[0].event_hash,
+        rows[2].event_hash,
+    ]
+    assert [row.id for row in stored] == sorted(row.id for row in stored)
+    assert stored[0].received_us == 7
+    assert any_store.model_first_seen() == [("m1", BASE + 99 * S), ("m2", BASE)]
+    assert any_store.scoped("pune").insert_fresh_rows(rows[:1]) == ["accepted"]
+    assert any_store.count_events() == 4
+
+
 def test_count_since_counts_this_sites_rows_after_a_cursor(store_opener: StoreOpener) -> None:
     """The forward backlog: rows of this site with a higher id, whatever other sites hold."""
     with store_opener() as main:

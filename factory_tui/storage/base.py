@@ -121,6 +121,10 @@ class Store(Protocol):
     def insert_rows(self, rows: Sequence[NewEventRow]) -> list[InsertStatus]:
         """Store rows in one transaction; per row, accepted (new) or duplicate (hash known)."""
 
+    def insert_fresh_rows(self, rows: Sequence[NewEventRow]) -> list[InsertStatus]:
+        """`insert_rows` for rows that are most likely all new (a forwarded backlog): as fast
+        as the backend can store rows it need not check first, exact statuses all the same."""
+
     def insert_batch(
         self, events: Sequence[WireEvent], received_us: int | None = None
     ) -> list[InsertStatus]:

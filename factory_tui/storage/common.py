@@ -51,6 +51,10 @@ class BackendBase:
         other.site_id = site_id
         return other
 
+    def insert_fresh_rows(self, rows: Sequence[NewEventRow]) -> list[InsertStatus]:
+        """`insert_rows` for rows that are most likely all new (a backend may do better)."""
+        return self.insert_rows(rows)
+
     def insert_batch(
         self, events: Sequence[WireEvent], received_us: int | None = None
     ) -> list[InsertStatus]:

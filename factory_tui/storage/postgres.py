@@ -430,12 +430,7 @@ class PostgresStore(BackendBase):
                 (self.site_id,),
             )
             new = {hash_ for (hash_,) in cursor.fetchall()}
-            cursor.executemany(
-                "INSERT INTO models (site_id, model_key, first_ts_us) VALUES (%s, %s, %s) "
-                "ON CONFLICT (site_id, model_key) DO UPDATE "
-                "SET first_ts_us = LEAST(models.first_ts_us, excluded.first_ts_us)",
-                [(self.site_id, key, first) for key, first in model_firsts(rows).items()],
-            )
+            self._keep_models(cursor, rows)
         self._partitioned.add(self.site_id)
         statuses: list[InsertStatus] = []
         for row in rows:
@@ -445,6 +440,40 @@ class PostgresStore(BackendBase):
             else:
                 statuses.append("duplicate")
         return statuses
+
+    @_translate_errors
+    def insert_fresh_rows(self, rows: Sequence[NewEventRow]) -> list[InsertStatus]:
+        """Rows that are most likely all new (a forwarded backlog): one COPY straight into the
+        events table, which costs about half of `insert_rows`' staging table and INSERT ...
+        SELECT (multi-row heap inserts, less WAL). When one of them is there already, the
+        transaction rolls back and the batch goes through `insert_rows` for exact statuses."""
+        self._require_writable()
+        if not rows:
+            return []
+        conn = self._conn
+        try:
+            with conn.transaction(), conn.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_LOCK,))
+                if self.site_id not in self._partitioned:
+                    cursor.execute(_partition_ddl(self.site_id))
+                site = (self.site_id,)
+                with cursor.copy(f"COPY events (site_id, {_NEW_COLUMNS}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(site + row)
+                self._keep_models(cursor, rows)
+        except psycopg.errors.UniqueViolation:
+            return self.insert_rows(rows)
+        self._partitioned.add(self.site_id)
+        return ["accepted"] * len(rows)
+
+    def _keep_models(self, cursor: psycopg.Cursor[Any], rows: Sequence[NewEventRow]) -> None:
+        """Each model_version's first event, as of this batch (inside its transaction)."""
+        cursor.executemany(
+            "INSERT INTO models (site_id, model_key, first_ts_us) VALUES (%s, %s, %s) "
+            "ON CONFLICT (site_id, model_key) DO UPDATE "
+            "SET first_ts_us = LEAST(models.first_ts_us, excluded.first_ts_us)",
+            [(self.site_id, key, first) for key, first in model_firsts(rows).items()],
+        )
 
     def _prepare_incoming(self, cursor: psycopg.Cursor[Any]) -> None:
         """The session's staging table for COPY, emptied at every commit (made in the

@@ -143,15 +143,6 @@ def test_a_tab_runs_a_viewer_of_the_live_floor_with_its_views_and_details(
     assert psutil.wait_procs([viewer], timeout=30)[1] == []
 
 
-def test_view_in_the_address_opens_that_view(browser: Browser, server: tuple[str, int]) -> None:
-    page = browser.new_page(viewport={"width": 1280, "height": 720})
-    screen = ScreenText(page)
-    with page.expect_websocket():
-        page.goto(f"{server[0]}?view=stations")
-    screen.wait_for("Stations ·", "Assembly 1", "Occupied")
-    page.close()
-
-
 def test_with_a_token_no_console_without_it(browser: Browser, floor_db: Path) -> None:
     with web_server(floor_db, token=TOKEN) as (url, pid):
         page = browser.new_page()
@@ -172,6 +163,6 @@ def test_with_a_token_no_console_without_it(browser: Browser, floor_db: Path) ->
         with page.expect_websocket():
             page.goto(f"{url}?token={TOKEN}&view=alerts")
         assert page.url == f"{url}?view=alerts"  # the token left the address for a cookie
-        screen.wait_for("Alerts ·", "Model drift")
+        screen.wait_for("Alerts ·", "Model drift")  # ?view= opened the tab on that view
         assert page.request.get(url).status == 200  # the cookie alone is enough from now on
         page.close()

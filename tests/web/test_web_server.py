@@ -3,9 +3,13 @@ the command's refusals, through aiohttp's test client and typer's runner."""
 
 from __future__ import annotations
 
+import asyncio
+import codecs
+import signal
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import WSServerHandshakeError
 from aiohttp.test_utils import TestClient, TestServer
@@ -15,8 +19,11 @@ from factory_tui.cli import app
 from factory_tui.commands.web import viewer_argv
 from factory_tui.storage import Store
 from factory_tui.web.server import COOKIE, ConsoleServer, TabOptions
+from tests.browser import ANSI
 
 TOKEN = "floor-secret-7"
+DEMO_WORDS = ("LIVE", "Ana Silva", "viewer")
+"""What a tab of the demo shows once its viewer runs."""
 runner = CliRunner()
 
 
@@ -122,3 +129,43 @@ def test_without_the_web_extra_one_sentence(
     result = runner.invoke(app, ["web", "--db", str(tmp_path / "factory.db")])
     assert result.exit_code == 2
     assert "pip install 'factory-tui[web]'" in result.stderr
+
+
+async def test_demo_web_serves_its_live_floor_to_a_tab(tmp_path: Path) -> None:
+    """`demo --web` runs the simulator here and a tab's viewer shows its floor (read through the
+    websocket as a browser would, without one); SIGINT stops it all."""
+    demo = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "factory_tui",
+        "demo",
+        "--web",
+        "--web-port",
+        "0",
+        "--port",
+        "0",
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        assert demo.stdout is not None
+        first = (await asyncio.wait_for(demo.stdout.readline(), 30)).decode()
+        url = first.split("open ", 1)[1].strip()
+        async with aiohttp.ClientSession() as session:
+            page = await (await session.get(url)).text()
+            assert "<title>factory-tui demo</title>" in page
+            seen = ""
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            async with session.ws_connect(f"{url.replace('http', 'ws', 1)}ws/-/-") as socket:
+                async with asyncio.timeout(60):
+                    async for message in socket:
+                        if message.type == aiohttp.WSMsgType.BINARY:
+                            seen += ANSI.sub("", decoder.decode(message.data))
+                        if all(word in seen for word in DEMO_WORDS):
+                            break
+        assert all(word in seen for word in DEMO_WORDS), seen[-2000:]  # not a viewer that ended
+        assert (tmp_path / "factory-demo.db").exists()
+    finally:
+        demo.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(demo.wait(), 30) == 0

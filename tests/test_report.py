@@ -304,8 +304,9 @@ def test_report_reads_beside_a_writer_holding_the_lock(site: tuple[Path, Path]) 
     try:
         writer._db.conn.execute("BEGIN IMMEDIATE")
         writer._db.conn.execute(
-            "INSERT INTO events (ts_us, worker_id, workstation_id, event_type, confidence, "
-            "count, received_us, event_hash) VALUES (?, 'W2', 'S2', 'working', 1.0, 0, 0, 'x')",
+            "INSERT INTO events (site_id, ts_us, worker_id, workstation_id, event_type, "
+            "confidence, count, received_us, event_hash) "
+            "VALUES ('main', ?, 'W2', 'S2', 'working', 1.0, 0, 0, 'x')",
             (parse_event(wire("10:30:00", "working")).ts_us,),
         )
         during = report_json(config, db, *HOUR)

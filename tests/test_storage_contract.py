@@ -316,3 +316,15 @@ def test_retention_deletes_old_events_in_steps_up_to_an_id(any_store: Store) -> 
     assert any_store.count_events() == 0
     any_store.insert_batch([line(30)])
     assert any_store.max_event_id() > last  # ids never go back, so no id cursor is fooled
+
+
+def test_alerts_raised_in_a_window(any_store: Store) -> None:
+    any_store.sync_alerts([("camera_dark", "W1", "dark", 100)], 150)
+    any_store.sync_alerts(
+        [("camera_dark", "W1", "dark", 100), ("idle_too_long", "W2", "i", 300)], 350
+    )
+    any_store.sync_alerts([], 500)
+    assert [a.subject for a in any_store.alerts_raised(0, 1000)] == ["W1", "W2"]
+    assert [a.subject for a in any_store.alerts_raised(200, 301)] == ["W2"]
+    assert any_store.alerts_raised(301, 1000) == []
+    assert any_store.scoped("elsewhere").alerts_raised(0, 1000) == []

@@ -21,8 +21,6 @@ from factory_tui.warm_start import load_engine
 
 HOUR_US: Final = 3600 * US_PER_S
 """The units-per-hour chart's bucket: one bar per hour of the shift."""
-ALERT_LIMIT: Final = 100_000
-"""Alerts read to find those raised in the window (newest first; far more than a shift has)."""
 
 
 class ShiftNotFound(ValueError):
@@ -164,12 +162,7 @@ def gather(
                 tuple(per_hour),
             )
         )
-    raised = [
-        alert
-        for alert in store.alerts(limit=ALERT_LIMIT)
-        if window.from_us <= alert.started_us < end
-    ]
-    raised.sort(key=lambda alert: (alert.started_us, alert.id))
+    raised = store.alerts_raised(window.from_us, end)
     return ShiftReport(
         title=shift_title(window, settings.tz, settings),
         zone=settings.tz,

@@ -202,6 +202,9 @@ class Store(Protocol):
     def alerts(self, active_only: bool = False, limit: int = 500) -> list[AlertRecord]:
         """Alerts, newest first."""
 
+    def alerts_raised(self, from_us: int, to_us: int) -> list[AlertRecord]:
+        """Alerts raised in [from_us, to_us), oldest first (a shift's report)."""
+
     # --- sites, forwarding and retention ------------------------------------------------------
 
     def sites(self) -> list[SiteRecord]:

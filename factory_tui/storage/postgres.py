@@ -693,6 +693,17 @@ class PostgresStore(BackendBase):
         ).fetchall()
         return [AlertRecord(*row) for row in rows]
 
+    @_translate_errors
+    def alerts_raised(self, from_us: int, to_us: int) -> list[AlertRecord]:
+        """Alerts raised in [from_us, to_us), oldest first (the alerts_started index)."""
+        rows = self._conn.execute(
+            "SELECT id, kind, subject, details, started_us, cleared_us FROM alerts "
+            "WHERE site_id = %s AND started_us >= %s AND started_us < %s "
+            "ORDER BY started_us, id",
+            (self.site_id, from_us, to_us),
+        ).fetchall()
+        return [AlertRecord(*row) for row in rows]
+
     # --- sites, forwarding and retention ------------------------------------------------------
 
     @_translate_errors

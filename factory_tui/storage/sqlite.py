@@ -650,6 +650,16 @@ class SqliteStore(BackendBase):
         ).fetchall()
         return [AlertRecord(*row) for row in rows]
 
+    @_translate_errors
+    def alerts_raised(self, from_us: int, to_us: int) -> list[AlertRecord]:
+        """Alerts raised in [from_us, to_us), oldest first (the alerts_started index)."""
+        rows = self._db.execute(
+            "SELECT id, kind, subject, details, started_us, cleared_us FROM alerts "
+            "WHERE site_id = ? AND started_us >= ? AND started_us < ? ORDER BY started_us, id",
+            [self.site_id, from_us, to_us],
+        ).fetchall()
+        return [AlertRecord(*row) for row in rows]
+
     # --- sites and forwarding -----------------------------------------------------------------
 
     @_translate_errors

@@ -12,6 +12,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -149,3 +152,43 @@ async def test_serve_warns_at_start_when_the_database_disk_is_under_10_percent_f
         f"the disk of {database} is 5.0 % free (under 10 %): free space, or set "
         "[store] keep_days to delete old events"
     ]
+
+
+UNIT = Path(__file__).resolve().parent.parent / "deploy" / "factory-tui.service"
+
+
+def unit_settings(text: str) -> dict[str, list[str]]:
+    """Every `Key=value` of a unit file, a key set twice keeping both values."""
+    found: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            key, value = line.split("=", 1)
+            found.setdefault(key, []).append(value)
+    return found
+
+
+def test_the_systemd_unit_runs_serve_as_its_own_user_and_restarts_it_on_failure(
+    tmp_path: Path,
+) -> None:
+    text = UNIT.read_text()
+    unit = unit_settings(text)
+    assert unit["ExecStart"] == [
+        "/opt/factory-tui/bin/factory-tui serve --config /etc/factory-tui/factory.toml"
+    ]
+    assert unit["Restart"] == ["on-failure"]
+    assert unit["User"] == ["factory-tui"]
+    assert unit["WorkingDirectory"] == ["/var/lib/factory-tui"]
+    # ProtectSystem=strict leaves only the state directory writable: SQLite's home.
+    assert unit["ProtectSystem"] == ["strict"]
+    assert unit["StateDirectory"] == ["factory-tui"]
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed: the unit's syntax was not verified")
+    # systemd checks that ExecStart can run: point it at this checkout's factory-tui.
+    here = Path(sys.executable).parent / "factory-tui"
+    copy = tmp_path / "factory-tui.service"
+    copy.write_text(text.replace("/opt/factory-tui/bin/factory-tui", str(here)))
+    result = subprocess.run(
+        [analyze, "verify", str(copy)], capture_output=True, text=True, timeout=WAIT_S
+    )
+    assert (result.returncode, result.stderr) == (0, "")

@@ -5,12 +5,15 @@ from __future__ import annotations
 import signal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from factory_tui.commands.common import dotted, fail, settings_from
 from factory_tui.config import Settings
+
+if TYPE_CHECKING:
+    from factory_tui.console.app import FactoryApp
 
 
 class ViewName(StrEnum):
@@ -57,6 +60,16 @@ def end_on_hangup() -> None:
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
+def run_to_exit(app: FactoryApp) -> None:
+    """Run the console in this terminal; its start-up error or return code ends the command."""
+    end_on_hangup()
+    app.run()
+    if app.error_message is not None:
+        fail(app.error_message)
+    if app.return_code:
+        raise typer.Exit(app.return_code)
+
+
 def run_console(
     *,
     config: Path | None,
@@ -98,9 +111,4 @@ def run_console(
         role="viewer" if viewer else "console",
         view=view.value,
     )
-    end_on_hangup()
-    app.run()
-    if app.error_message is not None:
-        fail(app.error_message)
-    if app.return_code:
-        raise typer.Exit(app.return_code)
+    run_to_exit(app)

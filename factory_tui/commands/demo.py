@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 import typer
 
 from factory_tui.commands.common import fail
-from factory_tui.commands.console import ViewerOption, ViewName, ViewOption, end_on_hangup
+from factory_tui.commands.console import ViewerOption, ViewName, ViewOption, run_to_exit
 from factory_tui.config import ConfigError, Settings, demo_data
 from factory_tui.models import from_utc_us, now_us, to_utc_us
 from factory_tui.storage import Store, StoreError, open_store
@@ -174,12 +174,7 @@ def demo(
         remove_database(DEMO_DB)
         clock, feeder = simulator_feeder(settings, speed=speed, seed=seed)
         app = make_app(settings, clock=clock.now_us, feeder=feeder, demo=True, view=view.value)
-    end_on_hangup()
-    app.run()
-    if app.error_message is not None:
-        fail(app.error_message)
-    if app.return_code:
-        raise typer.Exit(app.return_code)
+    run_to_exit(app)
 
 
 def _demo_sites(settings: Settings, count: int, *, speed: float, seed: int) -> None:
@@ -195,12 +190,7 @@ def _demo_sites(settings: Settings, count: int, *, speed: float, seed: int) -> N
         fail(str(error))
     clock, feeder = fleet_feeder(sites, speed=speed, seed=seed)
     app = make_app(sites[0], clock=clock.now_us, feeder=feeder, demo=True)
-    end_on_hangup()
-    app.run()
-    if app.error_message is not None:
-        fail(app.error_message)
-    if app.return_code:
-        raise typer.Exit(app.return_code)
+    run_to_exit(app)
 
 
 def _demo_web(

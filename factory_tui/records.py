@@ -77,6 +77,18 @@ class IngestStats:
 
 
 @dataclass(frozen=True, slots=True)
+class CommitLatency:
+    """How long the listener's batch commits took, as histogram buckets (for `/metrics`)."""
+
+    bounds_s: tuple[float, ...]
+    """Upper bounds of the buckets, in seconds, ascending."""
+    counts: tuple[int, ...]
+    """Commits per bucket (not cumulative); one more than `bounds_s`: the last is over all."""
+    sum_s: float
+    """Seconds spent in every commit together."""
+
+
+@dataclass(frozen=True, slots=True)
 class ForwardState:
     """Where store-and-forward to the central database stands, as of when it was read."""
 

@@ -24,6 +24,14 @@ from factory_tui.config import Settings
 from factory_tui.console.health import low_disk_warning
 from factory_tui.forwarding import BackgroundForwarder, Forwarder, ForwardError
 from factory_tui.ingest.listener import Listener, ListenerError, format_stats
+from factory_tui.metrics_export import (
+    FloorCollector,
+    IngestFigures,
+    MetricsHttpError,
+    MetricsServer,
+    StoreFloor,
+    on_loop,
+)
 from factory_tui.retention import BackgroundRetention
 from factory_tui.storage import mask_url
 
@@ -89,6 +97,17 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
         await listener.start()
     except ListenerError as error:
         return str(error)
+    metrics_http: MetricsServer | None = None
+    floor: StoreFloor | None = None
+    if settings.metrics_http.port is not None:
+        floor = StoreFloor(settings)
+        metrics_http = metrics_server(settings, listener, forwarder, floor)
+        try:
+            metrics_http.start()
+        except MetricsHttpError as error:
+            await listener.stop()
+            return str(error)
+        log.info("serving /metrics on %s:%d", metrics_http.host, metrics_http.port)
     if forwarder is not None:
         forwarder.start()
     retention = BackgroundRetention.from_settings(settings)
@@ -109,6 +128,10 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
                 log.info("%s%s", format_stats(listener.stats()), forward)
     finally:
         disk_watch.cancel()
+        if metrics_http is not None:
+            await asyncio.to_thread(metrics_http.stop)
+        if floor is not None:
+            await asyncio.to_thread(floor.close)
         log.info("stopping: answering what was received")
         await listener.stop()
         if forwarder is not None:
@@ -118,6 +141,22 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
     return None
+
+
+def metrics_server(
+    settings: Settings,
+    listener: Listener,
+    forwarder: BackgroundForwarder | None,
+    floor: StoreFloor,
+) -> MetricsServer:
+    """`/metrics` for `serve`: figures from the store, counters from the running listener."""
+
+    def ingest() -> IngestFigures:
+        forward = None if forwarder is None else forwarder.state()
+        return IngestFigures(listener.stats(), listener.commit_latency(), forward)
+
+    collector = FloorCollector(settings.site.id, floor, on_loop(asyncio.get_running_loop(), ingest))
+    return MetricsServer(collector, settings.metrics_http.host, settings.metrics_http.port or 0)
 
 
 async def _watch_disk(settings: Settings, stop: asyncio.Event) -> None:

@@ -98,6 +98,8 @@ class TickPipeline:
         self.loaded = False
         """The warm start is done."""
         self._rate = RateMeter(RATE_WINDOW_S, started_s=monotonic())
+        self.latest: TickResult | None = None
+        """The last tick's result, for readers in other threads (the `/metrics` endpoint)."""
 
     def window_at(self, at_us: int) -> ShiftWindow:
         """The window shown at `at_us`: the running shift (else the day) so far, and its title."""
@@ -144,7 +146,8 @@ class TickPipeline:
             )
             health = self._health() if self._health is not None else None
             rate = self._rate.per_second(self._monotonic())
-            return TickResult(view, health, new_rows, initial, rate)
+            self.latest = TickResult(view, health, new_rows, initial, rate)
+            return self.latest
 
     def view_for(self, shown: ViewData, needs: ViewNeeds) -> ViewData | None:
         """What a newly opened view needs, for the frozen Snapshot of `shown` (while paused).

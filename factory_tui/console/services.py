@@ -24,6 +24,14 @@ from factory_tui.console.health import HealthReader
 from factory_tui.console.pipeline import Clock, TickPipeline
 from factory_tui.forwarding import BackgroundForwarder, Forwarder, ForwardError
 from factory_tui.ingest.listener import Listener, ListenerError, PortInUseError
+from factory_tui.metrics_export import (
+    FloorCollector,
+    FloorFigures,
+    IngestFigures,
+    MetricsHttpError,
+    MetricsServer,
+    on_loop,
+)
 from factory_tui.records import ForwardState
 from factory_tui.retention import BackgroundRetention
 from factory_tui.storage import Store, StoreError, open_store
@@ -78,6 +86,8 @@ class ConsoleServices:
         self.retention: BackgroundRetention | None = None
         """Deletes events older than `store.keep_days` (only the console owning the listener)."""
         self.pipeline: TickPipeline | FleetPipeline | None = None
+        self.metrics_http: MetricsServer | None = None
+        """`/metrics` (only the console owning the listener, with `[metrics_http] port`)."""
         self._feeder = feeder
         self._feed_task: asyncio.Task[object] | None = None
         self._feed_stop = asyncio.Event()
@@ -142,7 +152,37 @@ class ConsoleServices:
         self.pipeline = TickPipeline(
             self.settings, reader, AlertKeeper(self.settings, writer), clock=clock, health=health
         )
+        self._start_metrics_http(self.pipeline)
         return self.pipeline
+
+    def _start_metrics_http(self, pipeline: TickPipeline) -> None:
+        """Serve the last tick's figures and the listener's counters on `[metrics_http] port`."""
+        listener, port = self.listener, self.settings.metrics_http.port
+        if listener is None or port is None:
+            return
+
+        def floor() -> FloorFigures | None:
+            latest = pipeline.latest
+            if latest is None:
+                return None
+            snapshot = latest.view.snapshot
+            window = snapshot.window
+            end = window.instants_end(snapshot.at_us)
+            models = pipeline.read(lambda store: store.model_summary(window.from_us, end))
+            return FloorFigures(snapshot, latest.view.alerts.active, tuple(models or ()))
+
+        def ingest() -> IngestFigures:
+            return IngestFigures(listener.stats(), listener.commit_latency(), self.forward_state())
+
+        collector = FloorCollector(
+            self.settings.site.id, floor, on_loop(asyncio.get_running_loop(), ingest)
+        )
+        server = MetricsServer(collector, self.settings.metrics_http.host, port)
+        try:
+            server.start()
+        except MetricsHttpError as error:
+            raise StartError(str(error)) from None
+        self.metrics_http = server
 
     async def _start_listener(self, path: Path | str) -> None:
         listener = Listener(self.settings, path)
@@ -188,6 +228,8 @@ class ConsoleServices:
             return
         self._stopped = True
         self._feed_stop.set()
+        if self.metrics_http is not None:
+            await asyncio.to_thread(self.metrics_http.stop)
         if self._feed_task is not None:
             try:
                 await asyncio.wait_for(self._feed_task, STOP_TIMEOUT_S)

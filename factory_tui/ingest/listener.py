@@ -23,6 +23,7 @@ passes `total_pending_bytes`. A connection reaches its listener only through the
 from __future__ import annotations
 
 import asyncio
+import bisect
 import concurrent.futures
 import errno
 import logging
@@ -46,7 +47,7 @@ from factory_tui.ingest.protocol import (
 )
 from factory_tui.ingest.writer import BatchOutcome, BatchWriter, Checkpointer
 from factory_tui.models import now_us
-from factory_tui.records import IngestStats, Rejection
+from factory_tui.records import CommitLatency, IngestStats, Rejection
 from factory_tui.storage import StoreError
 
 log = logging.getLogger("factory_tui.ingest")
@@ -62,6 +63,8 @@ TOTAL_PENDING_BYTES: Final = 32 << 20
 RECENT_REJECTIONS: Final = 100
 RATE_WINDOW_S: Final = 5.0
 CLOSE_TIMEOUT_S: Final = 5.0
+COMMIT_BUCKETS_S: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+"""Bucket bounds of the batch commit latency histogram (`commit_latency`)."""
 
 
 class ListenerError(Exception):
@@ -183,6 +186,8 @@ class Listener:
         self._rejected = 0
         self._rate = RateMeter(RATE_WINDOW_S)  # accepted events; restarted by `start`
         self._recent: deque[Rejection] = deque(maxlen=recent_rejections)
+        self._commit_counts = [0] * (len(COMMIT_BUCKETS_S) + 1)
+        self._commit_sum_s = 0.0
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -408,11 +413,15 @@ class Listener:
         self._in_flight = batch
         assert self._loop is not None
         assert self._executor is not None
+        started = time.monotonic()
         future = self._loop.run_in_executor(self._executor, self._writer.commit, batch.lines)
-        future.add_done_callback(lambda done: self._committed(batch, done))
+        future.add_done_callback(lambda done: self._committed(batch, done, started))
 
-    def _committed(self, batch: _Batch, done: asyncio.Future[BatchOutcome]) -> None:
+    def _committed(self, batch: _Batch, done: asyncio.Future[BatchOutcome], started: float) -> None:
         self._in_flight = None
+        elapsed = time.monotonic() - started
+        self._commit_counts[bisect.bisect_left(COMMIT_BUCKETS_S, elapsed)] += 1
+        self._commit_sum_s += elapsed
         self._pending_bytes -= batch.nbytes
         self._pending_lines -= len(batch.lines)
         try:
@@ -458,6 +467,10 @@ class Listener:
             self._recent.append(Rejection(at, bounds[run][1], line, error))
 
     # --- counters -----------------------------------------------------------------------------
+
+    def commit_latency(self) -> CommitLatency:
+        """How long batch commits have taken since the listener started (as histogram buckets)."""
+        return CommitLatency(COMMIT_BUCKETS_S, tuple(self._commit_counts), self._commit_sum_s)
 
     def stats(self) -> IngestStats:
         """The counters now."""

@@ -1,0 +1,407 @@
+"""`/metrics` for Prometheus: the floor's figures, the listener's counters and this process's cost,
+in the Prometheus / OpenMetrics text format (`[metrics_http] port`).
+
+One `FloorCollector` per server, in a `CollectorRegistry` of its own (nothing lands in
+prometheus-client's global registry), reads the latest values when scraped: the floor from a
+`FloorSource` (the console's last tick, or `StoreFloor` for `serve`), the ingest counters through
+an `IngestSource` that asks the event loop owning the listener. The HTTP server is
+prometheus-client's own, on a thread, bound to the configured host and port.
+
+Figures are those of the current shift so far, the same Snapshot `report --format json` gives
+for the same instant; names follow Prometheus conventions (units in names, `_total` counters).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Final
+
+import psutil
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from factory_tui.config import Settings
+from factory_tui.engine import Engine, Snapshot
+from factory_tui.models import now_us
+from factory_tui.records import AlertRecord, CommitLatency, ForwardState, IngestStats, ModelSummary
+from factory_tui.storage import READ_BATCH, Store, StoreError, open_store
+from factory_tui.warm_start import load_engine, roster_names, shift_window
+
+PREFIX: Final = "factory_tui"
+WORKER_STATES: Final = ("working", "idle", "absent", "unobserved")
+INGEST_WAIT_S: Final = 2.0
+"""How long a scrape waits for the event loop to hand over the listener's counters."""
+NO_MODEL: Final = ""
+"""The `model` label of events that named no model_version."""
+
+
+class MetricsHttpError(Exception):
+    """The metrics endpoint cannot start; the message is one sentence saying why."""
+
+
+@dataclass(frozen=True, slots=True)
+class FloorFigures:
+    """What a scrape reports about the floor: the shift so far, its active alerts and models."""
+
+    snapshot: Snapshot
+    active_alerts: tuple[AlertRecord, ...] = ()
+    models: tuple[ModelSummary, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IngestFigures:
+    """The listener's counters and where forwarding stands, as of one scrape."""
+
+    stats: IngestStats
+    commit_latency: CommitLatency
+    forward: ForwardState | None = None
+
+
+FloorSource = Callable[[], FloorFigures | None]
+IngestSource = Callable[[], IngestFigures | None]
+
+
+def on_loop(loop: asyncio.AbstractEventLoop, read: Callable[[], IngestFigures]) -> IngestSource:
+    """An `IngestSource` that runs `read` on `loop` (the listener's thread) and waits for it.
+
+    The listener's counters belong to its event loop; a scrape thread asks for them rather
+    than reading them mid-update. None when the loop does not answer in time (or has stopped).
+    """
+
+    async def call() -> IngestFigures:
+        return read()
+
+    def source() -> IngestFigures | None:
+        if loop.is_closed():
+            return None
+        try:
+            return asyncio.run_coroutine_threadsafe(call(), loop).result(INGEST_WAIT_S)
+        except (FutureTimeout, RuntimeError):
+            return None
+
+    return source
+
+
+class FloorCollector:
+    """A prometheus-client collector that reads its figures when scraped."""
+
+    def __init__(
+        self,
+        site: str,
+        floor: FloorSource,
+        ingest: IngestSource | None = None,
+        *,
+        process: psutil.Process | None = None,
+    ) -> None:
+        self.site = site
+        self._floor = floor
+        self._ingest = ingest
+        self._process = process if process is not None else psutil.Process()
+
+    def collect(self) -> Iterator[Metric]:
+        """Every family, read now."""
+        figures = self._floor()
+        if figures is not None:
+            yield from floor_families(self.site, figures)
+        if self._ingest is not None:
+            ingest = self._ingest()
+            if ingest is not None:
+                yield from ingest_families(self.site, ingest)
+        yield from process_families(self._process)
+
+
+def _gauge(name: str, doc: str, labels: Iterable[str], unit: str = "") -> GaugeMetricFamily:
+    return GaugeMetricFamily(f"{PREFIX}_{name}", doc, labels=list(labels), unit=unit)
+
+
+def floor_families(site: str, figures: FloorFigures) -> list[Metric]:
+    """The shift so far: per worker, per station, the factory, models and active alerts."""
+    snapshot = figures.snapshot
+    window = snapshot.window
+    shift = window.label
+    families: list[Metric] = []
+    info = _gauge(
+        "window_start_timestamp_seconds", "Start of the current shift (or day).", ["site", "shift"]
+    )
+    info.add_metric([site, shift], window.from_us / 1e6)
+    families.append(info)
+    at = _gauge("snapshot_timestamp_seconds", "The instant the figures are computed at.", ["site"])
+    at.add_metric([site], snapshot.at_us / 1e6)
+    families.append(at)
+
+    worker_labels = ["site", "worker", "station"]
+    state = _gauge(
+        "worker_state",
+        "1 for the worker's current state (working, idle, absent, unobserved), else 0.",
+        [*worker_labels, "state"],
+    )
+    utilization = _gauge(
+        "worker_utilization_ratio", "Active time over observed time, this shift.", worker_labels
+    )
+    units = _gauge("worker_units", "Units completed this shift so far.", worker_labels)
+    uph = _gauge("worker_units_per_hour", "Units per active hour, this shift.", worker_labels)
+    active = _gauge("worker_active_seconds", "Time working this shift.", worker_labels)
+    idle = _gauge("worker_idle_seconds", "Time idle this shift.", worker_labels)
+    absent = _gauge("worker_absent_seconds", "Time absent this shift.", worker_labels)
+    events = _gauge("worker_events", "Events of the worker this shift.", worker_labels)
+    for w in snapshot.workers:
+        labels = [site, w.worker_id, w.station_id or ""]
+        for name in WORKER_STATES:
+            state.add_metric([*labels, name], 1.0 if w.state == name else 0.0)
+        if w.utilization is not None:
+            utilization.add_metric(labels, w.utilization)
+        units.add_metric(labels, w.units)
+        if w.uph is not None:
+            uph.add_metric(labels, w.uph)
+        active.add_metric(labels, w.active_s)
+        idle.add_metric(labels, w.idle_s)
+        absent.add_metric(labels, w.absent_s)
+        events.add_metric(labels, w.events)
+    families += [state, utilization, units, uph, active, idle, absent, events]
+
+    station_labels = ["site", "station"]
+    s_util = _gauge(
+        "station_utilization_ratio", "Occupied time over elapsed shift time.", station_labels
+    )
+    s_units = _gauge("station_units", "Units completed at the station this shift.", station_labels)
+    s_uph = _gauge(
+        "station_throughput_units_per_hour", "Units per elapsed hour, this shift.", station_labels
+    )
+    s_occupancy = _gauge("station_occupancy_seconds", "Time occupied this shift.", station_labels)
+    s_present = _gauge("station_workers_present", "Workers at the station now.", station_labels)
+    for s in snapshot.stations:
+        labels = [site, s.workstation_id]
+        if s.utilization is not None:
+            s_util.add_metric(labels, s.utilization)
+        s_units.add_metric(labels, s.units)
+        if s.throughput_uph is not None:
+            s_uph.add_metric(labels, s.throughput_uph)
+        s_occupancy.add_metric(labels, s.occupancy_s)
+        s_present.add_metric(labels, len(s.workers_present))
+    families += [s_util, s_units, s_uph, s_occupancy, s_present]
+
+    f = snapshot.factory
+    factory = [
+        ("factory_units", "Units completed this shift so far.", f.units),
+        ("factory_active_seconds", "Workers' time working this shift, summed.", f.active_s),
+        ("factory_idle_seconds", "Workers' time idle this shift, summed.", f.idle_s),
+        ("factory_absent_seconds", "Workers' time absent this shift, summed.", f.absent_s),
+        ("factory_utilization_ratio", "Mean of the workers' utilization.", f.avg_utilization),
+        ("factory_worker_units_per_hour", "Mean of the workers' units per hour.", f.avg_uph),
+        ("factory_throughput_units_per_hour", "Units per elapsed hour.", f.throughput_uph),
+    ]
+    for name, doc, value in factory:
+        family = _gauge(name, doc, ["site"])
+        if value is not None:
+            family.add_metric([site], value)
+        families.append(family)
+    by_state = _gauge("factory_workers", "Workers in each state now.", ["site", "state"])
+    for name, count in zip(WORKER_STATES, (f.working, f.idle, f.absent, f.unobserved), strict=True):
+        by_state.add_metric([site, name], count)
+    families.append(by_state)
+
+    model_labels = ["site", "model"]
+    m_events = _gauge("model_events", "Events of the model this shift.", model_labels)
+    m_units = _gauge("model_units", "Units the model counted this shift.", model_labels)
+    m_conf = _gauge(
+        "model_mean_confidence_ratio", "Mean confidence of the model this shift.", model_labels
+    )
+    for m in figures.models:
+        labels = [site, NO_MODEL if m.model_version is None else m.model_version]
+        m_events.add_metric(labels, m.events)
+        m_units.add_metric(labels, m.units)
+        if m.events:
+            m_conf.add_metric(labels, m.mean_confidence)
+    families += [m_events, m_units, m_conf]
+
+    alerts = _gauge("alerts_active", "Alerts raised and not cleared, by kind.", ["site", "kind"])
+    counts: dict[str, int] = {}
+    for alert in figures.active_alerts:
+        counts[alert.kind] = counts.get(alert.kind, 0) + 1
+    for kind, count in sorted(counts.items()):
+        alerts.add_metric([site, kind], count)
+    families.append(alerts)
+    return families
+
+
+def ingest_families(site: str, figures: IngestFigures) -> list[Metric]:
+    """The listener's counters since it started, its commit latency, and forwarding's lag."""
+    stats = figures.stats
+    families: list[Metric] = []
+    for name, doc, value in (
+        ("ingest_events_accepted", "Events accepted and stored.", stats.accepted),
+        ("ingest_events_duplicate", "Events already stored, acknowledged again.", stats.duplicates),
+        ("ingest_events_rejected", "Lines rejected (invalid, unknown ids, auth).", stats.rejected),
+    ):
+        counter = CounterMetricFamily(f"{PREFIX}_{name}", doc, labels=["site"])
+        counter.add_metric([site], value)
+        families.append(counter)
+    connections = _gauge("ingest_connections", "Camera connections open now.", ["site"])
+    connections.add_metric([site], stats.connections)
+    pending = _gauge("ingest_pending_lines", "Lines received, not answered yet.", ["site"])
+    pending.add_metric([site], stats.pending)
+    families += [connections, pending]
+    latency = figures.commit_latency
+    histogram = HistogramMetricFamily(
+        f"{PREFIX}_ingest_batch_commit_seconds",
+        "Time to validate, store and commit one batch.",
+        labels=["site"],
+        unit="seconds",
+    )
+    cumulative = 0
+    buckets: list[tuple[str, float]] = []
+    for bound, count in zip((*latency.bounds_s, float("inf")), latency.counts, strict=True):
+        cumulative += count
+        buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+    histogram.add_metric([site], buckets, latency.sum_s)
+    families.append(histogram)
+    forward = figures.forward
+    if forward is not None:
+        behind = _gauge(
+            "forward_behind_events", "Events not yet committed centrally.", ["site", "target"]
+        )
+        if forward.behind is not None:
+            behind.add_metric([site, forward.target], forward.behind)
+        up = _gauge("forward_up", "1 while the central database is reachable.", ["site", "target"])
+        up.add_metric([site, forward.target], 0.0 if forward.down_s is not None else 1.0)
+        families += [behind, up]
+    return families
+
+
+def process_families(process: psutil.Process) -> list[Metric]:
+    """This process's CPU time and resident memory, under the names Prometheus clients use."""
+    try:
+        with process.oneshot():
+            times = process.cpu_times()
+            rss = process.memory_info().rss
+    except psutil.Error:
+        return []
+    cpu = CounterMetricFamily(
+        "process_cpu_seconds", "User and system CPU time of this process.", unit="seconds"
+    )
+    cpu.add_metric([], times.user + times.system)
+    memory = GaugeMetricFamily(
+        "process_resident_memory_bytes", "Resident memory of this process.", unit="bytes"
+    )
+    memory.add_metric([], rss)
+    return [cpu, memory]
+
+
+class StoreFloor:
+    """`serve`'s `FloorSource`: a small engine kept current by a cursor read on each scrape.
+
+    The first scrape loads what the running shift needs (`warm_start.load_engine`); later ones
+    fold in only the rows stored since. A new shift, or a roster change, is taken as it comes,
+    as the console does. `clock` is injectable so tests fix the instant.
+    """
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], int] = now_us) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._store: Store | None = None
+        self._engine: Engine | None = None
+        self._cursor = 0
+        self._roster: tuple[dict[str, str], dict[str, str]] = ({}, {})
+        self._closed = False
+
+    def __call__(self) -> FloorFigures | None:
+        """The figures now; None when the database cannot be read (the scrape goes on)."""
+        with self._lock:
+            if self._closed:
+                return None
+            try:
+                return self._read()
+            except StoreError:
+                self._drop()
+                return None
+
+    def close(self) -> None:
+        """Close the store (after a scrape in progress)."""
+        with self._lock:
+            self._closed = True
+            self._drop()
+
+    def _read(self) -> FloorFigures:
+        at_us = self._clock()
+        window = shift_window(self.settings, at_us).so_far
+        if self._store is None:
+            self._store = open_store(
+                self.settings.store.location, read_only=True, site=self.settings.site.id
+            )
+        store = self._store
+        if self._engine is None:
+            ceiling = store.max_event_id()
+            self._engine = load_engine(store, self.settings, window, at_us, every_station=True)
+            self._cursor = ceiling
+            self._roster = roster_names(self.settings, store)
+        else:
+            roster = roster_names(self.settings, store)
+            if roster != self._roster:
+                self._engine.set_roster(*roster)
+                self._roster = roster
+            while rows := store.read_since(self._cursor):
+                self._engine.apply(rows)
+                self._cursor = rows[-1].id
+                if len(rows) < READ_BATCH:
+                    break
+        snapshot = self._engine.snapshot(window, at_us)
+        models = store.model_summary(window.from_us, window.instants_end(at_us))
+        alerts = store.alerts(active_only=True)
+        return FloorFigures(snapshot, tuple(alerts), tuple(models))
+
+    def _drop(self) -> None:
+        if self._store is not None:
+            self._store.close()
+        self._store = None
+        self._engine = None
+
+
+class MetricsServer:
+    """`/metrics` served by prometheus-client's HTTP server on a thread of its own."""
+
+    def __init__(self, collector: FloorCollector, host: str, port: int) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(collector)
+        self.host = host
+        self._requested_port = port
+        self._server: object | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+        """The bound port (useful with port 0)."""
+
+    def start(self) -> None:
+        """Bind and serve; raises MetricsHttpError with one sentence when the port is unusable."""
+        host = "127.0.0.1" if self.host == "localhost" else self.host
+        try:
+            server, thread = start_http_server(
+                self._requested_port, addr=host, registry=self.registry
+            )
+        except OSError as error:
+            raise MetricsHttpError(
+                f"cannot serve /metrics on {self.host}:{self._requested_port}: "
+                f"{error.strerror or error}; choose another [metrics_http] port"
+            ) from None
+        self._server = server
+        self._thread = thread
+        self.port = server.server_address[1]
+
+    def stop(self) -> None:
+        """Stop serving and release the port (waits for the server thread)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()  # type: ignore[attr-defined]
+        server.server_close()  # type: ignore[attr-defined]
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None

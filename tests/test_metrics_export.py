@@ -1,0 +1,309 @@
+"""`[metrics_http]`: `/metrics` scraped over real HTTP on loopback and parsed with
+prometheus-client's parser, from `serve`'s wiring and from a console owning the listener.
+
+Events go in through a real `Listener` (so the ingest counters are real), the floor's figures
+are computed at a fixed instant, and they must equal `factory-tui report --format json` at the
+same `--at`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
+
+from factory_tui.cli import app
+from factory_tui.commands.serve import metrics_server
+from factory_tui.config import load_settings
+from factory_tui.console.services import ConsoleServices, StartError
+from factory_tui.ingest.listener import Listener
+from factory_tui.metrics_export import StoreFloor
+from factory_tui.models import to_utc_us
+from factory_tui.records import HealthReading
+
+runner = CliRunner()
+AT = "2024-05-01T11:00:00Z"
+"""12:00 in Lisbon: inside the Day shift (08:00-16:00 local)."""
+
+CONFIG = """\
+timezone = "Europe/Lisbon"
+
+[site]
+id = "porto"
+
+[metrics_http]
+port = 0
+
+[[shifts]]
+name = "Day"
+start = "08:00"
+end = "16:00"
+
+[[workers]]
+id = "W1"
+name = "Ana Silva"
+
+[[workers]]
+id = "W2"
+name = "Bilal Khan"
+
+[[workstations]]
+id = "S1"
+name = "Assembly 1"
+
+[[workstations]]
+id = "S2"
+name = "Assembly 2"
+"""
+
+
+def wire(
+    moment: str, event_type: str, worker: str = "W1", station: str = "S1", **more: Any
+) -> bytes:
+    event = {
+        "timestamp": f"2024-05-01T{moment}Z",
+        "worker_id": worker,
+        "workstation_id": station,
+        "event_type": event_type,
+        "confidence": more.pop("confidence", 0.9),
+        **more,
+    }
+    return json.dumps(event).encode()
+
+
+EVENTS = [
+    wire("10:00:00", "working", model_version="yolo-a"),
+    wire("10:10:00", "product_count", count=4, model_version="yolo-a"),
+    wire("10:40:00", "idle", model_version="yolo-a"),
+    wire("10:05:00", "working", "W2", "S2", confidence=0.7, model_version="yolo-b"),
+    wire("10:30:00", "product_count", "W2", "S2", count=3, model_version="yolo-b"),
+    wire("10:50:00", "absent", "W2", "S2"),
+]
+UNKNOWN = wire("10:20:00", "working", "W9", "S7")
+"""Not in the roster (and no auto-register): rejected."""
+
+
+def write_config(tmp_path: Path) -> Path:
+    path = tmp_path / "factory.toml"
+    path.write_text(CONFIG + f'\n[store]\npath = "{tmp_path / "factory.db"}"\n'.replace("\\", "/"))
+    return path
+
+
+def at_us() -> int:
+    return to_utc_us(datetime.fromisoformat(AT))
+
+
+def fill(listener: Listener) -> Any:
+    """Known events, one duplicate and one rejected line, through the listener."""
+    return listener.submit([*EVENTS, EVENTS[0], UNKNOWN])
+
+
+def scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """GET /metrics and parse it: sample name -> {sorted labels: value}."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    samples: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return samples
+
+
+def value(samples: dict[str, Any], name: str, **labels: str) -> float | None:
+    return samples.get(name, {}).get(tuple(sorted(labels.items())))
+
+
+def report_json(config: Path) -> dict[str, Any]:
+    result = runner.invoke(app, ["report", "--config", str(config), "--format", "json", "--at", AT])
+    assert result.exit_code == 0, result.output
+    data: dict[str, Any] = json.loads(result.output)
+    return data
+
+
+def assert_floor_equals_report(samples: dict[str, Any], report: dict[str, Any]) -> None:
+    """Every per-worker, per-station and factory figure of the report, read from /metrics."""
+    site = "porto"
+    assert value(samples, "factory_tui_snapshot_timestamp_seconds", site=site) == at_us() / 1e6
+    assert report["workers"], "the report must have workers to compare"
+    for w in report["workers"]:
+        labels = {"site": site, "worker": w["worker_id"], "station": w["station_id"] or ""}
+        assert value(samples, "factory_tui_worker_units", **labels) == w["units"]
+        assert value(samples, "factory_tui_worker_utilization_ratio", **labels) == pytest.approx(
+            w["utilization"]
+        )
+        assert value(samples, "factory_tui_worker_units_per_hour", **labels) == pytest.approx(
+            w["uph"]
+        )
+        assert value(samples, "factory_tui_worker_active_seconds", **labels) == pytest.approx(
+            w["active_s"]
+        )
+        assert value(samples, "factory_tui_worker_idle_seconds", **labels) == pytest.approx(
+            w["idle_s"]
+        )
+        assert value(samples, "factory_tui_worker_absent_seconds", **labels) == pytest.approx(
+            w["absent_s"]
+        )
+        assert value(samples, "factory_tui_worker_events", **labels) == w["events"]
+        assert value(samples, "factory_tui_worker_state", **labels, state=w["state"]) == 1
+    assert report["workstations"]
+    for s in report["workstations"]:
+        labels = {"site": site, "station": s["workstation_id"]}
+        assert value(samples, "factory_tui_station_units", **labels) == s["units"]
+        assert value(samples, "factory_tui_station_utilization_ratio", **labels) == pytest.approx(
+            s["utilization"]
+        )
+        assert value(
+            samples, "factory_tui_station_throughput_units_per_hour", **labels
+        ) == pytest.approx(s["throughput_uph"])
+        assert value(samples, "factory_tui_station_occupancy_seconds", **labels) == pytest.approx(
+            s["occupancy_s"]
+        )
+        assert value(samples, "factory_tui_station_workers_present", **labels) == len(
+            s["workers_present"]
+        )
+    f = report["factory"]
+    assert value(samples, "factory_tui_factory_units", site=site) == f["units"]
+    assert value(samples, "factory_tui_factory_utilization_ratio", site=site) == pytest.approx(
+        f["avg_utilization"]
+    )
+    assert value(
+        samples, "factory_tui_factory_throughput_units_per_hour", site=site
+    ) == pytest.approx(f["throughput_uph"])
+    assert value(samples, "factory_tui_factory_worker_units_per_hour", site=site) == pytest.approx(
+        f["avg_uph"]
+    )
+    for state, count in f["workers_by_state"].items():
+        assert value(samples, "factory_tui_factory_workers", site=site, state=state) == count
+
+
+def assert_ingest_and_process(samples: dict[str, Any]) -> None:
+    site = "porto"
+    assert value(samples, "factory_tui_ingest_events_accepted_total", site=site) == len(EVENTS)
+    assert value(samples, "factory_tui_ingest_events_duplicate_total", site=site) == 1
+    assert value(samples, "factory_tui_ingest_events_rejected_total", site=site) == 1
+    assert value(samples, "factory_tui_ingest_connections", site=site) == 0
+    commits = value(samples, "factory_tui_ingest_batch_commit_seconds_count", site=site)
+    assert commits is not None
+    assert commits >= 1
+    assert value(
+        samples, "factory_tui_ingest_batch_commit_seconds_bucket", site=site, le="+Inf"
+    ) == (commits)
+    assert value(samples, "factory_tui_model_units", site=site, model="yolo-a") == 4
+    assert value(samples, "factory_tui_model_units", site=site, model="yolo-b") == 3
+    assert value(samples, "factory_tui_model_events", site=site, model="") == 1
+    cpu = value(samples, "process_cpu_seconds_total")
+    rss = value(samples, "process_resident_memory_bytes")
+    assert cpu is not None
+    assert cpu > 0
+    assert rss is not None
+    assert rss > 1 << 20
+
+
+async def test_serve_metrics_equal_the_report_for_the_same_instant(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    settings = load_settings(config, environ={}, overrides={"ingest.port": 0})
+    listener = Listener(settings)
+    await listener.start()
+    floor = StoreFloor(settings, clock=at_us)
+    server = metrics_server(settings, listener, None, floor)
+    try:
+        await fill(listener)
+        server.start()
+        assert server.port != 0
+        samples = await asyncio.to_thread(scrape, server.port)
+        # A second scrape reads by cursor: the same figures, plus what came in since.
+        await listener.submit([wire("10:55:00", "product_count", "W1", count=2)])
+        again = await asyncio.to_thread(scrape, server.port)
+    finally:
+        await asyncio.to_thread(server.stop)
+        floor.close()
+        await listener.stop()
+    assert_ingest_and_process(samples)
+    assert value(samples, "factory_tui_worker_units", site="porto", worker="W1", station="S1") == 4
+    assert value(again, "factory_tui_ingest_events_accepted_total", site="porto") == 7
+    assert_floor_equals_report(again, report_json(config))
+
+
+async def test_a_console_owning_the_listener_serves_its_last_tick(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    settings = load_settings(config, environ={}, overrides={"ingest.port": 0})
+    services = ConsoleServices(settings, role="console", feeder=None)
+    reading = HealthReading(cpu_percent=1.0, ram_percent=2.0, rss_bytes=3)
+    pipeline = await services.start(at_us, lambda: reading)
+    try:
+        assert services.listener is not None
+        assert services.metrics_http is not None
+        await fill(services.listener)
+        # Before the first tick there is no floor yet; the counters are there already.
+        early = await asyncio.to_thread(scrape, services.metrics_http.port)
+        assert "factory_tui_worker_units" not in early
+        assert value(early, "factory_tui_ingest_events_accepted_total", site="porto") == 6
+        await asyncio.to_thread(pipeline.tick)
+        samples = await asyncio.to_thread(scrape, services.metrics_http.port)
+        port = services.metrics_http.port
+    finally:
+        await services.stop()
+    assert_ingest_and_process(samples)
+    assert_floor_equals_report(samples, report_json(config))
+    with pytest.raises(urllib.error.URLError, match="refused"):  # stopped with the console
+        await asyncio.to_thread(scrape, port)
+
+
+async def test_a_taken_metrics_port_is_one_sentence(tmp_path: Path) -> None:
+    import socket
+
+    config = write_config(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = load_settings(
+            config, environ={}, overrides={"ingest.port": 0, "metrics_http.port": port}
+        )
+        services = ConsoleServices(settings, role="console", feeder=None)
+        with pytest.raises(StartError, match=r"cannot serve /metrics on 127\.0\.0\.1:\d+: .*"):
+            await services.start(at_us, None)
+        await services.stop()
+
+
+def test_serve_process_serves_metrics_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """The real command: `serve` logs where /metrics is, answers a scrape, releases the port."""
+    config = write_config(tmp_path)
+    env = {**os.environ, "FACTORY_TUI_PORT": "0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "factory_tui", "serve", "--config", str(config)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        port = 0
+        deadline = time.monotonic() + 30
+        while not port and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            if "serving /metrics on" in line:
+                port = int(line.rsplit(":", 1)[1])
+        assert port, "serve did not say where /metrics is"
+        samples = scrape(port)
+        assert value(samples, "factory_tui_ingest_events_accepted_total", site="porto") == 0
+        assert value(samples, "factory_tui_factory_units", site="porto") == 0
+        assert value(samples, "process_resident_memory_bytes") is not None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0

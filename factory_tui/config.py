@@ -166,6 +166,15 @@ class WebSettings(_Section):
     """When set, a browser must open the address once with `?token=<token>` (then a cookie)."""
 
 
+class MetricsHttpSettings(_Section):
+    """`/metrics` for Prometheus, served by `serve` and by the console that owns the listener."""
+
+    host: str = "127.0.0.1"
+    """Address to bind (loopback by default: the figures name workers)."""
+    port: int | None = Field(default=None, ge=0, le=65535)
+    """HTTP port (None: off; 0 picks a free one)."""
+
+
 class Shift(_Section):
     """A named shift; `end` before `start` means it runs past midnight."""
 
@@ -273,6 +282,7 @@ class Settings(_Section):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    metrics_http: MetricsHttpSettings = Field(default_factory=MetricsHttpSettings)
     shifts: list[Shift] = Field(default_factory=list)
     workers: list[RosterItem] = Field(default_factory=list)
     workstations: list[RosterItem] = Field(default_factory=list)
@@ -558,6 +568,12 @@ baseline_confidence = {}          # e.g. { "yolo-v8.2" = 0.91 }
 # than this fraction.
 rate_window_s = 1800
 rate_change = 0.5
+
+[metrics_http]
+# Serve /metrics for Prometheus (OpenMetrics text) from `serve` and the console that owns the
+# listener: per worker and station, factory totals, ingest counters, alerts, CPU and memory.
+# port = 9464
+host = "127.0.0.1"
 
 # Shifts: the console shows the running shift; off shift, the day since local midnight.
 [[shifts]]

@@ -12,6 +12,7 @@ CORE = (
     "factory_tui.warm_start",
     "factory_tui.forwarding",
     "factory_tui.retention",
+    "factory_tui.metrics_export",
     "factory_tui.reports",
     "factory_tui.view_models",
     "factory_tui.records",

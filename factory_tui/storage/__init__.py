@@ -4,6 +4,7 @@ and its backends. Only this package contains SQL or imports a database driver.""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from factory_tui.storage.base import (
     DEFAULT_SITE,
@@ -17,8 +18,11 @@ from factory_tui.storage.base import (
     StoreError,
     UnitsBucket,
 )
-from factory_tui.storage.postgres import PostgresStore, is_postgres_url, mask_url
 from factory_tui.storage.sqlite import SCHEMA_VERSION, SqliteStore
+from factory_tui.storage.urls import is_postgres_url, mask_url
+
+if TYPE_CHECKING:
+    from factory_tui.storage.postgres import PostgresStore
 
 __all__ = [
     "DEFAULT_SITE",
@@ -56,7 +60,18 @@ def open_store(
     The store reads and writes the data of `site` (`Store.scoped` reaches the others).
     """
     if is_postgres_url(location):
+        from factory_tui.storage.postgres import PostgresStore
+
         return PostgresStore.open(str(location), read_only=read_only, site=site)
     return SqliteStore.open(
         location, read_only=read_only, durability=durability, bulk_writer=bulk_writer, site=site
     )
+
+
+def __getattr__(name: str) -> Any:
+    # The PostgreSQL backend (and its driver) loads on first use, not with every command.
+    if name == "PostgresStore":
+        from factory_tui.storage.postgres import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

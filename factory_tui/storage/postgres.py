@@ -24,7 +24,6 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, ParamSpec, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -56,8 +55,8 @@ from factory_tui.storage.common import (
     owner_rows,
     site_records,
 )
+from factory_tui.storage.urls import mask_url
 
-URL_SCHEMES: Final = ("postgresql://", "postgres://")
 EVENTS_LOCK: Final = 0x6674_6576  # "ftev": the advisory lock that orders event inserts
 CONNECT_TIMEOUT_S: Final = 10
 STREAM_ROWS: Final = 20_000
@@ -78,23 +77,6 @@ _NEVER: Final = 2**63 - 1
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-
-
-def is_postgres_url(location: object) -> bool:
-    """True for a `postgresql://` (or `postgres://`) URL."""
-    return isinstance(location, str) and location.startswith(URL_SCHEMES)
-
-
-def mask_url(url: str) -> str:
-    """The URL with its password replaced by `***`, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def _translate_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:

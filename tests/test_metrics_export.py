@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
@@ -111,12 +114,26 @@ def fill(listener: Listener) -> Any:
     return listener.submit([*EVENTS, EVENTS[0], UNKNOWN])
 
 
-def scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
-    """GET /metrics and parse it: sample name -> {sorted labels: value}."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+def scrape(
+    port: int, *, openmetrics: bool = False
+) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """GET /metrics and parse it: sample name -> {sorted labels: value}.
+
+    With `openmetrics`, ask for the OpenMetrics format as Prometheus does, and parse it with
+    the strict OpenMetrics parser.
+    """
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
+    if openmetrics:
+        request.add_header("Accept", "application/openmetrics-text; version=1.0.0")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        content_type = response.headers["Content-Type"]
         text = response.read().decode()
+    parse = text_string_to_metric_families
+    if openmetrics:
+        assert content_type.startswith("application/openmetrics-text")
+        parse = openmetrics_families
     samples: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
-    for family in text_string_to_metric_families(text):
+    for family in parse(text):
         for sample in family.samples:
             samples.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
     return samples
@@ -254,10 +271,13 @@ async def test_a_console_owning_the_listener_serves_its_last_tick(tmp_path: Path
         await asyncio.to_thread(pipeline.tick)
         samples = await asyncio.to_thread(scrape, services.metrics_http.port)
         port = services.metrics_http.port
+        openmetrics = await asyncio.to_thread(lambda: scrape(port, openmetrics=True))
     finally:
         await services.stop()
     assert_ingest_and_process(samples)
-    assert_floor_equals_report(samples, report_json(config))
+    report = report_json(config)
+    assert_floor_equals_report(samples, report)
+    assert_floor_equals_report(openmetrics, report)
     with pytest.raises(urllib.error.URLError, match="refused"):  # stopped with the console
         await asyncio.to_thread(scrape, port)
 

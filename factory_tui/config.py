@@ -455,6 +455,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, str]:
         "metrics": MetricsSettings,
         "alerts": AlertSettings,
         "web": WebSettings,
+        "metrics_http": MetricsHttpSettings,
     }
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:

@@ -327,3 +327,13 @@ def test_serve_process_serves_metrics_and_stops_on_sigterm(tmp_path: Path) -> No
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+
+
+def test_metrics_http_is_off_by_default_on_loopback_and_set_from_the_environment() -> None:
+    default = load_settings(None, environ={})
+    assert default.metrics_http.port is None
+    assert default.metrics_http.host == "127.0.0.1"
+    env = {"FACTORY_TUI_METRICS_HTTP_PORT": "9464", "FACTORY_TUI_METRICS_MAX_GAP_S": "60"}
+    settings = load_settings(None, environ=env)
+    assert settings.metrics_http.port == 9464
+    assert settings.metrics.max_gap_s == 60

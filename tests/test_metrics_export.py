@@ -31,11 +31,13 @@ from typer.testing import CliRunner
 from factory_tui.cli import app
 from factory_tui.commands.serve import metrics_server
 from factory_tui.config import load_settings
+from factory_tui.console.fleet import FleetPipeline
 from factory_tui.console.services import ConsoleServices, StartError
 from factory_tui.ingest.listener import Listener
 from factory_tui.metrics_export import StoreFloor
 from factory_tui.models import to_utc_us
 from factory_tui.records import HealthReading
+from factory_tui.storage import open_store
 
 runner = CliRunner()
 AT = "2024-05-01T11:00:00Z"
@@ -337,3 +339,25 @@ def test_metrics_http_is_off_by_default_on_loopback_and_set_from_the_environment
     settings = load_settings(None, environ=env)
     assert settings.metrics_http.port == 9464
     assert settings.metrics.max_gap_s == 60
+
+
+async def test_a_fleet_console_serves_its_counters_but_no_floor(tmp_path: Path) -> None:
+    """A database of several sites has no single floor to label `site`: counters only."""
+    config = write_config(tmp_path)
+    settings = load_settings(config, environ={}, overrides={"ingest.port": 0})
+    with open_store(tmp_path / "factory.db", site="lisbon") as other:
+        other.describe_site("Lisbon", {"timezone": "Europe/Lisbon"}, at_us())
+    services = ConsoleServices(settings, role="console", feeder=None)
+    pipeline = await services.start(at_us, None)
+    try:
+        assert isinstance(pipeline, FleetPipeline)
+        assert services.listener is not None
+        assert services.metrics_http is not None
+        await fill(services.listener)
+        await asyncio.to_thread(pipeline.tick)
+        samples = await asyncio.to_thread(scrape, services.metrics_http.port)
+    finally:
+        await services.stop()
+    assert "factory_tui_worker_units" not in samples
+    assert value(samples, "factory_tui_ingest_events_accepted_total", site="porto") == 6
+    assert value(samples, "process_resident_memory_bytes") is not None

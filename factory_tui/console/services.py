@@ -134,6 +134,7 @@ class ConsoleServices:
             self.pipeline = await asyncio.to_thread(
                 FleetPipeline, self.settings, reader, clock=clock, health=health
             )
+            self._start_metrics_http(None)
             return self.pipeline
         # The owner of the listener keeps the alerts table; it writes through its own
         # connection (the listener's thread has the other one).
@@ -155,13 +156,16 @@ class ConsoleServices:
         self._start_metrics_http(self.pipeline)
         return self.pipeline
 
-    def _start_metrics_http(self, pipeline: TickPipeline) -> None:
-        """Serve the last tick's figures and the listener's counters on `[metrics_http] port`."""
+    def _start_metrics_http(self, pipeline: TickPipeline | None) -> None:
+        """Serve the last tick's figures and the listener's counters on `[metrics_http] port`
+        (a fleet's console: the counters alone, its floor being several sites')."""
         listener, port = self.listener, self.settings.metrics_http.port
         if listener is None or port is None:
             return
 
         def floor() -> FloorFigures | None:
+            if pipeline is None:
+                return None
             latest = pipeline.latest
             if latest is None:
                 return None

@@ -110,13 +110,14 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
         log.info("serving /metrics on %s:%d", metrics_http.host, metrics_http.port)
     if forwarder is not None:
         forwarder.start()
-    retention = BackgroundRetention.from_settings(settings)
-    if retention is not None:
-        retention.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    # After the handlers: a sweep's log line must not come before SIGTERM stops us cleanly.
+    retention = BackgroundRetention.from_settings(settings)
+    if retention is not None:
+        retention.start()
     log.info("database %s; Ctrl-C stops", mask_url(str(listener.store_path)))
     disk_watch = asyncio.create_task(_watch_disk(settings, stop), name="factory-tui disk")
     try:

@@ -68,6 +68,9 @@ class BatchWriter:
         self._store: Store | None = None
         self._workers: set[str] = set()
         self._stations: set[str] = set()
+        self._fresh = True
+        """The last batch held no duplicate: try the next one as all new (`insert_fresh_rows`,
+        a plain COPY on PostgreSQL), as cameras rarely re-send."""
 
     @property
     def store(self) -> Store:
@@ -160,7 +163,10 @@ class BatchWriter:
         accepted / duplicate is the rejection message of that row.
         """
         try:
-            return list(self.store.insert_rows(rows))
+            insert = self.store.insert_fresh_rows if self._fresh else self.store.insert_rows
+            stored: list[str] = list(insert(rows))
+            self._fresh = "duplicate" not in stored
+            return stored
         except RowError:
             log.exception("a batch could not be stored; storing its rows one by one")
         statuses: list[str] = []

@@ -24,28 +24,25 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
-from urllib.parse import quote
 
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.pg_scratch import add_pg_option, events_bytes, scratch_schema, vacuum  # noqa: E402
 from factory_tui.ingest.protocol import parse_row  # noqa: E402
 from factory_tui.ingest.simulator import CameraFleet, FleetConfig  # noqa: E402
 from factory_tui.models import RosterEntry, to_utc_us  # noqa: E402
 from factory_tui.retention import US_PER_DAY, Retention  # noqa: E402
-from factory_tui.storage import Store, open_store  # noqa: E402
+from factory_tui.storage import Store, mask_url, open_store  # noqa: E402
 
 if TYPE_CHECKING:
     from factory_tui.models import NewEventRow
@@ -160,37 +157,6 @@ def measure_sqlite(folder: Path, rows: list[NewEventRow], extra: list[NewEventRo
     return per_event
 
 
-@contextmanager
-def scratch_schema(base_url: str) -> Iterator[str]:
-    """A URL whose connections use a new, empty schema, dropped afterwards."""
-    schema = f"ft_disk_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(base_url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    joiner = "&" if "?" in base_url else "?"
-    try:
-        yield f"{base_url}{joiner}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with psycopg.connect(base_url, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
-def vacuum(url: str) -> None:
-    """What autovacuum does in the background: dead rows' space made reusable."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("VACUUM events")
-
-
-def partition_bytes(url: str) -> int:
-    """Bytes of the events partitions (each with its TOAST and indexes), after a VACUUM."""
-    vacuum(url)
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0) FROM pg_inherits "
-            "WHERE inhparent = 'events'::regclass"
-        ).fetchone()
-    return int(row[0]) if row else 0
-
-
 def measure_postgres(
     base_url: str, rows: list[NewEventRow], extra: list[NewEventRow]
 ) -> float | None:
@@ -200,18 +166,19 @@ def measure_postgres(
         with psycopg.connect(base_url, autocommit=True, connect_timeout=5) as conn:
             version = conn.execute("SHOW server_version").fetchone()
     except psycopg.Error as error:
-        print(f"  PostgreSQL   skipped, none at {base_url}: {' '.join(str(error).split())}")
+        why = " ".join(str(error).split())
+        print(f"  PostgreSQL   skipped, none at {mask_url(base_url)}: {why}")
         return None
-    with scratch_schema(base_url) as url, open_store(url, site=SITE) as store:
+    with scratch_schema(base_url, "disk") as url, open_store(url, site=SITE) as store:
         seconds = store_all(store, rows)
-        size = partition_bytes(url)
+        size, _ = events_bytes(url)
         print(
             f"  PostgreSQL   {size / len(rows):7.0f} B/event  (the site's partition with its "
             f"indexes {size / 1e6:,.1f} MB, after VACUUM; PostgreSQL "
             f"{version[0] if version else '?'}; stored in {seconds:.1f} s)"
         )
         deleted = churn(store, rows, extra, lambda: vacuum(url))
-        after = partition_bytes(url)
+        after, _ = events_bytes(url)
         print(
             f"  PostgreSQL, retention's steady state (VACUUM between, as autovacuum does): "
             f"{deleted:,} deleted, as many stored: {after / 1e6:,.1f} MB "
@@ -232,11 +199,7 @@ def year_costs(label: str, per_event: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000, help="events to store")
-    parser.add_argument(
-        "--pg",
-        default=os.environ.get("FACTORY_TUI_TEST_PG", "postgresql://127.0.0.1:5432/test"),
-        help="a PostgreSQL database to make (and drop) a schema in",
-    )
+    add_pg_option(parser)
     args = parser.parse_args()
     started = time.perf_counter()
     rows, line_length = simulated(args.events)

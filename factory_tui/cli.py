@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from factory_tui import __version__
-from factory_tui.commands.common import ConfigOption, DbOption, PortOption
+from factory_tui.commands.common import AutoRegisterOption, ConfigOption, DbOption, PortOption
 from factory_tui.commands.console import SiteOption, ViewerOption, ViewName, ViewOption
 
 # Each name is a module in factory_tui/commands/ exposing `register(app)`.
@@ -62,6 +62,7 @@ def root(
     viewer: ViewerOption = False,
     view: ViewOption = ViewName.workers,
     site: SiteOption = None,
+    auto_register: AutoRegisterOption = False,
 ) -> None:
     """Terminal console for AI-camera productivity monitoring on a factory floor.
 
@@ -80,6 +81,7 @@ def root(
             viewer=viewer,
             view=view,
             site=site,
+            auto_register=auto_register,
         )
 
 

@@ -6,6 +6,7 @@ reported as a `ConfigError` naming the key, never a traceback.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import tomllib
@@ -241,7 +242,7 @@ DEMO_SHIFTS: tuple[tuple[str, str, str], ...] = (
 
 
 def demo_data() -> dict[str, Any]:
-    """The settings used when there is no config file: demo roster and three 8-hour shifts."""
+    """The demo's roster and three 8-hour shifts (`factory-tui demo`; never a default)."""
     return {
         "shifts": [{"name": n, "start": s, "end": e} for n, s, e in DEMO_SHIFTS],
         "workers": [{"id": i, "name": n} for i, n in DEMO_WORKERS],
@@ -287,7 +288,7 @@ class Settings(_Section):
     workers: list[RosterItem] = Field(default_factory=list)
     workstations: list[RosterItem] = Field(default_factory=list)
     source: Path | None = Field(default=None, exclude=True)
-    """The file these settings came from (None: defaults and the demo roster)."""
+    """The file these settings came from (None: defaults, no roster, no shifts)."""
 
     @field_validator("timezone")
     @classmethod
@@ -403,18 +404,25 @@ def load_settings(
     data: dict[str, Any] = {}
     if source is not None:
         data = _read_toml(source)
-    elif path is None:
-        data = demo_data()
-    for key, value in _env_overrides(env).items():
+    # Where each key that did not come from the file was set, so an error names it there.
+    origin: dict[str, str] = {}
+    for key, (name, value) in _env_overrides(env).items():
         _set_dotted(data, key, value)
+        secret = key.endswith(("token", "url", "path"))  # may hold a password
+        origin[key] = name if secret else f"{name}={value}"
     for key, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(data, key, value)
-    where = str(source) if source is not None else "settings"
+            origin[key] = "command line"
     try:
         settings = Settings.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(f"{where}: {_describe(error)}") from None
+        location, message = _describe(error)
+        where = next(
+            (origin[key] for key in origin if location == key or location.startswith(key + ".")),
+            str(source) if source is not None else "settings",
+        )
+        raise ConfigError(f"{where}: {location}: {message}") from None
     settings.source = source
     return settings
 
@@ -446,30 +454,44 @@ _ENV_SHORT = {
 }
 
 
-def _env_overrides(env: Mapping[str, str]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    sections: dict[str, type[_Section]] = {
-        "ingest": IngestSettings,
-        "store": StoreSettings,
-        "forward": ForwardSettings,
-        "metrics": MetricsSettings,
-        "alerts": AlertSettings,
-        "web": WebSettings,
-        "metrics_http": MetricsHttpSettings,
-    }
-    for name, value in env.items():
-        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
-            continue
-        rest = name.removeprefix(ENV_PREFIX)
-        if rest in _ENV_SHORT:
-            found[_ENV_SHORT[rest]] = value
-            continue
-        for section, model in sections.items():
-            prefix = section.upper() + "_"
-            key = rest.removeprefix(prefix).lower()
-            if rest.startswith(prefix) and key in model.model_fields:
-                found[f"{section}.{key}"] = value
-    return found
+_ENV_SECTIONS: dict[str, type[_Section]] = {
+    "site": SiteSettings,
+    "ingest": IngestSettings,
+    "store": StoreSettings,
+    "forward": ForwardSettings,
+    "metrics": MetricsSettings,
+    "alerts": AlertSettings,
+    "web": WebSettings,
+    "metrics_http": MetricsHttpSettings,
+}
+
+
+def _env_names() -> dict[str, str]:
+    """Every FACTORY_TUI_* variable that sets something, to the dotted key it sets."""
+    names = {ENV_PREFIX + short: key for short, key in _ENV_SHORT.items()}
+    for section, model in _ENV_SECTIONS.items():
+        for key in model.model_fields:
+            names[f"{ENV_PREFIX}{section.upper()}_{key.upper()}"] = f"{section}.{key}"
+    return names
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """Dotted key -> (variable, value) for every FACTORY_TUI_* variable that sets one."""
+    names = _env_names()
+    return {names[name]: (name, value) for name, value in env.items() if name in names}
+
+
+def unknown_env_names(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each FACTORY_TUI_* variable that sets nothing (a misspelled name)."""
+    env = os.environ if environ is None else environ
+    known = [*_env_names(), CONFIG_ENV]
+    warnings = []
+    for name in sorted(env):
+        if name.startswith(ENV_PREFIX) and name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            warnings.append(f"{name} is not a factory-tui setting and is ignored{hint}")
+    return warnings
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -483,20 +505,23 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
-def _describe(error: ValidationError) -> str:
+def _describe(error: ValidationError) -> tuple[str, str]:
+    """The first error as (dotted location, message)."""
     first = error.errors(include_url=False)[0]
     location = ".".join(str(part) for part in first["loc"])
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        return f"{location}: unknown key"
+        return location, "unknown key"
     if first["type"] == "missing":
-        return f"{location}: is required"
-    return f"{location}: {message}"
+        return location, "is required"
+    return location, message
 
 
 EXAMPLE_CONFIG = """\
-# factory-tui configuration. Every key is optional; shown values are the defaults.
-# Precedence: command-line flag > FACTORY_TUI_* environment variable > this file > default.
+# factory-tui configuration. Every key is optional: the values shown are the defaults, except
+# the shifts, workers and workstations at the end, which are examples to replace with your own
+# (by default there are none). Precedence: command-line flag > FACTORY_TUI_* environment
+# variable > this file > default.
 
 # Zone used for naive event timestamps and for shift times (IANA name).
 timezone = "UTC"
@@ -576,7 +601,8 @@ rate_change = 0.5
 # port = 9464
 host = "127.0.0.1"
 
-# Shifts: the console shows the running shift; off shift, the day since local midnight.
+# EXAMPLES from here on: replace them with your own floor (default: none of them).
+# Shifts: the console shows the running shift; off shift (or with no shifts), the local day.
 [[shifts]]
 name = "A"
 start = "06:00"
@@ -587,6 +613,7 @@ name = "B"
 start = "14:00"
 end = "22:00"
 
+# The roster: cameras' events must name these ids, unless [ingest] auto_register is on.
 [[workers]]
 id = "W1"
 name = "Ana Silva"

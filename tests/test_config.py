@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from factory_tui.config import (
-    DEMO_WORKERS,
     EXAMPLE_CONFIG,
     ConfigError,
     Settings,
     load_settings,
+    unknown_env_names,
 )
 
 
@@ -22,16 +22,30 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_no_file_gives_defaults_and_the_demo_roster() -> None:
+def test_no_file_gives_defaults_and_no_invented_roster() -> None:
     settings = load_settings(environ={})
     assert settings.source is None
     assert settings.ingest.port == 7878
     assert settings.ingest.host == "127.0.0.1"
     assert settings.store.path == Path("factory.db")
     assert settings.metrics.max_gap_s == 900
-    assert [w.id for w in settings.roster_workers()] == [i for i, _ in DEMO_WORKERS]
-    assert len(settings.roster_workstations()) == 6
-    assert all(w.name and w.name != w.id for w in settings.roster_workers())
+    assert settings.workers == []
+    assert settings.workstations == []
+    assert settings.shifts == []
+
+
+def test_a_file_setting_one_key_keeps_every_other_default(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, "[ingest]\nport = 9000\n"), environ={})
+    expected = Settings().model_dump()
+    expected["ingest"]["port"] = 9000
+    assert settings.model_dump() == expected
+
+
+def test_the_example_marks_its_roster_and_shifts_as_examples() -> None:
+    header = EXAMPLE_CONFIG.split("\n\n", 1)[0]
+    assert "shifts, workers and workstations" in header
+    assert "examples" in header
+    assert "EXAMPLES from here on" in EXAMPLE_CONFIG.split("[[shifts]]", 1)[0]
 
 
 def test_example_config_is_valid_and_complete(tmp_path: Path) -> None:
@@ -121,9 +135,30 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
         load_settings(tmp_path / "nope.toml", environ={})
 
 
-def test_bad_environment_value_is_a_clear_error() -> None:
-    with pytest.raises(ConfigError, match="ingest.port"):
-        load_settings(environ={"FACTORY_TUI_PORT": "many"})
+def test_bad_environment_value_is_reported_against_the_variable(tmp_path: Path) -> None:
+    path = write(tmp_path, "[metrics]\nmax_gap_s = 60\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={"FACTORY_TUI_PORT": "many"})
+    assert str(caught.value).startswith("FACTORY_TUI_PORT=many: ingest.port: ")
+    assert "factory.toml" not in str(caught.value)
+    with pytest.raises(ConfigError, match=r"^FACTORY_TUI_METRICS_MAX_GAP_S=-1: metrics.max_gap_s"):
+        load_settings(environ={"FACTORY_TUI_METRICS_MAX_GAP_S": "-1"})
+
+
+def test_a_bad_file_value_is_still_reported_against_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[ingest]\nport = 70000\n")
+    with pytest.raises(ConfigError, match=r"factory.toml: ingest.port: "):
+        load_settings(path, environ={"FACTORY_TUI_METRICS_MAX_GAP_S": "60"})
+
+
+def test_a_misspelled_environment_name_is_named_with_the_closest_setting() -> None:
+    env = {"FACTORY_TUI_PROT": "9000", "FACTORY_TUI_PORT": "9001", "FACTORY_TUI_CONFIG": "x"}
+    assert unknown_env_names(env) == [
+        "FACTORY_TUI_PROT is not a factory-tui setting and is ignored "
+        "(did you mean FACTORY_TUI_PORT?)"
+    ]
+    assert unknown_env_names({"FACTORY_TUI_SITE_ID": "pune"}) == []
+    assert load_settings(environ={"FACTORY_TUI_SITE_ID": "pune"}).site.id == "pune"
 
 
 def test_loopback_detection() -> None:
@@ -176,3 +211,25 @@ def test_off_shift_window_is_the_local_day() -> None:
     assert label == "2026-07-02"
     assert start == datetime(2026, 7, 1, 23, tzinfo=UTC)
     assert end == datetime(2026, 7, 2, 23, tzinfo=UTC)
+
+
+def test_commands_warn_of_a_misspelled_variable_and_name_a_bad_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from factory_tui.cli import app
+    from factory_tui.storage import SqliteStore
+
+    SqliteStore.open(tmp_path / "factory.db").close()
+    runner = CliRunner()
+    monkeypatch.setenv("FACTORY_TUI_DB", str(tmp_path / "factory.db"))
+    monkeypatch.setenv("FACTORY_TUI_PROT", "9000")
+    result = runner.invoke(app, ["export", "events"])
+    assert result.exit_code == 0, result.output
+    assert "warning: FACTORY_TUI_PROT is not a factory-tui setting" in result.stderr
+    assert "did you mean FACTORY_TUI_PORT?" in result.stderr
+    monkeypatch.setenv("FACTORY_TUI_PORT", "abc")
+    result = runner.invoke(app, ["export", "events"])
+    assert result.exit_code == 2
+    assert "factory-tui: FACTORY_TUI_PORT=abc: ingest.port: " in result.stderr

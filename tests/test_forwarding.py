@@ -39,6 +39,7 @@ from factory_tui.models import NewEventRow, RosterEntry, to_utc_us
 from factory_tui.records import ForwardState
 from factory_tui.storage import Store, StoreError, open_store
 from factory_tui.warm_start import load_engine
+from tests.demo_config import write_demo_config
 from tests.ingest.conftest import ServeProcess, start_cli
 
 US = 1_000_000
@@ -51,7 +52,7 @@ def site_settings(db: Path | str, site: str, name: str = "", **dotted: Any) -> S
     """Demo roster and shifts, the site `site`, its database `db`, a free port."""
     overrides = {"store.path": db, "site.id": site, "site.name": name, "ingest.port": 0}
     overrides.update(dotted)
-    return load_settings(None, environ={}, overrides=overrides)
+    return load_settings(write_demo_config(Path.cwd()), environ={}, overrides=overrides)
 
 
 def fleet_lines(settings: Settings, hours: float, seed: int = 3) -> list[bytes]:

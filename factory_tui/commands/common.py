@@ -12,7 +12,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from factory_tui import storage
-from factory_tui.config import ConfigError, Settings, load_settings
+from factory_tui.config import ConfigError, Settings, load_settings, unknown_env_names
 from factory_tui.storage import Store, StoreError
 
 ConfigOption = Annotated[
@@ -46,6 +46,13 @@ SiteOption = Annotated[
         "come from the database when its box described it.",
     ),
 ]
+AutoRegisterOption = Annotated[
+    bool,
+    typer.Option(
+        "--auto-register",
+        help="Accept worker / workstation ids that are not in the roster, and add them.",
+    ),
+]
 TokenOption = Annotated[
     str | None, typer.Option("--token", help="Ingest token (default: ingest.token from config).")
 ]
@@ -58,7 +65,10 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def settings_from(config: Path | None, **overrides: Any) -> Settings:
-    """Load settings with flag overrides given as dotted keys (`store.path=...`)."""
+    """Load settings with flag overrides given as dotted keys (`store.path=...`); a
+    misspelled FACTORY_TUI_* variable gets a warning on stderr."""
+    for warning in unknown_env_names():
+        typer.echo(f"factory-tui: warning: {warning}", err=True)
     try:
         return load_settings(config, overrides=overrides)
     except ConfigError as error:

@@ -80,6 +80,7 @@ def run_console(
     viewer: bool = False,
     view: ViewName = ViewName.workers,
     site: str | None = None,
+    auto_register: bool = False,
 ) -> None:
     """Run the console on the configured database until the user quits.
 
@@ -97,7 +98,12 @@ def run_console(
         fail("--simulate needs the ingest port, and a --viewer never takes it: pick one")
     settings = settings_from(
         config,
-        **dotted(store__path=db, ingest__port=port, ingest__host=host),
+        **dotted(
+            store__path=db,
+            ingest__port=port,
+            ingest__host=host,
+            ingest__auto_register=True if auto_register else None,
+        ),
         **site_override(site),
     )
     clock = None

@@ -56,7 +56,7 @@ from factory_tui.widgets.summary_bar import (
     IngestFigures,
     SummaryFigures,
 )
-from factory_tui.widgets.worker_grid import SORT_KEYS, SORT_LABELS, WorkerGrid
+from factory_tui.widgets.worker_grid import SORT_KEYS, SORT_LABELS, ListenAddress, WorkerGrid
 
 THEMES: Final = ("textual-dark", "textual-light")
 View = Literal["workers", "stations", "events", "alerts", "sites"]
@@ -178,6 +178,11 @@ class FactoryApp(App[None]):
             return
         self.role = self.services.role
         self._update_title()  # a fleet names the site on screen
+        if self.listener is not None:  # an empty floor says where cameras connect
+            ingest = self.settings.ingest
+            self.grid.listening = ListenAddress(
+                self.listener.host, self.listener.port, bool(ingest.token), ingest.auto_register
+            )
         self.screen_change_signal.subscribe(self, self._screen_changed)
         if not self.services.start_feed() and self.services.wants_feed:
             self.notify(

@@ -10,6 +10,9 @@ here; the data is only ever the Snapshot handed down by the app.
 from __future__ import annotations
 
 import re
+import textwrap
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import ClassVar, Final, Literal
 
 from rich.segment import Segment
@@ -39,6 +42,22 @@ SMALLEST_TILE_WIDTH: Final = 14
 """Below this a terminal is too narrow for a tile; the grid draws what fits rather than fail."""
 
 _NO_VALUE: Final = float("-inf")
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    """Where this console takes camera lines: what the empty floor tells a new user."""
+
+    host: str
+    port: int
+    token_needed: bool
+    """A connection's first line must be {"auth": "<token>"}."""
+    auto_register: bool
+    """Unknown worker and station ids are added as they arrive (else rejected)."""
+
+
+MessageLine = tuple[str, bool]
+"""A line of the empty-grid message and whether it is a command to type."""
 
 
 class WorkerGrid(ScrollView, can_focus=True):
@@ -89,6 +108,8 @@ class WorkerGrid(ScrollView, can_focus=True):
     """How tiles are ordered."""
     filter_text: reactive[str] = reactive("")
     """Words that must all appear in a tile's id, name, station or state (case-insensitive)."""
+    listening: reactive[ListenAddress | None] = reactive[ListenAddress | None](None)
+    """Where cameras connect, told by an empty floor (None: this console does not listen)."""
 
     class WorkerSelected(Message):
         """The user asked for a worker's detail (`enter` or a double click on its tile)."""
@@ -111,6 +132,7 @@ class WorkerGrid(ScrollView, can_focus=True):
         self._column_width: tuple[int, ...] = (MIN_TILE_WIDTH,)
         self._cache: dict[str, tuple[tuple[WorkerTile, int, bool], list[Strip]]] = {}
         self._palette: TilePalette | None = None
+        self._message: tuple[tuple[object, ...], list[MessageLine]] | None = None
         self.tiles_drawn = 0
         """How many times a tile was drawn (cache misses): the benchmark reports it."""
 
@@ -121,6 +143,9 @@ class WorkerGrid(ScrollView, can_focus=True):
 
     def watch_filter_text(self) -> None:
         self._arrange(keep_cursor_visible=True)
+
+    def watch_listening(self) -> None:
+        self._arrange(force=True)
 
     # --- events -------------------------------------------------------------------------------
 
@@ -253,11 +278,15 @@ class WorkerGrid(ScrollView, can_focus=True):
         if self._selected is None or self.cursor_index is None:
             self._selected = new_tiles[0].worker_id if new_tiles else self._selected
         rows = -(-len(new_tiles) // columns)
-        self.virtual_size = Size(width, rows * TILE_HEIGHT)
+        message = self._message
+        message_lines = 0 if new_tiles else len(self._message_lines(width)) + 1
+        self.virtual_size = Size(width, rows * TILE_HEIGHT or message_lines)
         same_order = len(old_tiles) == len(new_tiles) and all(
             old.worker_id == new.worker_id for old, new in zip(old_tiles, new_tiles, strict=True)
         )
-        if force or geometry_changed or not same_order or not new_tiles:
+        # An empty grid redraws only when its message changed (its example's minute ticks).
+        message_changed = not new_tiles and self._message is not message
+        if force or geometry_changed or not same_order or message_changed:
             self.refresh()
         else:
             changed = [
@@ -349,7 +378,7 @@ class WorkerGrid(ScrollView, can_focus=True):
         width = self.scrollable_content_region.width
         base = self.rich_style
         if not self._tiles:
-            return self._message_line(y, width, base)
+            return self._message_line(y + self.scroll_offset.y, width, base)
         scroll_y = self.scroll_offset.y
         row, line = divmod(y + scroll_y, TILE_HEIGHT)
         start = row * self._columns
@@ -362,16 +391,109 @@ class WorkerGrid(ScrollView, can_focus=True):
         return Strip.join(parts).adjust_cell_length(width, base)
 
     def _message_line(self, y: int, width: int, base: Style) -> Strip:
-        if y != 1:
+        lines = self._message_lines(width)
+        if not 1 <= y <= len(lines):
             return Strip.blank(width, base)
-        if self._snapshot is None:
-            text = "Loading…"
+        text, command = lines[y - 1]
+        style = self.get_component_rich_style(
+            "worker-grid--value" if command else "worker-grid--message"
+        )
+        return Strip([Segment(fit(text, width), style)], width)
+
+    def _message_lines(self, width: int) -> list[MessageLine]:
+        """The empty grid's message wrapped to `width`, cached until its inputs change."""
+        snapshot = self._snapshot
+        at_us = snapshot.at_us if snapshot is not None else None
+        minute = None if at_us is None else at_us // 60_000_000
+        key = (
+            width,
+            snapshot is None,
+            bool(self._all_tiles),
+            self.filter_text,
+            self.listening,
+            minute if self.listening is not None else None,
+        )
+        if self._message is not None and self._message[0] == key:
+            return self._message[1]
+        if snapshot is None:
+            paragraphs: list[MessageLine] = [("Loading…", False)]
         elif self._all_tiles:
-            text = f"No worker matches “{self.filter_text}” — esc clears the filter"
+            paragraphs = [
+                (f"No worker matches “{self.filter_text}” — esc clears the filter", False)
+            ]
+        elif self.listening is None or at_us is None:
+            paragraphs = [("No workers yet: waiting for camera events", False)]
         else:
-            text = "No workers yet: waiting for camera events"
-        style = self.get_component_rich_style("worker-grid--message")
-        return Strip([Segment(fit(f"  {text}", width), style)], width)
+            paragraphs = empty_floor_message(self.listening, at_us)
+        lines: list[MessageLine] = []
+        for text, command in paragraphs:
+            if not text:
+                lines.append(("", False))
+                continue
+            indent = "    " if command else "  "
+            wrapped = textwrap.wrap(
+                text,
+                max(8, width - 1),
+                initial_indent=indent,
+                subsequent_indent=indent,
+                break_on_hyphens=False,
+                break_long_words=True,
+            )
+            lines.extend((line, command) for line in wrapped)
+        self._message = (key, lines)
+        return lines
+
+
+def empty_floor_message(address: ListenAddress, at_us: int) -> list[MessageLine]:
+    """What a floor with no workers tells a new user: where cameras connect, a line to try
+    (stamped with the current minute, so its worker shows up now), and what to do next."""
+    host = "127.0.0.1" if address.host in ("", "0.0.0.0", "::") else address.host
+    where = f"{address.host}:{address.port}"
+    stamp = datetime.fromtimestamp(at_us / 1_000_000, UTC).strftime("%Y-%m-%dT%H:%MZ")
+    event = (
+        f'{{"timestamp":"{stamp}","worker_id":"W1","workstation_id":"S1",'
+        f'"event_type":"working","confidence":0.9}}'
+    )
+    if address.token_needed:
+        token_note = 'a token is needed: first send {"auth": "<token>"}'
+        send = f"printf '%s\\n' '{{\"auth\":\"<token>\"}}' '{event}'"
+    else:
+        token_note = "no token needed"
+        send = f"echo '{event}'"
+    lines: list[MessageLine] = [
+        ("No workers yet.", False),
+        (f"Cameras send one JSON line per event to {where} ({token_note}). Try one line:", False),
+        (f"{send} | nc -q 1 {host} {address.port}", True),
+        ("", False),
+    ]
+    if address.auto_register:
+        lines += [
+            (
+                "Unknown worker and station ids are added as their events arrive "
+                "(auto_register is on): each worker appears with its first event.",
+                False,
+            ),
+            ("To name them, write a roster: factory-tui init (a commented factory.toml).", False),
+        ]
+    else:
+        lines += [
+            (
+                "There is no roster, so events from unknown ids are rejected. Either restart "
+                "with --auto-register (or set [ingest] auto_register = true in factory.toml): "
+                "workers then appear as their events arrive;",
+                False,
+            ),
+            (
+                "or write a roster: factory-tui init writes a commented factory.toml; list your "
+                "workers and stations there and restart.",
+                False,
+            ),
+        ]
+    lines += [
+        ("", False),
+        ("To look around first: factory-tui demo (simulated cameras, its own database).", False),
+    ]
+    return lines
 
 
 def natural_key(text: str) -> tuple[str | int, ...]:

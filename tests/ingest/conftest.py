@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from factory_tui.config import Settings, load_settings
+from factory_tui.config import DEFAULT_CONFIG_NAME, Settings, load_settings
 from factory_tui.ingest.listener import Listener
+from tests.demo_config import write_demo_config
 
 REPLY_TIMEOUT_S = 10.0
 
@@ -37,11 +38,18 @@ def make_event(n: int = 0, **fields: Any) -> bytes:
     return json.dumps(event).encode()
 
 
+@pytest.fixture(autouse=True)
+def _demo_config_here() -> None:
+    """A ./factory.toml with the demo roster and shifts, for the commands these tests start
+    (without a config file there is no roster, and every id would be unknown)."""
+    write_demo_config(Path.cwd(), DEFAULT_CONFIG_NAME)
+
+
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     """Demo-roster settings on a database in tmp_path, listening on a free port."""
     dotted = {"store.path": tmp_path / "factory.db", "ingest.port": 0}
     dotted.update({key.replace("__", "."): value for key, value in overrides.items()})
-    return load_settings(None, environ={}, overrides=dotted)
+    return load_settings(write_demo_config(tmp_path), environ={}, overrides=dotted)
 
 
 class Peer:

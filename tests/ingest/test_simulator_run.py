@@ -24,6 +24,7 @@ from factory_tui.ingest.simulator import (
 )
 from factory_tui.models import parse_event, to_utc_us
 from factory_tui.storage import SqliteStore
+from tests.demo_config import write_demo_config
 
 US = 1_000_000
 SHIFT = to_utc_us(datetime(2025, 3, 3, 6, 0, tzinfo=UTC))
@@ -35,7 +36,7 @@ def site(tmp_path: Path, **overrides: Any) -> Settings:
     """Demo roster, a database in tmp_path, a free port."""
     dotted = {"store.path": tmp_path / "factory.db", "ingest.port": 0}
     dotted.update(overrides)
-    return load_settings(None, environ={}, overrides=dotted)
+    return load_settings(write_demo_config(tmp_path), environ={}, overrides=dotted)
 
 
 def fleet_for(settings: Settings, seed: int = 4, config: FleetConfig = BUSY) -> CameraFleet:

@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
-from factory_tui.console.app import FactoryApp
+from factory_tui.config import Settings
+from factory_tui.console.app import FactoryApp, make_app
 from factory_tui.console.health import fixed_health
 from factory_tui.records import HealthReading
-from tests.tui.conftest import ConsoleFactory
+from factory_tui.widgets.worker_grid import ListenAddress
+from tests.tui.conftest import READING, ConsoleFactory, SetClock
 
 SnapCompare = Callable[..., bool]
 
@@ -134,6 +136,28 @@ class TestEmptyFloor:
         assert snap_compare(
             console(db=tmp_path / "empty.db"), terminal_size=(80, 24), run_before=first_tick
         )
+
+    def test_first_run_no_config_80x24(
+        self, snap_compare: SnapCompare, tmp_path: Path, clock: SetClock
+    ) -> None:
+        """No config and an empty database: no tiles and no invented names; the summary says
+        Day 2025-03-04 and 0 of everything; the grid says "No workers yet.", that cameras send
+        to 127.0.0.1:7878 (no token needed), a one-line echo ... | nc -q 1 127.0.0.1 7878
+        example (wrapped) stamped 2025-03-04T10:30Z, that with no roster unknown ids are
+        rejected unless --auto-register / [ingest] auto_register = true, that factory-tui init
+        writes a roster, and that factory-tui demo shows a simulated floor."""
+        settings = Settings.model_validate(
+            {"store": {"path": str(tmp_path / "factory.db")}, "ingest": {"port": 0}}
+        )
+        app = make_app(settings, clock=clock, health=fixed_health(READING), animations=False)
+
+        async def first_tick_on_7878(pilot: Pilot[None]) -> None:
+            await first_tick(pilot)
+            # The listener took a free port; the picture shows the default one.
+            app.grid.listening = ListenAddress("127.0.0.1", 7878, False, False)
+            await pilot.pause()
+
+        assert snap_compare(app, terminal_size=(80, 24), run_before=first_tick_on_7878)
 
 
 class TestHealthAndColour:

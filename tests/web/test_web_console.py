@@ -29,6 +29,7 @@ from factory_tui.config import load_settings
 from factory_tui.models import parse_event
 from factory_tui.storage import SqliteStore
 from tests.browser import ScreenText, launch, need_chromium, save_doc_image
+from tests.demo_config import write_demo_config
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -54,7 +55,7 @@ def floor_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
         app, ["simulate", "--to-file", str(lines), "--start", start, "--duration", "1h"]
     )
     assert result.exit_code == 0, result.output
-    settings = load_settings(None, environ={})
+    settings = load_settings(write_demo_config(folder), environ={})
     db = folder / "factory.db"
     with SqliteStore.open(db) as store:
         store.upsert_roster(settings.roster_workers(), settings.roster_workstations())
@@ -70,7 +71,9 @@ def web_server(db: Path, *args: str, token: str | None = None) -> Iterator[tuple
     if token is not None:
         env["FACTORY_TUI_WEB_TOKEN"] = token
     process = subprocess.Popen(
-        [sys.executable, "-m", "factory_tui", "web", "--db", str(db), "--port", "0", *args],
+        # The demo roster and shifts floor_db wrote beside the database.
+        [sys.executable, "-m", "factory_tui", "web", "--db", str(db), "--port", "0"]
+        + ["--config", str(db.parent / "demo.toml"), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,

@@ -240,6 +240,12 @@ def test_off_shift_the_window_is_the_local_day_so_far(site: tuple[Path, Path]) -
     assert data["window"]["label"] == "2024-05-01"
 
 
+def test_a_whole_day_window_names_its_date_once(site: tuple[Path, Path]) -> None:
+    text = run(*site, "--at", "2024-05-01T20:00").stdout
+    assert "Window 2024-05-01 00:00:00 → 2024-05-01 20:00:00, at" in text
+    assert text.count("2024-05-01") == 3  # the start, the end, "at"; the label adds none
+
+
 def test_from_alone_runs_to_at_and_at_hides_later_events(site: tuple[Path, Path]) -> None:
     data = report_json(*site, "--from", "2024-05-01T10:00:00Z", "--at", "2024-05-01T10:20:00Z")
     assert data["window"]["to"] == "2024-05-01T10:20:00Z"

@@ -254,9 +254,11 @@ def print_table(snapshot: Snapshot, zone: tzinfo, models: list[ModelSummary] | N
     console = Console(width=None if fits else 160, soft_wrap=False)
     wide = console.width >= _NARROW_COLUMNS
     window = snapshot.window
-    label = f"{window.label} " if window.label else ""
+    start = _local(window.from_us, zone)
+    # A day's label is its date, which the window's start already says.
+    label = f"{window.label} " if window.label and not start.startswith(window.label) else ""
     console.print(
-        f"Window {label}{_local(window.from_us, zone)} → {_local(window.to_us, zone)}, "
+        f"Window {label}{start} → {_local(window.to_us, zone)}, "
         f"at {_local(snapshot.at_us, zone)} ({zone})",
         highlight=False,
     )

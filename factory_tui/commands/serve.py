@@ -11,6 +11,7 @@ from typing import Annotated, Final
 import typer
 
 from factory_tui.commands.common import (
+    AutoRegisterOption,
     ConfigOption,
     DbOption,
     HostOption,
@@ -46,13 +47,7 @@ def serve(
     db: DbOption = None,
     host: HostOption = None,
     port: PortOption = None,
-    auto_register: Annotated[
-        bool,
-        typer.Option(
-            "--auto-register",
-            help="Accept worker / workstation ids that are not in the roster, and add them.",
-        ),
-    ] = False,
+    auto_register: AutoRegisterOption = False,
     log_every: Annotated[
         float,
         typer.Option(
@@ -97,6 +92,8 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
         await listener.start()
     except ListenerError as error:
         return str(error)
+    # On stdout, for whoever started us (a script waiting for the port); logs go to stderr.
+    print(f"listening on {listener.host}:{listener.port}", flush=True)
     metrics_http: MetricsServer | None = None
     floor: StoreFloor | None = None
     if settings.metrics_http.port is not None:

@@ -70,6 +70,25 @@ def run_to_exit(app: FactoryApp) -> None:
         raise typer.Exit(app.return_code)
 
 
+def with_demo_roster(settings: Settings) -> Settings:
+    """`--simulate` needs workers to simulate: with no roster configured, the demo floor's
+    (its workers, stations and shifts), said on stderr, so the floor is not silently empty."""
+    if settings.workers:
+        return settings
+    from factory_tui.config import demo_data
+
+    demo = demo_data()
+    typer.echo(
+        "factory-tui: no roster configured: --simulate runs the demo floor's "
+        f"{len(demo['workers'])} workers (write your own with `factory-tui init`)",
+        err=True,
+    )
+    data = settings.model_dump(exclude={"source"})
+    for key in ("workers", "workstations", "shifts"):
+        data[key] = demo[key]
+    return Settings.model_validate(data)
+
+
 def run_console(
     *,
     config: Path | None,
@@ -109,6 +128,7 @@ def run_console(
     clock = None
     feeder = None
     if simulate:
+        settings = with_demo_roster(settings)
         clock, feeder = simulator_feeder(settings, speed=1.0, seed=1)
     app = make_app(
         settings,

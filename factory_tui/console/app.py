@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any, ClassVar, Final, Literal
 
@@ -44,11 +44,11 @@ from factory_tui.console.screens.stations_screen import StationsScreen
 from factory_tui.console.screens.view_screen import ViewScreen
 from factory_tui.console.screens.worker_detail_screen import WorkerDetailScreen
 from factory_tui.console.services import ConsoleServices, Feeder, Role, StartError
-from factory_tui.console.status import paused_status, stale_status, subtitle
+from factory_tui.console.status import clock_text, paused_status, stale_status, subtitle
 from factory_tui.console.tick_loop import TickLoop
 from factory_tui.engine.snapshot import Snapshot
 from factory_tui.ingest.listener import Listener
-from factory_tui.models import from_utc_us, now_us
+from factory_tui.models import now_us
 from factory_tui.storage import StoreError
 from factory_tui.view_models import ViewData, ViewNeeds
 from factory_tui.widgets.summary_bar import (
@@ -241,7 +241,7 @@ class FactoryApp(App[None]):
             return  # a live tick has shown newer figures since
         self.view_data = message.view
         if isinstance(self.screen, ViewScreen):
-            self.screen.show(self._with_ingest(message.view))
+            self.screen.show(self.services.with_ingest(message.view))
 
     def on_tick_done(self, message: TickDone) -> None:
         started = time.perf_counter()
@@ -273,7 +273,10 @@ class FactoryApp(App[None]):
         with self.batch_update():
             self.summary.alerts = view.alerts.count
             self.summary.figures = SummaryFigures.build(
-                snapshot, view.window_title, view.shift, self._ingest_figures()
+                snapshot,
+                view.window_title,
+                view.shift,
+                IngestFigures(*self.services.ingest_rate(self._rows_per_s)),
             )
             self.summary.status = FeedStatus("live")
             self.summary.forward = self.services.forward_state()
@@ -281,14 +284,7 @@ class FactoryApp(App[None]):
                 self.health_badge.reading = result.health
             self.floor.show(snapshot)
             if isinstance(self.screen, ViewScreen):
-                self.screen.show(self._with_ingest(view))
-
-    def _with_ingest(self, view: ViewData) -> ViewData:
-        """The view's data with the listener's counters, read here on the UI thread (the
-        listener lives in this event loop), when the event log is what needs them."""
-        if self.listener is None or view.events is None:
-            return view
-        return replace(view, ingest=self.listener.stats())
+                self.screen.show(self.services.with_ingest(view))
 
     def _screen_changed(self, screen: Screen[Any]) -> None:
         """Tell the tick what the screen now on top needs, and feed a view screen at once."""
@@ -297,20 +293,13 @@ class FactoryApp(App[None]):
         if isinstance(screen, ViewScreen):
             self.pipeline.needs = screen.needs
             if self.view_data is not None:
-                screen.show(self._with_ingest(self.view_data))
+                screen.show(self.services.with_ingest(self.view_data))
             if self.paused and self.view_data is not None:
                 self._view_worker(self.pipeline, self.view_data, screen.needs)
             else:
                 self._request_tick()
         elif not isinstance(screen, HelpScreen):
             self.pipeline.needs = ViewNeeds()  # the tiles: nothing beyond the Snapshot
-
-    def _ingest_figures(self) -> IngestFigures:
-        if self.listener is not None:
-            stats = self.listener.stats()
-            return IngestFigures(stats.rate_per_s, stats.rejected)
-        # A viewer sees what reaches the database; rejected lines never do.
-        return IngestFigures(self._rows_per_s, None)
 
     def _check_stale(self) -> None:
         """Mark the figures stale when no tick has succeeded for a few tick intervals."""
@@ -331,10 +320,7 @@ class FactoryApp(App[None]):
     # --- view state ---------------------------------------------------------------------------
 
     def _shown_at(self) -> str | None:
-        """The local time of the Snapshot on screen (None before the first)."""
-        if self.snapshot is None:
-            return None
-        return from_utc_us(self.snapshot.at_us).astimezone(self.zone).strftime("%H:%M:%S")
+        return None if self.snapshot is None else clock_text(self.snapshot.at_us, self.zone)
 
     def _update_title(self) -> None:
         site = (

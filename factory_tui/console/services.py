@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -35,6 +36,7 @@ from factory_tui.metrics_export import (
 from factory_tui.records import ForwardState
 from factory_tui.retention import BackgroundRetention
 from factory_tui.storage import Store, StoreError, open_store
+from factory_tui.view_models import ViewData
 
 Role = Literal["console", "viewer"]
 SubmitLines = Callable[[Sequence[bytes]], Awaitable[list[dict[str, Any]]]]
@@ -215,6 +217,22 @@ class ConsoleServices:
         # A feed that ends (or fails) early must not hold the alerts for ever.
         self._feed_task.add_done_callback(lambda _: self.feed_caught_up.set())
         return True
+
+    def ingest_rate(self, stored_per_s: float) -> tuple[float, int | None]:
+        """Events per second and rejected lines for the summary bar: the listener's own, or
+        for a viewer the rate rows reach the database (`stored_per_s`; rejected lines never
+        do, None). UI thread only: the listener lives in its event loop."""
+        if self.listener is not None:
+            stats = self.listener.stats()
+            return stats.rate_per_s, stats.rejected
+        return stored_per_s, None
+
+    def with_ingest(self, view: ViewData) -> ViewData:
+        """The view's data with the listener's counters when the event log is what needs them
+        (UI thread only)."""
+        if self.listener is None or view.events is None:
+            return view
+        return replace(view, ingest=self.listener.stats())
 
     def forward_state(self) -> ForwardState | None:
         """Where forwarding stands (None: this console does not forward)."""

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import tzinfo
+
 from factory_tui.console.services import Role
+from factory_tui.models import from_utc_us
 from factory_tui.widgets.summary_bar import FeedStatus
+
+
+def clock_text(at_us: int, zone: tzinfo) -> str:
+    """An instant as the local wall-clock time the status line shows (`10:30:00`)."""
+    return from_utc_us(at_us).astimezone(zone).strftime("%H:%M:%S")
 
 
 def subtitle(role: Role, *, demo: bool, paused: bool, site: str | None = None) -> str:

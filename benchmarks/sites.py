@@ -28,13 +28,9 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 import psycopg
 
@@ -42,12 +38,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.ingest import _one_connection as one_connection  # noqa: E402
+from benchmarks.pg_scratch import add_pg_option, events_bytes, scratch_schema  # noqa: E402
 from factory_tui.config import load_settings  # noqa: E402
 from factory_tui.forwarding import Forwarder  # noqa: E402
 from factory_tui.ingest.protocol import parse_row  # noqa: E402
 from factory_tui.ingest.simulator import CameraFleet, FleetConfig  # noqa: E402
 from factory_tui.models import RosterEntry, iso_utc, to_utc_us  # noqa: E402
-from factory_tui.storage import SqliteStore, open_store  # noqa: E402
+from factory_tui.storage import SqliteStore, mask_url, open_store  # noqa: E402
 
 if TYPE_CHECKING:
     from factory_tui.models import NewEventRow
@@ -89,34 +86,6 @@ def distinct_rows(lines: list[bytes]) -> list[NewEventRow]:
         row = parse_row(line, UTC, received)
         rows.setdefault(row.event_hash, row)
     return list(rows.values())
-
-
-@contextmanager
-def fresh_schema(base_url: str, label: str) -> Iterator[str]:
-    """A URL to a new, empty schema (like the tests' `pg_url`), dropped afterwards."""
-    schema = f"ft_bench_{label}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(base_url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    joiner = "&" if "?" in base_url else "?"
-    try:
-        yield f"{base_url}{joiner}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with psycopg.connect(base_url, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
-def event_bytes(url: str) -> tuple[int, int]:
-    """(bytes, rows) of the events table: every partition with its indexes and TOAST."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE events")
-        row = conn.execute(
-            "SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0) FROM pg_inherits "
-            "WHERE inhparent = 'events'::regclass"
-        ).fetchone()
-        count = conn.execute("SELECT count(*) FROM events").fetchone()
-    assert row is not None
-    assert count is not None
-    return int(row[0]), int(count[0])
 
 
 # --- the cases --------------------------------------------------------------------------------
@@ -270,11 +239,7 @@ def report(config: Path, rows: list[NewEventRow]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="events of the site")
-    parser.add_argument(
-        "--pg",
-        default=os.environ.get("FACTORY_TUI_TEST_PG", "postgresql://127.0.0.1:5432/test"),
-        help="a PostgreSQL database to make (and drop) the schemas in",
-    )
+    add_pg_option(parser)
     parser.add_argument("--batch", type=int, default=FORWARD_BATCH, help="forward batch size")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each case (best counts)")
     args = parser.parse_args()
@@ -282,7 +247,8 @@ def main() -> None:
         with psycopg.connect(args.pg, autocommit=True, connect_timeout=5) as conn:
             version = conn.execute("SHOW server_version").fetchone()
     except psycopg.Error as error:
-        print(f"sites: skipped, no PostgreSQL at {args.pg}: {' '.join(str(error).split())}")
+        reason = " ".join(str(error).split())
+        print(f"sites: skipped, no PostgreSQL at {mask_url(args.pg)}: {reason}")
         return
 
     print(f"sites: PostgreSQL {version[0] if version else '?'}, {os.cpu_count()} cores")
@@ -304,10 +270,10 @@ def main() -> None:
         site_db = folder / "site.db"
         site_database(site_db, rows)
         for run in range(args.repeat):
-            with fresh_schema(args.pg, "copy") as url:
+            with scratch_schema(args.pg, "copy") as url:
                 copy_s = min(copy_s, plain_copy(url, rows))
-                size, stored = event_bytes(url)
-            with fresh_schema(args.pg, "forward") as url:
+                size, stored = events_bytes(url)
+            with scratch_schema(args.pg, "forward") as url:
                 seconds, forwarded, batches = forward(site_db, url, args.batch)
                 if forwarded != len(rows):
                     raise SystemExit(f"forward shipped {forwarded:,} of {len(rows):,}")
@@ -315,9 +281,9 @@ def main() -> None:
                 if run == args.repeat - 1:
                     report_s = report(write_config(folder, url), rows)
             if run == args.repeat - 1:
-                with fresh_schema(args.pg, "steady") as url:
+                with scratch_schema(args.pg, "steady") as url:
                     steady_tx = steady_sites(url, rows, STEADY_SITES, STEADY_BATCH)
-            with fresh_schema(args.pg, "serve") as url:
+            with scratch_schema(args.pg, "serve") as url:
                 seconds, accepted = direct_ingest(write_config(folder, url), lines)
                 if accepted != len(rows):
                     raise SystemExit(f"serve accepted {accepted:,} of {len(rows):,}")

@@ -140,3 +140,26 @@ def test_iso_utc_formats_whole_seconds_without_fraction() -> None:
 
 def test_ids_are_stripped_of_surrounding_whitespace() -> None:
     assert parse_event(line(worker_id=" W1 ")).event_hash() == parse_event(line()).event_hash()
+
+
+def test_long_bad_values_are_cut_in_messages() -> None:
+    with pytest.raises(EventError) as caught:
+        parse_event(line(worker_id=[1] * 20))
+    assert str(caught.value) == (
+        "worker_id: input should be a valid string, got [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, ..."
+    )
+    with pytest.raises(EventError) as caught:
+        parse_event(line(worker_id=[10] * 10))  # its repr is 40 characters: shown whole
+    assert str(caught.value).endswith(", got " + repr([10] * 10))
+    with pytest.raises(EventError) as caught:
+        parse_event(line(worker_id=[100] + [10] * 9))  # 41 characters: cut to 37 and "..."
+    assert str(caught.value).endswith(", got [100, 10, 10, 10, 10, 10, 10, 10, 10,...")
+
+
+def test_an_unknown_field_lists_the_allowed_ones() -> None:
+    with pytest.raises(EventError) as caught:
+        parse_event(line(wroker=1))
+    assert str(caught.value) == (
+        "wroker: unknown field (allowed: timestamp, worker_id, workstation_id, event_type,"
+        " confidence, count, model_version, camera_id)"
+    )

@@ -59,8 +59,14 @@ def ev(
     confidence: float = 0.9,
     units: int = 0,
     row_id: int | None = None,
+    model_version: str | None = None,
+    camera_id: str | None = None,
 ) -> EventRecord:
-    """One stored event; `units` is the count of a product_count (default 1 for that type)."""
+    """One stored event; `units` is the count of a product_count (default 1 for that type).
+
+    The hash covers model_version but not camera_id, as the ingest's does: the same sighting
+    reported by two cameras is one event.
+    """
     if event_type == "product_count" and units == 0:
         units = 1
     return EventRecord(
@@ -71,8 +77,10 @@ def ev(
         event_type=event_type,
         confidence=confidence,
         count=units,
-        model_version=None,
-        camera_id=None,
+        model_version=model_version,
+        camera_id=camera_id,
         received_us=ts_us,
-        event_hash=event_hash(ts_us, worker_id, workstation_id, event_type, confidence, units),
+        event_hash=event_hash(
+            ts_us, worker_id, workstation_id, event_type, confidence, units, model_version
+        ),
     )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+
+import pytest
 
 from factory_tui.engine.alerts import (
     CAMERA_DARK,
@@ -125,3 +128,66 @@ def test_conditions_say_when_they_began() -> None:
         )
     }
     assert found == {CAMERA_DARK: (3600 + 900) * S, IDLE_TOO_LONG: (3600 + 600) * S}
+
+
+def test_thresholds_are_strict_and_the_window_start_counts_as_seen() -> None:
+    """More than max_gap silent (not exactly), idle more than idle_s (not exactly); a worker
+    last seen exactly at the window's start was seen in it."""
+    exactly = snapshot(1900, worker("W1", "unobserved", 1000))
+    assert evaluate(exactly) == ()
+    (dark,) = evaluate(snapshot(1900.000001, worker("W1", "unobserved", 1000)))
+    assert dark.kind == CAMERA_DARK
+    (at_start,) = evaluate(snapshot(3000, worker("W1", "unobserved", 0)))
+    assert at_start.kind == CAMERA_DARK
+
+    def timeline(worker_id: str) -> Sequence[Segment]:
+        return [Segment(100 * S, 700 * S, "idle", "S1")]
+
+    assert evaluate(snapshot(700, worker("W1", "idle", 690)), timeline=timeline) == ()
+    (idle,) = evaluate(snapshot(700.000001, worker("W1", "idle", 690)), timeline=timeline)
+    assert idle.kind == IDLE_TOO_LONG
+
+
+def test_each_idle_worker_is_asked_about_by_id() -> None:
+    starts = {"W1": 0, "W2": 2000 * S}
+    alerts = evaluate_alerts(
+        snapshot(2500, worker("W1", "idle", 2490), worker("W2", "idle", 2490)),
+        (),
+        max_gap_s=900,
+        idle_s=600,
+        in_shift=True,
+        idle_since_of=starts.__getitem__,
+    )
+    assert [(a.kind, a.subject) for a in alerts] == [(IDLE_TOO_LONG, "W1")]
+
+
+def test_details_name_the_worker_once_and_the_station_when_known() -> None:
+    def timeline(worker_id: str) -> Sequence[Segment]:
+        return [Segment(0, 700 * S, "idle", None)]
+
+    nameless = dataclasses.replace(worker("W2", "idle", 690), station_id=None)
+    (alert,) = evaluate(snapshot(700, nameless), timeline=timeline)
+    assert alert.details == "W2: idle for 11 min"
+
+
+@pytest.mark.parametrize(
+    ("silent_s", "text"),
+    [
+        (59 * 60 + 59, "59 min"),
+        (60 * 60, "1 h 00 min"),
+        (61 * 60 + 30, "1 h 01 min"),
+        (125 * 60, "2 h 05 min"),
+    ],
+)
+def test_durations_read_in_minutes_then_hours(silent_s: int, text: str) -> None:
+    (alert,) = evaluate(snapshot(5000 + silent_s, worker("W1", "unobserved", 5000)))
+    assert alert.details == f"W1 (Ana): no event for {text}"
+
+
+def test_missing_drift_figures_read_n_a() -> None:
+    model = ModelDrift("m3", 10, 0.5, 0.9, None, True, 50.0, None, True)
+    alerts = evaluate(snapshot(3000), [model])
+    assert [a.details for a in alerts] == [
+        "m3: mean confidence n/a vs baseline 0.90",
+        "m3: n/a units/h vs baseline 50.0",
+    ]

@@ -1,15 +1,19 @@
-"""Model drift: baselines, rolling confidence and rate, sustained drops, order independence."""
+"""Model drift: baselines, rolling confidence and rate, sustained drops, order independence,
+and the tracker against a brute-force reference (drift_reference.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import random
+from fractions import Fraction
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from factory_tui.engine.drift import UNKNOWN_MODEL, DriftSettings, DriftTracker
+from factory_tui.engine.drift import UNKNOWN_MODEL, DriftSettings, DriftTracker, ModelDrift
 from factory_tui.models import EventRecord
+from tests.engine.drift_reference import ExpectedDrift, reference_drift
 
 MIN = 60_000_000
 T0 = 1_800_000_000 * 1_000_000 // MIN * MIN  # a whole minute
@@ -145,3 +149,241 @@ def test_result_does_not_depend_on_arrival_order_or_chunking(
         chunked.apply(shuffled[start : start + step])
     at = T0 + at_minute * MIN
     assert ordered.status(at) == chunked.status(at)
+
+
+def test_production_rising_above_baseline_drifts_too() -> None:
+    """README: the rate departs from its baseline "either way"."""
+    cfg = DriftSettings(rate_window_s=1800, rate_change=0.5, sustain_s=300)
+    tracker = DriftTracker(cfg)
+    tracker.apply(steady(60, 0.9, per_minute=1, units=2))  # 120 units/h
+    tracker.apply(steady(60, 0.9, start=60, per_minute=1, units=5))  # 300 units/h
+    (model,) = tracker.status(T0 + 120 * MIN)
+    assert model.baseline_uph == 120
+    assert model.rolling_uph == 300
+    assert model.rate_drifting
+    assert not model.confidence_drifting
+
+
+def minutes_of_units(units_by_minute: list[int], start: int = 0) -> list[EventRecord]:
+    """One product_count per minute at second 30 with the given counts (0: a working event)."""
+    return [
+        row(10_000 + start + m, start + m + 0.5, 0.9, units=units)
+        for m, units in enumerate(units_by_minute)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rolling_units", "drifting"),
+    [(15, False), (14, True), (45, False), (46, True), (30, False)],
+)
+def test_rate_drift_needs_more_than_rate_change_either_way(
+    rolling_units: int, drifting: bool
+) -> None:
+    """Baseline 60 units/h (1 a minute for 60 min); the last 30 min hold `rolling_units`, i.e.
+    twice that per hour. Exactly 50 % off (30 or 90 units/h) is not "more than" 50 % (the
+    floats are exact here)."""
+    cfg = DriftSettings(rate_window_s=1800, rate_change=0.5, sustain_s=0, baseline_s=3600)
+    tracker = DriftTracker(cfg)
+    per_minute = [rolling_units // 30 + (1 if m < rolling_units % 30 else 0) for m in range(30)]
+    tracker.apply(minutes_of_units([1] * 60) + minutes_of_units(per_minute, start=60))
+    (model,) = tracker.status(T0 + 90 * MIN)
+    assert model.baseline_uph == 60
+    assert model.rolling_uph == 2 * rolling_units
+    assert model.rate_drifting is drifting
+
+
+def test_a_zero_baseline_rate_never_drifts() -> None:
+    tracker = DriftTracker(DriftSettings(rate_window_s=600, sustain_s=0, baseline_s=600))
+    tracker.apply(minutes_of_units([0] * 10) + minutes_of_units([5] * 10, start=10))
+    (model,) = tracker.status(T0 + 20 * MIN)
+    assert model.baseline_uph == 0
+    assert model.rolling_uph == 300
+    assert not model.rate_drifting
+
+
+@pytest.mark.parametrize(("mean", "drifting"), [(0.5, False), (0.25, True), (0.75, False)])
+def test_confidence_drift_needs_more_than_drop_below_baseline(mean: float, drifting: bool) -> None:
+    """Baseline 0.75; a drop of exactly `drop` (0.25, exact in binary) is not "more than"."""
+    tracker = DriftTracker(
+        DriftSettings(window_s=300, drop=0.25, sustain_s=0, baseline_s=600, min_events=1)
+    )
+    tracker.apply(steady(10, 0.75) + steady(5, mean, start=10))
+    (model,) = tracker.status(T0 + 15 * MIN)
+    assert model.baseline_confidence == 0.75
+    assert model.rolling_confidence == mean
+    assert model.confidence_drifting is drifting
+
+
+@pytest.mark.parametrize(("low_minutes", "drifting"), [(6, True), (5, False)])
+def test_sustain_means_every_minute_boundary_of_the_last_sustain_s(
+    low_minutes: int, drifting: bool
+) -> None:
+    """window 1 min, sustain 5 min: the boundaries now, now-1 .. now-5 must all be low, and a
+    boundary's window is the minute before it, so 6 low minutes are needed, 5 are not."""
+    tracker = DriftTracker(
+        DriftSettings(window_s=60, drop=0.1, sustain_s=300, baseline_s=600, min_events=1)
+    )
+    tracker.apply(steady(30 - low_minutes, 0.9) + steady(low_minutes, 0.5, start=30 - low_minutes))
+    (model,) = tracker.status(T0 + 30 * MIN)
+    assert model.confidence_drifting is drifting
+
+
+@pytest.mark.parametrize(("events", "judged"), [(4, True), (3, False)])
+def test_a_window_with_min_events_is_judged_and_one_fewer_is_not(events: int, judged: bool) -> None:
+    tracker = DriftTracker(
+        DriftSettings(window_s=120, drop=0.1, sustain_s=0, baseline_s=600, min_events=4)
+    )
+    low = [row(500 + k, 11 + k * 0.25, 0.5) for k in range(events)]
+    tracker.apply(steady(10, 0.9) + low)
+    (model,) = tracker.status(T0 + 12 * MIN)
+    assert (model.rolling_confidence is not None) is judged
+    assert model.confidence_drifting is judged
+
+
+def test_nothing_is_judged_during_the_baseline_period() -> None:
+    """A configured baseline shows at once, but drift waits for the baseline period to end."""
+    cfg = DriftSettings(
+        baselines={"m1": 0.99}, window_s=60, sustain_s=0, baseline_s=600, min_events=1
+    )
+    tracker = DriftTracker(cfg)
+    tracker.apply(steady(12, 0.5))
+    (early,) = tracker.status(T0 + 10 * MIN - 1)
+    assert early.baseline_confidence == 0.99
+    assert early.baseline_uph is None
+    assert early.rolling_uph is None
+    assert not early.confidence_drifting
+    (late,) = tracker.status(T0 + 10 * MIN)
+    assert late.baseline_uph == 0
+    assert late.confidence_drifting
+
+
+def test_figures_are_taken_at_the_last_whole_minute() -> None:
+    """An event 1 µs before a minute boundary counts from that boundary on, one on it later."""
+    tracker = DriftTracker(DriftSettings(window_s=60, min_events=1))
+    first = row(1, 0, 0.5)
+    edge = EventRecord(2, T0 + 2 * MIN - 1, "W1", "S1", "working", 0.7, 0, "m1", None, 0, "e")
+    on = EventRecord(3, T0 + 2 * MIN, "W1", "S1", "working", 0.1, 0, "m1", None, 0, "o")
+    tracker.apply([first, edge, on])
+    (model,) = tracker.status(T0 + 2 * MIN)
+    assert model.events == 2
+    assert model.rolling_confidence == 0.7
+    (model,) = tracker.status(T0 + 3 * MIN - 1)
+    assert model.events == 2
+    (model,) = tracker.status(T0 + 3 * MIN)
+    assert model.events == 3
+    assert model.mean_confidence == pytest.approx((0.5 + 0.7 + 0.1) / 3)
+
+
+# --- the tracker against the brute-force reference ----------------------------------------------
+
+CONFIDENCES = [0.3, 0.55, 0.62, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0]
+"""Whole hundredths: with the thresholds below no drop or rate change can tie a threshold
+exactly (a tie would test float rounding, not the rule; the exact edges are tested above)."""
+
+
+@st.composite
+def drift_histories(draw: st.DrawFn) -> list[EventRecord]:
+    """Per model, phases of steady production and confidence that change from one to the next
+    (drops and rises, faster and slower), at microsecond instants on and next to minute edges."""
+    rng = random.Random(draw(st.integers(0, 2**32 - 1)))
+    models = draw(
+        st.lists(st.sampled_from(["m1", "m2", None]), min_size=1, max_size=3, unique=True)
+    )
+    rows: list[EventRecord] = []
+    for model in models:
+        minute = draw(st.integers(0, 6))
+        for _ in range(draw(st.integers(1, 3))):
+            length = draw(st.integers(1, 25))
+            per_minute = draw(st.integers(0, 4))
+            level = draw(st.sampled_from(CONFIDENCES))
+            units = draw(st.integers(0, 4))
+            for m in range(minute, minute + length):
+                for _ in range(per_minute):
+                    offset = rng.choice([0, 1, MIN - 1, rng.randrange(MIN)])
+                    hundredths = min(100, max(0, round(level * 100) + rng.choice([-3, 0, 0, 2])))
+                    product = units > 0 and rng.random() < 0.6
+                    ident = len(rows) + 1
+                    rows.append(
+                        EventRecord(
+                            ident,
+                            T0 + m * MIN + offset,
+                            "W1",
+                            "S1",
+                            "product_count" if product else "working",
+                            hundredths / 100,
+                            units if product else 0,
+                            model,
+                            None,
+                            0,
+                            hashlib.sha256(str(ident).encode()).hexdigest(),
+                        )
+                    )
+            minute += length
+    return rows
+
+
+drift_settings = st.builds(
+    DriftSettings,
+    window_s=st.sampled_from([60.0, 120.0, 300.0, 600.0]),
+    drop=st.sampled_from([0.0500003, 0.1000003, 0.2500003]),
+    sustain_s=st.sampled_from([0.0, 60.0, 120.0, 300.0]),
+    baseline_s=st.sampled_from([60.0, 300.0, 600.0, 1200.0]),
+    baselines=st.sampled_from([{}, {"m1": 0.9}, {UNKNOWN_MODEL: 0.75}]),
+    rate_window_s=st.sampled_from([60.0, 180.0, 600.0]),
+    rate_change=st.sampled_from([0.2500003, 0.5000003]),
+    min_events=st.integers(1, 6),
+)
+
+
+@st.composite
+def moments(draw: st.DrawFn, rows: list[EventRecord]) -> int:
+    """An `at` on or next to a minute edge, mostly inside the history, sometimes on or next to
+    one of its events."""
+    if rows and draw(st.booleans()):
+        instant = draw(st.sampled_from(rows)).ts_us
+    else:
+        last = max((row.ts_us for row in rows), default=T0) - T0
+        instant = T0 + draw(st.integers(0, last // MIN + 3)) * MIN
+    return instant + draw(st.sampled_from([0, 0, 1, -1, MIN // 2, MIN]))
+
+
+def same(value: float | None, exact: Fraction | None) -> bool:
+    if value is None or exact is None:
+        return value is None and exact is None
+    return value == pytest.approx(float(exact), rel=1e-12, abs=1e-12)
+
+
+def agrees(model: ModelDrift, expected: ExpectedDrift) -> bool:
+    return (
+        model.model_version == expected.model_version
+        and model.events == expected.events
+        and same(model.mean_confidence, expected.mean_confidence)
+        and same(model.baseline_confidence, expected.baseline_confidence)
+        and same(model.rolling_confidence, expected.rolling_confidence)
+        and model.confidence_drifting == expected.confidence_drifting
+        and same(model.baseline_uph, expected.baseline_uph)
+        and same(model.rolling_uph, expected.rolling_uph)
+        and model.rate_drifting == expected.rate_drifting
+    )
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=drift_histories(),
+    cfg=drift_settings,
+    data=st.data(),
+    repeats=st.lists(st.integers(0, 10_000), max_size=5),
+)
+def test_tracker_agrees_with_the_reference(
+    rows: list[EventRecord], cfg: DriftSettings, data: st.DataObject, repeats: list[int]
+) -> None:
+    at_us = data.draw(st.lists(moments(rows), min_size=1, max_size=4), label="at_us")
+    tracker = DriftTracker(cfg)
+    again = [rows[position % len(rows)] for position in repeats] if rows else []
+    assert tracker.apply(rows + again) == len(rows)
+    for moment in at_us:
+        got = tracker.status(moment)
+        want = reference_drift(rows, cfg, moment)
+        assert [m.model_version for m in got] == [m.model_version for m in want]
+        for model, expected in zip(got, want, strict=True):
+            assert agrees(model, expected), (moment, model, expected)

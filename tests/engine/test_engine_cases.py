@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import pytest
 
 from factory_tui.engine import Engine, Segment, Snapshot, Window
+from factory_tui.engine.stations import StationUnits, union_length, union_spans
 from factory_tui.engine.timeline import hash_key, hash_keys
 from factory_tui.models import EventRecord
 from tests.engine.eventkit import MIN, S, at, ev
@@ -452,3 +454,102 @@ def test_idle_since(events: list[tuple[str, str, str]], expected: str | None) ->
     window = Window(at("06:00"), at("14:00"), "A")
     since = engine.idle_since("W1", window, at("10:30"))
     assert since == (None if expected is None else at(expected))
+
+
+def test_idle_since_up_to_the_end_of_the_last_interval_and_not_a_microsecond_after() -> None:
+    engine = Engine(max_gap_s=900)
+    engine.apply([ev(at("10:00"), "idle"), ev(at("10:10"), "idle")])
+    window = Window(at("06:00"), at("14:00"), "A")
+    assert engine.idle_since("W1", window, at("10:25")) == at("10:00")  # 10:10 + 15 min
+    assert engine.idle_since("W1", window, at("10:25") + 1) is None
+    # The window's end counts as `at` does.
+    assert engine.idle_since("W1", Window(at("06:00"), at("10:25") + 1), at("11:00")) is None
+
+
+def test_station_time_cuts_at_the_window_end_even_with_events_just_after_it() -> None:
+    """Two sightings within a second after the window's end add nothing to it."""
+    end = at("10:20")
+    engine = engine_with(
+        ev(at("10:00"), "working"),
+        ev(at("10:10"), "working"),
+        ev(end, "working"),
+        ev(end + 300_000, "working"),
+        ev(end + 600_000, "idle"),
+    )
+    window = Window(at("10:00"), end)
+    assert engine.station_time("S1", window, at("11:00")) == {"W1": (1200.0, 0.0, 0.0, 0)}
+    late = Window(at("10:00"), end + 500_000)
+    assert engine.station_time("S1", late, at("11:00")) == {"W1": (1200.5, 0.0, 0.0, 0)}
+
+
+def test_snapshot_finds_stations_by_id_and_names_unknown_ones_by_id() -> None:
+    snapshot = snap(engine_with(ev(at("10:00"), "working"), stations={"S1": "Assembly"}))
+    station = snapshot.station("S1")
+    assert station is not None
+    assert station.name == "Assembly"
+    assert snapshot.station("S9") is None
+    assert snapshot.station_name("S1") == "Assembly"
+    assert snapshot.station_name("S9") == "S9"
+
+
+def test_a_window_that_ends_before_it_starts_is_refused() -> None:
+    with pytest.raises(ValueError, match="^window ends before it starts$"):
+        Window(at("11:00"), at("10:00"))
+
+
+def test_nbytes_counts_the_columns_exactly() -> None:
+    """Two working events of one worker (one run) and one product count at another station."""
+    engine = engine_with(ev(at("10:00"), "working"), ev(at("10:05"), "working"))
+    # 7 columns of 2 events (8+8+4+4+8+8+8 bytes), 2 prefix sums of 3, 1 run (8+4+8+8+8).
+    assert engine.nbytes() == 2 * 48 + 2 * 3 * 8 + 36 + 8  # + the station's empty prefix sum
+    engine.apply([ev(at("10:06"), "product_count", "W2", "S2")])
+    assert engine.nbytes() == 2 * 48 + 2 * 3 * 8 + 36 + 8 + (48 + 2 * 2 * 8 + 36) + 8 + 16
+
+
+def test_hash_key_of_any_other_string_is_the_first_64_bits_of_its_sha256() -> None:
+    assert hash_key("x") == int.from_bytes(hashlib.sha256(b"x").digest()[:8], "big")
+    assert hash_key("g" * 64) == int.from_bytes(hashlib.sha256(b"g" * 64).digest()[:8], "big")
+    digest = hashlib.sha256(b"y").hexdigest()
+    assert hash_key(digest) == int(digest[:16], 16)
+    assert hash_keys(["x", digest]) == [hash_key("x"), hash_key(digest)]
+
+
+@pytest.mark.parametrize(
+    ("spans", "length", "merged"),
+    [
+        ([], 0, []),
+        ([(5, 9)], 4, [(5, 9)]),
+        ([(0, 4), (4, 6)], 6, [(0, 6)]),  # touching stretches join
+        ([(0, 10), (2, 3)], 10, [(0, 10)]),  # nested
+        ([(0, 4), (2, 6), (8, 9)], 7, [(0, 6), (8, 9)]),
+        ([(8, 9), (0, 4), (4, 4)], 5, [(0, 4), (8, 9)]),
+    ],
+)
+def test_union_of_spans(
+    spans: list[tuple[int, int]], length: int, merged: list[tuple[int, int]]
+) -> None:
+    assert union_length(list(spans)) == length
+    assert union_spans(list(spans)) == merged
+
+
+def test_station_units_between() -> None:
+    units = StationUnits()
+    units.add([(10, 2), (20, 3)])
+    units.add([(15, 5)])  # late
+    assert units.between(10, 21) == 10
+    assert units.between(11, 20) == 5
+    assert units.between(15, 15) == 0
+    assert units.between(20, 10) == 0
+    assert units.nbytes() == 3 * 8 + 4 * 8
+
+
+def test_time_stops_at_the_window_end_a_microsecond_before_the_next_sighting() -> None:
+    """The interval 10:00 - 10:10:00.000001 is cut at a window ending at 10:10."""
+    engine = engine_with(ev(at("10:00"), "working"), ev(at("10:10") + 1, "idle"))
+    window = Window(at("10:00"), at("10:10"))
+    assert engine.timeline("W1", window, at("11:00")) == (
+        Segment(at("10:00"), at("10:10"), "working", "S1"),
+    )
+    worker = engine.snapshot(window, at("11:00")).workers[0]
+    assert (worker.active_s, worker.idle_s) == (600.0, 0.0)
+    assert engine.snapshot(window, at("10:10") + 1).workers[0].active_s == 600.0

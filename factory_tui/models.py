@@ -114,7 +114,11 @@ class WireEvent(BaseModel):
             context = info.context or {}
             zone: tzinfo = context.get("tz") or UTC
             value = value.replace(tzinfo=zone)
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            # 0001-01-01T00:15+02:00 is before year 1 in UTC: not a time we can store.
+            raise ValueError("is outside the years 1 to 9999 in UTC") from None
 
     @field_validator("confidence")
     @classmethod

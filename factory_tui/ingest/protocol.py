@@ -141,6 +141,8 @@ def _fast_row(line: bytes, tz: tzinfo, received_us: int) -> NewEventRow | None:
         return None  # e.g. February 30th: pydantic words the error
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz)
+    if moment.year in (1, 9999):
+        return None  # it may leave years 1-9999 in UTC: pydantic words the error
     ts_us = to_utc_us(moment)
     canonical = canonical_form(
         ts_us,

@@ -387,3 +387,32 @@ def test_tracker_agrees_with_the_reference(
         assert [m.model_version for m in got] == [m.model_version for m in want]
         for model, expected in zip(got, want, strict=True):
             assert agrees(model, expected), (moment, model, expected)
+
+
+def test_duration_settings_round_to_whole_minutes_half_to_even() -> None:
+    """150 s is 2.5 minutes: a rate window of 2 minutes (Python's round), not 3."""
+    tracker = DriftTracker(DriftSettings(rate_window_s=150, baseline_s=60))
+    tracker.apply(minutes_of_units([0] * 9 + [5]))
+    (model,) = tracker.status(T0 + 10 * MIN)
+    assert model.rolling_uph == 5 / (2 / 60)
+
+
+def test_a_sustain_under_a_minute_still_needs_two_boundaries() -> None:
+    """sustain_s = 1 is one minute (the least): low at now and at now - 1 min."""
+    cfg = DriftSettings(window_s=60, drop=0.1, sustain_s=1, baseline_s=600, min_events=1)
+    once = DriftTracker(cfg)
+    once.apply(steady(11, 0.9) + steady(1, 0.5, start=11))
+    assert not once.status(T0 + 12 * MIN)[0].confidence_drifting
+    twice = DriftTracker(cfg)
+    twice.apply(steady(10, 0.9) + steady(2, 0.5, start=10))
+    assert twice.status(T0 + 12 * MIN)[0].confidence_drifting
+
+
+def test_a_long_window_over_few_minutes_leaves_out_the_current_minute() -> None:
+    """With fewer minutes of data than the window is long, the current (unfinished) minute
+    still does not count."""
+    tracker = DriftTracker(DriftSettings(window_s=3600, baseline_s=60, min_events=1))
+    tracker.apply([row(1, 0, 0.5), row(2, 2.5, 0.1)])
+    (model,) = tracker.status(T0 + 2 * MIN + 30_000_000)
+    assert model.events == 1
+    assert model.rolling_confidence == 0.5

@@ -217,6 +217,8 @@ def test_refusals_are_told_from_validation_errors(
     [
         (b"short line\r\n", 120, "short line"),
         (b"\r\nlead", 120, "\r\nlead"),  # only the end is trimmed
+        (b"TAX \r\n", 120, "TAX "),  # ... and only of line ends
+        (b"TAX\n", 120, "TAX"),
         (b"x" * 10, 10, "x" * 10),  # exactly the limit: whole
         (b"x" * 11, 10, "x" * 7 + "..."),
         (b"caf\xc3\xa9 \xff!", 120, "caf\u00e9 \ufffd!"),  # bad UTF-8 replaced, not raised

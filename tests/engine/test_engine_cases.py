@@ -443,6 +443,10 @@ def test_hash_keys_order_like_the_hashes_and_agree_one_by_one() -> None:
             [("10:00", "idle", "S1"), ("10:10", "product_count", "S1"), ("10:20", "idle", "S1")],
             "10:00",
         ),
+        # The gap over max_gap just before the last event: the stretch starts there.
+        ([("10:00", "idle", "S1"), ("10:20", "idle", "S1")], "10:20"),
+        # ... and found in an earlier run at another station.
+        ([("10:00", "idle", "S1"), ("10:20", "idle", "S1"), ("10:25", "idle", "S2")], "10:20"),
         # Not idle at the end: working, or the camera dark for over max_gap.
         ([("10:00", "idle", "S1"), ("10:20", "working", "S1")], None),
         ([("10:00", "idle", "S1"), ("10:05", "idle", "S1")], None),
@@ -553,3 +557,21 @@ def test_time_stops_at_the_window_end_a_microsecond_before_the_next_sighting() -
     worker = engine.snapshot(window, at("11:00")).workers[0]
     assert (worker.active_s, worker.idle_s) == (600.0, 0.0)
     assert engine.snapshot(window, at("10:10") + 1).workers[0].active_s == 600.0
+
+
+def test_station_time_adds_up_every_run_at_the_station() -> None:
+    """working, idle, working at S1 (three runs), cut at both ends of the window."""
+    engine = engine_with(
+        ev(at("10:00"), "working"),
+        ev(at("10:05"), "idle"),
+        ev(at("10:10"), "working"),
+        ev(at("10:20"), "working", workstation_id="S2"),
+    )
+    assert engine.station_time("S1", HOUR, at("10:30")) == {"W1": (900.0, 300.0, 0.0, 0)}
+    window = Window(at("10:07"), at("10:15"))
+    assert engine.station_time("S1", window, at("10:30")) == {"W1": (300.0, 180.0, 0.0, 0)}
+    heartbeats = engine_with(
+        ev(at("10:00"), "working"), ev(at("10:10"), "working"), ev(at("10:20"), "working")
+    )
+    window = Window(at("10:15"), at("10:30"))
+    assert heartbeats.station_time("S1", window, at("10:30")) == {"W1": (900.0, 0.0, 0.0, 0)}

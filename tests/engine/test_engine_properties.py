@@ -352,6 +352,14 @@ def test_engine_agrees_with_the_oracle(
         for name in ("utilization", "throughput_uph"):
             assert getattr(station, name) == pytest.approx(want[name], rel=1e-12), name
         timeline = engine.station_timeline(station.workstation_id, window, moment)
+        # It tiles [lo, hi) with pieces of positive length, working or not, at this station.
+        edges = [window.from_us] + [seg.end_us for seg in timeline]
+        assert [seg.start_us for seg in timeline] == edges[:-1]
+        assert all(seg.end_us > seg.start_us for seg in timeline)
+        if timeline:
+            assert timeline[-1].end_us == min(window.to_us, moment)
+        assert {seg.state for seg in timeline} <= {"working", "unobserved"}
+        assert {seg.station_id for seg in timeline} <= {station.workstation_id}
         busy = [(seg.start_us, seg.end_us) for seg in timeline if seg.state == "working"]
         assert sum(end - start for start, end in busy) == covered(want["spans"])
         assert covered(busy + want["spans"]) == covered(want["spans"])  # the same stretches

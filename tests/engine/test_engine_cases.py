@@ -575,3 +575,26 @@ def test_station_time_adds_up_every_run_at_the_station() -> None:
     )
     window = Window(at("10:15"), at("10:30"))
     assert heartbeats.station_time("S1", window, at("10:30")) == {"W1": (900.0, 0.0, 0.0, 0)}
+
+
+def test_an_engine_with_no_roster_and_no_events_reports_zeros() -> None:
+    window = Window(at("10:00"), at("11:00"), "10-11")
+    snapshot = Engine().snapshot(window, at("10:30"))
+    assert (snapshot.window, snapshot.at_us) == (window, at("10:30"))
+    assert (snapshot.workers, snapshot.stations) == ((), ())
+    factory = snapshot.factory
+    assert (factory.active_s, factory.idle_s, factory.absent_s, factory.units) == (0, 0, 0, 0)
+    assert factory.throughput_uph == 0.0
+
+
+def test_equal_active_and_idle_time_is_half_utilization() -> None:
+    engine = engine_with(ev(at("10:00"), "working"), ev(at("10:05"), "idle"))
+    worker = snap(engine, now="10:10").workers[0]
+    assert (worker.active_s, worker.idle_s, worker.utilization) == (300.0, 300.0, 0.5)
+
+
+def test_occupancy_only_in_the_partial_block_at_the_window_end() -> None:
+    """Blocks are five minutes long: 10:10-10:12 is the partial block after two full ones."""
+    engine = engine_with(ev(at("10:11"), "working"))
+    window = Window(at("10:00"), at("10:12"))
+    assert engine.snapshot(window, at("10:12")).stations[0].occupancy_s == 60.0

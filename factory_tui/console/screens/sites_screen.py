@@ -44,10 +44,7 @@ COLUMNS: Final[tuple[tuple[str, SiteSort], ...]] = (
     ("Site", "site"),
     ("Name", "site"),
     ("Shift", "site"),
-    ("Work", "utilization"),
-    ("Idle", "utilization"),
-    ("Abs", "utilization"),
-    ("Unobs", "utilization"),
+    ("W I A U", "utilization"),
     ("Units", "units"),
     ("Units/h", "throughput"),
     ("Avg util", "utilization"),
@@ -104,9 +101,10 @@ class SitesScreen(FilteredView):
         ("esc", "Clear the filter, or back to the site's floor"),
     )
     HELP_NOTES: ClassVar = (
-        "Each site's figures cover its own running shift so far, in its own time zone; its "
-        "alerts are evaluated by this console. Data age: how long ago the site's newest event "
-        "happened (a box that stopped forwarding, or cameras gone dark).",
+        "W I A U: workers working, idle, absent and unobserved now (one column, so the "
+        "table fits 80 columns). Each site's figures cover its own running shift so far, in "
+        "its own time zone; its alerts are evaluated by this console. Data age: how long ago "
+        "the site's newest event happened (a box that stopped forwarding, or cameras gone dark).",
     )
 
     DEFAULT_CSS = """
@@ -185,10 +183,7 @@ class SitesScreen(FilteredView):
                         cell(row.site_id, "bold"),
                         cell(row.name),
                         cell(row.window_title),
-                        number(str(row.working)),
-                        number(str(row.idle)),
-                        number(str(row.absent)),
-                        number(str(row.unobserved)),
+                        number(f"{row.working} {row.idle} {row.absent} {row.unobserved}"),
                         number(f"{row.units:,}"),
                         number(rate(row.throughput_uph)),
                         number(percent(row.avg_utilization)),

@@ -47,9 +47,9 @@ COLUMNS: Final[tuple[tuple[str, SiteSort], ...]] = (
     ("W I A U", "utilization"),
     ("Units", "units"),
     ("Units/h", "throughput"),
-    ("Avg util", "utilization"),
+    ("Util", "utilization"),
     ("Alerts", "alerts"),
-    ("Data age", "behind"),
+    ("Age", "behind"),
 )
 """Column headings and the sort a click on each one picks."""
 
@@ -103,8 +103,9 @@ class SitesScreen(FilteredView):
     HELP_NOTES: ClassVar = (
         "W I A U: workers working, idle, absent and unobserved now (one column, so the "
         "table fits 80 columns). Each site's figures cover its own running shift so far, in "
-        "its own time zone; its alerts are evaluated by this console. Data age: how long ago "
-        "the site's newest event happened (a box that stopped forwarding, or cameras gone dark).",
+        "its own time zone; its alerts are evaluated by this console. Age: how long ago the "
+        "site's newest event happened (a box that stopped forwarding, or cameras gone dark). "
+        "Util: the average utilization of its workers.",
     )
 
     DEFAULT_CSS = """

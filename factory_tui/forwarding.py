@@ -42,6 +42,7 @@ from factory_tui.storage import (
     RowError,
     Store,
     StoreError,
+    StoreUnreachable,
     is_postgres_url,
     mask_url,
     open_store,
@@ -71,6 +72,9 @@ class _Failure(Exception):
     def __init__(self, side: Side, error: StoreError) -> None:
         super().__init__(str(error))
         self.side: Side = side
+        self.unreachable = isinstance(error, StoreUnreachable)
+        """The link or server is down (shown as "unreachable for 3m"); otherwise the server
+        answered with a refusal (a newer schema, a permission) that is shown as it is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -497,10 +501,13 @@ class Forwarder:
                     self._source_store.close()
                 self._source_store = None
         with self._lock:
-            first = self._down_since is None and failure.side == "central"
+            down = failure.side == "central" and failure.unreachable
+            first = self._down_since is None and down
             changed = str(failure) != self._error
             if first:
                 self._down_since = self._monotonic()
+            elif not down:
+                self._down_since = None
             self._error = str(failure) if failure.side == "central" else f"site: {failure}"
         if first or changed:
             where = self.target_name if failure.side == "central" else self.source_name

@@ -16,6 +16,7 @@ from factory_tui.storage.base import (
     RowError,
     Store,
     StoreError,
+    StoreUnreachable,
     UnitsBucket,
 )
 from factory_tui.storage.sqlite import SCHEMA_VERSION, SqliteStore
@@ -37,6 +38,7 @@ __all__ = [
     "SqliteStore",
     "Store",
     "StoreError",
+    "StoreUnreachable",
     "UnitsBucket",
     "is_postgres_url",
     "mask_url",

@@ -31,6 +31,11 @@ class StoreError(Exception):
     """The database cannot be used as asked; the message says why and what to do."""
 
 
+class StoreUnreachable(StoreError):
+    """The database server cannot be reached (refused, timed out, the link cut): worth
+    retrying as it is. Other `StoreError`s (a newer schema, a permission refused) need a person."""
+
+
 class ReadOnlyError(StoreError):
     """A write was attempted on a store opened read-only."""
 

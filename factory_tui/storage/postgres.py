@@ -27,6 +27,7 @@ from typing import Any, Final, ParamSpec, TypeVar
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from factory_tui.models import (
     EngineRow,
@@ -43,6 +44,7 @@ from factory_tui.storage.base import (
     ReadOnlyError,
     RowError,
     StoreError,
+    StoreUnreachable,
     UnitsBucket,
     schema_problem,
 )
@@ -59,6 +61,11 @@ from factory_tui.storage.urls import mask_url
 
 EVENTS_LOCK: Final = 0x6674_6576  # "ftev": the advisory lock that orders event inserts
 CONNECT_TIMEOUT_S: Final = 10
+KEEPALIVE_IDLE_S: Final = 30
+KEEPALIVE_INTERVAL_S: Final = 10
+KEEPALIVE_COUNT: Final = 3
+TCP_USER_TIMEOUT_MS: Final = 60_000
+"""Data unacknowledged this long (ms) means the link is gone: the kernel fails the socket."""
 STREAM_ROWS: Final = 20_000
 """Rows fetched per round trip by a streaming (server-side cursor) read."""
 
@@ -89,9 +96,49 @@ def _translate_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:
         except (psycopg.DataError, psycopg.IntegrityError) as error:
             raise RowError(_one_line(error)) from error
         except psycopg.Error as error:
+            if _link_lost(error):
+                raise StoreUnreachable(f"database unreachable: {_one_line(error)}") from error
             raise StoreError(f"database error: {_one_line(error)}") from error
 
     return wrapper
+
+
+_SERVER_BUSY: Final = ("starting up", "shutting down", "in recovery", "too many clients")
+"""A server that answered, but only to say "not now": retrying is right."""
+
+
+def _link_lost(error: psycopg.Error) -> bool:
+    """The server could not be reached or the connection broke (class 08, an administrator's
+    shutdown, or a client-side failure without a SQLSTATE), as opposed to a refusal a retry
+    will not cure (a permission, a missing table)."""
+    state = error.sqlstate
+    if state is None:
+        return True
+    return state.startswith("08") or state in {"57P01", "57P02", "57P03"}
+
+
+def _connect_refusal(error: psycopg.Error) -> StoreError:
+    """A failed connect as the error to raise: a server that said FATAL (no such database or
+    role, a password refused) needs a person; no answer at all is worth retrying."""
+    text = _one_line(error)
+    if "FATAL:" in text and not any(busy in text for busy in _SERVER_BUSY):
+        return StoreError(text)
+    return StoreUnreachable(text)
+
+
+def _connect_options(url: str) -> dict[str, Any]:
+    """TCP keepalives and a user timeout, unless the URL sets its own: without them a link
+    that drops packets silently (a firewall's idle timeout, a cut fibre) leaves a query
+    waiting for an answer forever instead of failing over to the retry."""
+    given = conninfo_to_dict(url)
+    wanted = {
+        "keepalives": 1,
+        "keepalives_idle": KEEPALIVE_IDLE_S,
+        "keepalives_interval": KEEPALIVE_INTERVAL_S,
+        "keepalives_count": KEEPALIVE_COUNT,
+        "tcp_user_timeout": TCP_USER_TIMEOUT_MS,
+    }
+    return {key: value for key, value in wanted.items() if key not in given}
 
 
 def _one_line(error: Exception) -> str:
@@ -265,9 +312,11 @@ class PostgresStore(BackendBase):
                 autocommit=True,
                 connect_timeout=int(os.environ.get("PGCONNECT_TIMEOUT", CONNECT_TIMEOUT_S)),
                 application_name="factory-tui",
+                **_connect_options(url),
             )
         except psycopg.Error as error:
-            raise StoreError(f"cannot connect to {masked}: {_one_line(error)}") from None
+            refusal = _connect_refusal(error)
+            raise type(refusal)(f"cannot connect to {masked}: {refusal}") from None
         store = cls(conn, url, read_only=read_only, site_id=site)
         try:
             found = store.schema_version()

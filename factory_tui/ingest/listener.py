@@ -188,8 +188,25 @@ class Listener:
         self._recent: deque[Rejection] = deque(maxlen=recent_rejections)
         self._commit_counts = [0] * (len(COMMIT_BUCKETS_S) + 1)
         self._commit_sum_s = 0.0
+        self._last_commit_at: float | None = None
+        self._last_commit_failed = False
 
     # --- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """True from a successful `start` until `stop` begins (for health checks)."""
+        return self._running and not self._stopping
+
+    @property
+    def last_commit_at(self) -> float | None:
+        """`time.monotonic()` when a batch last committed (None: none yet)."""
+        return self._last_commit_at
+
+    @property
+    def last_commit_failed(self) -> bool:
+        """True while the latest batch could not be stored (the store is failing)."""
+        return self._last_commit_failed
 
     @property
     def port(self) -> int:
@@ -431,7 +448,10 @@ class Listener:
             log.error("%s", message, exc_info=not isinstance(error, StoreError | OSError))
             for sink, count, nbytes in batch.owners:
                 sink.fail(message, count, nbytes)
+            self._last_commit_failed = True
         else:
+            self._last_commit_at = time.monotonic()
+            self._last_commit_failed = False
             self._account(batch, outcome)
             start = 0
             replies = outcome.replies

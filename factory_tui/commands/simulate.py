@@ -38,6 +38,9 @@ DEFAULT_WORKERS: Final = 6
 """Workers simulated when neither --workers nor a roster says how many."""
 
 # A listener bound to every interface is reached on this machine through loopback.
+MAX_SITE_PREFIX: Final = 32
+SITE_ID: Final = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_SITE_PREFIX}}}")
+"""What --site may be: short enough that `<site>-W50000` stays a valid worker id."""
 _WILDCARDS: Final = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}
 _DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
 _UNIT_S: Final = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -180,6 +183,15 @@ def simulate(
             help="Dark periods per camera per hour: 20-45 min with nothing sent (default 0.05).",
         ),
     ] = None,
+    site: Annotated[
+        str | None,
+        typer.Option(
+            "--site",
+            help="Name the workers and stations beyond the roster after this site (pune-W1, "
+            "pune-S1) so simulated sites stay apart in one central database. Lines carry no "
+            "site: the listener they reach stamps its own.",
+        ),
+    ] = None,
 ) -> None:
     """Simulate a floor of cameras: send to a listener over TCP, or write a JSON-lines file.
 
@@ -206,8 +218,11 @@ def simulate(
     station_roster = settings.roster_workstations()
     worker_count = workers or len(worker_roster) or DEFAULT_WORKERS
     station_count = stations or len(station_roster) or DEFAULT_WORKERS
-    fleet_workers = extend_roster(worker_roster, worker_count, "W")
-    fleet_stations = extend_roster(station_roster, station_count, "S")
+    if site is not None and not SITE_ID.fullmatch(site):
+        fail(f"--site {site!r}: use 1-{MAX_SITE_PREFIX} letters, digits, '_' or '-'")
+    prefix = f"{site}-" if site else ""
+    fleet_workers = extend_roster(worker_roster, worker_count, f"{prefix}W")
+    fleet_stations = extend_roster(station_roster, station_count, f"{prefix}S")
     overrides: dict[str, Any] = {}
     if duplicates is not None:
         overrides["duplicate_rate"] = duplicates

@@ -100,6 +100,20 @@ def test_workers_and_stations_beyond_the_roster_get_generated_ids(tmp_path: Path
     assert {"S7", "S8"} <= {e["workstation_id"] for e in events}
 
 
+def test_site_names_the_generated_roster_and_stamps_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "pune.jsonl"
+    args = ["simulate", "-o", str(out), "-d", "30m", "--start", START, "-w", "8", "-s", "8"]
+    result = runner.invoke(app, [*args, "--site", "pune"])
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in out.read_bytes().splitlines()]
+    # The configured roster (the demo's W1..W6) keeps its ids; the cameras beyond it are named
+    # after the site.
+    roster = {f"W{n}" for n in range(1, 7)}
+    assert {e["worker_id"] for e in events} == roster | {"pune-W1", "pune-W2"}
+    assert {"pune-S1", "pune-S2"} <= {e["workstation_id"] for e in events}
+    assert not any("site" in key for event in events for key in event)
+
+
 def test_rates_of_duplicates_late_lines_and_dark_cameras_are_options(tmp_path: Path) -> None:
     out = tmp_path / "rough.jsonl"
     result = runner.invoke(
@@ -139,6 +153,7 @@ def test_bad_durations_are_refused(text: str) -> None:
         (["--start", "yesterday"], "--start: expected an ISO 8601 date-time"),
         (["--to-file", "x.jsonl", "--rate", "100"], "cannot be combined with --to-file"),
         (["--to-file", "missing/x.jsonl", "-d", "1m"], "cannot write missing/x.jsonl"),
+        (["--site", "north plant"], "--site 'north plant': use 1-32 letters"),
     ],
 )
 def test_mistakes_get_one_clear_line(args: list[str], message: str) -> None:

@@ -40,6 +40,76 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class IngestHttpSettings(_Section):
+    """`[ingest.http]`: cameras and video platforms POST events to `/api/events`."""
+
+    host: str = "127.0.0.1"
+    """Address to bind; anything but loopback needs a token (`token` or `[ingest] token`)."""
+    port: int | None = Field(default=None, ge=0, le=65535)
+    """HTTP port (None: off; 0 picks a free one)."""
+    token: str = ""
+    """Bearer token every POST must carry (`Authorization: Bearer <token>`); empty: the
+    `[ingest] token`, when one is set."""
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    """A larger request body is refused with 413."""
+    timeout_s: float = Field(default=30.0, gt=0)
+    """A request not wholly received this long after its first byte gets 408 and the
+    connection is closed (slow clients); an idle keep-alive connection is closed after it."""
+    max_connections: int = Field(default=64, ge=1)
+    """One more connection is answered 503 and closed."""
+
+
+MQTT_SCHEMES = ("mqtt://", "mqtts://")
+
+
+class IngestMqttSettings(_Section):
+    """`[ingest.mqtt]`: events subscribed from an MQTT broker, through the same batches as TCP
+    lines; each message is acknowledged only once its events are stored."""
+
+    url: str | None = None
+    """`mqtt://host:1883`, or `mqtts://host:8883` for TLS; `user:password@` may go before the
+    host (None: off)."""
+    topic: str = Field(default="factory/+/events", min_length=1)
+    """Topic filter to subscribe to (QoS 1); `+` and `#` wildcards allowed."""
+    client_id: str = ""
+    """Stable id the broker keeps our session under (default: factory-tui-<site id>)."""
+    username: str = ""
+    password: str = ""
+    ca_file: Path | None = None
+    """TLS: CA certificates to trust (default: the system's)."""
+    cert_file: Path | None = None
+    """TLS: a client certificate, for brokers that ask for one."""
+    key_file: Path | None = None
+    """TLS: the private key of `cert_file`."""
+    dead_letter_topic: str = ""
+    """When set, a message with rejected events is republished here with the errors."""
+    protocol: Literal["5", "3.1.1"] = "5"
+    """MQTT version: 5 (session expiry, receive maximum) or 3.1.1."""
+    session_expiry_s: int = Field(default=7 * 86400, ge=60)
+    """MQTT 5: how long the broker keeps our session (and queues messages) while we are away."""
+    max_in_flight: int = Field(default=256, ge=1, le=65535)
+    """MQTT 5: messages the broker may send before we acknowledge (our backpressure)."""
+    max_message_bytes: int = Field(default=1 << 20, ge=256)
+    """A larger message is rejected whole."""
+    keepalive_s: int = Field(default=30, ge=5, le=65535)
+    """Seconds between pings while nothing else is said; a dead broker is noticed in 1.5x."""
+    retry_max_s: float = Field(default=60.0, ge=1)
+    """Longest wait between two connection attempts while the broker is unreachable."""
+
+    @field_validator("url")
+    @classmethod
+    def _mqtt_only(cls, url: str | None) -> str | None:
+        if url is not None and not url.lower().startswith(MQTT_SCHEMES):
+            raise ValueError("must start with mqtt:// or mqtts://")
+        return url
+
+    @model_validator(mode="after")
+    def _key_with_cert(self) -> IngestMqttSettings:
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("key_file needs cert_file (a client certificate and its key)")
+        return self
+
+
 class IngestSettings(_Section):
     """The TCP listener cameras send to."""
 
@@ -57,6 +127,51 @@ class IngestSettings(_Section):
     """A connection holding a half-sent line this long is closed (slowloris)."""
     auto_register: bool = False
     """Accept unknown worker / workstation ids and add them to the roster."""
+    http: IngestHttpSettings = Field(default_factory=IngestHttpSettings)
+    """`[ingest.http]`: events POSTed over HTTP, through the same batches as TCP lines."""
+    mqtt: IngestMqttSettings = Field(default_factory=IngestMqttSettings)
+    """`[ingest.mqtt]`: events subscribed from an MQTT broker, through the same batches."""
+    tls_cert: Path | None = None
+    """PEM certificate (chain) the listener presents; set with `tls_key`, cameras must use TLS."""
+    tls_key: Path | None = None
+    """PEM private key of `tls_cert`."""
+    tls_client_ca: Path | None = None
+    """PEM CA certificates: a camera must present a certificate one of them signed (mTLS). On
+    a non-loopback host this may stand in for `token`."""
+    allow: list[str] = Field(default_factory=list)
+    """Addresses and networks (CIDR) allowed to connect, e.g. ["10.0.0.0/8", "192.168.4.17"];
+    others get one rejected line and are closed. Empty: any address."""
+    max_connections_per_ip: int | None = Field(default=None, ge=1)
+    """One more connection from the same address gets one rejected line (None: no limit)."""
+    max_events_per_s: float | None = Field(default=None, gt=0)
+    """Lines read per second per connection; a faster peer is read more slowly, nothing is
+    dropped (None: no limit)."""
+
+    @field_validator("allow", mode="before")
+    @classmethod
+    def _split_allow(cls, value: Any) -> Any:
+        return split_allow(value)
+
+    @field_validator("allow")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        return check_networks(value)
+
+    @model_validator(mode="after")
+    def _tls_pairs(self) -> IngestSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: set both or neither")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError(
+                "tls_client_ca needs tls_cert and tls_key (client certificates "
+                "are checked in the TLS handshake)"
+            )
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """True when the listener speaks TLS."""
+        return self.tls_cert is not None
 
     @property
     def is_loopback(self) -> bool:
@@ -67,6 +182,25 @@ class IngestSettings(_Section):
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
+
+
+def split_allow(value: Any) -> Any:
+    """An allow-list given as one string (an environment variable): comma-separated."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def check_networks(entries: list[str]) -> list[str]:
+    """The entries, each an IP address or a CIDR network, or ValueError naming the first bad."""
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"{entry!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+            ) from None
+    return entries
 
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -135,6 +269,63 @@ class MetricsSettings(_Section):
     """How often the console folds in new events and redraws."""
 
 
+ALERT_ACTION_KINDS = (
+    "camera_dark",
+    "idle_too_long",
+    "confidence_drift",
+    "rate_drift",
+    "retrain_suggested",
+)
+"""Alert kinds an action can be `on` (engine.alerts.ALERT_KINDS; a test keeps them equal)."""
+
+
+class AlertAction(_Section):
+    """One `[[alerts.actions]]` entry: a command or a webhook, for some alert kinds."""
+
+    on: list[str] = Field(min_length=1)
+    """Alert kinds that fire it, when raised and when cleared."""
+    command: list[str] | None = Field(default=None, min_length=1)
+    """Program and arguments, run without a shell; the alert as JSON on stdin and in
+    FACTORY_TUI_ALERT_* environment variables."""
+    webhook: str | None = None
+    """An http(s) URL the alert is POSTed to as JSON."""
+    timeout_s: float = Field(default=10.0, gt=0, le=600)
+    """A command still running, or a request unanswered, after this is stopped and failed."""
+    retries: int = Field(default=3, ge=0, le=10)
+    """Webhook: tries after the first one failed (network error, timeout, HTTP 5xx or 429)."""
+    retry_delay_s: float = Field(default=2.0, ge=0, le=300)
+    """Webhook: wait before the first retry, doubled before each next one."""
+
+    @field_validator("on")
+    @classmethod
+    def _known_kinds(cls, kinds: list[str]) -> list[str]:
+        for kind in kinds:
+            if kind not in ALERT_ACTION_KINDS:
+                raise ValueError(
+                    f"unknown alert kind {kind!r} (one of {', '.join(ALERT_ACTION_KINDS)})"
+                )
+        return kinds
+
+    @field_validator("webhook")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError(f"webhook must be an http:// or https:// URL, got {url!r}")
+        return url
+
+    @model_validator(mode="after")
+    def _one_target(self) -> AlertAction:
+        if (self.command is None) == (self.webhook is None):
+            raise ValueError('an action has either command = [...] or webhook = "https://..."')
+        return self
+
+    def describe(self) -> str:
+        """The action in a few words, for logs and the alerts view."""
+        if self.command is not None:
+            return f"command {self.command[0]}"
+        return f"webhook {self.webhook}"
+
+
 class AlertSettings(_Section):
     """When the console raises alerts (dark cameras use metrics.max_gap_s)."""
 
@@ -154,6 +345,12 @@ class AlertSettings(_Section):
     """Rolling window of a model's production rate (units per hour)."""
     rate_change: float = Field(default=0.5, gt=0)
     """Alert when the rolling rate departs from its baseline by more than this fraction."""
+    retrain_after_s: float = Field(default=3600.0, ge=60)
+    """A confidence or rate drift held this long raises `retrain_suggested` for the model."""
+    webhook_token: str = ""
+    """Sent as `Authorization: Bearer <token>` by every webhook action."""
+    actions: list[AlertAction] = Field(default_factory=list)
+    """`[[alerts.actions]]`: what to run or call when an alert is raised and when it clears."""
 
 
 class WebSettings(_Section):
@@ -165,6 +362,18 @@ class WebSettings(_Section):
     """HTTP port (0 picks a free one)."""
     token: str = ""
     """When set, a browser must open the address once with `?token=<token>` (then a cookie)."""
+    allow: list[str] = Field(default_factory=list)
+    """Addresses and networks (CIDR) allowed to connect; others get 403. Empty: any address."""
+
+    @field_validator("allow", mode="before")
+    @classmethod
+    def _split_allow(cls, value: Any) -> Any:
+        return split_allow(value)
+
+    @field_validator("allow")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        return check_networks(value)
 
 
 class MetricsHttpSettings(_Section):
@@ -174,6 +383,14 @@ class MetricsHttpSettings(_Section):
     """Address to bind (loopback by default: the figures name workers)."""
     port: int | None = Field(default=None, ge=0, le=65535)
     """HTTP port (None: off; 0 picks a free one)."""
+
+
+class AuditSettings(_Section):
+    """The audit trail: connections, refusals and auth failures in the `audit` table."""
+
+    keep_days: float | None = Field(default=None, gt=0)
+    """Delete audit rows older than this many days while `serve` or the console owning the
+    listener runs (None: keep everything)."""
 
 
 class Shift(_Section):
@@ -284,6 +501,7 @@ class Settings(_Section):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     metrics_http: MetricsHttpSettings = Field(default_factory=MetricsHttpSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     shifts: list[Shift] = Field(default_factory=list)
     workers: list[RosterItem] = Field(default_factory=list)
     workstations: list[RosterItem] = Field(default_factory=list)
@@ -408,7 +626,7 @@ def load_settings(
     origin: dict[str, str] = {}
     for key, (name, value) in _env_overrides(env).items():
         _set_dotted(data, key, value)
-        secret = key.endswith(("token", "url", "path"))  # may hold a password
+        secret = key.endswith(("token", "url", "path", "password"))  # may hold a password
         origin[key] = name if secret else f"{name}={value}"
     for key, value in (overrides or {}).items():
         if value is not None:
@@ -463,6 +681,7 @@ _ENV_SECTIONS: dict[str, type[_Section]] = {
     "alerts": AlertSettings,
     "web": WebSettings,
     "metrics_http": MetricsHttpSettings,
+    "audit": AuditSettings,
 }
 
 
@@ -470,7 +689,14 @@ def _env_names() -> dict[str, str]:
     """Every FACTORY_TUI_* variable that sets something, to the dotted key it sets."""
     names = {ENV_PREFIX + short: key for short, key in _ENV_SHORT.items()}
     for section, model in _ENV_SECTIONS.items():
-        for key in model.model_fields:
+        for key, field in model.model_fields.items():
+            nested = field.annotation
+            if isinstance(nested, type) and issubclass(nested, _Section):
+                # A table inside a section ([ingest.http]): FACTORY_TUI_INGEST_HTTP_PORT.
+                for inner in nested.model_fields:
+                    name = f"{ENV_PREFIX}{section.upper()}_{key.upper()}_{inner.upper()}"
+                    names[name] = f"{section}.{key}.{inner}"
+                continue
             names[f"{ENV_PREFIX}{section.upper()}_{key.upper()}"] = f"{section}.{key}"
     return names
 
@@ -594,12 +820,60 @@ baseline_confidence = {}          # e.g. { "yolo-v8.2" = 0.91 }
 # than this fraction.
 rate_window_s = 1800
 rate_change = 0.5
+# A confidence or rate drift held this long raises retrain_suggested for the model (its
+# evidence, as JSON, is what an action hands a retraining pipeline).
+retrain_after_s = 3600
+# Sent as "Authorization: Bearer <token>" by webhook actions.
+webhook_token = ""
+# Actions, run when an alert of a listed kind is raised and again when it clears (by the
+# console that owns the listener). Either a command (no shell; the alert as JSON on stdin and
+# in FACTORY_TUI_ALERT_* variables) or a webhook (POST of the alert as JSON, with retries).
+# [[alerts.actions]]
+# on = ["camera_dark", "retrain_suggested"]
+# webhook = "https://hooks.example/factory"
+# [[alerts.actions]]
+# on = ["retrain_suggested"]
+# command = ["/usr/local/bin/start-retraining"]
+# timeout_s = 30
 
 [metrics_http]
 # Serve /metrics for Prometheus (OpenMetrics text) from `serve` and the console that owns the
 # listener: per worker and station, factory totals, ingest counters, alerts, CPU and memory.
 # port = 9464
 host = "127.0.0.1"
+
+[ingest.http]
+# Accept events POSTed to http://HOST:PORT/api/events (one event object, a JSON array of them,
+# or JSON lines), stored through the same batches as the TCP port; GET /healthz for load
+# balancers. Off unless a port is set. A non-loopback host requires a token (this one, else
+# [ingest] token), which every POST sends as "Authorization: Bearer <token>".
+# port = 8080
+host = "127.0.0.1"
+token = ""
+# A larger request body is refused (413).
+max_body_bytes = 1048576
+# A request not wholly received this many seconds after its first byte gets 408 (slow clients).
+timeout_s = 30.0
+max_connections = 64
+
+[ingest.mqtt]
+# Subscribe to an MQTT broker beside the TCP port (off unless a url is set): each message is
+# one event, a JSON array of events, or JSON lines, stored through the same batches, and
+# acknowledged to the broker only once stored (QoS 1, a persistent session under client_id).
+# url = "mqtt://broker.example:1883"      # mqtts://...:8883 for TLS
+topic = "factory/+/events"
+# client_id = "factory-tui-main"          # default: factory-tui-<site id>; keep it stable
+username = ""
+password = ""
+# Messages with rejected events are republished here with the errors (empty: not at all).
+dead_letter_topic = ""
+# ca_file = "/etc/ssl/broker-ca.pem"      # TLS: CA to trust (default: the system's)
+protocol = "5"
+session_expiry_s = 604800
+max_in_flight = 256
+max_message_bytes = 1048576
+keepalive_s = 30
+retry_max_s = 60.0
 
 # EXAMPLES from here on: replace them with your own floor (default: none of them).
 # Shifts: the console shows the running shift; off shift (or with no shifts), the local day.

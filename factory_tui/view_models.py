@@ -100,6 +100,18 @@ class StationDetail:
 
 
 @dataclass(frozen=True, slots=True)
+class ActionFailure:
+    """An alert action that failed (`[[alerts.actions]]`), for the alerts view."""
+
+    at_us: int
+    action: str
+    """`webhook https://...` or `command /path/to/program`."""
+    alert: str
+    """`camera_dark W3 raised`."""
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
 class AlertsState:
     """What the views show about alerts after a tick."""
 
@@ -112,6 +124,8 @@ class AlertsState:
     are only read while the alerts view is on)."""
     error: str | None = None
     """Why the alerts could not be written or read this tick (the figures may be behind)."""
+    action_failures: tuple[ActionFailure, ...] = ()
+    """The last alert actions that failed, newest last."""
 
     @property
     def count(self) -> int:

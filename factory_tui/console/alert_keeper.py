@@ -4,19 +4,30 @@ The rules themselves are pure and live in the engine (`engine.drift`, `engine.al
 drift tracker's warm start is `warm_start.load_drift_history`. `AlertKeeper` evaluates the
 conditions of a tick and, in the process that owns the listener, keeps the `alerts` table in
 step, writing only when a condition started, ended or changed its text. Viewers never write:
-they read the table.
+they read the table. The owner also hands each alert it raises or clears to the alert actions
+(`alert_actions.ActionRunner`, off the tick), and keeps the models a supervisor asked to
+retrain (`request_retrain`).
 
 No Textual, no clock reads: time is passed in.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
+from factory_tui.alert_actions import ActionRunner, AlertEvent
 from factory_tui.config import AlertSettings, Settings
-from factory_tui.engine.alerts import AlertCondition, evaluate_alerts
+from factory_tui.engine.alerts import (
+    BY_HAND,
+    RETRAIN_SUGGESTED,
+    AlertCondition,
+    Evidence,
+    evaluate_alerts,
+)
 from factory_tui.engine.drift import DriftSettings, DriftTracker, ModelDrift
 from factory_tui.engine.snapshot import Snapshot
 from factory_tui.models import from_utc_us
@@ -38,6 +49,7 @@ def drift_settings(alerts: AlertSettings) -> DriftSettings:
         baselines=dict(alerts.baseline_confidence),
         rate_window_s=alerts.rate_window_s,
         rate_change=alerts.rate_change,
+        retrain_after_s=alerts.retrain_after_s,
     )
 
 
@@ -54,17 +66,33 @@ class AlertKeeper:
     which evaluates nothing and reads the table the owner writes). `in_memory` (a console over
     many sites, whose boxes do not forward their alerts tables) evaluates the conditions itself
     and shows them without writing them anywhere.
+
+    `actions` runs `[[alerts.actions]]` (by default built from the settings, for an owner
+    only): each alert the table raises or clears is handed to it once.
     """
 
     def __init__(
-        self, settings: Settings, writer: Store | None, *, in_memory: bool = False
+        self,
+        settings: Settings,
+        writer: Store | None,
+        *,
+        in_memory: bool = False,
+        actions: ActionRunner | None = None,
     ) -> None:
         self.settings = settings
         self.writer = writer
         self.in_memory = in_memory and writer is None
         self.tracker = DriftTracker(drift_settings(settings.alerts))
+        self.actions = actions
+        if actions is None and writer is not None:
+            self.actions = ActionRunner.from_settings(settings)
         self._written: tuple[AlertCondition, ...] | None = None
         """The conditions the table last matched (None: not synced since start)."""
+        self._active: dict[tuple[str, str], _Held] | None = None
+        """What the table holds as active, by (kind, subject) (None: not read since start)."""
+        self._by_hand: set[str] = set()
+        """Model versions a supervisor asked to retrain."""
+        self._hand_lock = threading.Lock()
 
     def evaluate(
         self,
@@ -73,6 +101,8 @@ class AlertKeeper:
         idle_since_of: Callable[[str], int | None],
     ) -> tuple[AlertCondition, ...]:
         """The conditions holding at `snapshot.at_us` (see `engine.alerts.evaluate_alerts`)."""
+        with self._hand_lock:
+            by_hand = frozenset(self._by_hand)
         return evaluate_alerts(
             snapshot,
             drift,
@@ -80,7 +110,27 @@ class AlertKeeper:
             idle_s=self.settings.alerts.idle_s,
             in_shift=in_shift(self.settings, snapshot.at_us),
             idle_since_of=idle_since_of,
+            drift_settings=self.tracker.settings,
+            retrain_by_hand=by_hand,
         )
+
+    def request_retrain(self, model_version: str) -> str:
+        """A supervisor's key: raise retrain_suggested for the model by hand, or clear a
+        hand-raised one. Takes effect on the next tick; returns what happened in words."""
+        if self.writer is None and not self.in_memory:
+            return "only the console that owns the listener raises alerts (this one views)"
+        with self._hand_lock:
+            if model_version in self._by_hand:
+                self._by_hand.discard(model_version)
+                return f"retrain suggestion for {model_version} withdrawn"
+            self._by_hand.add(model_version)
+        actions = " and handed to the alert actions" if self.actions is not None else ""
+        return f"retrain suggested for {model_version}{actions}"
+
+    def retrain_requested(self) -> frozenset[str]:
+        """The model versions raised by hand."""
+        with self._hand_lock:
+            return frozenset(self._by_hand)
 
     def sync(self, conditions: tuple[AlertCondition, ...], at_us: int) -> str | None:
         """Write the conditions to the table when they differ from what it last got.
@@ -91,6 +141,8 @@ class AlertKeeper:
         if self.writer is None or conditions == self._written:
             return None
         try:
+            if self._active is None:
+                self._active = self._read_active(self.writer)
             self.writer.sync_alerts(
                 [
                     (item.kind, item.subject, item.details, min(item.since_us or at_us, at_us))
@@ -101,7 +153,51 @@ class AlertKeeper:
         except StoreError as error:
             return f"alerts not saved: {error}"
         self._written = conditions
+        self._hand_out(conditions, at_us)
         return None
+
+    def _read_active(self, writer: Store) -> dict[tuple[str, str], _Held]:
+        """The alerts a previous run left active: not raised again, cleared when they ended;
+        hand-raised retrain suggestions are held again (raises StoreError)."""
+        active = {}
+        for alert in writer.alerts(active_only=True):
+            active[(alert.kind, alert.subject)] = _Held(alert.started_us, alert.details, ())
+            if alert.kind == RETRAIN_SUGGESTED and alert.details.endswith(BY_HAND):
+                with self._hand_lock:
+                    self._by_hand.add(alert.subject)
+        return active
+
+    def _hand_out(self, conditions: Sequence[AlertCondition], at_us: int) -> None:
+        """Give the actions each alert raised or cleared by this write, once."""
+        before = self._active or {}
+        now = {
+            (item.kind, item.subject): _Held(
+                before[(item.kind, item.subject)].started_us
+                if (item.kind, item.subject) in before
+                else min(item.since_us or at_us, at_us),
+                item.details,
+                item.evidence,
+            )
+            for item in conditions
+        }
+        self._active = now
+        if self.actions is None:
+            return
+        site = self.settings.site.id
+        for key, held in now.items():
+            if key not in before:
+                self.actions.submit(
+                    AlertEvent(
+                        "raised", *key, held.details, site, held.started_us, at_us, held.evidence
+                    )
+                )
+        for key, held in before.items():
+            if key not in now:
+                self.actions.submit(
+                    AlertEvent(
+                        "cleared", *key, held.details, site, held.started_us, at_us, held.evidence
+                    )
+                )
 
     def state(
         self,
@@ -125,16 +221,39 @@ class AlertKeeper:
             return AlertsState(active=active, drift=drift, history=active if history else None)
         error = None
         if self.writer is not None and evaluate:
-            error = self.sync(self.evaluate(snapshot, drift, idle_since_of), snapshot.at_us)
+            if self._active is None:
+                # Before evaluating: a restart holds the hand-raised suggestions again.
+                try:
+                    self._active = self._read_active(self.writer)
+                except StoreError as failure:
+                    error = f"alerts not read: {failure}"
+            if error is None:
+                error = self.sync(self.evaluate(snapshot, drift, idle_since_of), snapshot.at_us)
         active = tuple(reader.alerts(active_only=True))
         recent = tuple(reader.alerts(limit=ALERT_HISTORY)) if history else None
-        return AlertsState(active=active, drift=drift, history=recent, error=error)
+        failures = self.actions.failures() if self.actions is not None else ()
+        return AlertsState(
+            active=active, drift=drift, history=recent, error=error, action_failures=failures
+        )
 
     def close(self) -> None:
-        """Close the writable store, if any."""
+        """Stop the alert actions (queued ones get a few seconds) and close the writable
+        store, if any."""
+        if self.actions is not None:
+            self.actions.close()
+            self.actions = None
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """An active alert as the keeper last wrote it: what its cleared event will carry."""
+
+    started_us: int
+    details: str
+    evidence: Evidence
 
 
 def held_alerts(conditions: Sequence[AlertCondition], at_us: int) -> tuple[AlertRecord, ...]:

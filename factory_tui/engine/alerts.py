@@ -6,18 +6,24 @@ raises an alert, a condition that ended clears it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
 from typing import Final
 
-from factory_tui.engine.drift import ModelDrift
+from factory_tui.engine.drift import DriftSettings, ModelDrift
 from factory_tui.engine.snapshot import US_PER_S, Segment, Snapshot
 
 CAMERA_DARK: Final = "camera_dark"
 IDLE_TOO_LONG: Final = "idle_too_long"
 CONFIDENCE_DRIFT: Final = "confidence_drift"
 RATE_DRIFT: Final = "rate_drift"
-ALERT_KINDS: Final = (CAMERA_DARK, IDLE_TOO_LONG, CONFIDENCE_DRIFT, RATE_DRIFT)
+RETRAIN_SUGGESTED: Final = "retrain_suggested"
+ALERT_KINDS: Final = (CAMERA_DARK, IDLE_TOO_LONG, CONFIDENCE_DRIFT, RATE_DRIFT, RETRAIN_SUGGESTED)
+BY_HAND: Final = "raised by hand"
+"""The end of a hand-raised retrain_suggested alert's details (how a restart knows it)."""
+
+Evidence = tuple[tuple[str, float | int | str | bool | None], ...]
+"""Named figures behind an alert, in order (a retraining pipeline's input)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +37,9 @@ class AlertCondition:
     """When the condition began to hold, where the data says so (a camera is dark from its
     last event + max_gap, an idle is too long from its start + idle_s); None: not known, the
     alert starts when it is first seen (drift)."""
+    evidence: Evidence = field(default=(), compare=False)
+    """The figures behind it (retrain_suggested); not compared, so figures that move every
+    minute do not count as a changed alert."""
 
 
 def idle_since(timeline: Sequence[Segment]) -> int | None:
@@ -51,6 +60,8 @@ def evaluate_alerts(
     idle_s: float,
     in_shift: bool,
     idle_since_of: Callable[[str], int | None],
+    drift_settings: DriftSettings | None = None,
+    retrain_by_hand: Collection[str] = (),
 ) -> tuple[AlertCondition, ...]:
     """Every alert condition that holds at `snapshot.at_us`.
 
@@ -59,6 +70,8 @@ def evaluate_alerts(
     - idle_too_long: a worker has been idle, without a break in observation, for more than idle_s.
     - confidence_drift / rate_drift: a model version's rolling confidence or production rate
       departs from its baseline for a sustained period (see engine.drift).
+    - retrain_suggested: either drift has held for `retrain_after_s`, or a supervisor asked
+      for it (`retrain_by_hand`: model versions); with the evidence.
     `idle_since_of(worker_id)` gives the start of the worker's unbroken idle stretch (what
     `idle_since` finds in its timeline; `Engine.idle_since`); only asked for idle workers.
     """
@@ -120,7 +133,52 @@ def evaluate_alerts(
                     f"vs baseline {model.baseline_uph:.1f}",
                 )
             )
+        by_hand = model.model_version in retrain_by_hand
+        if model.retrain_suggested or by_hand:
+            found.append(retrain_condition(model, drift_settings or DriftSettings(), by_hand))
     return tuple(found)
+
+
+def retrain_condition(model: ModelDrift, settings: DriftSettings, by_hand: bool) -> AlertCondition:
+    """The retrain_suggested alert of a model: why, in one line, and the evidence."""
+    why = []
+    if model.confidence_held_s >= settings.retrain_after_s:
+        why.append(
+            f"confidence {_num(model.rolling_confidence)} vs baseline "
+            f"{_num(model.baseline_confidence)} for {_span(model.confidence_held_s)}"
+        )
+    if model.rate_held_s >= settings.retrain_after_s:
+        why.append(
+            f"{_num(model.rolling_uph, 1)} units/h vs baseline {_num(model.baseline_uph, 1)} "
+            f"for {_span(model.rate_held_s)}"
+        )
+    if by_hand:
+        why.append(BY_HAND)
+    evidence: Evidence = (
+        ("model_version", model.model_version),
+        ("by_hand", by_hand),
+        ("baseline_confidence", model.baseline_confidence),
+        ("rolling_confidence", model.rolling_confidence),
+        ("confidence_drifting", model.confidence_drifting),
+        ("confidence_drift_s", model.confidence_held_s),
+        ("baseline_units_per_hour", model.baseline_uph),
+        ("rolling_units_per_hour", model.rolling_uph),
+        ("rate_drifting", model.rate_drifting),
+        ("rate_drift_s", model.rate_held_s),
+        ("window_s", settings.window_s),
+        ("rate_window_s", settings.rate_window_s),
+        ("baseline_s", settings.baseline_s),
+        ("retrain_after_s", settings.retrain_after_s),
+        ("window_events", model.window_events),
+        ("baseline_events", model.baseline_events),
+        ("events", model.events),
+    )
+    return AlertCondition(
+        RETRAIN_SUGGESTED,
+        model.model_version,
+        f"{model.model_version}: retrain suggested: {'; '.join(why)}",
+        evidence=evidence,
+    )
 
 
 def _span(seconds: float) -> str:

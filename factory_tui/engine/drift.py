@@ -8,12 +8,13 @@ before `at`), which makes them reproducible for a given `at`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from factory_tui.models import EventRecord
 
 BUCKET_US = 60_000_000
+BUCKET_S = 60
 CONFIDENCE_SCALE = 1_000_000
 UNKNOWN_MODEL = "(none)"
 """The model_version shown for events that carried none."""
@@ -32,6 +33,8 @@ class DriftSettings:
     rate_change: float = 0.5
     min_events: int = 5
     """A rolling window with fewer events than this is too thin to judge."""
+    retrain_after_s: float = 3600.0
+    """A confidence or rate drift held this long suggests retraining the model."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,17 @@ class ModelDrift:
     baseline_uph: float | None
     rolling_uph: float | None
     rate_drifting: bool
+    confidence_held_s: int = 0
+    """How long the confidence has been low without a break, in whole minutes (as seconds),
+    counted up to `retrain_after_s` (a drift's age once it is sustained)."""
+    rate_held_s: int = 0
+    """The same for the production rate departing from its baseline."""
+    retrain_suggested: bool = False
+    """A confidence or rate drift has held for `retrain_after_s`."""
+    window_events: int = 0
+    """Events in the rolling confidence window (`window_s`)."""
+    baseline_events: int = 0
+    """Events in the baseline period (0 until it is complete)."""
 
 
 @dataclass(slots=True)
@@ -138,11 +152,19 @@ class DriftTracker:
         if measured is not None:
             base_uph = measured.units / (_minutes(cfg.baseline_s) / 60)
 
-        checks = range(_minutes(cfg.sustain_s) + 1) if cfg.sustain_s > 0 else range(1)
-        conf_flags = [
-            self._confidence_low(series, now - k, base_conf, baseline_end) for k in checks
-        ]
-        rate_flags = [self._rate_departs(series, now - k, base_uph, baseline_end) for k in checks]
+        sustain_checks = _minutes(cfg.sustain_s) + 1 if cfg.sustain_s > 0 else 1
+        retrain_checks = _minutes(cfg.retrain_after_s) + 1
+        longest = max(sustain_checks, retrain_checks)
+        conf_held = _held(
+            lambda boundary: self._confidence_low(series, boundary, base_conf, baseline_end),
+            now,
+            longest,
+        )
+        rate_held = _held(
+            lambda boundary: self._rate_departs(series, boundary, base_uph, baseline_end),
+            now,
+            longest,
+        )
 
         rolling = series.totals(now - _minutes(cfg.window_s), now)
         rate_window = series.totals(now - _minutes(cfg.rate_window_s), now)
@@ -152,12 +174,17 @@ class DriftTracker:
             mean_confidence=_mean(everything),
             baseline_confidence=base_conf,
             rolling_confidence=_mean(rolling) if rolling.events >= cfg.min_events else None,
-            confidence_drifting=all(conf_flags),
+            confidence_drifting=conf_held >= sustain_checks,
             baseline_uph=base_uph,
             rolling_uph=rate_window.units / (_minutes(cfg.rate_window_s) / 60)
             if has_baseline
             else None,
-            rate_drifting=all(rate_flags),
+            rate_drifting=rate_held >= sustain_checks,
+            confidence_held_s=max(0, conf_held - 1) * BUCKET_S,
+            rate_held_s=max(0, rate_held - 1) * BUCKET_S,
+            retrain_suggested=max(conf_held, rate_held) >= retrain_checks,
+            window_events=rolling.events,
+            baseline_events=measured.events if measured is not None else 0,
         )
 
     def _confidence_low(
@@ -180,6 +207,15 @@ class DriftTracker:
         minutes = _minutes(self.settings.rate_window_s)
         uph = series.totals(boundary - minutes, boundary).units / (minutes / 60)
         return abs(uph - baseline_uph) > self.settings.rate_change * baseline_uph
+
+
+def _held(holds: Callable[[int], bool], now: int, limit: int) -> int:
+    """How many minute boundaries in a row, from `now` back, `holds` is true at (at most
+    `limit`): a check that fails at `now` costs one call."""
+    count = 0
+    while count < limit and holds(now - count):
+        count += 1
+    return count
 
 
 def _mean(total: _Bucket) -> float | None:

@@ -118,6 +118,29 @@ class ForwardState:
         return backlog or "caught up"
 
 
+@dataclass(frozen=True, slots=True)
+class MqttState:
+    """Where the MQTT subscription stands, as of when it was read."""
+
+    broker: str
+    """The broker, as a message names it (`mqtt://host:port`, no credentials)."""
+    topic: str
+    down_s: float | None
+    """How long the broker has been unreachable (None: connected)."""
+    error: str = ""
+    """Why the last connection or subscription failed."""
+    messages: int = 0
+    """Messages received since start (a redelivered one counts again)."""
+    in_flight: int = 0
+    """Messages received and not yet acknowledged (queued, committing or dead-lettering)."""
+
+    def describe(self) -> str:
+        """A few words for the summary bar and the log: "MQTT up", "MQTT down 2m"."""
+        if self.down_s is None:
+            return "MQTT up"
+        return f"MQTT down {_short_duration(self.down_s)}"
+
+
 def _short_duration(seconds: float) -> str:
     """`45s`, `3m`, `2h05m`: one unit under an hour."""
     whole = max(0, int(seconds))

@@ -85,6 +85,39 @@ def pg_url() -> Iterator[str]:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
+MQTT_URL = os.environ.get("FACTORY_TUI_TEST_MQTT", "mqtt://127.0.0.1:1883")
+
+
+@cache
+def _mqtt_unreachable() -> str | None:
+    """Why the test MQTT broker cannot be reached (None: it can)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(MQTT_URL)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 1883), 5):
+            return None
+    except OSError as error:
+        return error.strerror or str(error)
+
+
+@pytest.fixture
+def mqtt_url() -> str:
+    """The test MQTT broker's URL; skips (fails under CI=true) when it is not reachable.
+    Each test uses topics and client ids of its own (fresh names), so tests never meet."""
+    problem = _mqtt_unreachable()
+    if problem is not None:
+        message = (
+            f"MQTT broker not reachable at {MQTT_URL} ({problem}); start one "
+            "(mosquitto -d) or point FACTORY_TUI_TEST_MQTT at one"
+        )
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return MQTT_URL
+
+
 StoreOpener = Callable[..., Store]
 """Opens the test's database: `open(read_only=False)`."""
 

@@ -25,6 +25,8 @@ from factory_tui.config import Settings
 from factory_tui.console.health import low_disk_warning
 from factory_tui.forwarding import BackgroundForwarder, Forwarder, ForwardError
 from factory_tui.ingest.listener import Listener, ListenerError, format_stats
+from factory_tui.ingest.mqtt_client import MqttError
+from factory_tui.ingest.mqtt_ingest import MqttIngest
 from factory_tui.metrics_export import (
     FloorCollector,
     IngestFigures,
@@ -105,6 +107,16 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
             await listener.stop()
             return str(error)
         log.info("serving /metrics on %s:%d", metrics_http.host, metrics_http.port)
+    mqtt: MqttIngest | None = None
+    if settings.ingest.mqtt.url is not None:
+        try:
+            mqtt = MqttIngest(listener)
+            mqtt.start()
+        except MqttError as error:
+            if metrics_http is not None:
+                await asyncio.to_thread(metrics_http.stop)
+            await listener.stop()
+            return str(error)
     if forwarder is not None:
         forwarder.start()
     stop = asyncio.Event()
@@ -123,6 +135,8 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
                 await asyncio.wait_for(stop.wait(), log_every)
             except TimeoutError:
                 forward = "" if forwarder is None else f"; forward {forwarder.state().describe()}"
+                if mqtt is not None:
+                    forward += f"; {mqtt.state().describe()}"
                 log.info("%s%s", format_stats(listener.stats()), forward)
     finally:
         disk_watch.cancel()
@@ -131,6 +145,8 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
         if floor is not None:
             await asyncio.to_thread(floor.close)
         log.info("stopping: answering what was received")
+        if mqtt is not None:
+            await mqtt.stop()  # before the listener: its last messages are stored and acked
         await listener.stop()
         if forwarder is not None:
             await asyncio.to_thread(forwarder.stop)

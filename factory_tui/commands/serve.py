@@ -24,6 +24,7 @@ from factory_tui.commands.common import (
 from factory_tui.config import Settings
 from factory_tui.console.health import low_disk_warning
 from factory_tui.forwarding import BackgroundForwarder, Forwarder, ForwardError
+from factory_tui.ingest.http_ingest import HttpIngest, HttpIngestError
 from factory_tui.ingest.listener import Listener, ListenerError, format_stats
 from factory_tui.ingest.mqtt_client import MqttError
 from factory_tui.ingest.mqtt_ingest import MqttIngest
@@ -50,6 +51,15 @@ def serve(
     host: HostOption = None,
     port: PortOption = None,
     auto_register: AutoRegisterOption = False,
+    http_port: Annotated[
+        int | None,
+        typer.Option(
+            "--http-port",
+            min=0,
+            max=65535,
+            help="Also take events over HTTP on this port: POST /api/events (0 picks a free one).",
+        ),
+    ] = None,
     log_every: Annotated[
         float,
         typer.Option(
@@ -59,7 +69,8 @@ def serve(
 ) -> None:
     """Run the ingest listener without the console (Ctrl-C or SIGTERM stops it cleanly).
 
-    Prints `listening on HOST:PORT` once bound, then one line of counters a minute on stderr.
+    Prints `listening on HOST:PORT` once bound (and, with `--http-port` or `[ingest.http] port`,
+    `HTTP ingest on http://HOST:PORT/api/events`), then one line of counters a minute on stderr.
     The ingest token comes from the config file or $FACTORY_TUI_TOKEN. With `[forward] url`
     set, the site's events are forwarded to that central database in the background; with
     `[store] keep_days`, older events are deleted. A warning is logged while the database's
@@ -72,6 +83,7 @@ def serve(
             ingest__host=host,
             ingest__port=port,
             ingest__auto_register=True if auto_register else None,
+            ingest__http__port=http_port,
         ),
     )
     # Our loggers only, and only while serving: the handler holds this process's stderr.
@@ -96,6 +108,15 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
         return str(error)
     # On stdout, for whoever started us (a script waiting for the port); logs go to stderr.
     print(f"listening on {listener.host}:{listener.port}", flush=True)
+    http_ingest: HttpIngest | None = None
+    if settings.ingest.http.port is not None:
+        http_ingest = HttpIngest(settings, listener)
+        try:
+            await http_ingest.start()
+        except HttpIngestError as error:
+            await listener.stop()
+            return str(error)
+        print(f"HTTP ingest on http://{http_ingest.host}:{http_ingest.port}/api/events", flush=True)
     metrics_http: MetricsServer | None = None
     floor: StoreFloor | None = None
     if settings.metrics_http.port is not None:
@@ -140,6 +161,8 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
                 log.info("%s%s", format_stats(listener.stats()), forward)
     finally:
         disk_watch.cancel()
+        if http_ingest is not None:
+            await http_ingest.stop()  # before the listener: what it received is answered
         if metrics_http is not None:
             await asyncio.to_thread(metrics_http.stop)
         if floor is not None:

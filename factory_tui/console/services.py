@@ -24,6 +24,7 @@ from factory_tui.console.fleet import FleetPipeline
 from factory_tui.console.health import HealthReader
 from factory_tui.console.pipeline import Clock, TickPipeline
 from factory_tui.forwarding import BackgroundForwarder, Forwarder, ForwardError
+from factory_tui.ingest.http_ingest import HttpIngest, HttpIngestError
 from factory_tui.ingest.listener import Listener, ListenerError, PortInUseError
 from factory_tui.metrics_export import (
     FloorCollector,
@@ -90,6 +91,8 @@ class ConsoleServices:
         self.pipeline: TickPipeline | FleetPipeline | None = None
         self.metrics_http: MetricsServer | None = None
         """`/metrics` (only the console owning the listener, with `[metrics_http] port`)."""
+        self.http_ingest: HttpIngest | None = None
+        """`POST /api/events` (only the console owning the listener, with `[ingest.http] port`)."""
         self._feeder = feeder
         self._feed_task: asyncio.Task[object] | None = None
         self._feed_stop = asyncio.Event()
@@ -111,6 +114,13 @@ class ConsoleServices:
         path = self.settings.store.location
         if self.role == "console":
             await self._start_listener(path)
+        if self.listener is not None and self.settings.ingest.http.port is not None:
+            http_ingest = HttpIngest(self.settings, self.listener)
+            try:
+                await http_ingest.start()
+            except HttpIngestError as error:
+                raise StartError(str(error)) from None
+            self.http_ingest = http_ingest
         if self.listener is not None and self.settings.forward.url is not None:
             try:
                 self.forwarder = BackgroundForwarder(Forwarder.from_settings(self.settings))
@@ -259,6 +269,8 @@ class ConsoleServices:
                 self._feed_task.cancel()
             except ListenerError:
                 pass  # the listener stopped under the feed: nothing left to send to
+        if self.http_ingest is not None:
+            await self.http_ingest.stop()  # before the listener: what it received is answered
         if self.listener is not None:
             await self.listener.stop()
         if self.forwarder is not None:

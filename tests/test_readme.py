@@ -4,8 +4,9 @@ Every line of every ```sh block runs, in README order, unless SKIPPED names it w
 (a long-running console, a PostgreSQL server, root, a browser). A line ending in `&` is started,
 must print `listening on HOST:PORT` on stdout, and is stopped with Ctrl-C at the end of its block;
 a block that sends to a listener without starting one gets a `serve` of the test's own. Ports
-7878 and 7879 become a free port. The folder starts as the first-run screen suggests:
-`factory-tui init`, then a day of simulated events (2024-05-01) in events.jsonl.
+7878 and 7879 become a free port, 8080 (HTTP ingest) another. The folder starts as the
+first-run screen suggests: `factory-tui init`, then a day of simulated events (2024-05-01)
+in events.jsonl.
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ class Folder:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.port = free_port()
+        self.http_port = free_port()  # the HTTP ingest examples' 8080
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FACTORY_TUI_", "COLUMNS"))}
         env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
         env["FACTORY_TUI_PORT"] = str(self.port)
@@ -110,6 +112,7 @@ class Folder:
     def prepare(self, command: str) -> str:
         for long, short in SCALED.items():
             command = command.replace(long, short)
+        command = re.sub(r"\b8080\b", str(self.http_port), command)
         return re.sub(r"\b787[89]\b", str(self.port), command)
 
     def run(self, command: str) -> subprocess.CompletedProcess[str]:

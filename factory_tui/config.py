@@ -771,6 +771,20 @@ max_connections = 256
 idle_timeout_s = 60.0
 # Accept ids that are not in the roster below (and add them to it).
 auto_register = false
+# TLS: the listener's PEM certificate and key; cameras then connect with TLS
+# (`factory-tui send --tls --cafile ingest.pem`).
+# tls_cert = "ingest.pem"
+# tls_key = "ingest.key"
+# Client certificates (mTLS): cameras must present a certificate this CA signed; on a
+# non-loopback host this may stand in for the token.
+# tls_client_ca = "cameras-ca.pem"
+# Only these addresses and networks may connect (empty: any); others get one rejected line.
+allow = []                        # e.g. ["10.0.0.0/8", "192.168.4.17"]
+# One more connection from the same address is refused (unset: no limit).
+# max_connections_per_ip = 16
+# Lines read per second per connection; a faster camera is read more slowly, nothing is
+# dropped (unset: no limit).
+# max_events_per_s = 1000
 
 [store]
 path = "factory.db"
@@ -835,6 +849,11 @@ webhook_token = ""
 # on = ["retrain_suggested"]
 # command = ["/usr/local/bin/start-retraining"]
 # timeout_s = 30
+
+[audit]
+# Connections opened and closed, refused peers, TLS and auth failures go to the audit table
+# (and the log); delete entries older than this many days (unset: keep everything).
+# keep_days = 365
 
 [metrics_http]
 # Serve /metrics for Prometheus (OpenMetrics text) from `serve` and the console that owns the

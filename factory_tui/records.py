@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 HealthLevel = Literal["ok", "warn", "crit"]
 
@@ -57,6 +57,40 @@ class Rejection:
     line: str
     """A short excerpt of the line as received."""
     error: str
+
+
+class AuditEntry(NamedTuple):
+    """Something the audit trail keeps: who connected, was refused or failed to authenticate."""
+
+    at_us: int
+    kind: str
+    """What happened: one of `AUDIT_KINDS`."""
+    peer: str
+    """The address it concerns (`host:port`), or who did it."""
+    detail: str
+    """The rest, in words (auth result, TLS subject, counts, the refusal)."""
+
+
+class AuditRecord(NamedTuple):
+    """An `AuditEntry` as stored, with its id."""
+
+    id: int
+    at_us: int
+    kind: str
+    peer: str
+    detail: str
+
+
+AUDIT_KINDS: Final = (
+    "connection_opened",
+    "connection_closed",
+    "auth_failed",
+    "tls_failed",
+    "peer_refused",
+    "config_reloaded",
+    "alert_acknowledged",
+)
+"""The kinds of audit entries."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,10 @@ import pytest
 from factory_tui.config import Settings
 from factory_tui.engine import Engine, Window
 from factory_tui.models import RosterEntry, WireEvent, iso_utc, parse_event, prepare_row
+from factory_tui.records import AuditEntry
 from factory_tui.storage import PostgresStore, ReadOnlyError, RowError, Store, StoreError
+from factory_tui.storage.postgres import SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION
+from factory_tui.storage.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from factory_tui.warm_start import load_engine
 from tests.conftest import StoreOpener
 
@@ -219,7 +222,7 @@ def test_postgres_schema_1_migrates_in_place_to_sites(pg_url: str) -> None:
             )
         assert old.schema_version() == 1
     with PostgresStore.open(pg_url) as store:
-        assert store.schema_version() == 2
+        assert store.schema_version() == POSTGRES_SCHEMA_VERSION
         assert [row.id for row in store.read_since(0)] == [1, 2, 3]
         assert store.workers() == {"W1": "Ana"}
         assert store.model_first_seen() == [("a", 7)]
@@ -328,3 +331,66 @@ def test_alerts_raised_in_a_window(any_store: Store) -> None:
     assert [a.subject for a in any_store.alerts_raised(200, 301)] == ["W2"]
     assert any_store.alerts_raised(301, 1000) == []
     assert any_store.scoped("elsewhere").alerts_raised(0, 1000) == []
+
+
+# --- the audit trail ----------------------------------------------------------------------------
+
+
+def test_audit_entries_come_back_newest_first_per_site(any_store: Store) -> None:
+    """Audit entries are kept per site, read newest first with a limit, and deleted by age."""
+    any_store.add_audit(
+        [
+            AuditEntry(BASE, "connection_opened", "10.0.0.5:4100", "plain"),
+            AuditEntry(BASE + S, "auth_failed", "10.0.0.5:4100", "auth: wrong token"),
+            AuditEntry(BASE + 2 * S, "connection_closed", "10.0.0.5:4100", "lines 1"),
+        ]
+    )
+    any_store.scoped("pune").add_audit([AuditEntry(BASE, "peer_refused", "10.9.9.9:1", "x")])
+    any_store.add_audit([])
+    kinds = [entry.kind for entry in any_store.audit_entries()]
+    assert kinds == ["connection_closed", "auth_failed", "connection_opened"]
+    assert [entry.kind for entry in any_store.audit_entries(limit=1)] == ["connection_closed"]
+    newest = any_store.audit_entries(limit=1)[0]
+    assert (newest.at_us, newest.peer, newest.detail) == (BASE + 2 * S, "10.0.0.5:4100", "lines 1")
+    assert any_store.delete_audit_before(BASE + 2 * S, limit=1) == 1
+    assert any_store.delete_audit_before(BASE + 2 * S, limit=10) == 1
+    assert [entry.kind for entry in any_store.audit_entries()] == ["connection_closed"]
+    assert [entry.kind for entry in any_store.scoped("pune").audit_entries()] == ["peer_refused"]
+
+
+def test_audit_is_read_only_for_a_viewer(store_opener: StoreOpener) -> None:
+    """A read-only store reads the audit trail and refuses to write it."""
+    with store_opener() as writer:
+        writer.add_audit([AuditEntry(BASE, "peer_refused", "10.9.9.9:1", "not allowed")])
+    with store_opener(read_only=True) as viewer:
+        assert [entry.peer for entry in viewer.audit_entries()] == ["10.9.9.9:1"]
+        with pytest.raises(StoreError):
+            viewer.add_audit([AuditEntry(BASE, "peer_refused", "10.9.9.9:2", "")])
+
+
+def test_a_database_of_the_previous_schema_gains_the_audit_table(db_location: str) -> None:
+    """A database one schema before the audit table keeps its events and gains the table."""
+    from factory_tui.storage import open_store
+
+    postgres = db_location.startswith("postgresql")
+    previous = 2 if postgres else 4  # the schema before the audit table
+    with open_store_at(db_location, previous) as old:
+        old.insert_batch([line(1), line(2)])
+        assert old.schema_version() == previous
+    with open_store(db_location) as store:
+        assert store.schema_version() == (
+            POSTGRES_SCHEMA_VERSION if postgres else SQLITE_SCHEMA_VERSION
+        )
+        assert store.count_events() == 2
+        assert store.audit_entries() == []
+        store.add_audit([AuditEntry(BASE, "connection_opened", "127.0.0.1:5000", "plain")])
+        assert [entry.kind for entry in store.audit_entries()] == ["connection_opened"]
+
+
+def open_store_at(location: str, version: int) -> Store:
+    """The database at `location`, migrated only up to schema `version`."""
+    from factory_tui.storage import SqliteStore
+
+    if location.startswith("postgresql"):
+        return PostgresStore.open(location, migrate_to=version)
+    return SqliteStore.open(location, migrate_to=version)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ import typer
 
 from factory_tui import storage
 from factory_tui.config import ConfigError, Settings, load_settings, unknown_env_names
+from factory_tui.ingest.access import AccessError, client_tls_context
 from factory_tui.storage import Store, StoreError
 
 ConfigOption = Annotated[
@@ -56,12 +58,49 @@ AutoRegisterOption = Annotated[
 TokenOption = Annotated[
     str | None, typer.Option("--token", help="Ingest token (default: ingest.token from config).")
 ]
+TlsOption = Annotated[
+    bool,
+    typer.Option("--tls", help="Speak TLS to the listener (implied by --cafile, --cert or --key)."),
+]
+CafileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--cafile",
+        help="PEM CA certificate(s) the listener's certificate is checked against "
+        "(default: the system's CAs).",
+        dir_okay=False,
+    ),
+]
+CertOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--cert",
+        help="PEM client certificate, for a listener that asks for one (mTLS).",
+        dir_okay=False,
+    ),
+]
+KeyOption = Annotated[
+    Path | None,
+    typer.Option("--key", help="PEM private key of --cert.", dir_okay=False),
+]
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print one clear error line to stderr and exit."""
     typer.echo(f"factory-tui: {message}", err=True)
     raise typer.Exit(code)
+
+
+def client_tls(
+    tls: bool, cafile: Path | None, cert: Path | None, key: Path | None
+) -> ssl.SSLContext | None:
+    """The TLS context `send` and `simulate` connect with (None: plain TCP), or a clear exit."""
+    if not (tls or cafile or cert or key):
+        return None
+    try:
+        return client_tls_context(cafile, cert, key)
+    except AccessError as error:
+        fail(str(error))
 
 
 def settings_from(config: Path | None, **overrides: Any) -> Settings:

@@ -12,10 +12,15 @@ from typing import Annotated, Any, BinaryIO, Final
 import typer
 
 from factory_tui.commands.common import (
+    CafileOption,
+    CertOption,
     ConfigOption,
     HostOption,
+    KeyOption,
     PortOption,
+    TlsOption,
     TokenOption,
+    client_tls,
     dotted,
     fail,
     settings_from,
@@ -66,6 +71,10 @@ def send(
             "--retries", min=0, help="Reconnect attempts in a row when the connection drops."
         ),
     ] = 5,
+    tls: TlsOption = False,
+    cafile: CafileOption = None,
+    cert: CertOption = None,
+    key: KeyOption = None,
 ) -> None:
     """Send a JSON-lines file (or stdin) to a listener and report what it answered.
 
@@ -78,6 +87,7 @@ def send(
     )
     ingest = settings.ingest
     target = _WILDCARDS.get(ingest.host, ingest.host)
+    context = client_tls(tls, cafile, cert, key)
     try:
         stream: BinaryIO = sys.stdin.buffer if file == "-" else Path(file).open("rb")  # noqa: SIM115
     except OSError as error:
@@ -87,7 +97,10 @@ def send(
         with stream:
             asyncio.run(
                 deliver(
-                    stream, IngestClient(target, ingest.port, ingest.token or None), tally, retries
+                    stream,
+                    IngestClient(target, ingest.port, ingest.token or None, tls=context),
+                    tally,
+                    retries,
                 )
             )
     except DeliveryError as error:

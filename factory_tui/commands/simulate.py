@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import ssl
 import sys
 import time
 from collections.abc import Sequence
@@ -15,10 +16,15 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 import typer
 
 from factory_tui.commands.common import (
+    CafileOption,
+    CertOption,
     ConfigOption,
     HostOption,
+    KeyOption,
     PortOption,
+    TlsOption,
     TokenOption,
+    client_tls,
     dotted,
     fail,
     settings_from,
@@ -192,6 +198,10 @@ def simulate(
             "site: the listener they reach stamps its own.",
         ),
     ] = None,
+    tls: TlsOption = False,
+    cafile: CafileOption = None,
+    cert: CertOption = None,
+    key: KeyOption = None,
 ) -> None:
     """Simulate a floor of cameras: send to a listener over TCP, or write a JSON-lines file.
 
@@ -247,6 +257,7 @@ def simulate(
     _warn_unrostered(fleet_workers, worker_roster, fleet_stations, station_roster, settings)
     ingest = settings.ingest
     target = _WILDCARDS.get(ingest.host, ingest.host)
+    context = client_tls(tls, cafile, cert, key)
     count = connections or min(len(fleet.cameras), MAX_DEFAULT_CONNECTIONS)
     count = min(count, len(fleet.cameras))
     begin = start_us if start_us is not None else now_us()
@@ -264,6 +275,7 @@ def simulate(
             ingest.port,
             ingest.token or None,
             count,
+            tls=context,
             begin_us=begin,
             speed=speed,
             rate=rate,
@@ -331,10 +343,14 @@ def _write_file(fleet: CameraFleet, path: Path, begin_us: int, span_s: float) ->
 class _Connections:
     """The fleet's TCP connections; cameras share them round-robin when there are fewer."""
 
-    def __init__(self, host: str, port: int, token: str | None, count: int) -> None:
+    def __init__(
+        self, host: str, port: int, token: str | None, count: int, tls: ssl.SSLContext | None
+    ) -> None:
         from factory_tui.ingest.client import IngestClient
 
-        self._clients: list[IngestClient] = [IngestClient(host, port, token) for _ in range(count)]
+        self._clients: list[IngestClient] = [
+            IngestClient(host, port, token, tls=tls) for _ in range(count)
+        ]
         self._locks = [asyncio.Lock() for _ in range(count)]
         self._assigned: dict[str, int] = {}
 
@@ -372,6 +388,7 @@ async def _run(
     token: str | None,
     connections: int,
     *,
+    tls: ssl.SSLContext | None,
     begin_us: int,
     speed: float,
     rate: float | None,
@@ -383,7 +400,7 @@ async def _run(
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     interrupted = _install_interrupt(loop, stop)
-    pool = _Connections(host, port, token, connections)
+    pool = _Connections(host, port, token, connections, tls)
     try:
         try:
             await pool.open()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -41,13 +42,21 @@ class IngestClient:
     """One connection to an ingest listener; `send` pipelines lines and returns their replies."""
 
     def __init__(
-        self, host: str, port: int, token: str | None = None, *, timeout_s: float = 30.0
+        self,
+        host: str,
+        port: int,
+        token: str | None = None,
+        *,
+        timeout_s: float = 30.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.token = token or None
         self.timeout_s = timeout_s
         """Longest wait for the connection, or for the next reply while some are due."""
+        self.tls = tls
+        """Speak TLS with this context (`access.client_tls_context`); None: plain TCP."""
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._buffer = b""
@@ -61,10 +70,25 @@ class IngestClient:
         """Open the connection and, when a token is set, authenticate."""
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), self.timeout_s
+                asyncio.open_connection(self.host, self.port, ssl=self.tls), self.timeout_s
             )
         except TimeoutError:
             raise ClientError(f"cannot connect to {self.host}:{self.port}: timed out") from None
+        except ssl.SSLCertVerificationError as error:
+            # The listener is not who it should be (or --cafile is wrong): retrying cannot help.
+            raise ClientError(
+                f"cannot connect to {self.host}:{self.port}: TLS: the listener's certificate is "
+                f"not trusted ({error.verify_message}); check --cafile and that the "
+                "certificate names this host",
+                fatal=True,
+            ) from None
+        except ssl.SSLError as error:
+            reason = (error.reason or str(error)).lower().replace("_", " ")
+            raise ClientError(
+                f"cannot connect to {self.host}:{self.port}: TLS: {reason} (is the listener "
+                "using TLS, and does it want a client certificate: --cert/--key?)",
+                fatal=True,
+            ) from None
         except OSError as error:
             reason = error.strerror or str(error)
             raise ClientError(f"cannot connect to {self.host}:{self.port}: {reason}") from None

@@ -21,15 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import time
 from collections.abc import Sequence
 from typing import Final, Protocol
 
 from factory_tui.config import Settings
+from factory_tui.ingest.access import TokenBucket, tls_subject
 from factory_tui.ingest.protocol import (
     AUTH_MISSING,
     AUTH_WRONG,
     AUTHENTICATED,
     EXCERPT_CHARS,
+    NOT_ALLOWED,
     TOO_MANY_CONNECTIONS,
     Line,
     LineFramer,
@@ -111,6 +114,13 @@ class Connection(asyncio.Protocol):
         self._closed = False
         self._linger: asyncio.TimerHandle | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
+        # [ingest] max_events_per_s: over the rate, reading stops until the bucket refills.
+        self._bucket = TokenBucket.per_connection(
+            host.settings.ingest.max_events_per_s, time.monotonic()
+        )
+        self._throttle: asyncio.TimerHandle | None = None
+        self.tls_subject = ""
+        """The subject of the peer's TLS client certificate ('' without one)."""
 
     # asyncio.Protocol callbacks
 
@@ -119,9 +129,15 @@ class Connection(asyncio.Protocol):
         self._transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.tls_subject = tls_subject(transport)
         why = self._host.register(self)
         if why is not None:
-            transport.write(rejected(f"{TOO_MANY_CONNECTIONS} ({why}); try again later"))
+            refusal = (
+                why
+                if why.startswith(NOT_ALLOWED)
+                else f"{TOO_MANY_CONNECTIONS} ({why}); try again later"
+            )
+            transport.write(rejected(refusal))
             self._ending = True
             self._finish()
             return
@@ -151,6 +167,8 @@ class Connection(asyncio.Protocol):
         self._closed = True
         self._ending = True
         self._cancel_idle()
+        if self._throttle is not None:
+            self._throttle.cancel()
         if self._linger is not None:
             self._linger.cancel()
         self._host.unregister(self)
@@ -176,6 +194,14 @@ class Connection(asyncio.Protocol):
         self._unacked_lines += len(items)
         self._unacked_bytes += nbytes
         self._host.enqueue(self, items, nbytes)
+        if self._bucket is not None:
+            wait_s = self._bucket.take(len(items), time.monotonic())
+            if wait_s > 0 and self._throttle is None:
+                self._throttle = asyncio.get_running_loop().call_later(wait_s, self._unthrottle)
+        self.update_reading()
+
+    def _unthrottle(self) -> None:
+        self._throttle = None
         self.update_reading()
 
     def _check_auth(self, items: list[Line]) -> list[Line]:
@@ -201,6 +227,23 @@ class Connection(asyncio.Protocol):
         self._finish()
         return []
 
+    # what the audit trail says of this connection
+
+    @property
+    def security(self) -> str:
+        """How the connection is secured: plain TCP, TLS, TLS with a client certificate."""
+        if self._transport is None or self._transport.get_extra_info("sslcontext") is None:
+            return "plain TCP"
+        return f"TLS, client certificate {self.tls_subject}" if self.tls_subject else "TLS"
+
+    def summary(self) -> str:
+        """Lines received and how the peer authenticated, for the audit trail on close."""
+        if self._host.settings.ingest.token:
+            auth = "token" if self._authenticated else "no token"
+        else:
+            auth = "client certificate" if self.tls_subject else "none needed"
+        return f"{self._lines_seen} lines; auth {auth}; {self.security}"
+
     # flow control
 
     def update_reading(self) -> None:
@@ -213,6 +256,7 @@ class Connection(asyncio.Protocol):
         want_pause = (
             self._ending
             or self._write_paused
+            or self._throttle is not None
             or self._unacked_bytes > host.conn_pending_bytes
             or host.over_total_budget()
         )

@@ -36,9 +36,19 @@ from typing import Any, Final
 
 from factory_tui.config import Settings
 from factory_tui.engine.rate import RateMeter
+from factory_tui.ingest.access import (
+    AccessError,
+    AllowList,
+    PeerCounts,
+    TlsHandshake,
+    describe_tls,
+    server_tls_context,
+)
+from factory_tui.ingest.audit import AuditTrail
 from factory_tui.ingest.connection import LINGER_S, Connection, ReplySink
 from factory_tui.ingest.protocol import (
     EXCERPT_CHARS,
+    NOT_ALLOWED,
     Line,
     Refused,
     decode_reply,
@@ -47,7 +57,7 @@ from factory_tui.ingest.protocol import (
 )
 from factory_tui.ingest.writer import BatchOutcome, BatchWriter, Checkpointer
 from factory_tui.models import now_us
-from factory_tui.records import CommitLatency, IngestStats, Rejection
+from factory_tui.records import AuditEntry, CommitLatency, IngestStats, Rejection
 from factory_tui.storage import StoreError
 
 log = logging.getLogger("factory_tui.ingest")
@@ -188,6 +198,13 @@ class Listener:
         self._recent: deque[Rejection] = deque(maxlen=recent_rejections)
         self._commit_counts = [0] * (len(COMMIT_BUCKETS_S) + 1)
         self._commit_sum_s = 0.0
+        # Access rules (access.py) and the audit trail (audit.py).
+        self._allow = AllowList(settings.ingest.allow)
+        self._per_address = PeerCounts()
+        self._address_of: dict[Connection, str] = {}  # connections counted per address
+        self._admitted: set[Connection] = set()
+        self._handshakes: set[asyncio.Task[None]] = set()
+        self.audit = AuditTrail(self._write_audit)
         self._last_commit_at: float | None = None
         self._last_commit_failed = False
 
@@ -226,11 +243,17 @@ class Listener:
         port taken has written nothing.
         """
         ingest = self.settings.ingest
-        if not ingest.is_loopback and not ingest.token:
+        if not ingest.is_loopback and not ingest.token and ingest.tls_client_ca is None:
             raise ListenerError(
                 f"refusing to listen on {ingest.host} without an ingest token: set ingest.token "
-                "(or FACTORY_TUI_TOKEN), or listen on 127.0.0.1"
+                "(or FACTORY_TUI_TOKEN) or ingest.tls_client_ca, or listen on 127.0.0.1"
             )
+        tls = None
+        if ingest.tls_cert is not None and ingest.tls_key is not None:
+            try:
+                tls = server_tls_context(ingest.tls_cert, ingest.tls_key, ingest.tls_client_ca)
+            except AccessError as error:
+                raise ListenerError(str(error)) from None
         if self._running or self._stopping:
             raise RuntimeError("a Listener runs once: make a new one to listen again")
         loop = asyncio.get_running_loop()
@@ -240,7 +263,17 @@ class Listener:
         host = "127.0.0.1" if ingest.host == "localhost" else ingest.host
         try:
             server = await loop.create_server(
-                lambda: Connection(self), host, ingest.port, backlog=1024, start_serving=False
+                (lambda: Connection(self))
+                if tls is None
+                else (
+                    lambda: TlsHandshake(
+                        self, tls, lambda: Connection(self), min(ingest.idle_timeout_s, 30.0)
+                    )
+                ),
+                host,
+                ingest.port,
+                backlog=1024,
+                start_serving=False,
             )
         except OSError as error:
             kind = PortInUseError if error.errno == errno.EADDRINUSE else ListenerError
@@ -274,7 +307,7 @@ class Listener:
         # The rate divides by the listener's age until it is older than the window.
         self._rate = RateMeter(RATE_WINDOW_S, started_s=time.monotonic())
         self._running = True
-        log.info("listening on %s:%d", ingest.host, self._port)
+        log.info("listening on %s:%d (%s)", ingest.host, self._port, describe_tls(ingest))
 
     async def stop(self) -> None:
         """Stop accepting, commit and answer every line already received, then close."""
@@ -297,7 +330,10 @@ class Listener:
                 break
         for conn in list(self._connections):
             conn.abort()
+        for task in list(self._handshakes):
+            task.cancel()
         await self._server.wait_closed()
+        await self.audit.drain()
         await self._shutdown_writer()
         self._running = False
         log.info("stopped: %s", format_stats(self.stats()))
@@ -363,15 +399,67 @@ class Listener:
     # --- what connections ask of their listener (connection.ConnectionHost) -----------------
 
     def register(self, conn: Connection) -> str | None:
-        """Count a new connection; why it is refused (it stays counted until it closes), or None."""
+        """Count a new connection; why it is refused (it stays counted until it closes), or None.
+
+        A reason starting with `NOT_ALLOWED` is the whole refusal; any other is a limit."""
         self._connections.add(conn)
-        limit = self.settings.ingest.max_connections
+        why = self._limit_reached(conn)
+        if why is not None:
+            self.audit.record("peer_refused", conn.peer, why)
+            return why
+        self._admitted.add(conn)
+        self.audit.record("connection_opened", conn.peer, conn.security)
+        return None
+
+    def _limit_reached(self, conn: Connection) -> str | None:
+        address = conn.peer.rpartition(":")[0]
+        refusal = self.screen(address, conn.peer, record=False)
+        if refusal is not None:
+            return refusal
+        ingest = self.settings.ingest
+        if ingest.max_connections_per_ip is not None:
+            self._address_of[conn] = address
+            if self._per_address.add(address) > ingest.max_connections_per_ip:
+                return f"limit {ingest.max_connections_per_ip} from {address}"
+        limit = ingest.max_connections
         if len(self._connections) > limit or self._stopping:
             return "the listener is shutting down" if self._stopping else f"limit {limit}"
         return None
 
+    def screen(self, address: str, peer: str, *, record: bool = True) -> str | None:
+        """The refusal of a peer whose address is not allowed (before TLS, too), or None."""
+        if self._allow.allows(address):
+            return None
+        refusal = f"{NOT_ALLOWED}: {address} is not in [ingest] allow"
+        if record:
+            self.audit.record("peer_refused", peer, refusal)
+        return refusal
+
+    def handshake_failed(self, peer: str, reason: str) -> None:
+        """A TLS handshake failed: the peer never became a connection."""
+        self.audit.record("tls_failed", peer, reason)
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        """Keep a TLS handshake task until it ends (`stop` cancels those still running)."""
+        self._handshakes.add(task)
+        task.add_done_callback(self._handshakes.discard)
+
+    def _write_audit(self, entries: list[AuditEntry]) -> asyncio.Future[None]:
+        assert self._loop is not None
+        if self._executor is None:  # a connection closed after the writer stopped
+            done: asyncio.Future[None] = self._loop.create_future()
+            done.set_exception(ListenerError("the listener had stopped"))
+            return done
+        return self._loop.run_in_executor(self._executor, self._writer.record_audit, entries)
+
     def unregister(self, conn: Connection) -> None:
         """The connection has closed."""
+        if conn in self._admitted:
+            self._admitted.discard(conn)
+            self.audit.record("connection_closed", conn.peer, conn.summary())
+        address = self._address_of.pop(conn, None)
+        if address is not None:
+            self._per_address.remove(address)
         self._connections.discard(conn)
         self._paused.discard(conn)
         self._closed_event.set()
@@ -379,6 +467,7 @@ class Listener:
     def note_rejection(self, peer: str, line: bytes, error: str) -> None:
         """Count a line answered by the loop itself (the auth refusal)."""
         self._rejected += 1
+        self.audit.record("auth_failed", peer, error)
         self._recent.append(Rejection(now_us(), peer, excerpt(line), error))
 
     def over_total_budget(self) -> bool:

@@ -218,9 +218,11 @@ TOO_MANY_CONNECTIONS: Final = "connection: too many connections"
 #: The line a connection that failed authentication receives before it is closed.
 AUTH_WRONG: Final = "auth: wrong token"
 AUTH_MISSING: Final = 'auth: first line must be {"auth":"<token>"}'
+#: Start of the line a peer outside `[ingest] allow` receives (its address follows).
+NOT_ALLOWED: Final = "connection: address not allowed"
 #: Errors that refuse the connection rather than answer a line. None can be mistaken for a
 #: validation error, which reads `<field>: <why>` with a field of the event schema.
-REFUSALS: Final = (TOO_MANY_CONNECTIONS, AUTH_WRONG, AUTH_MISSING)
+REFUSALS: Final = (TOO_MANY_CONNECTIONS, AUTH_WRONG, AUTH_MISSING, NOT_ALLOWED)
 
 
 def refusal_of(reply: dict[str, Any]) -> str | None:

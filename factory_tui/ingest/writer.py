@@ -32,6 +32,7 @@ from factory_tui.ingest.protocol import (
     rejected,
 )
 from factory_tui.models import EventError, NewEventRow, RosterEntry, now_us
+from factory_tui.records import AuditEntry
 from factory_tui.storage import DEFAULT_SITE, Durability, RowError, Store, open_store
 
 log = logging.getLogger("factory_tui.ingest")
@@ -103,6 +104,10 @@ class BatchWriter:
     def set_owner(self, pid: int, host: str, port: int) -> None:
         """Record this process as the database's listener (writer thread)."""
         self.store.set_owner(pid, host, port)
+
+    def record_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Append entries to the audit trail (writer thread, between two batches)."""
+        self.store.add_audit(entries)
 
     def close(self) -> None:
         """Close the store (writer thread); a writer that is not open does nothing."""

@@ -12,7 +12,7 @@ from typing import Any, Final, Literal, NamedTuple, Protocol, Self
 
 from factory_tui.config import DEFAULT_SITE_ID
 from factory_tui.models import EngineRow, EventRecord, NewEventRow, RosterEntry, WireEvent
-from factory_tui.records import AlertRecord, ModelSummary, SiteRecord
+from factory_tui.records import AlertRecord, AuditEntry, AuditRecord, ModelSummary, SiteRecord
 
 InsertStatus = Literal["accepted", "duplicate"]
 Durability = Literal["crash", "power"]
@@ -227,3 +227,15 @@ class Store(Protocol):
     def delete_events_before(self, before_us: int, *, max_id: int, limit: int) -> int:
         """Delete up to `limit` of this site's events older than `before_us` with id <= max_id
         (retention, in small transactions); returns how many were deleted."""
+
+    # --- the audit trail ----------------------------------------------------------------------
+
+    def add_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Append entries to this site's audit trail, in one transaction."""
+
+    def audit_entries(self, limit: int = 200) -> list[AuditRecord]:
+        """This site's newest audit entries, newest first."""
+
+    def delete_audit_before(self, before_us: int, *, limit: int) -> int:
+        """Delete up to `limit` of this site's audit entries older than `before_us`
+        (retention); returns how many were deleted."""

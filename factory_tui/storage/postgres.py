@@ -35,7 +35,7 @@ from factory_tui.models import (
     NewEventRow,
     RosterEntry,
 )
-from factory_tui.records import AlertRecord, ModelSummary, SiteRecord
+from factory_tui.records import AlertRecord, AuditEntry, AuditRecord, ModelSummary, SiteRecord
 from factory_tui.storage.base import (
     DEFAULT_SITE,
     READ_BATCH,
@@ -273,7 +273,22 @@ def _partition_ddl(site_id: str) -> sql.Composed:
     )
 
 
-MIGRATIONS: Final = (_migration_1, _migration_2)
+def _migration_3(conn: psycopg.Connection[Any]) -> None:
+    """The audit trail (SQLite's version 5): connections, refusals, auth failures, per site."""
+    conn.execute(
+        """CREATE TABLE audit (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            site_id TEXT NOT NULL,
+            at_us BIGINT NOT NULL,
+            kind TEXT NOT NULL,
+            peer TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT ''
+        )"""
+    )
+    conn.execute("CREATE INDEX audit_at ON audit (site_id, at_us)")
+
+
+MIGRATIONS: Final = (_migration_1, _migration_2, _migration_3)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 
@@ -784,5 +799,41 @@ class PostgresStore(BackendBase):
             "DELETE FROM events WHERE site_id = %(s)s AND id IN (SELECT id FROM events "
             "WHERE site_id = %(s)s AND ts_us < %(b)s AND id <= %(m)s ORDER BY ts_us LIMIT %(n)s)",
             {"s": self.site_id, "b": before_us, "m": max_id, "n": limit},
+        )
+        return cursor.rowcount
+
+    # --- the audit trail ----------------------------------------------------------------------
+
+    @_translate_errors
+    def add_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Append entries to this site's audit trail, in one transaction."""
+        self._require_writable()
+        if not entries:
+            return
+        with self._conn.transaction(), self._conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO audit (site_id, at_us, kind, peer, detail) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                [(self.site_id, *entry) for entry in entries],
+            )
+
+    @_translate_errors
+    def audit_entries(self, limit: int = 200) -> list[AuditRecord]:
+        """This site's newest audit entries, newest first."""
+        rows = self._conn.execute(
+            "SELECT id, at_us, kind, peer, detail FROM audit WHERE site_id = %s "
+            "ORDER BY id DESC LIMIT %s",
+            (self.site_id, limit),
+        ).fetchall()
+        return [AuditRecord(*row) for row in rows]
+
+    @_translate_errors
+    def delete_audit_before(self, before_us: int, *, limit: int) -> int:
+        """Delete up to `limit` of this site's audit entries older than `before_us`."""
+        self._require_writable()
+        cursor = self._conn.execute(
+            "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE site_id = %s "
+            "AND at_us < %s ORDER BY at_us LIMIT %s)",
+            (self.site_id, before_us, limit),
         )
         return cursor.rowcount

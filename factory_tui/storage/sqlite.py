@@ -20,7 +20,7 @@ from factory_tui.models import (
     NewEventRow,
     RosterEntry,
 )
-from factory_tui.records import AlertRecord, ModelSummary, SiteRecord
+from factory_tui.records import AlertRecord, AuditEntry, AuditRecord, ModelSummary, SiteRecord
 from factory_tui.storage.base import (
     DEFAULT_SITE,
     READ_BATCH,
@@ -236,11 +236,27 @@ def _migration_4(db: sqlite_utils.Database) -> None:
         db.execute("INSERT INTO sites (id, name) VALUES (?, ?)", [DEFAULT_SITE, DEFAULT_SITE])
 
 
+def _migration_5(db: sqlite_utils.Database) -> None:
+    """The audit trail: connections, refusals, auth failures, per site."""
+    db.execute(
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            site_id TEXT NOT NULL,
+            at_us INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            peer TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT ''
+        )"""
+    )
+    db.execute("CREATE INDEX audit_at ON audit (site_id, at_us)")
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1,
     _migration_2,
     _migration_3,
     _migration_4,
+    _migration_5,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -709,5 +725,39 @@ class SqliteStore(BackendBase):
                 "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE site_id = ? "
                 "AND ts_us < ? AND id <= ? ORDER BY ts_us LIMIT ?)",
                 (self.site_id, before_us, max_id, limit),
+            )
+            return cursor.rowcount
+
+    # --- the audit trail ----------------------------------------------------------------------
+
+    @_translate_errors
+    def add_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Append entries to this site's audit trail, in one transaction."""
+        if not entries:
+            return
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT INTO audit (site_id, at_us, kind, peer, detail) VALUES (?, ?, ?, ?, ?)",
+                [(self.site_id, *entry) for entry in entries],
+            )
+
+    @_translate_errors
+    def audit_entries(self, limit: int = 200) -> list[AuditRecord]:
+        """This site's newest audit entries, newest first."""
+        rows = self._db.execute(
+            "SELECT id, at_us, kind, peer, detail FROM audit WHERE site_id = ? "
+            "ORDER BY id DESC LIMIT ?",
+            [self.site_id, limit],
+        ).fetchall()
+        return [AuditRecord(*row) for row in rows]
+
+    @_translate_errors
+    def delete_audit_before(self, before_us: int, *, limit: int) -> int:
+        """Delete up to `limit` of this site's audit entries older than `before_us`."""
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE site_id = ? "
+                "AND at_us < ? ORDER BY at_us LIMIT ?)",
+                (self.site_id, before_us, limit),
             )
             return cursor.rowcount

@@ -1,0 +1,276 @@
+"""Who may talk to the ingest listener, and how fast.
+
+The access rules, each small and testable on its own: TLS contexts for the listener and for
+`send`/`simulate` (`server_tls_context`, `client_tls_context`), the IP allow-list
+(`AllowList`), connections counted per address (`PeerCounts`), a per-connection token bucket
+(`TokenBucket`), and `TlsHandshake`, the protocol a TLS listener accepts with: it screens the
+peer's address before any TLS byte is parsed, runs the handshake, and only then hands the
+encrypted transport to the real connection, so a failed handshake is seen (and audited) with
+the address it came from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import ssl
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Final, Protocol
+
+from factory_tui.config import IngestSettings
+from factory_tui.ingest.protocol import rejected
+
+BURST_S: Final = 0.1
+"""A token bucket holds this many seconds' worth of lines: bursts stay short, so a peer is
+held to its rate within a few percent over a second or more."""
+
+
+class AccessError(Exception):
+    """A certificate, key or CA file cannot be used; the message says which and why."""
+
+
+# --- TLS ----------------------------------------------------------------------------------------
+
+
+def server_tls_context(cert: Path, key: Path, client_ca: Path | None = None) -> ssl.SSLContext:
+    """The listener's TLS context (TLS 1.2 or later); with `client_ca`, peers must present a
+    certificate it signed (mTLS)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    _load_chain(context, cert, key, "ingest.tls_cert / ingest.tls_key")
+    if client_ca is not None:
+        _load_ca(context, client_ca, "ingest.tls_client_ca")
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def client_tls_context(
+    cafile: Path | None = None, cert: Path | None = None, key: Path | None = None
+) -> ssl.SSLContext:
+    """A camera's TLS context: the listener is checked against `cafile` (default: the system's
+    CAs); `cert` and `key` are presented when the listener asks for a client certificate."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cafile is not None:
+        _load_ca(context, cafile, "--cafile")
+    if (cert is None) != (key is None):
+        raise AccessError("--cert and --key go together: give both or neither")
+    if cert is not None and key is not None:
+        _load_chain(context, cert, key, "--cert / --key")
+    return context
+
+
+def _load_chain(context: ssl.SSLContext, cert: Path, key: Path, names: str) -> None:
+    for path in (cert, key):
+        if not Path(path).is_file():
+            raise AccessError(f"{names}: {path} does not exist")
+    try:
+        context.load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as error:
+        raise AccessError(
+            f"{names}: cannot use {cert} with {key} ({_reason(error)}); both must be PEM and "
+            "the key must match the certificate"
+        ) from None
+
+
+def _load_ca(context: ssl.SSLContext, cafile: Path, name: str) -> None:
+    if not Path(cafile).is_file():
+        raise AccessError(f"{name}: {cafile} does not exist")
+    try:
+        context.load_verify_locations(cafile=cafile)
+    except (ssl.SSLError, OSError) as error:
+        raise AccessError(
+            f"{name}: {cafile} holds no usable PEM certificate ({_reason(error)})"
+        ) from None
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, ssl.SSLError) and error.reason:
+        return error.reason.lower().replace("_", " ")
+    return str(getattr(error, "strerror", None) or error)
+
+
+def tls_subject(transport: asyncio.BaseTransport) -> str:
+    """The peer certificate's subject as `CN=..., O=...` ('' without TLS or a certificate)."""
+    cert = transport.get_extra_info("peercert")
+    if not cert:
+        return ""
+    parts = [f"{name}={value}" for rdn in cert.get("subject", ()) for name, value in rdn]
+    return ", ".join(parts)
+
+
+def peer_of(transport: asyncio.BaseTransport) -> tuple[str, str]:
+    """(address, `address:port`) of the transport's peer."""
+    peer = transport.get_extra_info("peername")
+    if isinstance(peer, tuple):
+        return str(peer[0]), f"{peer[0]}:{peer[1]}"
+    return str(peer), str(peer)
+
+
+# --- the allow-list and per-address counts ------------------------------------------------------
+
+
+class AllowList:
+    """Addresses and networks allowed to connect; an empty list allows every address."""
+
+    def __init__(self, entries: Iterable[str] = ()) -> None:
+        self._networks = tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+
+    def __bool__(self) -> bool:
+        return bool(self._networks)
+
+    def allows(self, address: str) -> bool:
+        """True when `address` (an IP, possibly IPv4-mapped IPv6) is on the list."""
+        if not self._networks:
+            return True
+        try:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in self._networks)
+
+
+class PeerCounts:
+    """Open connections per address."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+
+    def add(self, address: str) -> int:
+        """Count one more connection from `address`; returns how many it now has."""
+        count = self._counts.get(address, 0) + 1
+        self._counts[address] = count
+        return count
+
+    def remove(self, address: str) -> None:
+        """One connection from `address` has closed."""
+        count = self._counts.get(address, 0) - 1
+        if count > 0:
+            self._counts[address] = count
+        else:
+            self._counts.pop(address, None)
+
+    def __getitem__(self, address: str) -> int:
+        return self._counts.get(address, 0)
+
+
+# --- the rate limit -------------------------------------------------------------------------------
+
+
+class TokenBucket:
+    """`rate_per_s` lines a second, with bursts of up to `burst` lines.
+
+    `take` never refuses: lines already read are queued all the same (nothing is dropped), the
+    bucket goes into debt, and the caller stops reading for the time that debt takes to repay.
+    Time is an argument, so the bucket is exactly testable.
+    """
+
+    def __init__(self, rate_per_s: float, burst: float | None = None, *, now: float = 0.0) -> None:
+        if rate_per_s <= 0:
+            raise ValueError(f"rate_per_s must be above 0, got {rate_per_s:g}")
+        self.rate_per_s = rate_per_s
+        self.burst = burst if burst is not None else max(1.0, rate_per_s * BURST_S)
+        self._tokens = self.burst
+        self._at = now
+
+    @classmethod
+    def per_connection(cls, rate_per_s: float | None, now: float) -> TokenBucket | None:
+        """The bucket of one connection (None: no limit configured)."""
+        return None if rate_per_s is None else cls(rate_per_s, now=now)
+
+    def take(self, count: int, now: float) -> float:
+        """Spend `count` tokens; returns how long to wait before reading more (0: go on)."""
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate_per_s)
+        self._at = now
+        self._tokens -= count
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate_per_s
+
+
+# --- the TLS handshake ahead of a connection ----------------------------------------------------
+
+
+class TlsGate(Protocol):
+    """What `TlsHandshake` asks of its listener."""
+
+    def screen(self, address: str, peer: str) -> str | None:
+        """The refusal a peer gets before TLS (its address is not allowed), or None."""
+
+    def handshake_failed(self, peer: str, reason: str) -> None:
+        """A TLS handshake failed (a plain-TCP peer, a refused client certificate, a timeout)."""
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        """Keep a handshake task until it ends (stop cancels those still running)."""
+
+
+class TlsHandshake(asyncio.Protocol):
+    """Accepts one TCP connection of a TLS listener: screen, handshake, hand over."""
+
+    def __init__(
+        self,
+        gate: TlsGate,
+        context: ssl.SSLContext,
+        make_protocol: Callable[[], asyncio.Protocol],
+        timeout_s: float,
+    ) -> None:
+        self._gate = gate
+        self._context = context
+        self._make_protocol = make_protocol
+        self._timeout_s = timeout_s
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        # Nothing is read until the handshake takes the transport over.
+        transport.pause_reading()
+        address, peer = peer_of(transport)
+        refusal = self._gate.screen(address, peer)
+        if refusal is not None:
+            transport.write(rejected(refusal))
+            transport.close()
+            return
+        task = asyncio.get_running_loop().create_task(self._handshake(transport, peer))
+        self._gate.track(task)
+
+    def data_received(self, data: bytes) -> None:
+        """Nothing arrives here: reading is paused until the TLS protocol takes over."""
+
+    async def _handshake(self, transport: asyncio.Transport, peer: str) -> None:
+        loop = asyncio.get_running_loop()
+        protocol = self._make_protocol()
+        try:
+            tls = await loop.start_tls(
+                transport,
+                protocol,
+                self._context,
+                server_side=True,
+                ssl_handshake_timeout=self._timeout_s,
+            )
+        except asyncio.CancelledError:
+            transport.abort()
+            raise
+        except Exception as error:  # an SSL error, a reset, a timeout: the peer is not let in
+            transport.abort()
+            self._gate.handshake_failed(peer, _handshake_reason(error))
+            return
+        if tls is None:  # the peer went away as the handshake ended
+            transport.abort()
+            return
+        protocol.connection_made(tls)
+
+
+def _handshake_reason(error: BaseException) -> str:
+    if isinstance(error, ssl.SSLError):
+        reason = error.reason or str(error)
+        return f"TLS handshake failed: {reason.lower().replace('_', ' ')}"
+    if isinstance(error, TimeoutError):
+        return "TLS handshake failed: timed out"
+    return f"TLS handshake failed: {type(error).__name__} {error}".rstrip()
+
+
+def describe_tls(settings: IngestSettings) -> str:
+    """How the listener is secured, in a few words, for its start-up log line."""
+    if settings.tls_cert is None:
+        return "plain TCP"
+    return "TLS with client certificates" if settings.tls_client_ca else "TLS"

@@ -24,8 +24,10 @@ from typing import Any
 
 import pytest
 
+from factory_tui.console.services import ConsoleServices, StartError
 from factory_tui.ingest.http_ingest import BodyError, HttpIngest, batch_status, split_events
 from factory_tui.ingest.listener import Listener
+from factory_tui.models import now_us
 from factory_tui.storage import SqliteStore
 from tests.ingest.conftest import event_at, make_event, make_settings
 
@@ -375,6 +377,46 @@ def test_without_a_token_a_public_host_is_refused(tmp_path: Path) -> None:
         return "started"
 
     assert "without a token" in asyncio.run(start())
+
+
+# --- the console runs it beside its listener ----------------------------------------------------
+
+
+async def test_the_console_owning_the_listener_serves_http_ingest(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, ingest__http__port=0)
+    services = ConsoleServices(settings, role="console", feeder=None)
+    await services.start(now_us, None)
+    try:
+        assert services.http_ingest is not None
+        port = services.http_ingest.port
+
+        def post() -> tuple[int, dict[str, Any]]:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT_S)
+            conn.request("POST", "/api/events", DASHBOARD_EXAMPLE)
+            response = conn.getresponse()
+            result = response.status, json.loads(response.read())
+            conn.close()
+            return result
+
+        status, body = await asyncio.to_thread(post)
+    finally:
+        await services.stop()
+    assert (status, body["events"]) == (200, [{"status": "accepted"}])
+    with pytest.raises(ConnectionRefusedError):  # stopped with the console
+        await asyncio.to_thread(post)
+
+
+async def test_a_taken_http_port_is_one_sentence(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        settings = make_settings(tmp_path, ingest__http__port=taken.getsockname()[1])
+        services = ConsoleServices(settings, role="console", feeder=None)
+        try:
+            with pytest.raises(StartError, match=r"cannot serve HTTP ingest on 127\.0\.0\.1:\d+: "):
+                await services.start(now_us, None)
+        finally:
+            await services.stop()
 
 
 # --- the body splitter, on its own ----------------------------------------------------------

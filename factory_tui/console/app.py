@@ -343,6 +343,13 @@ class FactoryApp(App[None]):
     def on_worker_grid_worker_selected(self, message: WorkerGrid.WorkerSelected) -> None:
         self.open_worker_detail(message.worker_id)
 
+    def on_alerts_screen_retrain_requested(self, message: AlertsScreen.RetrainRequested) -> None:
+        if isinstance(self.pipeline, TickPipeline):
+            self.notify(self.pipeline.alerts.request_retrain(message.model_version))
+            self._request_tick()  # raised (and handed to the actions) now, not next second
+        else:
+            self.notify("A console over several sites raises no alerts", severity="warning")
+
     def open_worker_detail(self, worker_id: str) -> None:
         """Open the detail of one worker (`enter` on a tile, a station's worker or an alert)."""
         top = self.screen

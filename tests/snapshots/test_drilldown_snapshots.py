@@ -95,5 +95,5 @@ class TestAlerts:
         no event for 55 min", the cursor row; IDLE TOO LONG W2 since 09:15 (idle from 09:00 +
         15 min) for 1h15m, "W2 (Bilal Khan): idle at S2 for 1 h 30 min". Model drift:
         yolo-v8.2, baseline 0.90, now 0.91, +0.01, 13.0 and 18.0 units/h, ok. Recent alerts,
-        newest first: the same two, both "active"."""
+        newest first: the same two, both "active". Footer: esc Back, h Report, r Retrain."""
         assert snap_compare(console(), terminal_size=SIZE, run_before=open_view("4"))

@@ -1,7 +1,9 @@
 """The alerts view (`4`): active alerts, each model's drift figures, and recent alerts.
 
 Alerts are kept in the database's `alerts` table by the console that owns the listener; every
-console (viewers too) shows that table. `enter` on an alert about a worker opens the worker.
+console (viewers too) shows that table. `enter` on an alert about a worker opens the worker;
+`r` suggests retraining the model highlighted in the drift table (`retrain_suggested`, handed
+to the alert actions like any alert). Alert actions that failed are listed under the tables.
 """
 
 from __future__ import annotations
@@ -13,15 +15,22 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 
 from factory_tui.config import AlertSettings
 from factory_tui.console.screens.view_screen import SHIFT_REPORT_KEY, ViewScreen
-from factory_tui.engine.alerts import CAMERA_DARK, CONFIDENCE_DRIFT, IDLE_TOO_LONG, RATE_DRIFT
+from factory_tui.engine.alerts import (
+    CAMERA_DARK,
+    CONFIDENCE_DRIFT,
+    IDLE_TOO_LONG,
+    RATE_DRIFT,
+    RETRAIN_SUGGESTED,
+)
 from factory_tui.engine.drift import ModelDrift
 from factory_tui.engine.snapshot import US_PER_S
 from factory_tui.records import AlertRecord
-from factory_tui.view_models import ViewData, ViewNeeds
+from factory_tui.view_models import ActionFailure, ViewData, ViewNeeds
 from factory_tui.widgets.formatting import (
     MISSING,
     confidence,
@@ -37,6 +46,7 @@ KIND_WORDS: Final[dict[str, str]] = {
     IDLE_TOO_LONG: "IDLE TOO LONG",
     CONFIDENCE_DRIFT: "CONFIDENCE DRIFT",
     RATE_DRIFT: "RATE DRIFT",
+    RETRAIN_SUGGESTED: "RETRAIN SUGGESTED",
 }
 WORKER_KINDS: Final = frozenset({CAMERA_DARK, IDLE_TOO_LONG})
 """Alert kinds whose subject is a worker id."""
@@ -83,11 +93,15 @@ def thresholds(alerts: AlertSettings, max_gap_s: float) -> str:
 class AlertsScreen(ViewScreen):
     """Active alerts, model drift and the recent alert history."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("h", "shift_report", "Report")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("h", "shift_report", "Report"),
+        Binding("r", "suggest_retrain", "Retrain"),
+    ]
     VIEW = "alerts"
     HELP_KEYS: ClassVar = (
         ("tab", "Move between the three tables"),
         ("enter", "On a worker's alert: open the worker's detail"),
+        ("r", "Suggest retraining the model highlighted in Model drift (again: withdraw it)"),
         ("esc", "Back to the screen below"),
         SHIFT_REPORT_KEY,
     )
@@ -96,7 +110,16 @@ class AlertsScreen(ViewScreen):
         "that owns the listener writes them to the database, viewers read them.",
         "Drift compares each model_version's rolling mean confidence and production rate with "
         "its own baseline (its first baseline period, or one set in the config).",
+        "A drift held for [alerts] retrain_after_s raises RETRAIN SUGGESTED with its evidence; "
+        "[[alerts.actions]] hand every alert raised or cleared to a command or a webhook.",
     )
+
+    class RetrainRequested(Message):
+        """The supervisor asked to retrain a model (or to withdraw that)."""
+
+        def __init__(self, model_version: str) -> None:
+            super().__init__()
+            self.model_version = model_version
 
     DEFAULT_CSS = """
     AlertsScreen #alerts-heading {
@@ -120,6 +143,12 @@ class AlertsScreen(ViewScreen):
     }
     AlertsScreen #alerts-body {
         height: 1fr;
+    }
+    AlertsScreen #actions-failed {
+        height: auto;
+        padding: 0 1;
+        margin-top: 1;
+        display: none;
     }
     """
 
@@ -145,6 +174,7 @@ class AlertsScreen(ViewScreen):
             yield DataTable(id="alerts-drift", cursor_type="row")
             yield Static("Recent alerts, newest first", classes="section-title")
             yield DataTable(id="alerts-history", cursor_type="row", zebra_stripes=True)
+            yield Static(id="actions-failed")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -191,6 +221,10 @@ class AlertsScreen(ViewScreen):
             self.query_one("#alerts-drift", DataTable),
             [(model.model_version, self._drift_cells(model)) for model in alerts.drift],
         )
+        failed = self.query_one("#actions-failed", Static)
+        failed.display = bool(alerts.action_failures)
+        if alerts.action_failures:
+            failed.update(self._failures_text(alerts.action_failures))
         if alerts.history is None:
             return  # computed for another view: the listed history stays until our next tick
         self.history = alerts.history
@@ -215,6 +249,16 @@ class AlertsScreen(ViewScreen):
             cell(state, "bold" if state.startswith("DRIFTING") else ""),
         ]
 
+    def _failures_text(self, failures: tuple[ActionFailure, ...]) -> Text:
+        text = Text(f"Failed alert actions ({len(failures)}), newest first", "bold red")
+        for failure in reversed(failures):
+            text.append(
+                f"\n{self.clock(failure.at_us, seconds=False)}  {failure.action}: "
+                f"{failure.alert}: {failure.error}",
+                "",
+            )
+        return text
+
     def _history_cells(self, alert: AlertRecord, at_us: int) -> list[Text]:
         end = at_us if alert.cleared_us is None else alert.cleared_us
         return [
@@ -238,3 +282,12 @@ class AlertsScreen(ViewScreen):
             if str(alert.id) == event.row_key.value and alert.kind in WORKER_KINDS:
                 self.post_message(WorkerGrid.WorkerSelected(alert.subject))
                 return
+
+    def action_suggest_retrain(self) -> None:
+        drift = self.query_one("#alerts-drift", DataTable)
+        if not drift.row_count:
+            self.notify("No model in the drift table yet", severity="warning")
+            return
+        row_key = drift.coordinate_to_cell_key(drift.cursor_coordinate).row_key
+        if row_key.value is not None:
+            self.post_message(self.RetrainRequested(row_key.value))

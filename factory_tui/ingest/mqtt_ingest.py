@@ -176,6 +176,7 @@ class MqttIngest:
         self._dead_letters = 0
         self._started = False
         self._stopping = False
+        self._subscribed = False
 
     @property
     def broker(self) -> str:
@@ -186,6 +187,11 @@ class MqttIngest:
     def client_id(self) -> str:
         """The client id the persistent session is kept under."""
         return self._options.client_id
+
+    @property
+    def subscribed(self) -> bool:
+        """Connected, and the broker has confirmed the subscription (loop thread)."""
+        return self._connected and self._subscribed
 
     def start(self) -> None:
         """Start connecting in the background (a broker that is down is retried with backoff).
@@ -273,6 +279,8 @@ class MqttIngest:
         failed = [str(code) for code in reasons if code.is_failure]
         if failed:
             self._hop(self._refused, f"subscription to {self._config.topic} refused: {failed[0]}")
+        else:
+            self._hop(self._on_subscribed)
 
     def _paho_message(self, _client: paho.Client, _userdata: Any, message: Any) -> None:
         self._hop(self._received, message.mid, message.qos, message.topic, message.payload)
@@ -290,12 +298,17 @@ class MqttIngest:
             was_down,
         )
 
+    def _on_subscribed(self) -> None:
+        self._subscribed = True
+        log.info("MQTT: subscribed to %s (QoS 1)", self._config.topic)
+
     def _refused(self, error: str) -> None:
         if error != self._error:
             log.warning("MQTT: %s; retrying", error)
         self._error = error
 
     def _down(self, reason: str) -> None:
+        self._subscribed = False
         if self._connected:
             self._down_since = time.monotonic()
             self._connected = False

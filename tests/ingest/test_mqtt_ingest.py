@@ -97,7 +97,7 @@ async def test_events_over_mqtt_are_stored_as_the_same_events_over_tcp(
     async with mqtt_listener(
         tmp_path, "mqtt", url=mqtt_url, topic=f"{base}/+/events", client_id=unique()
     ) as (over_mqtt, ingest):
-        await wait_until(lambda: ingest.state().down_s is None)
+        await wait_until(lambda: ingest.subscribed)
         await publish(mqtt_url, messages)
         await wait_until(lambda: over_mqtt.stats().accepted + over_mqtt.stats().duplicates == 65)
         await wait_until(lambda: ingest.state().in_flight == 0)
@@ -135,7 +135,7 @@ async def test_bad_payloads_are_rejected_counted_and_dead_lettered(
             client_id=unique(),
             dead_letter_topic=f"{base}/dead",
         ) as (listener, ingest):
-            await wait_until(lambda: ingest.state().down_s is None)
+            await wait_until(lambda: ingest.subscribed)
             await publish(
                 mqtt_url,
                 [
@@ -182,7 +182,7 @@ async def test_a_lost_broker_shows_down_and_is_reconnected_to(
         assert ingest.state().down_s is not None
         assert ingest.state().describe().startswith("MQTT down")
         await proxy.start(port)
-        await wait_until(lambda: ingest.state().down_s is None, 15.0)
+        await wait_until(lambda: ingest.subscribed, 15.0)
         await publish(mqtt_url, [(f"{base}/W1/events", event_at(1))])
         await wait_until(lambda: listener.stats().accepted == 1)
         await proxy.stop()
@@ -191,7 +191,7 @@ async def test_a_lost_broker_shows_down_and_is_reconnected_to(
         # Published while we are away: the broker keeps it for our session.
         await publish(mqtt_url, [(f"{base}/W1/events", event_at(2))])
         await proxy.start(port)
-        await wait_until(lambda: ingest.state().down_s is None, 15.0)
+        await wait_until(lambda: ingest.subscribed, 15.0)
         await wait_until(lambda: listener.stats().accepted == 2)
     await proxy.stop()
 

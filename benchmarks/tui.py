@@ -11,14 +11,21 @@ Prints figures; asserts nothing (the machine is shared and noisy, timings are no
    first frame, and to the first frame with live figures (the `LIVE` marker).
 3. CPU of the console process (psutil, user + system) over 10 s: idle (no new events), and live
    (the same console with `--simulate` feeding 200 cameras in real time).
+4. Bytes to the terminal: `factory-tui demo` (6 workers, then 200) on a 120x40 pty; after the
+   first live figures and a 10 s warm-up, every byte it writes for 30 s is counted, beside
+   `top -d 1` on the same pty size in the same run (the yardstick). Also how many times each
+   screen row was written, and how much of the output is colour codes (SGR).
 
-Run: `.venv/bin/python benchmarks/tui.py` (about a minute and a half).
+Run: `.venv/bin/python benchmarks/tui.py` (about three minutes); `--only ticks|start|cpu|bytes`
+runs one part.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -26,7 +33,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import psutil
 
@@ -221,7 +228,69 @@ def cpu(workdir: Path, extra: list[str], label: str, settle_s: float) -> None:
         terminal.close()
 
 
+BYTES_SIZE: Final = (120, 40)
+BYTES_WARM_S: Final = 10.0
+BYTES_S: Final = 30.0
+_MOVE = re.compile(rb"\x1b\[(\d+);\d+H")
+_ESCAPE = re.compile(rb"\x1b(\[[0-9;?<>=$]*[a-zA-Z~]|\][^\x07\x1b]*(\x07|\x1b\\))")
+_SGR = re.compile(rb"\x1b\[[0-9;]*m")
+
+
+def count_bytes(args: list[str], workdir: Path, ready: bytes | None) -> bytes:
+    """What `args` writes to a 120x40 pty over BYTES_S, after `ready` and a warm-up."""
+    terminal = Terminal(args, workdir, size=BYTES_SIZE)
+    try:
+        if ready is not None:
+            assert terminal.read_until(ready, timeout=120), terminal.output[-500:]
+        terminal.read_until(b"\0never\0", timeout=BYTES_WARM_S)
+        start = len(terminal.output)
+        terminal.read_until(b"\0never\0", timeout=BYTES_S)
+        return bytes(terminal.output[start:])
+    finally:
+        terminal.close()
+
+
+def describe_bytes(label: str, data: bytes, yardstick: float) -> None:
+    rate = len(data) / BYTES_S
+    rows: dict[int, int] = {}
+    pieces = _MOVE.split(data)  # text, then (row, text) after each cursor move
+    for row, text in zip(pieces[1::2], pieces[2::2], strict=True):
+        if _ESCAPE.sub(b"", text).strip(b"\r\n"):  # text was written, not just the cursor
+            rows[int(row)] = rows.get(int(row), 0) + 1
+    sgr = sum(len(code) for code in _SGR.findall(data))
+    most = max(rows.values(), default=0)
+    print(
+        f"  {label:<34} {rate / 1000:6.2f} KB/s = {rate / yardstick:4.2f}x top; "
+        f"SGR {100 * sgr / max(1, len(data)):3.0f} %; text on {len(rows)} rows, "
+        f"the busiest written {most} times in {BYTES_S:.0f} s"
+    )
+
+
+def terminal_bytes() -> None:
+    top = shutil.which("top")
+    yardstick = 0.0
+    if top is not None:
+        with tempfile.TemporaryDirectory() as folder:
+            data = count_bytes([top, "-d", "1"], Path(folder), None)
+        yardstick = len(data) / BYTES_S
+    print(
+        f"\nBytes to a {BYTES_SIZE[0]}x{BYTES_SIZE[1]} pty over {BYTES_S:.0f} s after a "
+        f"{BYTES_WARM_S:.0f} s warm-up (yardstick: top -d 1, {yardstick / 1000:.2f} KB/s):"
+    )
+    for workers in (6, 200):
+        with tempfile.TemporaryDirectory() as folder:
+            args = [FACTORY_TUI, "demo", "--port", "0", "--workers", str(workers)]
+            data = count_bytes(args, Path(folder), b"LIVE")
+        describe_bytes(f"demo, {workers} workers", data, max(1.0, yardstick))
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=("ticks", "start", "cpu", "bytes"))
+    only = parser.parse_args().only
+    if only == "bytes":
+        terminal_bytes()
+        return
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
         db = workdir / "morning.db"
@@ -234,21 +303,27 @@ def main() -> None:
             f"in {time.perf_counter() - started:.1f} s; {os.cpu_count()} CPUs, machine shared"
         )
         (workdir / "bench.toml").write_text(config_toml(settings), encoding="utf-8")
-        for size in ((120, 40), (200, 60)):
+        for size in ((120, 40), (200, 60)) if only in (None, "ticks") else ():
             # Each run starts from the same stored morning (the previous run added events).
             copy = workdir / f"tick-{size[0]}.db"
             shutil.copy(db, copy)
             asyncio.run(measure_ticks(copy, settings_for(copy), size))
+        if only == "ticks":
+            return
         # The command-line runs use the wall clock: give them the running shift so far.
         live_db = workdir / "bench.db"
         now = now_us()
         shift_start = to_utc_us(settings.current_window(from_utc_us(now))[0])
         stored = fill(live_db, settings, fleet, shift_start, now)
         print(f"\nDatabase for the command-line runs: the running shift so far, {stored:,} events")
-        first_paint(workdir)
-        print(f"\nConsole process CPU ({CPU_SECONDS:.0f} s after settling; 1 Hz tick):")
-        cpu(workdir, [], "idle (no new events)", settle_s=3.0)
-        cpu(workdir, ["--simulate"], "live (--simulate, 200 cameras)", settle_s=15.0)
+        if only in (None, "start"):
+            first_paint(workdir)
+        if only in (None, "cpu"):
+            print(f"\nConsole process CPU ({CPU_SECONDS:.0f} s after settling; 1 Hz tick):")
+            cpu(workdir, [], "idle (no new events)", settle_s=3.0)
+            cpu(workdir, ["--simulate"], "live (--simulate, 200 cameras)", settle_s=15.0)
+    if only in (None, "bytes"):
+        terminal_bytes()
 
 
 if __name__ == "__main__":

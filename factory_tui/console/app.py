@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any, ClassVar, Final, Literal
 
+from rich.console import RenderableType
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
@@ -45,6 +46,7 @@ from factory_tui.console.screens.view_screen import ViewScreen
 from factory_tui.console.screens.worker_detail_screen import WorkerDetailScreen
 from factory_tui.console.services import ConsoleServices, Feeder, Role, StartError
 from factory_tui.console.status import clock_text, paused_status, stale_status, subtitle
+from factory_tui.console.terminal_frames import TerminalShadow, shadowed
 from factory_tui.console.tick_loop import TickLoop
 from factory_tui.engine.snapshot import Snapshot
 from factory_tui.ingest.listener import Listener
@@ -155,6 +157,13 @@ class FactoryApp(App[None]):
         self.summary = self.floor.summary
         self.health_badge = self.floor.health_badge
         self.grid = self.floor.grid
+        self.terminal_shadow = TerminalShadow()
+        """What the terminal shows: each frame sends only the cells that changed."""
+
+    def _display(self, screen: Screen[Any], renderable: RenderableType | None) -> None:
+        # Fewer bytes over SSH: see terminal_frames.
+        inline = self._driver is not None and self._driver.is_inline
+        super()._display(screen, shadowed(self.terminal_shadow, renderable, inline))
 
     @property
     def listener(self) -> Listener | None:
@@ -167,6 +176,7 @@ class FactoryApp(App[None]):
     async def on_mount(self) -> None:
         # The first screen mounts in its own task; the title and an early exit need its header.
         await self.floor.mounted.wait()
+        self.app_resume_signal.subscribe(self, lambda _app: self.terminal_shadow.reset())
         self.role = self.services.role  # a viewer asked for (a demo's second console) says so
         self._update_title()
         try:
@@ -280,6 +290,7 @@ class FactoryApp(App[None]):
             )
             self.summary.status = FeedStatus("live")
             self.summary.forward = self.services.forward_state()
+            self.summary.mqtt = self.services.mqtt_state()
             if result.health is not None:
                 self.health_badge.reading = result.health
             self.floor.show(snapshot)

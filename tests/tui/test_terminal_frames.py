@@ -1,0 +1,179 @@
+"""Only what changed goes to the terminal, and the terminal ends up showing the same screen.
+
+The real console runs headless on the fixture floor; every compositor update it produces (first
+paint, ticks, sorting, the filter, a view pushed and popped) is written twice: as Textual writes
+it, and through `TerminalShadow`. Both byte streams are played into a small terminal model
+(cursor moves, SGR, text), and after every frame the two screens must be identical, cell by cell
+and colour by colour.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rich.cells import cell_len
+from rich.color import ColorSystem
+from rich.console import Console
+from rich.segment import Segment
+from rich.style import Style
+from textual._compositor import ChopsUpdate, CompositorUpdate, LayoutUpdate
+from textual.geometry import Region
+from textual.strip import Strip
+
+from factory_tui.console.terminal_frames import TerminalShadow
+from tests.tui.conftest import ConsoleFactory, SetClock
+
+SIZE = (120, 40)
+_TOKEN = re.compile(r"\x1b\[(\d+);(\d+)H|\x1b\[([0-9;]*)m|(\n)|([^\x1b\n]+)")
+_ON = {"1", "2", "3", "4", "5", "6", "7", "8", "9", "21", "51", "52", "53"}
+_OFF = {"22": {"1", "2"}, "23": {"3"}, "24": {"4", "21"}, "25": {"5", "6"}, "27": {"7"}}
+
+
+class ScreenModel:
+    """Just enough of a terminal: absolute moves, line feeds, SGR and printed text."""
+
+    def __init__(self, width: int, height: int) -> None:
+        blank = (" ", (frozenset[str](), "", ""))
+        self.cells = [[blank] * width for _ in range(height)]
+        self.width, self.height = width, height
+        self.x = self.y = 0
+        self.pen: tuple[frozenset[str], str, str] = (frozenset(), "", "")
+        self.rows_written: set[int] = set()
+
+    def feed(self, data: str) -> None:
+        position = 0
+        while position < len(data):
+            match = _TOKEN.match(data, position)
+            assert match is not None, f"unknown sequence {data[position : position + 20]!r}"
+            position = match.end()
+            move, column, sgr, newline, text = match.groups()
+            if move is not None:
+                self.y, self.x = int(move) - 1, int(column) - 1
+            elif sgr is not None:
+                self._sgr(sgr)
+            elif newline is not None:
+                self.y += 1
+            else:
+                self._print(text)
+
+    def _print(self, text: str) -> None:
+        self.rows_written.add(self.y)
+        for char in text:
+            width = cell_len(char)
+            if self.x < self.width and 0 <= self.y < self.height:
+                self.cells[self.y][self.x] = (char, self.pen)
+                if width == 2 and self.x + 1 < self.width:
+                    self.cells[self.y][self.x + 1] = ("", self.pen)
+            self.x += width
+
+    def _sgr(self, codes_text: str) -> None:
+        attrs, fg, bg = self.pen
+        codes = codes_text.split(";") if codes_text else ["0"]
+        index = 0
+        while index < len(codes):
+            code = codes[index]
+            if code in ("38", "48"):
+                size = 3 if codes[index + 1] == "5" else 5
+                colour = ";".join(codes[index : index + size])
+                fg, bg = (colour, bg) if code == "38" else (fg, colour)
+                index += size
+                continue
+            if code == "0":
+                attrs, fg, bg = frozenset(), "", ""
+            elif code in _ON:
+                attrs = attrs | {code}
+            elif code in _OFF:
+                attrs = attrs - _OFF[code]
+            elif code == "39":
+                fg = ""
+            elif code == "49":
+                bg = ""
+            elif 30 <= int(code) <= 37 or 90 <= int(code) <= 97:
+                fg = code
+            elif 40 <= int(code) <= 47 or 100 <= int(code) <= 107:
+                bg = code
+            else:
+                raise AssertionError(f"unexpected SGR code {code}")
+            index += 1
+        self.pen = (attrs, fg, bg)
+
+    def row_text(self, y: int) -> list[Any]:
+        return list(self.cells[y])
+
+
+async def test_shadowed_frames_paint_the_same_screen_with_fewer_bytes(
+    console: ConsoleFactory, clock: SetClock
+) -> None:
+    app = console()
+    frames: list[CompositorUpdate] = []
+    display = app._display
+
+    def capture(screen: Any, renderable: Any) -> None:
+        if isinstance(renderable, ChopsUpdate | LayoutUpdate):
+            frames.append(renderable)
+        display(screen, renderable)
+
+    app._display = capture  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await app.tick_now()
+        await pilot.pause()
+        for _ in range(3):  # live ticks: the clock moves, ages and bars change
+            clock.advance(60)
+            await app.tick_now()
+            await pilot.pause()
+        for keys in (["s"], ["slash", "a", "n"], ["escape"], ["2"], ["escape"], ["down"]):
+            await pilot.press(*keys)
+            await pilot.pause()
+        clock.advance(60)
+        await app.tick_now()
+        await pilot.pause()
+    assert len(frames) > 8
+    assert any(isinstance(frame, ChopsUpdate) for frame in frames)
+
+    terminal = Console(color_system="256", force_terminal=True, width=SIZE[0])
+    plain, shadowed = ScreenModel(*SIZE), ScreenModel(*SIZE)
+    shadow = TerminalShadow()
+    plain_bytes = shadow_bytes = 0
+    for number, frame in enumerate(frames):
+        before = [plain.row_text(y) for y in range(SIZE[1])]
+        as_textual = frame.render_segments(terminal)
+        ours = shadow.encode(frame, ColorSystem.EIGHT_BIT)
+        plain.feed(as_textual)
+        shadowed.rows_written.clear()
+        shadowed.feed(ours)
+        plain_bytes += len(as_textual.encode())
+        shadow_bytes += len(ours.encode())
+        for y in range(SIZE[1]):
+            assert shadowed.row_text(y) == plain.row_text(y), f"frame {number}, row {y}"
+        if isinstance(frame, ChopsUpdate):
+            changed = {y for y in range(SIZE[1]) if plain.row_text(y) != before[y]}
+            # A row whose content did not change is not sent again.
+            assert shadowed.rows_written <= changed, f"frame {number}"
+    assert shadow_bytes * 2 < plain_bytes, (shadow_bytes, plain_bytes)
+
+
+def test_a_style_change_sends_only_what_differs() -> None:
+    shadow = TerminalShadow()
+    first = LayoutUpdate(
+        [[Strip([Segment("ab", Style(color="red")), Segment("cd")])]], Region(0, 0, 4, 1)
+    )
+    text = shadow.encode(first, ColorSystem.EIGHT_BIT)
+    assert text == "\x1b[1;1H\x1b[31mab\x1b[39mcd"
+    # Same cells again, as a partial update: nothing to send.
+    same = ChopsUpdate(
+        [{0: Strip([Segment("ab", Style(color="red")), Segment("cd")])}], [(0, 0, 4)], [[4]]
+    )
+    assert shadow.encode(same, ColorSystem.EIGHT_BIT) == ""
+    # One cell changes: one move and that cell.
+    one = ChopsUpdate(
+        [{0: Strip([Segment("ab", Style(color="red")), Segment("cX")])}], [(0, 0, 4)], [[4]]
+    )
+    assert shadow.encode(one, ColorSystem.EIGHT_BIT) == "\x1b[1;4HX"
+    # Bold off needs a reset; colours already right are not repeated after it.
+    bold = ChopsUpdate(
+        [{0: Strip([Segment("ab", Style(color="red", bold=True)), Segment("cY")])}],
+        [(0, 0, 4)],
+        [[4]],
+    )
+    assert shadow.encode(bold, ColorSystem.EIGHT_BIT) == ("\x1b[1;1H\x1b[1;31mab\x1b[0mcY")

@@ -2,11 +2,11 @@
 
 The access rules, each small and testable on its own: TLS contexts for the listener and for
 `send`/`simulate` (`server_tls_context`, `client_tls_context`), the IP allow-list
-(`AllowList`), connections counted per address (`PeerCounts`), a per-connection token bucket
-(`TokenBucket`), and `TlsHandshake`, the protocol a TLS listener accepts with: it screens the
-peer's address before any TLS byte is parsed, runs the handshake, and only then hands the
-encrypted transport to the real connection, so a failed handshake is seen (and audited) with
-the address it came from.
+(`AllowList`), connections counted per address (`PeerCounts`), the per-connection rate limit
+(`TokenBucket`, `HeldLines`), and `TlsHandshake`, the protocol a TLS listener accepts with: it
+screens the peer's address before any TLS byte is parsed, runs the handshake, and only then
+hands the encrypted transport to the real connection, so a failed handshake is seen (and
+audited) with the address it came from.
 """
 
 from __future__ import annotations
@@ -14,15 +14,16 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import ssl
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Final, Protocol
 
 from factory_tui.config import IngestSettings
-from factory_tui.ingest.protocol import rejected
+from factory_tui.ingest.protocol import Line, rejected
 
 BURST_S: Final = 0.1
-"""A token bucket holds this many seconds' worth of lines: bursts stay short, so a peer is
+"""A token bucket holds this many seconds' worth of tokens: bursts stay short, so a peer is
 held to its rate within a few percent over a second or more."""
 
 
@@ -161,12 +162,8 @@ class PeerCounts:
 
 
 class TokenBucket:
-    """`rate_per_s` lines a second, with bursts of up to `burst` lines.
-
-    `take` never refuses: lines already read are queued all the same (nothing is dropped), the
-    bucket goes into debt, and the caller stops reading for the time that debt takes to repay.
-    Time is an argument, so the bucket is exactly testable.
-    """
+    """`rate_per_s` tokens a second, holding at most `burst`. Time is an argument, so the
+    bucket is exactly testable."""
 
     def __init__(self, rate_per_s: float, burst: float | None = None, *, now: float = 0.0) -> None:
         if rate_per_s <= 0:
@@ -176,17 +173,55 @@ class TokenBucket:
         self._tokens = self.burst
         self._at = now
 
-    @classmethod
-    def per_connection(cls, rate_per_s: float | None, now: float) -> TokenBucket | None:
-        """The bucket of one connection (None: no limit configured)."""
-        return None if rate_per_s is None else cls(rate_per_s, now=now)
-
-    def take(self, count: int, now: float) -> float:
-        """Spend `count` tokens; returns how long to wait before reading more (0: go on)."""
+    def grant(self, wanted: int, now: float) -> int:
+        """Spend up to `wanted` whole tokens; returns how many were spent."""
         self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate_per_s)
         self._at = now
-        self._tokens -= count
-        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate_per_s
+        granted = min(wanted, int(self._tokens))
+        self._tokens -= granted
+        return granted
+
+    def wait_s(self) -> float:
+        """How long until the next whole token, as of the last `grant`."""
+        return max(0.0, (1 - self._tokens) / self.rate_per_s)
+
+
+class HeldLines:
+    """A connection's lines read past its rate (`[ingest] max_events_per_s`), handed on as the
+    token bucket refills. The connection stops reading while any are held, so this holds at
+    most one read chunk, and the peer is slowed by TCP, not dropped."""
+
+    def __init__(self, rate_per_s: float, *, now: float) -> None:
+        self.bucket = TokenBucket(rate_per_s, now=now)
+        self._lines: deque[Line] = deque()
+        self._bytes = 0
+
+    @classmethod
+    def per_connection(cls, rate_per_s: float | None, now: float) -> HeldLines | None:
+        """The held lines of one connection (None: no limit configured)."""
+        return None if rate_per_s is None else cls(rate_per_s, now=now)
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    def hold(self, items: Sequence[Line], nbytes: int) -> None:
+        """Queue lines just read (`nbytes` of input)."""
+        self._lines.extend(items)
+        self._bytes += nbytes
+
+    def release(self, now: float, *, everything: bool = False) -> tuple[list[Line], int]:
+        """The lines the bucket lets through now (all of them with `everything`), and their
+        share of the input bytes."""
+        count = len(self._lines) if everything else self.bucket.grant(len(self._lines), now)
+        if not count:
+            return [], 0
+        share = self._bytes if count == len(self._lines) else self._bytes * count // len(self)
+        self._bytes -= share
+        return [self._lines.popleft() for _ in range(count)], share
+
+    def wait_s(self) -> float:
+        """How long until the next line may go."""
+        return self.bucket.wait_s()
 
 
 # --- the TLS handshake ahead of a connection ----------------------------------------------------

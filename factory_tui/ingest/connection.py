@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Final, Protocol
 
 from factory_tui.config import Settings
-from factory_tui.ingest.access import TokenBucket, tls_subject
+from factory_tui.ingest.access import HeldLines, tls_subject
 from factory_tui.ingest.protocol import (
     AUTH_MISSING,
     AUTH_WRONG,
@@ -114,8 +114,9 @@ class Connection(asyncio.Protocol):
         self._closed = False
         self._linger: asyncio.TimerHandle | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
-        # [ingest] max_events_per_s: over the rate, reading stops until the bucket refills.
-        self._bucket = TokenBucket.per_connection(
+        # [ingest] max_events_per_s: lines past the rate are held, and reading stops, until
+        # the bucket lets them through (the timer runs while any are held).
+        self._held = HeldLines.per_connection(
             host.settings.ingest.max_events_per_s, time.monotonic()
         )
         self._throttle: asyncio.TimerHandle | None = None
@@ -192,16 +193,31 @@ class Connection(asyncio.Protocol):
             if not items:
                 return
         self._unacked_lines += len(items)
-        self._unacked_bytes += nbytes
-        self._host.enqueue(self, items, nbytes)
-        if self._bucket is not None:
-            wait_s = self._bucket.take(len(items), time.monotonic())
-            if wait_s > 0 and self._throttle is None:
-                self._throttle = asyncio.get_running_loop().call_later(wait_s, self._unthrottle)
+        if self._held is not None:
+            self._held.hold(items, nbytes)
+            self._release_held()
+            return
+        self._queue(items, nbytes)
         self.update_reading()
 
-    def _unthrottle(self) -> None:
-        self._throttle = None
+    def _queue(self, items: list[Line], nbytes: int) -> None:
+        self._unacked_bytes += nbytes
+        self._host.enqueue(self, items, nbytes)
+
+    def _release_held(self, *, everything: bool = False) -> None:
+        """Queue the held lines the rate lets through now; wait for the rest."""
+        assert self._held is not None
+        if self._throttle is not None:
+            self._throttle.cancel()
+            self._throttle = None
+        if self._closed:
+            return
+        items, nbytes = self._held.release(time.monotonic(), everything=everything)
+        if items:
+            self._queue(items, nbytes)
+        if len(self._held):
+            loop = asyncio.get_running_loop()
+            self._throttle = loop.call_later(self._held.wait_s(), self._release_held)
         self.update_reading()
 
     def _check_auth(self, items: list[Line]) -> list[Line]:
@@ -308,6 +324,8 @@ class Connection(asyncio.Protocol):
         """Read no more; close once every line received so far has its reply."""
         self._ending = True
         self._cancel_idle()
+        if self._held is not None and len(self._held):
+            self._release_held(everything=True)  # no more to slow down: store them now
         self.update_reading()
         if self._unacked_lines == 0:
             self._finish()

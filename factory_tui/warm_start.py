@@ -115,10 +115,12 @@ def drift_floor(tracker: DriftTracker, at_us: int) -> int:
     """The oldest timestamp the rolling checks of `tracker.status(at_us)` look at.
 
     Each check looks back one window (confidence or rate, the longer) from each of the
-    minute boundaries of the sustain period; one spare minute covers rounding.
+    minute boundaries of the sustain period, or of `retrain_after_s` (how long a drift has
+    held), the longer; one spare minute covers rounding.
     """
     settings = tracker.settings
-    minutes = (max(settings.window_s, settings.rate_window_s) + settings.sustain_s) / 60
+    held_s = max(settings.sustain_s, settings.retrain_after_s)
+    minutes = (max(settings.window_s, settings.rate_window_s) + held_s) / 60
     return (at_us // BUCKET_US - int(minutes) - 2) * BUCKET_US
 
 

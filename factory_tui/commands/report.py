@@ -5,7 +5,8 @@ that can change the answer are read (see `warm_start.load_engine`), so a shift's
 fast however long the history; the numbers are exactly those of an engine fed it all.
 
 `--by model_version` adds a section per AI model (`Store.model_summary`): the events of the
-report's window, the same ones that give each worker's events and units.
+report's window, the same ones that give each worker's events and units; and the models whose
+retraining is suggested at the report's instant (`reports.retrain`), with the evidence.
 """
 
 from __future__ import annotations
@@ -33,10 +34,13 @@ from factory_tui.commands.common import (
     settings_from,
 )
 from factory_tui.config import Settings
+from factory_tui.console.alert_keeper import drift_settings
 from factory_tui.engine import Snapshot, Window
+from factory_tui.engine.alerts import AlertCondition
 from factory_tui.models import from_utc_us, iso_utc, now_us, to_utc_us
 from factory_tui.records import ModelSummary
 from factory_tui.reports.html import render
+from factory_tui.reports.retrain import retrain_data, retrain_suggestions
 from factory_tui.reports.shift import (
     ShiftNotFound,
     gather,
@@ -95,11 +99,16 @@ def resolve_window(
 # --- output -----------------------------------------------------------------------------------
 
 
-def report_data(snapshot: Snapshot, models: list[ModelSummary] | None = None) -> dict[str, Any]:
+def report_data(
+    snapshot: Snapshot,
+    models: list[ModelSummary] | None = None,
+    retrain: list[AlertCondition] | None = None,
+) -> dict[str, Any]:
     """The JSON document of a snapshot: docs/metrics.md field names, seconds, fractions, nulls.
 
     With `models` (from `--by model_version`) it has a "models" list too, one object per
-    model_version in the store's order (events that named no model, `null`, first).
+    model_version in the store's order (events that named no model, `null`, first); with
+    `retrain`, a "retrain_suggested" list (model_version, details, evidence).
     """
     window = snapshot.window
     factory = snapshot.factory
@@ -167,6 +176,8 @@ def report_data(snapshot: Snapshot, models: list[ModelSummary] | None = None) ->
             }
             for m in models
         ]
+    if retrain is not None:
+        data["retrain_suggested"] = retrain_data(retrain)
     return data
 
 
@@ -370,6 +381,16 @@ def print_table(snapshot: Snapshot, zone: tzinfo, models: list[ModelSummary] | N
     console.print(table)
 
 
+def print_retrain(retrain: list[AlertCondition]) -> None:
+    """The models whose retraining is suggested, one line each (with `--by model_version`)."""
+    if not retrain:
+        typer.echo("Retrain suggested: none")
+        return
+    typer.echo("Retrain suggested:")
+    for item in retrain:
+        typer.echo(f"  {item.details}")
+
+
 def _local(us: int, zone: tzinfo) -> str:
     return from_utc_us(us).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -417,7 +438,8 @@ def report(
         typer.Option(
             "--by",
             help="Add a breakdown. model_version: events, mean and lowest confidence (over "
-            "events of every type) and units per AI model, in the same window.",
+            "events of every type) and units per AI model, in the same window, and the models "
+            "whose retraining is suggested at --at (table and json).",
         ),
     ] = None,
     html: Annotated[
@@ -457,17 +479,23 @@ def report(
         write_html_report(settings, window, at_us, html)
         return
     models: list[ModelSummary] | None = None
+    retrain: list[AlertCondition] | None = None
     with open_store(settings, read_only=True) as store:
         engine = load_engine(store, settings, window, at_us, until_us=at_us, every_station=True)
         if by is ReportBy.model_version:
             models = store.model_summary(window.from_us, window.instants_end(at_us))
+            if output is not ReportFormat.csv:
+                retrain = retrain_suggestions(store, drift_settings(settings.alerts), at_us)
     snapshot = engine.snapshot(window, at_us)
     if output is ReportFormat.json:
-        typer.echo(json.dumps(report_data(snapshot, models), indent=2, ensure_ascii=False))
+        data = report_data(snapshot, models, retrain)
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
     elif output is ReportFormat.csv:
         typer.echo(report_csv(snapshot, models), nl=False)
     else:
         print_table(snapshot, settings.tz, models)
+        if retrain is not None:
+            print_retrain(retrain)
 
 
 def _report_window(

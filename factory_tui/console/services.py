@@ -26,6 +26,8 @@ from factory_tui.console.pipeline import Clock, TickPipeline
 from factory_tui.forwarding import BackgroundForwarder, Forwarder, ForwardError
 from factory_tui.ingest.http_ingest import HttpIngest, HttpIngestError
 from factory_tui.ingest.listener import Listener, ListenerError, PortInUseError
+from factory_tui.ingest.mqtt_client import MqttError
+from factory_tui.ingest.mqtt_ingest import MqttIngest
 from factory_tui.metrics_export import (
     FloorCollector,
     FloorFigures,
@@ -34,7 +36,7 @@ from factory_tui.metrics_export import (
     MetricsServer,
     on_loop,
 )
-from factory_tui.records import ForwardState
+from factory_tui.records import ForwardState, MqttState
 from factory_tui.retention import BackgroundRetention
 from factory_tui.storage import Store, StoreError, open_store
 from factory_tui.view_models import ViewData
@@ -90,6 +92,8 @@ class ConsoleServices:
         """Deletes events older than `store.keep_days` (only the console owning the listener)."""
         self.pipeline: TickPipeline | FleetPipeline | None = None
         self.metrics_http: MetricsServer | None = None
+        self.mqtt: MqttIngest | None = None
+        """The `[ingest.mqtt]` subscription (only the console owning the listener)."""
         """`/metrics` (only the console owning the listener, with `[metrics_http] port`)."""
         self.http_ingest: HttpIngest | None = None
         """`POST /api/events` (only the console owning the listener, with `[ingest.http] port`)."""
@@ -127,6 +131,12 @@ class ConsoleServices:
             except ForwardError as error:
                 raise StartError(str(error)) from None
             self.forwarder.start()
+        if self.listener is not None and self.settings.ingest.mqtt.url is not None:
+            try:
+                self.mqtt = MqttIngest(self.listener)
+                self.mqtt.start()
+            except MqttError as error:
+                raise StartError(str(error)) from None
         if self.listener is not None:
             self.retention = BackgroundRetention.from_settings(self.settings)
             if self.retention is not None:
@@ -248,6 +258,10 @@ class ConsoleServices:
         """Where forwarding stands (None: this console does not forward)."""
         return self.forwarder.state() if self.forwarder is not None else None
 
+    def mqtt_state(self) -> MqttState | None:
+        """Where the MQTT subscription stands (None: this console subscribes to none)."""
+        return self.mqtt.state() if self.mqtt is not None else None
+
     @property
     def wants_feed(self) -> bool:
         """A feeder was given (a viewer that cannot run it says so)."""
@@ -271,6 +285,8 @@ class ConsoleServices:
                 pass  # the listener stopped under the feed: nothing left to send to
         if self.http_ingest is not None:
             await self.http_ingest.stop()  # before the listener: what it received is answered
+        if self.mqtt is not None:
+            await self.mqtt.stop()  # before the listener: its last messages are stored and acked
         if self.listener is not None:
             await self.listener.stop()
         if self.forwarder is not None:

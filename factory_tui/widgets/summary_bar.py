@@ -8,7 +8,7 @@ redraws the bar when its displayed text changed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, Final, Literal
 
 from rich.cells import cell_len
@@ -19,7 +19,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from factory_tui.engine.snapshot import Snapshot, Window
-from factory_tui.records import ForwardState
+from factory_tui.records import ForwardState, MqttState
 from factory_tui.widgets.formatting import MISSING, clip, hours_minutes, percent, rate
 
 FeedState = Literal["loading", "live", "paused", "stale"]
@@ -150,6 +150,12 @@ class SummaryBar(Widget):
     """Active alerts (None until the first tick); `4` lists them."""
     forward: reactive[ForwardState | None] = reactive(None, layout=True)
     """Store-and-forward to the central database (None: this console does not forward)."""
+    mqtt: reactive[MqttState | None] = reactive(None, layout=True)
+    """The MQTT subscription (None: this console subscribes to none)."""
+
+    def validate_mqtt(self, state: MqttState | None) -> MqttState | None:
+        # Only what the chip shows: the counters would redraw the bar on every message.
+        return None if state is None else replace(state, messages=0, in_flight=0)
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return len(self._lines(width))
@@ -194,6 +200,11 @@ class SummaryBar(Widget):
             ]
         if self.forward is not None:
             chips.append(self._forward_chip(label, value))
+        if self.mqtt is not None:
+            # Down in the outage colour; up, quietly.
+            down = self.mqtt.down_s is not None
+            part = "summary-bar--forward-down" if down else "summary-bar--label"
+            chips.append([(self.mqtt.describe(), self.get_component_rich_style(part))])
         if self.alerts:
             noun = "alert" if self.alerts == 1 else "alerts"
             style = self.get_component_rich_style("summary-bar--alerts")

@@ -49,6 +49,22 @@ def shift_window(settings: Settings, at_us: int) -> ShiftWindow:
     return ShiftWindow(shift, so_far, f"Shift {label}" if is_shift else f"Day {label}")
 
 
+def previous_window(settings: Settings, shown: ShiftWindow) -> Window:
+    """The window shown just before `shown` began (the previous shift, or the day before)."""
+    return shift_window(settings, shown.shift.from_us - 1).shift
+
+
+def keep_floor(settings: Settings, shown: ShiftWindow, at_us: int) -> int:
+    """The oldest timestamp a live console still needs at `at_us`: what the shown window and
+    the previous one (which the views can still show) need. Older events can be pruned; a
+    past window is loaded from the store when asked (`load_engine`)."""
+    max_gap_s = settings.metrics.max_gap_s
+    previous = previous_window(settings, shown)
+    return min(
+        history_floor(shown.so_far, at_us, max_gap_s), history_floor(previous, at_us, max_gap_s)
+    )
+
+
 def roster_names(settings: Settings, store: Store) -> tuple[dict[str, str], dict[str, str]]:
     """Worker and workstation names: our config, with the database's roster (the owner's
     config and auto-registered ids) over it."""

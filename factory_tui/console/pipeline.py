@@ -28,6 +28,7 @@ from factory_tui.view_models import ViewData, ViewNeeds
 from factory_tui.warm_start import (
     ShiftWindow,
     history_floor,
+    keep_floor,
     load_drift_history,
     load_history,
     roster_names,
@@ -121,6 +122,8 @@ class TickPipeline:
             self._sync_roster(store)
             initial = not self.loaded
             new_rows = self._warm_start(store, shown, at_us) if initial else self._read_new(store)
+            # Forget what neither the shown window nor the previous one needs: flat memory.
+            self.engine.prune(keep_floor(self.settings, shown, at_us))
             if not initial:
                 self._rate.add(self._monotonic(), new_rows)
             engine = self.engine

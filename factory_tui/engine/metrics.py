@@ -12,6 +12,12 @@ How the work is split so a tick stays cheap whatever the history size:
   blocks whose time they can change, and only the partial blocks at the window's edges are
   computed on every snapshot.
 
+A console left running forgets what no window it shows needs: `prune(cut)` drops the events
+before `cut` and keeps only what they carry forward (each worker's state in force and latest
+sighting), so memory stays flat however long it runs; rows older than the cut that arrive
+later are not held either. Windows whose `history_floor` is at or after the cut are answered
+exactly as by an engine that never forgot anything.
+
 An `Engine` is not thread-safe: fold and ask from one thread at a time (the console's tick
 worker does both).
 """
@@ -98,6 +104,8 @@ class Engine:
         """Block number -> {station index: occupied µs in that block}."""
         self._cursor = 0
         self._events = 0
+        self._horizon: int | None = None
+        self._dropped = 0
         self.set_roster(workers or {}, workstations or {})
 
     # --- state ------------------------------------------------------------------------------
@@ -109,8 +117,50 @@ class Engine:
 
     @property
     def events(self) -> int:
-        """Distinct events folded in so far."""
+        """Distinct events folded in so far (pruned ones included, rows that arrived older than
+        the horizon not: the engine cannot tell those from repeats)."""
         return self._events
+
+    @property
+    def horizon(self) -> int | None:
+        """The latest prune cut-off: events before it are not held (None: nothing pruned)."""
+        return self._horizon
+
+    @property
+    def dropped(self) -> int:
+        """Rows that arrived older than the horizon: the store keeps them, the engine only
+        what they carry forward (state and latest sighting)."""
+        return self._dropped
+
+    def held(self) -> int:
+        """Events held now (over every worker)."""
+        return sum(len(timeline) for timeline in self._timelines.values())
+
+    def oldest_held_us(self) -> int | None:
+        """Timestamp of the oldest event held (None when none is)."""
+        firsts = [timeline.ts[0] for timeline in self._timelines.values() if len(timeline)]
+        firsts += [units.ts[0] for units in self._station_units if len(units.ts)]
+        return min(firsts, default=None)
+
+    def prune(self, before_us: int) -> int:
+        """Forget every event with ts < `before_us`; returns how many were dropped.
+
+        What they carry forward stays: each worker's state in force and latest sighting, the
+        stations seen. Afterwards `snapshot`, `timeline`, `station_timeline`, `station_time`
+        and `idle_since` are exact for any window and `at` whose `history_floor`
+        (`factory_tui.warm_start`) is at or after `before_us`; rows older than `before_us`
+        that arrive later are not held. A cut-off at or before the horizon changes nothing.
+        """
+        if self._horizon is not None and before_us <= self._horizon:
+            return 0
+        self._horizon = before_us
+        dropped = sum(timeline.prune(before_us) for timeline in self._timelines.values())
+        for units in self._station_units:
+            units.prune(before_us)
+        # Cached occupancy of blocks that end before the cut-off is of no window still exact.
+        for number in [number for number in self._blocks if number < before_us // BLOCK_US]:
+            del self._blocks[number]
+        return dropped
 
     def set_roster(self, workers: Mapping[str, str], workstations: Mapping[str, str]) -> None:
         """Replace the roster (id -> name); ids seen in events are shown whether listed or not."""
@@ -161,17 +211,18 @@ class Engine:
             self._cursor = max(self._cursor, max(ids))
             for station_id in sorted(set(station_ids).difference(index)):
                 self._add_station(station_id)
-            try:
-                kinds = list(map(KIND_CODES.__getitem__, types))
-            except KeyError as error:
-                raise ValueError(f"unknown event_type {error.args[0]!r}") from None
-            stations = map(index.__getitem__, station_ids)
-            owns = list(map(add, map(mul, stations, repeat(4)), kinds))
-            scaled = list(map(round, map(mul, confs, repeat(CONFIDENCE_SCALE))))
-            columns: Columns = (list(ts), hash_keys(hashes), owns, list(counts), scaled)
             timeline = self._timelines.get(worker_id)
             if timeline is None:
                 timeline = self._timelines[worker_id] = WorkerTimeline(self.max_gap_us)
+            horizon = self._horizon
+            if horizon is not None and min(ts) < horizon:
+                old = [row for row in rows if row[1] < horizon]
+                self._carry_in(worker_id, timeline, old)
+                rows = [row for row in rows if row[1] >= horizon]
+                if not rows:
+                    continue
+                _, ts, hashes, types, station_ids, counts, confs, ids = zip(*rows, strict=True)
+            columns = self._columns(ts, hashes, types, station_ids, counts, confs)
             fresh, touched_from, touched_until = timeline.merge(columns)
             if fresh is not None:
                 added += len(fresh[0])
@@ -182,6 +233,40 @@ class Engine:
             self._station_units[station].add(events)
         self._events += added
         return added
+
+    def _columns(
+        self,
+        ts: tuple[int, ...],
+        hashes: tuple[str, ...],
+        types: tuple[str, ...],
+        station_ids: tuple[str, ...],
+        counts: tuple[int, ...],
+        confs: tuple[float, ...],
+    ) -> Columns:
+        """One worker's rows as the timeline's columns."""
+        try:
+            kinds = list(map(KIND_CODES.__getitem__, types))
+        except KeyError as error:
+            raise ValueError(f"unknown event_type {error.args[0]!r}") from None
+        stations = map(self._station_index.__getitem__, station_ids)
+        owns = list(map(add, map(mul, stations, repeat(4)), kinds))
+        scaled = list(map(round, map(mul, confs, repeat(CONFIDENCE_SCALE))))
+        return (list(ts), hash_keys(hashes), owns, list(counts), scaled)
+
+    def _carry_in(self, worker_id: str, timeline: WorkerTimeline, rows: list[EngineRow]) -> None:
+        """Rows older than the horizon: not held; they may still carry a state forward, be the
+        worker's latest sighting or name a station."""
+        self._dropped += len(rows)
+        _, ts, hashes, types, station_ids, counts, confs, _ = zip(*rows, strict=True)
+        columns = self._columns(ts, hashes, types, station_ids, counts, confs)
+        firsts = self._station_first
+        for t, own in zip(columns[0], columns[2], strict=True):
+            station = own >> 2
+            firsts[station] = min(firsts[station], t)
+            self._station_visitors[station].add(worker_id)
+            if own & 3 == WORKING:
+                self._station_workers[station].add(worker_id)
+        self._invalidate(*timeline.carry_in(columns))
 
     def _add_station(self, station_id: str) -> int:
         position = len(self._station_ids)
@@ -242,7 +327,7 @@ class Engine:
 
         worker_ids = set(self._roster_workers)
         worker_ids.update(
-            worker_id for worker_id, tl in self._timelines.items() if tl.ts[0] <= at_us
+            worker_id for worker_id, tl in self._timelines.items() if tl.seen_by(at_us)
         )
         counted: list[tuple[int, int, int]] = []
         workers = tuple(
@@ -289,7 +374,8 @@ class Engine:
         """One worker's row; appends its (working, idle, absent) µs to `counted`."""
         name = self._roster_workers.get(worker_id, worker_id)
         timeline = self._timelines.get(worker_id)
-        if timeline is None or timeline.ts[0] > at_us:
+        latest = None if timeline is None else timeline.latest(at_us)
+        if timeline is None or latest is None:
             counted.append((0, 0, 0))
             return WorkerMetrics(
                 worker_id=worker_id,
@@ -321,9 +407,7 @@ class Engine:
             if events
             else None
         )
-        last = timeline.last_index(at_us)
-        last_seen = timeline.ts[last]
-        code = timeline.cur[last]
+        last_seen, code = latest
         station_id = self._station_ids[code >> 2] if code >= 0 else None
         state: WorkerState = "unobserved"
         if code >= 0 and at_us - last_seen <= self.max_gap_us:

@@ -78,6 +78,15 @@ class StationUnits:
             return 0
         return self.units[bisect_left(self.ts, hi)] - self.units[bisect_left(self.ts, lo)]
 
+    def prune(self, before_us: int) -> int:
+        """Forget the events with ts < `before_us` (counts from there on are unchanged);
+        returns how many were dropped."""
+        dropped = bisect_left(self.ts, before_us)
+        if dropped:
+            del self.ts[:dropped]
+            del self.units[:dropped]
+        return dropped
+
     def nbytes(self) -> int:
         """Bytes held by the columns."""
         return sum(col.buffer_info()[1] * col.itemsize for col in (self.ts, self.units))

@@ -19,6 +19,11 @@ That is what makes the structure both exact and cheap:
 
 Everything is an integer: microseconds, and confidence in billionths (`CONFIDENCE_SCALE`), so
 every sum is exact and no result depends on arrival order or on how much history is held.
+
+A long-running console forgets old events (`prune`): it drops the events before a cut-off
+instant and keeps only what they carry forward — the state in force and the latest sighting
+(the *carry*). Every interval of a dropped event ends before `cut + max_gap`, so the figures of
+any window from there on are those of the whole history.
 """
 
 from __future__ import annotations
@@ -133,6 +138,11 @@ class WorkerTimeline:
         "run_work",
         "run_idle",
         "run_absent",
+        "carry_ts",
+        "carry_hk",
+        "carry_state_ts",
+        "carry_state_hk",
+        "carry_code",
     )
 
     def __init__(self, max_gap_us: int) -> None:
@@ -162,9 +172,110 @@ class WorkerTimeline:
         """Counted working µs of the intervals before each run starts."""
         self.run_idle: array[int] = array("q")
         self.run_absent: array[int] = array("q")
+        self.carry_ts: int | None = None
+        """Timestamp of the latest event before the held ones (pruned, or dropped as too old)."""
+        self.carry_hk = 0
+        self.carry_state_ts: int | None = None
+        """Timestamp of the latest state event before the held ones."""
+        self.carry_state_hk = 0
+        self.carry_code: int = NO_STATE
+        """The state code that event set: in force at the first held event."""
 
     def __len__(self) -> int:
         return len(self.ts)
+
+    def seen_by(self, at_us: int) -> bool:
+        """True when the worker had any event at or before `at_us` (held or carried)."""
+        if self.carry_ts is not None and self.carry_ts <= at_us:
+            return True
+        return bool(self.ts) and self.ts[0] <= at_us
+
+    def latest(self, at_us: int) -> tuple[int, int] | None:
+        """(timestamp, state code in force) of the latest event at or before `at_us`, held
+        or carried; None when there is none."""
+        index = bisect_right(self.ts, at_us) - 1
+        if index >= 0:
+            return self.ts[index], self.cur[index]
+        if self.carry_ts is not None and self.carry_ts <= at_us:
+            return self.carry_ts, self.carry_code
+        return None
+
+    def prune(self, before_us: int) -> int:
+        """Forget the events with ts < `before_us`, keeping what they carry forward; returns
+        how many were dropped.
+
+        Counted time, units and timelines stay exact for every instant from
+        `before_us + max_gap` on (an interval never outlives its event by more than max_gap).
+        """
+        ts = self.ts
+        k = bisect_left(ts, before_us)
+        if k == 0:
+            return 0
+        last = k - 1
+        self._carry_last(ts[last], self.hk[last])
+        state = last
+        own = self.own
+        while state >= 0 and own[state] & 3 == PRODUCT:
+            state -= 1
+        if state >= 0:
+            self._carry_state(ts[state], self.hk[state], own[state])
+        n = len(ts)
+        run_start = self.run_start
+        if k == n:
+            for column in (*self._columns(), self.cur, self.lost, *self._runs()):
+                del column[:]
+            del self.units[1:]
+            del self.conf_sum[1:]
+            return k
+        # The run holding event k now starts at 0. Totals restart from 0 there, as `counted`
+        # counts nothing before the first event held.
+        run = bisect_right(run_start, k) - 1
+        totals = [self.run_work[run], self.run_idle[run], self.run_absent[run]]
+        kind = self.run_code[run] & 3
+        if kind != PRODUCT:
+            totals[kind] += self.counted_between(run_start[run], k)
+        for column in self._runs():
+            del column[:run]
+        run_start[0] = k
+        self.run_work[0], self.run_idle[0], self.run_absent[0] = totals
+        for column in (*self._columns(), self.cur, self.lost, self.units, self.conf_sum):
+            del column[:k]
+        for column, base in zip((run_start, *self._runs()[2:]), (k, *totals), strict=True):
+            rebased = list(map(sub, column, repeat(base)))
+            del column[:]
+            column.fromlist(rebased)
+        return k
+
+    def carry_in(self, columns: Columns) -> tuple[int, int]:
+        """Fold in events older than the held ones (late rows before the prune cut-off): they
+        are not held, only what they carry forward is. Returns [start, end) of the instants
+        whose counted state may have changed (empty when none).
+        """
+        code_before = self.carry_code
+        for ts_us, key, own in zip(columns[0], columns[1], columns[2], strict=True):
+            self._carry_last(ts_us, key)
+            if own & 3 != PRODUCT:
+                self._carry_state(ts_us, key, own)
+        if self.carry_code == code_before or not self.ts:
+            return 0, 0
+        self._recompute(0)
+        # The carried state holds until the first held state event.
+        index, owns, n = 0, self.own, len(self.ts)
+        while index < n and owns[index] & 3 == PRODUCT:
+            index += 1
+        end = self.ts[index] if index < n else self.ts[n - 1] + self.max_gap_us
+        return self.ts[0], end
+
+    def _carry_last(self, ts_us: int, key: int) -> None:
+        if self.carry_ts is None or (ts_us, key) > (self.carry_ts, self.carry_hk):
+            self.carry_ts, self.carry_hk = ts_us, key
+
+    def _carry_state(self, ts_us: int, key: int, own: int) -> None:
+        if self.carry_state_ts is None or (ts_us, key) > (self.carry_state_ts, self.carry_state_hk):
+            self.carry_state_ts, self.carry_state_hk, self.carry_code = ts_us, key, own
+
+    def _runs(self) -> tuple[array[int], array[int], array[int], array[int], array[int]]:
+        return self.run_start, self.run_code, self.run_work, self.run_idle, self.run_absent
 
     def merge(self, columns: Columns) -> tuple[Columns | None, int, int]:
         """Fold events in (any order, duplicates allowed); only the touched tail is recomputed.
@@ -254,7 +365,7 @@ class WorkerTimeline:
         for column in (run_start, run_code, *run_totals):
             del column[kept:]
 
-        state = cur[position - 1] if position else NO_STATE
+        state = cur[position - 1] if position else self.carry_code
         in_run = run_code[-1] if kept else None
         del cur[position:]
         carried: list[int] = []

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 DEFAULT_FILE_DURATION_S: Final = 8 * 3600.0
 """`--to-file` without `--duration` writes one 8-hour shift."""
 MAX_DEFAULT_CONNECTIONS: Final = 200
+DEFAULT_MQTT_TOPIC: Final = "factory/{camera}/events"
+"""`--mqtt-topic`: what `[ingest.mqtt] topic` subscribes to by default."""
 """Cameras share connections beyond this (a listener allows 256 by default)."""
 DEFAULT_WORKERS: Final = 6
 """Workers simulated when neither --workers nor a roster says how many."""
@@ -202,8 +204,25 @@ def simulate(
     cafile: CafileOption = None,
     cert: CertOption = None,
     key: KeyOption = None,
+    mqtt: Annotated[
+        str | None,
+        typer.Option(
+            "--mqtt",
+            metavar="URL",
+            help="Publish to this MQTT broker (mqtt://host:1883, mqtts:// for TLS) instead of a "
+            "TCP listener: each camera's lines of a tick as one JSON-lines message, QoS 1.",
+        ),
+    ] = None,
+    mqtt_topic: Annotated[
+        str,
+        typer.Option(
+            "--mqtt-topic",
+            help="Topic to publish to; {camera} becomes the camera id (cam-W1, ...).",
+        ),
+    ] = DEFAULT_MQTT_TOPIC,
 ) -> None:
-    """Simulate a floor of cameras: send to a listener over TCP, or write a JSON-lines file.
+    """Simulate a floor of cameras: send to a listener over TCP or an MQTT broker, or write a
+    JSON-lines file.
 
     Each worker has a camera that reports working / idle / absent with believable dwell times,
     breaks and station changes, repeats its state every minute, counts products while the
@@ -224,6 +243,8 @@ def simulate(
         fail(str(error))
     if rate is not None and to_file is not None:
         fail("--rate paces sending; it cannot be combined with --to-file (which is unpaced)")
+    if mqtt is not None and to_file is not None:
+        fail("--mqtt publishes to a broker; it cannot be combined with --to-file")
     worker_roster = settings.roster_workers()
     station_roster = settings.roster_workstations()
     worker_count = workers or len(worker_roster) or DEFAULT_WORKERS
@@ -255,6 +276,11 @@ def simulate(
         _write_file(fleet, to_file, begin, span_s or DEFAULT_FILE_DURATION_S)
         return
     _warn_unrostered(fleet_workers, worker_roster, fleet_stations, station_roster, settings)
+    if mqtt is not None:
+        _publish_mqtt(
+            fleet, mqtt, mqtt_topic, begin_us=start_us, speed=speed, rate=rate, span_s=span_s
+        )
+        return
     ingest = settings.ingest
     target = _WILDCARDS.get(ingest.host, ingest.host)
     context = client_tls(tls, cafile, cert, key)
@@ -425,6 +451,104 @@ async def _run(
         return summary
     finally:
         await pool.close()
+        if interrupted:
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+def _publish_mqtt(
+    fleet: CameraFleet,
+    url: str,
+    topic: str,
+    *,
+    begin_us: int | None,
+    speed: float,
+    rate: float | None,
+    span_s: float | None,
+) -> None:
+    """`simulate --mqtt`: the fleet published to a broker; prints what the broker took."""
+    from factory_tui.ingest.mqtt_client import MqttError, mask, parse_broker_url
+    from factory_tui.models import now_us
+
+    try:
+        parse_broker_url(url)
+    except MqttError as error:
+        fail(str(error))
+    if any(char in topic for char in "+#"):
+        fail(f"--mqtt-topic {topic!r}: wildcards (+ #) are for subscribing, not publishing")
+    begin = begin_us if begin_us is not None else now_us()
+    pace = f"about {rate:g} lines/s" if rate is not None else f"speed {speed:g}"
+    typer.echo(
+        f"simulating {len(fleet.cameras)} cameras ({len(fleet.workstations)} stations) from "
+        f"{iso_utc(begin)} at {pace} -> MQTT {mask(url)} on {topic}; Ctrl-C stops",
+        err=True,
+    )
+    summary = asyncio.run(_run_mqtt(fleet, url, topic, begin, speed, rate, span_s))
+    first, _replies, deliberate, *rest = summary.lines()
+    typer.echo(first.replace("sent", "published", 1))
+    typer.echo(
+        "each message was acknowledged by the broker (QoS 1); the subscriber's counters say "
+        "what it stored"
+    )
+    typer.echo(deliberate)
+    for line in rest:
+        typer.echo(line)
+    if summary.failure is not None:
+        raise typer.Exit(1)
+
+
+async def _run_mqtt(
+    fleet: CameraFleet,
+    url: str,
+    topic: str,
+    begin_us: int,
+    speed: float,
+    rate: float | None,
+    span_s: float | None,
+) -> SimSummary:
+    import os
+
+    from factory_tui.ingest.mqtt_client import MqttError, MqttPublisher
+    from factory_tui.ingest.simulator import SimClock, run_fleet
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    interrupted = _install_interrupt(loop, stop)
+    publisher = MqttPublisher(url, f"factory-tui-simulate-{os.getpid()}")
+    try:
+        await publisher.connect()
+    except MqttError as error:
+        fail(str(error), code=1)
+
+    def submit_for(camera_id: str) -> Submit:
+        camera_topic = topic.replace("{camera}", camera_id)
+
+        async def submit(lines: Sequence[bytes]) -> list[dict[str, Any]]:
+            try:
+                await publisher.publish(camera_topic, b"\n".join(lines))
+            except MqttError as error:
+                raise OSError(str(error)) from None
+            return []  # the subscriber's replies do not come back over MQTT
+
+        return submit
+
+    try:
+        timer = None
+        if rate is not None and span_s is not None:
+            timer = loop.call_later(span_s, stop.set)
+        summary = await run_fleet(
+            fleet,
+            SimClock(begin_us, speed),
+            None,
+            submit_for=submit_for,
+            stop=stop,
+            rate=rate,
+            duration_s=None if rate is not None else span_s,
+        )
+        if timer is not None:
+            timer.cancel()
+        return summary
+    finally:
+        await publisher.close()
         if interrupted:
             loop.remove_signal_handler(signal.SIGINT)
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from factory_tui.config import ConfigError, load_settings, unknown_env_names
 from factory_tui.console.services import ConsoleServices, StartError
 from factory_tui.ingest.http_ingest import BodyError, HttpIngest, batch_status, split_events
 from factory_tui.ingest.listener import Listener
@@ -417,6 +418,16 @@ async def test_a_taken_http_port_is_one_sentence(tmp_path: Path) -> None:
                 await services.start(now_us, None)
         finally:
             await services.stop()
+
+
+def test_the_http_settings_come_from_the_environment_too(tmp_path: Path) -> None:
+    env = {"FACTORY_TUI_INGEST_HTTP_PORT": "8123", "FACTORY_TUI_INGEST_HTTP_TOKEN": "t"}
+    settings = load_settings(environ=env, overrides={"store.path": tmp_path / "f.db"})
+    assert (settings.ingest.http.port, settings.ingest.http.token) == (8123, "t")
+    assert settings.ingest.port == 7878  # the TCP port is its own
+    assert unknown_env_names(env) == []
+    with pytest.raises(ConfigError, match=r"^FACTORY_TUI_INGEST_HTTP_PORT=x: ingest\.http\.port: "):
+        load_settings(environ={"FACTORY_TUI_INGEST_HTTP_PORT": "x"})
 
 
 # --- the body splitter, on its own ----------------------------------------------------------

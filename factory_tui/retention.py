@@ -8,6 +8,8 @@ between two, so the listener's writer never waits long for the database. With fo
 sweep never passes its forward cursor towards that target (the same cursor the forwarder
 advances, named by `forwarding.cursor_key`).
 
+The audit trail (`[audit] keep_days`) is swept the same way, by its own cut-off.
+
 `BackgroundRetention` sweeps in a thread of its own, with its own connection opened in that
 thread, at start and then every `INTERVAL_S`, and logs what it deleted. No SQL here (it is all
 behind the storage interface) and no Textual.
@@ -40,6 +42,8 @@ INTERVAL_S: Final = 300.0
 STOP_TIMEOUT_S: Final = 30.0
 """How long `BackgroundRetention.stop` waits for the transaction in flight to end."""
 US_PER_DAY: Final = 86_400 * 1_000_000
+_NEVER_BEFORE: Final = -(2**63)
+"""The cut-off when events are kept: no timestamp is before it."""
 NO_LIMIT: Final = 2**63 - 1
 """The highest id a sweep may delete when nothing is forwarded."""
 
@@ -55,6 +59,10 @@ class Sweep:
     """The cut-off: events with an older timestamp went (if forwarded, when forwarding)."""
     deleted: Mapping[str, int]
     """Events deleted per site, for the sites that lost any."""
+    audit_deleted: int = 0
+    """Audit entries deleted, over all sites (`[audit] keep_days`)."""
+    audit_before_us: int | None = None
+    """The audit trail's cut-off (None: not swept)."""
 
     @property
     def total(self) -> int:
@@ -63,8 +71,16 @@ class Sweep:
 
     def describe(self) -> str:
         """What was deleted, as one log line."""
-        parts = ", ".join(f"{count:,} of site {site}" for site, count in self.deleted.items())
-        return f"retention: deleted {parts} (timestamps before {iso_utc(self.before_us)})"
+        said = []
+        if self.deleted:
+            parts = ", ".join(f"{count:,} of site {site}" for site, count in self.deleted.items())
+            said.append(f"deleted {parts} (timestamps before {iso_utc(self.before_us)})")
+        if self.audit_deleted and self.audit_before_us is not None:
+            said.append(
+                f"deleted {self.audit_deleted:,} audit entries (before "
+                f"{iso_utc(self.audit_before_us)})"
+            )
+        return "retention: " + "; ".join(said or ["nothing to delete"])
 
 
 class Retention:
@@ -73,16 +89,21 @@ class Retention:
 
     def __init__(
         self,
-        keep_days: float,
+        keep_days: float | None,
         *,
         forward_target: Path | str | None = None,
+        audit_keep_days: float | None = None,
         batch: int = BATCH,
         pause_s: float = PAUSE_S,
         clock: Callable[[], int] = now_us,
     ) -> None:
-        if keep_days <= 0:
-            raise ValueError(f"keep_days must be above 0, got {keep_days:g}")
+        for name, days in (("keep_days", keep_days), ("audit keep_days", audit_keep_days)):
+            if days is not None and days <= 0:
+                raise ValueError(f"{name} must be above 0, got {days:g}")
         self.keep_days = keep_days
+        """Events older than this many days go (None: events are kept)."""
+        self.audit_keep_days = audit_keep_days
+        """Audit entries older than this many days go (None: they are kept)."""
         self.forward_target = forward_target
         self.batch = batch
         self.pause_s = pause_s
@@ -92,12 +113,15 @@ class Retention:
     def from_settings(cls, settings: Settings) -> Retention | None:
         """The configured retention (None: `[store] keep_days` unset, keep everything)."""
         keep_days = settings.store.keep_days
-        if keep_days is None:
+        audit_days = settings.audit.keep_days
+        if keep_days is None and audit_days is None:
             return None
-        return cls(keep_days, forward_target=settings.forward.url)
+        return cls(keep_days, forward_target=settings.forward.url, audit_keep_days=audit_days)
 
     def cut_off_us(self) -> int:
-        """Events with a timestamp before this go."""
+        """Events with a timestamp before this go (none when events are kept)."""
+        if self.keep_days is None:
+            return _NEVER_BEFORE
         return self._clock() - round(self.keep_days * US_PER_DAY)
 
     def sweep(self, store: Store, stop: threading.Event | None = None) -> Sweep:
@@ -107,13 +131,29 @@ class Retention:
         before_us = self.cut_off_us()
         sites = sorted({store.site_id, *(site.id for site in store.sites())})
         deleted: dict[str, int] = {}
-        for site_id in sites:
+        for site_id in sites if self.keep_days is not None else ():
             if stop.is_set():
                 break
             count = self._sweep_site(store.scoped(site_id), before_us, stop)
             if count:
                 deleted[site_id] = count
-        return Sweep(before_us, deleted)
+        if self.audit_keep_days is None:
+            return Sweep(before_us, deleted)
+        audit_before_us = self._clock() - round(self.audit_keep_days * US_PER_DAY)
+        audit_deleted = 0
+        for site_id in sites:
+            audit_deleted += self._sweep_audit(store.scoped(site_id), audit_before_us, stop)
+        return Sweep(before_us, deleted, audit_deleted, audit_before_us)
+
+    def _sweep_audit(self, store: Store, before_us: int, stop: threading.Event) -> int:
+        total = 0
+        while not stop.is_set():
+            count = store.delete_audit_before(before_us, limit=self.batch)
+            total += count
+            if count < self.batch:
+                break
+            stop.wait(self.pause_s)
+        return total
 
     def _sweep_site(self, store: Store, before_us: int, stop: threading.Event) -> int:
         max_id = NO_LIMIT
@@ -164,12 +204,19 @@ class BackgroundRetention:
     def start(self) -> None:
         """Sweep now, then every `interval_s`."""
         forwarded = "" if self.retention.forward_target is None else ", once forwarded"
-        log.info(
-            "retention: events older than %g days are deleted every %.0f s%s",
-            self.retention.keep_days,
-            self.interval_s,
-            forwarded,
-        )
+        if self.retention.keep_days is not None:
+            log.info(
+                "retention: events older than %g days are deleted every %.0f s%s",
+                self.retention.keep_days,
+                self.interval_s,
+                forwarded,
+            )
+        if self.retention.audit_keep_days is not None:
+            log.info(
+                "retention: audit entries older than %g days are deleted every %.0f s",
+                self.retention.audit_keep_days,
+                self.interval_s,
+            )
         self._thread.start()
 
     @property
@@ -209,7 +256,7 @@ class BackgroundRetention:
                     store = None
                 else:
                     deleted = sweep.total
-                    if deleted:
+                    if deleted or sweep.audit_deleted:
                         log.info("%s", sweep.describe())
                 with self.swept:
                     self._sweeps += 1

@@ -47,7 +47,13 @@ def viewer_argv(prefix: Sequence[str], options: TabOptions) -> list[str]:
 
 
 def make_server(
-    prefix: Sequence[str], *, host: str, port: int, token: str, title: str
+    prefix: Sequence[str],
+    *,
+    host: str,
+    port: int,
+    token: str,
+    title: str,
+    allow: Sequence[str] = (),
 ) -> ConsoleServer:
     """The web server whose tabs run `viewer_argv(prefix, ...)`, or a one-sentence exit."""
     try:
@@ -61,6 +67,7 @@ def make_server(
             port=port,
             token=token,
             title=title,
+            allow=allow,
         )
     except WebError as error:
         fail(str(error))
@@ -165,6 +172,7 @@ def web(
         port=settings.web.port,
         token=settings.web.token,
         title="factory-tui",
+        allow=settings.web.allow,
     )
     # Fail here, in one sentence, rather than in every tab.
     open_store(settings, read_only=True).close()

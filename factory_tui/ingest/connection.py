@@ -258,7 +258,8 @@ class Connection(asyncio.Protocol):
             auth = "token" if self._authenticated else "no token"
         else:
             auth = "client certificate" if self.tls_subject else "none needed"
-        return f"{self._lines_seen} lines; auth {auth}; {self.security}"
+        lines = f"{self._lines_seen} line{'' if self._lines_seen == 1 else 's'}"
+        return f"{lines}; auth {auth}; {self.security}"
 
     # flow control
 

@@ -5,6 +5,7 @@ process (the command is built per tab, so `?view=` and `?site=` reach it) and en
 tab closes. textual-serve (optional: `pip install factory-tui[web]`) does the terminal emulation
 in the page; this module adds what a factory floor needs around it:
 
+- an allow-list of addresses (`[web] allow`), checked before anything else: others get 403;
 - a token, checked by a middleware before the page, its assets or its websocket are served:
   given once as `?token=` (answered with a redirect that drops it from the address and sets a
   cookie), then read from the cookie;
@@ -31,6 +32,8 @@ import aiohttp_jinja2
 from aiohttp import WSCloseCode, web
 from textual_serve.app_service import AppService
 from textual_serve.server import Server, to_int
+
+from factory_tui.ingest.access import AllowList
 
 COOKIE: Final = "factory_tui_web"
 VIEWS: Final = frozenset({"workers", "stations", "events", "alerts"})
@@ -115,12 +118,15 @@ class ConsoleServer(Server):
         port: int,
         token: str = "",
         title: str = "factory-tui",
+        allow: Sequence[str] = (),
     ) -> None:
         check_bind(host, token)
         super().__init__("factory-tui --viewer", host=host, port=port, title=title)
         self.templates_path = TEMPLATES
         self.viewer_command = viewer_command
         self.token = token
+        self.allow = AllowList(allow)
+        """Addresses and networks a browser may connect from (`[web] allow`; empty: any)."""
         self._cookie = (
             hmac.new(token.encode(), b"factory-tui web cookie", hashlib.sha256).hexdigest()
             if token
@@ -192,7 +198,11 @@ class ConsoleServer(Server):
         request: web.Request,
         handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
     ) -> web.StreamResponse:
-        """The token before anything is served; websockets only from our own pages."""
+        """The address and the token before anything is served; websockets only from our own
+        pages."""
+        remote = request.remote or ""
+        if not self.allow.allows(remote):
+            return web.Response(status=403, text=f"factory-tui: {remote} is not in [web] allow\n")
         if request.path.startswith("/ws") and not self._same_origin(request):
             return web.Response(status=403, text="factory-tui: websocket from another site\n")
         if not self.token:

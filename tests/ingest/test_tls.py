@@ -109,7 +109,7 @@ async def test_mtls_lets_in_a_signed_camera_only(
     await listener.stop()
     trail = audit_of(tmp_path)
     assert trail[0] == (trail[0][0], trail[0][1], "TLS, client certificate commonName=camera-7")
-    assert trail[1][2] == "1 lines; auth client certificate; TLS, client certificate " + (
+    assert trail[1][2] == "1 line; auth client certificate; TLS, client certificate " + (
         "commonName=camera-7"
     )
     failed = [detail for kind, _, detail in trail if kind == "tls_failed"]

@@ -383,6 +383,8 @@ class MetricsHttpSettings(_Section):
     """Address to bind (loopback by default: the figures name workers)."""
     port: int | None = Field(default=None, ge=0, le=65535)
     """HTTP port (None: off; 0 picks a free one)."""
+    token: str = ""
+    """When set, a scrape must send `Authorization: Bearer <token>`; required off loopback."""
 
 
 class AuditSettings(_Section):
@@ -860,6 +862,9 @@ webhook_token = ""
 # listener: per worker and station, factory totals, ingest counters, alerts, CPU and memory.
 # port = 9464
 host = "127.0.0.1"
+# Required when host is not loopback: Prometheus sends it as a bearer token
+# (authorization: { credentials: "..." } in its scrape config).
+token = ""
 
 [ingest.http]
 # Accept events POSTed to http://HOST:PORT/api/events (one event object, a JSON array of them,

@@ -5,7 +5,9 @@ One `FloorCollector` per server, in a `CollectorRegistry` of its own (nothing la
 prometheus-client's global registry), reads the latest values when scraped: the floor from a
 `FloorSource` (the console's last tick, or `StoreFloor` for `serve`), the ingest counters through
 an `IngestSource` that asks the event loop owning the listener. The HTTP server is
-prometheus-client's own, on a thread, bound to the configured host and port.
+prometheus-client's WSGI app on a thread, bound to the configured host and port; with
+`[metrics_http] token` a scrape must send it as a bearer token, and a bind beyond loopback
+without one is refused (the figures name workers).
 
 Figures are those of the current shift so far, the same Snapshot `report --format json` gives
 for the same instant; names follow Prometheus conventions (units in names, `_total` counters).
@@ -14,25 +16,38 @@ for the same instant; names follow Prometheus conventions (units in names, `_tot
 from __future__ import annotations
 
 import asyncio
+import heapq
+import hmac
+import ipaddress
+import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import psutil
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from factory_tui.config import Settings
-from factory_tui.engine import Engine, Snapshot
-from factory_tui.models import now_us
-from factory_tui.records import AlertRecord, CommitLatency, ForwardState, IngestStats, ModelSummary
+from factory_tui.engine import Engine, Snapshot, Window
+from factory_tui.models import EventRecord, now_us
+from factory_tui.records import (
+    REJECTION_REASONS,
+    AlertRecord,
+    CommitLatency,
+    ForwardState,
+    IngestStats,
+    ModelSummary,
+)
 from factory_tui.storage import READ_BATCH, Store, StoreError, open_store
 from factory_tui.warm_start import load_engine, roster_names, shift_window
 
@@ -240,11 +255,25 @@ def ingest_families(site: str, figures: IngestFigures) -> list[Metric]:
     for name, doc, value in (
         ("ingest_events_accepted", "Events accepted and stored.", stats.accepted),
         ("ingest_events_duplicate", "Events already stored, acknowledged again.", stats.duplicates),
-        ("ingest_events_rejected", "Lines rejected (invalid, unknown ids, auth).", stats.rejected),
     ):
         counter = CounterMetricFamily(f"{PREFIX}_{name}", doc, labels=["site"])
         counter.add_metric([site], value)
         families.append(counter)
+    rejected = CounterMetricFamily(
+        f"{PREFIX}_ingest_events_rejected",
+        "Lines rejected, by reason: invalid, unknown_id (not in the roster), too_long, "
+        "unfinished (a half-sent line timed out), auth.",
+        labels=["site", "reason"],
+    )
+    by_reason = dict(stats.rejected_by_reason)
+    # Every reason, zeros too (rate() needs the series before the first rejection); a total
+    # the reasons do not cover (a listener that does not count them) goes to "invalid".
+    by_reason["invalid"] = by_reason.get("invalid", 0) + max(
+        0, stats.rejected - sum(by_reason.values())
+    )
+    for reason in (*REJECTION_REASONS, *sorted(set(by_reason) - set(REJECTION_REASONS))):
+        rejected.add_metric([site, reason], by_reason.get(reason, 0))
+    families.append(rejected)
     connections = _gauge("ingest_connections", "Camera connections open now.", ["site"])
     connections.add_metric([site], stats.connections)
     pending = _gauge("ingest_pending_lines", "Lines received, not answered yet.", ["site"])
@@ -312,6 +341,7 @@ class StoreFloor:
         self._engine: Engine | None = None
         self._cursor = 0
         self._roster: tuple[dict[str, str], dict[str, str]] = ({}, {})
+        self._models: ModelTally | None = None
         self._closed = False
 
     def __call__(self) -> FloorFigures | None:
@@ -351,46 +381,161 @@ class StoreFloor:
                 self._roster = roster
             while rows := store.read_since(self._cursor):
                 self._engine.apply(rows)
+                if self._models is not None:
+                    self._models.add(rows)
                 self._cursor = rows[-1].id
                 if len(rows) < READ_BATCH:
                     break
+        if self._models is None or self._models.from_us != window.from_us:
+            # Once per shift: the rows of the window up to the cursor; later ones are folded
+            # in as the cursor reads them, so a scrape needs no per-model query.
+            self._models = ModelTally(window)
+            self._models.add(
+                row for row in store.iter_range(window.from_us, None) if row.id <= self._cursor
+            )
         snapshot = self._engine.snapshot(window, at_us)
-        models = store.model_summary(window.from_us, window.instants_end(at_us))
+        models = self._models.summary(window.instants_end(at_us))
         alerts = store.alerts(active_only=True)
-        return FloorFigures(snapshot, tuple(alerts), tuple(models))
+        return FloorFigures(snapshot, tuple(alerts), models)
 
     def _drop(self) -> None:
         if self._store is not None:
             self._store.close()
         self._store = None
         self._engine = None
+        self._models = None
+
+
+@dataclass(slots=True)
+class _ModelTotals:
+    events: int = 0
+    confidence: float = 0.0
+    min_confidence: float = 1.0
+    units: int = 0
+
+
+class ModelTally:
+    """Per model_version: events, confidence and units of a window's rows, as
+    `Store.model_summary` gives them, folded from the rows `serve`'s cursor reads anyway.
+
+    A row is counted once the instant it carries is reached (`summary(end)`: ts < end); rows
+    stamped later wait in a heap. Rows before the window's start are not its own.
+    """
+
+    def __init__(self, window: Window) -> None:
+        self.from_us = window.from_us
+        self._totals: dict[str | None, _ModelTotals] = {}
+        self._waiting: list[tuple[int, int, str | None, float, int]] = []
+
+    def add(self, rows: Iterable[EventRecord]) -> None:
+        """Take in stored rows (each once: the caller reads by id)."""
+        for row in rows:
+            if row.ts_us >= self.from_us:
+                units = row.count if row.event_type == "product_count" else 0
+                item = (row.ts_us, row.id, row.model_version, row.confidence, units)
+                heapq.heappush(self._waiting, item)
+
+    def summary(self, end_us: int) -> tuple[ModelSummary, ...]:
+        """The figures of the rows with ts < `end_us` (a non-decreasing instant), events that
+        named no model first, then by model_version."""
+        waiting = self._waiting
+        while waiting and waiting[0][0] < end_us:
+            _, _, model, confidence, units = heapq.heappop(waiting)
+            totals = self._totals.get(model)
+            if totals is None:
+                totals = self._totals[model] = _ModelTotals(min_confidence=confidence)
+            totals.events += 1
+            totals.confidence += confidence
+            totals.min_confidence = min(totals.min_confidence, confidence)
+            totals.units += units
+        return tuple(
+            ModelSummary(model, t.events, t.confidence / t.events, t.min_confidence, t.units)
+            for model, t in sorted(
+                self._totals.items(), key=lambda item: (item[0] is not None, item[0] or "")
+            )
+        )
+
+
+def is_loopback(host: str) -> bool:
+    """True when `host` only listens on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def with_bearer_token(app: WsgiApp, token: str) -> WsgiApp:
+    """`app` behind `Authorization: Bearer <token>` (401 otherwise; compared in constant time)."""
+    expected = f"Bearer {token}".encode()
+
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        given = environ.get("HTTP_AUTHORIZATION", "").encode("latin-1", "replace")
+        if hmac.compare_digest(given, expected):
+            return app(environ, start_response)
+        start_response(
+            "401 Unauthorized",
+            [("WWW-Authenticate", 'Bearer realm="factory-tui"'), ("Content-Type", "text/plain")],
+        )
+        return [b"401: /metrics needs Authorization: Bearer <[metrics_http] token>\n"]
+
+    return guarded
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        """Scrapes every 15 s are not worth a log line each."""
 
 
 class MetricsServer:
-    """`/metrics` served by prometheus-client's HTTP server on a thread of its own."""
+    """`/metrics` served by prometheus-client's WSGI app on a thread of its own."""
 
-    def __init__(self, collector: FloorCollector, host: str, port: int) -> None:
+    def __init__(self, collector: FloorCollector, host: str, port: int, token: str = "") -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(collector)
         self.host = host
+        self.token = token
         self._requested_port = port
-        self._server: object | None = None
+        self._server: Any = None
         self._thread: threading.Thread | None = None
         self.port = 0
         """The bound port (useful with port 0)."""
 
     def start(self) -> None:
-        """Bind and serve; raises MetricsHttpError with one sentence when the port is unusable."""
+        """Bind and serve; raises MetricsHttpError with one sentence when the port is unusable
+        or the address is reachable from the network without a token."""
+        if not self.token and not is_loopback(self.host):
+            raise MetricsHttpError(
+                f"serving /metrics on {self.host} lets anyone on the network read the floor: "
+                "set [metrics_http] token (or FACTORY_TUI_METRICS_HTTP_TOKEN) and give it to "
+                "Prometheus as a bearer token, or bind 127.0.0.1"
+            )
         host = "127.0.0.1" if self.host == "localhost" else self.host
+        app: WsgiApp = make_wsgi_app(self.registry)
+        if self.token:
+            app = with_bearer_token(app, self.token)
         try:
-            server, thread = start_http_server(
-                self._requested_port, addr=host, registry=self.registry
+            family = socket.getaddrinfo(host, self._requested_port, type=socket.SOCK_STREAM)[0][0]
+
+            class Server(ThreadingWSGIServer):
+                address_family = family
+
+            server = make_server(
+                host, self._requested_port, app, Server, handler_class=_QuietHandler
             )
         except OSError as error:
             raise MetricsHttpError(
                 f"cannot serve /metrics on {self.host}:{self._requested_port}: "
                 f"{error.strerror or error}; choose another [metrics_http] port"
             ) from None
+        thread = threading.Thread(
+            target=server.serve_forever, name="factory-tui metrics", daemon=True
+        )
+        thread.start()
         self._server = server
         self._thread = thread
         self.port = server.server_address[1]
@@ -400,8 +545,8 @@ class MetricsServer:
         server, self._server = self._server, None
         if server is None:
             return
-        server.shutdown()  # type: ignore[attr-defined]
-        server.server_close()  # type: ignore[attr-defined]
+        server.shutdown()
+        server.server_close()
         if self._thread is not None:
             self._thread.join()
             self._thread = None

@@ -8,7 +8,7 @@ listener's counters without importing the storage backend or the TCP server.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal, NamedTuple
 
 HealthLevel = Literal["ok", "warn", "crit"]
@@ -57,6 +57,23 @@ class Rejection:
     line: str
     """A short excerpt of the line as received."""
     error: str
+
+
+REJECTION_REASONS: Final = ("invalid", "unknown_id", "too_long", "unfinished", "auth")
+"""What `/metrics` counts rejected lines by (`rejection_reason`)."""
+
+
+def rejection_reason(error: str) -> str:
+    """The reason of a rejection message, one of REJECTION_REASONS (`invalid` for any other)."""
+    if error.startswith("auth:"):
+        return "auth"
+    if "is not in the roster" in error:
+        return "unknown_id"
+    if "longer than" in error:
+        return "too_long"
+    if "not finished within" in error:
+        return "unfinished"
+    return "invalid"
 
 
 class AuditEntry(NamedTuple):
@@ -108,6 +125,8 @@ class IngestStats:
     """The last rejected lines, newest last."""
     pending: int = 0
     """Lines received and not answered yet (queued or being committed)."""
+    rejected_by_reason: Mapping[str, int] = field(default_factory=dict)
+    """`rejected` split by `rejection_reason`."""
 
 
 @dataclass(frozen=True, slots=True)

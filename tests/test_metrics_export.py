@@ -33,10 +33,17 @@ from factory_tui.commands.serve import metrics_server
 from factory_tui.config import load_settings
 from factory_tui.console.fleet import FleetPipeline
 from factory_tui.console.services import ConsoleServices, StartError
+from factory_tui.engine import Window
 from factory_tui.ingest.listener import Listener
-from factory_tui.metrics_export import StoreFloor
-from factory_tui.models import to_utc_us
-from factory_tui.records import HealthReading
+from factory_tui.metrics_export import (
+    FloorCollector,
+    MetricsHttpError,
+    MetricsServer,
+    ModelTally,
+    StoreFloor,
+)
+from factory_tui.models import EventRecord, to_utc_us
+from factory_tui.records import HealthReading, ModelSummary, rejection_reason
 from factory_tui.storage import open_store
 
 runner = CliRunner()
@@ -145,8 +152,10 @@ def value(samples: dict[str, Any], name: str, **labels: str) -> float | None:
     return samples.get(name, {}).get(tuple(sorted(labels.items())))
 
 
-def report_json(config: Path) -> dict[str, Any]:
-    result = runner.invoke(app, ["report", "--config", str(config), "--format", "json", "--at", AT])
+def report_json(config: Path, *more: str) -> dict[str, Any]:
+    result = runner.invoke(
+        app, ["report", "--config", str(config), "--format", "json", "--at", AT, *more]
+    )
     assert result.exit_code == 0, result.output
     data: dict[str, Any] = json.loads(result.output)
     return data
@@ -212,7 +221,11 @@ def assert_ingest_and_process(samples: dict[str, Any]) -> None:
     site = "porto"
     assert value(samples, "factory_tui_ingest_events_accepted_total", site=site) == len(EVENTS)
     assert value(samples, "factory_tui_ingest_events_duplicate_total", site=site) == 1
-    assert value(samples, "factory_tui_ingest_events_rejected_total", site=site) == 1
+    rejected = {
+        reason: value(samples, "factory_tui_ingest_events_rejected_total", site=site, reason=reason)
+        for reason in ("invalid", "unknown_id", "too_long", "unfinished", "auth")
+    }
+    assert rejected == {"invalid": 0, "unknown_id": 1, "too_long": 0, "unfinished": 0, "auth": 0}
     assert value(samples, "factory_tui_ingest_connections", site=site) == 0
     commits = value(samples, "factory_tui_ingest_batch_commit_seconds_count", site=site)
     assert commits is not None
@@ -244,7 +257,9 @@ async def test_serve_metrics_equal_the_report_for_the_same_instant(tmp_path: Pat
         assert server.port != 0
         samples = await asyncio.to_thread(scrape, server.port)
         # A second scrape reads by cursor: the same figures, plus what came in since.
-        await listener.submit([wire("10:55:00", "product_count", "W1", count=2)])
+        await listener.submit(
+            [wire("10:55:00", "product_count", "W1", count=2, model_version="yolo-b"), b"{oops"]
+        )
         again = await asyncio.to_thread(scrape, server.port)
     finally:
         await asyncio.to_thread(server.stop)
@@ -253,7 +268,21 @@ async def test_serve_metrics_equal_the_report_for_the_same_instant(tmp_path: Pat
     assert_ingest_and_process(samples)
     assert value(samples, "factory_tui_worker_units", site="porto", worker="W1", station="S1") == 4
     assert value(again, "factory_tui_ingest_events_accepted_total", site="porto") == 7
+    assert (
+        value(again, "factory_tui_ingest_events_rejected_total", site="porto", reason="invalid")
+        == 1
+    )
     assert_floor_equals_report(again, report_json(config))
+    # Per model, folded from the rows the cursor read (no per-model query): the report's.
+    models = report_json(config, "--by", "model_version")["models"]
+    assert len(models) == 3
+    for m in models:
+        labels = {"site": "porto", "model": m["model_version"] or ""}
+        assert value(again, "factory_tui_model_events", **labels) == m["events"]
+        assert value(again, "factory_tui_model_units", **labels) == m["units"]
+        assert value(again, "factory_tui_model_mean_confidence_ratio", **labels) == pytest.approx(
+            m["mean_confidence"]
+        )
 
 
 async def test_a_console_owning_the_listener_serves_its_last_tick(tmp_path: Path) -> None:
@@ -361,3 +390,56 @@ async def test_a_fleet_console_serves_its_counters_but_no_floor(tmp_path: Path) 
     assert "factory_tui_worker_units" not in samples
     assert value(samples, "factory_tui_ingest_events_accepted_total", site="porto") == 6
     assert value(samples, "process_resident_memory_bytes") is not None
+
+
+def test_model_tally_counts_a_row_once_its_instant_is_reached() -> None:
+    window = Window(to_utc_us(datetime.fromisoformat("2024-05-01T10:00:00Z")), at_us(), "Day")
+
+    def row(i: int, minute: int, model: str | None, confidence: float, units: int = 0) -> Any:
+        ts = window.from_us + minute * 60_000_000
+        kind = "product_count" if units else "working"
+        return EventRecord(i, ts, "W1", "S1", kind, confidence, units, model, None, 0, str(i))
+
+    tally = ModelTally(window)
+    tally.add([row(1, -1, "a", 0.1), row(2, 0, "a", 0.5, units=2), row(3, 5, None, 0.25)])
+    tally.add([row(4, 90, "a", 1.0, units=7)])  # stamped ahead of the clock
+    end = window.from_us + 60 * 60_000_000
+    assert tally.summary(end) == (
+        ModelSummary(None, 1, 0.25, 0.25, 0),
+        ModelSummary("a", 1, 0.5, 0.5, 2),  # the row before the window is not its own
+    )
+    assert tally.summary(end + 31 * 60_000_000)[1] == ModelSummary("a", 2, 0.75, 0.5, 9)
+
+
+def test_a_token_guards_metrics_and_is_required_off_loopback() -> None:
+    collector = FloorCollector("porto", lambda: None)
+    with pytest.raises(MetricsHttpError, match=r"set \[metrics_http\] token"):
+        MetricsServer(collector, "0.0.0.0", 0).start()
+    server = MetricsServer(collector, "127.0.0.1", 0, token="s3cret")
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/metrics"
+        for header in (None, "Bearer wrong", "s3cret"):
+            request = urllib.request.Request(url)
+            if header is not None:
+                request.add_header("Authorization", header)
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            assert refused.value.code == 401
+            assert refused.value.headers["WWW-Authenticate"].startswith("Bearer")
+        request = urllib.request.Request(url, headers={"Authorization": "Bearer s3cret"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read().decode()
+    finally:
+        server.stop()
+    assert "process_resident_memory_bytes" in text
+
+
+def test_rejection_reasons() -> None:
+    assert rejection_reason('auth: first line must be {"auth":"<token>"}') == "auth"
+    assert rejection_reason("worker_id: 'W9' is not in the roster") == "unknown_id"
+    assert rejection_reason("line: longer than 65536 bytes (discarded)") == "too_long"
+    assert rejection_reason("line: not finished within 60 s; closing the connection") == (
+        "unfinished"
+    )
+    assert rejection_reason("confidence: must be between 0 and 1") == "invalid"

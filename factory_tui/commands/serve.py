@@ -193,7 +193,8 @@ def metrics_server(
         return IngestFigures(listener.stats(), listener.commit_latency(), forward)
 
     collector = FloorCollector(settings.site.id, floor, on_loop(asyncio.get_running_loop(), ingest))
-    return MetricsServer(collector, settings.metrics_http.host, settings.metrics_http.port or 0)
+    http = settings.metrics_http
+    return MetricsServer(collector, http.host, http.port or 0, token=http.token)
 
 
 async def _watch_disk(settings: Settings, stop: asyncio.Event) -> None:

@@ -203,7 +203,8 @@ class ConsoleServices:
         collector = FloorCollector(
             self.settings.site.id, floor, on_loop(asyncio.get_running_loop(), ingest)
         )
-        server = MetricsServer(collector, self.settings.metrics_http.host, port)
+        http = self.settings.metrics_http
+        server = MetricsServer(collector, http.host, port, token=http.token)
         try:
             server.start()
         except MetricsHttpError as error:

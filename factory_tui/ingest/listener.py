@@ -29,7 +29,7 @@ import errno
 import logging
 import os
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -57,7 +57,13 @@ from factory_tui.ingest.protocol import (
 )
 from factory_tui.ingest.writer import BatchOutcome, BatchWriter, Checkpointer
 from factory_tui.models import now_us
-from factory_tui.records import AuditEntry, CommitLatency, IngestStats, Rejection
+from factory_tui.records import (
+    AuditEntry,
+    CommitLatency,
+    IngestStats,
+    Rejection,
+    rejection_reason,
+)
 from factory_tui.storage import StoreError
 
 log = logging.getLogger("factory_tui.ingest")
@@ -194,6 +200,7 @@ class Listener:
         self._accepted = 0
         self._duplicates = 0
         self._rejected = 0
+        self._rejected_by_reason: Counter[str] = Counter()
         self._rate = RateMeter(RATE_WINDOW_S)  # accepted events; restarted by `start`
         self._recent: deque[Rejection] = deque(maxlen=recent_rejections)
         self._commit_counts = [0] * (len(COMMIT_BUCKETS_S) + 1)
@@ -467,6 +474,7 @@ class Listener:
     def note_rejection(self, peer: str, line: bytes, error: str) -> None:
         """Count a line answered by the loop itself (the auth refusal)."""
         self._rejected += 1
+        self._rejected_by_reason[rejection_reason(error)] += 1
         self.audit.record("auth_failed", peer, error)
         self._recent.append(Rejection(now_us(), peer, excerpt(line), error))
 
@@ -558,6 +566,9 @@ class Listener:
         self._accepted += outcome.accepted
         self._duplicates += outcome.duplicates
         self._rejected += len(outcome.rejections)
+        self._rejected_by_reason.update(
+            rejection_reason(error) for _, _, error in outcome.rejections
+        )
         self._rate.add(time.monotonic(), outcome.accepted)
         if not outcome.rejections or not self._recent.maxlen:
             return
@@ -590,6 +601,7 @@ class Listener:
             connections=len(self._connections),
             rate_per_s=self._rate.per_second(time.monotonic()),
             recent_rejections=tuple(self._recent),
+            rejected_by_reason=dict(self._rejected_by_reason),
             pending=self._pending_lines,
         )
 

@@ -40,6 +40,7 @@ SKIPPED: tuple[tuple[str, str], ...] = (
     (r"--speed 60 --duration 8h", "paces 8 simulated hours over 8 real minutes"),
     (r"--rate 5000 --duration 60s", "a load test of 60 s"),
     (r"--site pune", "needs a database of several sites (factory-tui demo --sites 3)"),
+    (r"mqtt://|^mosquitto_", "needs an MQTT broker (tests/ingest/test_mqtt_*.py use a real one)"),
 )
 SCALED: dict[str, str] = {
     # A whole shift of 1500 cameras is a million lines: the same command, smaller.

@@ -124,6 +124,7 @@ class TickPipeline:
             new_rows = self._warm_start(store, shown, at_us) if initial else self._read_new(store)
             # Forget what neither the shown window nor the previous one needs: flat memory.
             self.engine.prune(keep_floor(self.settings, shown, at_us))
+            self.alerts.tracker.settle(self.cursor)
             if not initial:
                 self._rate.add(self._monotonic(), new_rows)
             engine = self.engine

@@ -113,19 +113,29 @@ class DriftTracker:
         self._series: dict[str, _Series] = {}
         self._seen: set[int] = set()
         """Store ids folded in (a stored event has one id; an int id costs half a hex hash)."""
+        self._settled = -(2**63)
+        """Rows with ids up to this one are never applied again (see `settle`)."""
 
     def apply(self, rows: Iterable[EventRecord]) -> int:
         """Fold stored rows in, ignoring rows (store ids) applied before; returns how many
         were new."""
         added = 0
         for row in rows:
-            if row.id in self._seen:
+            if row.id <= self._settled or row.id in self._seen:
                 continue
             self._seen.add(row.id)
             model = row.model_version or UNKNOWN_MODEL
             self._series.setdefault(model, _Series()).add(row)
             added += 1
         return added
+
+    def settle(self, store_id: int) -> None:
+        """Rows with ids up to `store_id` are all folded in that ever will be (a reader past
+        them by cursor): forget their ids, so a console left running does not grow by one id
+        per event, and ignore them from now on."""
+        if store_id > self._settled:
+            self._settled = store_id
+            self._seen = {seen for seen in self._seen if seen > store_id}
 
     def status(self, at_us: int) -> tuple[ModelDrift, ...]:
         """Every model's drift figures at `at`, sorted by model_version."""

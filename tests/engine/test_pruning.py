@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from factory_tui.engine import Engine, Snapshot, Window
+from factory_tui.engine.drift import DriftTracker
 from factory_tui.models import EventRecord
 from factory_tui.warm_start import history_floor
 from tests.engine.eventkit import MIN, S, at, ev
@@ -151,3 +152,17 @@ def test_a_worker_seen_only_before_the_horizon_keeps_its_last_sighting() -> None
         "S3",
         at("06:05"),
     )
+
+
+def test_a_settled_drift_tracker_ignores_rows_it_read_past_and_still_dedups_the_rest() -> None:
+    """`DriftTracker.settle(id)`: the console's cursor is past those rows, so their ids are
+    forgotten (flat memory) and a repeat of one changes nothing; later rows still dedup."""
+    rows = [ev(at("10:00") + minute * MIN, "working", model_version="m1") for minute in range(20)]
+    whole = DriftTracker()
+    whole.apply(rows)
+    tracker = DriftTracker()
+    assert tracker.apply(rows[:10]) == 10
+    tracker.settle(rows[9].id)
+    assert tracker.apply(rows[:12]) == 2  # the first ten are past the mark
+    assert tracker.apply(rows[10:]) == 8  # 10 and 11 are remembered by id
+    assert tracker.status(at("10:30")) == whole.status(at("10:30"))

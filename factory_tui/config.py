@@ -89,8 +89,9 @@ class IngestMqttSettings(_Section):
     """MQTT 5: how long the broker keeps our session (and queues messages) while we are away."""
     max_in_flight: int = Field(default=256, ge=1, le=65535)
     """MQTT 5: messages the broker may send before we acknowledge (our backpressure)."""
-    max_message_bytes: int = Field(default=1 << 20, ge=256)
-    """A larger message is rejected whole."""
+    max_message_bytes: int = Field(default=256 << 10, ge=256)
+    """A larger message is rejected whole. Memory held for MQTT is at most max_in_flight times
+    this (64 MiB at the defaults)."""
     keepalive_s: int = Field(default=30, ge=5, le=65535)
     """Seconds between pings while nothing else is said; a dead broker is noticed in 1.5x."""
     retry_max_s: float = Field(default=60.0, ge=1)
@@ -892,10 +893,12 @@ password = ""
 # Messages with rejected events are republished here with the errors (empty: not at all).
 dead_letter_topic = ""
 # ca_file = "/etc/ssl/broker-ca.pem"      # TLS: CA to trust (default: the system's)
+# cert_file = "/etc/factory-tui/client.pem"   # TLS: a client certificate, if the broker asks
+# key_file = "/etc/factory-tui/client.key"
 protocol = "5"
 session_expiry_s = 604800
 max_in_flight = 256
-max_message_bytes = 1048576
+max_message_bytes = 262144
 keepalive_s = 30
 retry_max_s = 60.0
 

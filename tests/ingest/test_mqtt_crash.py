@@ -37,7 +37,7 @@ async def test_kill_9_mid_stream_loses_no_delivered_message(tmp_path: Path, mqtt
     config.write_text(
         config.read_text()
         + f'[ingest.mqtt]\nurl = "{mqtt_url}"\ntopic = "{name}/+/events"\n'
-        + f'client_id = "{name}-serve"\n'
+        + f'client_id = "{name}-serve"\nsession_expiry_s = 60\n'
     )
     db = tmp_path / "factory.db"
     messages = [

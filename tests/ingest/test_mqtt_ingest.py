@@ -47,6 +47,8 @@ async def mqtt_listener(
     tmp_path: Path, name: str, **mqtt: Any
 ) -> AsyncIterator[tuple[Listener, MqttIngest]]:
     """A listener on its own database with MQTT ingest subscribed as `mqtt` says."""
+    # Sessions on the shared broker outlive a test by a minute only.
+    mqtt.setdefault("session_expiry_s", 60)
     overrides = {f"ingest__mqtt__{key}": value for key, value in mqtt.items()}
     (tmp_path / name).mkdir()
     settings = make_settings(tmp_path / name, **overrides)

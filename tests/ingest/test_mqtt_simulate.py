@@ -28,6 +28,7 @@ async def test_simulate_mqtt_publishes_what_simulate_writes_to_a_file(
         ingest__mqtt__url=mqtt_url,
         ingest__mqtt__topic=f"{name}/+/events",
         ingest__mqtt__client_id=f"{name}-subscriber",
+        ingest__mqtt__session_expiry_s=60,
     )
     async with Listener(settings) as over_mqtt:
         ingest = MqttIngest(over_mqtt)

@@ -50,6 +50,7 @@ def mqtt_console(floor_db: Path, clock: SetClock, url: str, topic: str) -> Facto
     settings.ingest.mqtt.topic = topic
     settings.ingest.mqtt.client_id = f"{topic.split('/')[0]}-console"
     settings.ingest.mqtt.retry_max_s = 1
+    settings.ingest.mqtt.session_expiry_s = 60  # the shared broker forgets it soon after
     return make_app(settings, clock=clock, health=fixed_health(READING), animations=False)
 
 

@@ -16,7 +16,7 @@ from factory_tui.engine.snapshot import (
     WorkerMetrics,
 )
 from factory_tui.models import EventRecord
-from factory_tui.records import AlertRecord, IngestStats
+from factory_tui.records import AlertRecord, AuditRecord, IngestStats
 
 OUTPUT_BUCKET_US: Final = 15 * 60 * US_PER_S
 """The output chart's finest bucket; the chart merges buckets when the terminal is narrow."""
@@ -24,6 +24,8 @@ DETAIL_EVENTS: Final = 50
 """Events listed in a worker's detail."""
 LOG_EVENTS: Final = 200
 """Accepted events kept in the event log view."""
+LOG_AUDIT: Final = 100
+"""Audit entries kept in the event log view."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +170,8 @@ class ViewData:
     station: StationDetail | None = None
     events: tuple[EventRecord, ...] | None = None
     """The latest accepted events, newest first (while the event log is on)."""
+    audit: tuple[AuditRecord, ...] = ()
+    """The latest audit entries, newest first (while the event log is on)."""
     fleet: tuple[SiteRow, ...] | None = None
     """Every site's row, when the database holds more than one site."""
     ingest: IngestStats | None = None

@@ -13,9 +13,11 @@ from collections import defaultdict
 
 from factory_tui.engine import Engine
 from factory_tui.engine.snapshot import US_PER_S, Segment, Snapshot, Window
+from factory_tui.records import AuditRecord
 from factory_tui.storage import Store
 from factory_tui.view_models import (
     DETAIL_EVENTS,
+    LOG_AUDIT,
     LOG_EVENTS,
     OUTPUT_BUCKET_US,
     AlertsState,
@@ -144,12 +146,14 @@ def view_data(
 ) -> ViewData:
     """One tick's `ViewData`: the parts `needs` asks for, computed in the tick thread."""
     worker = station = events = None
+    audit: tuple[AuditRecord, ...] = ()
     if needs.worker_id is not None:
         worker = worker_detail(engine, store, snapshot, shift, needs.worker_id)
     if needs.station_id is not None:
         station = station_detail(engine, store, snapshot, shift, needs.station_id)
     if needs.event_log:
         events = tuple(store.latest_events(LOG_EVENTS))
+        audit = tuple(store.audit_entries(LOG_AUDIT))
     return ViewData(
         snapshot=snapshot,
         shift=shift,
@@ -159,4 +163,5 @@ def view_data(
         worker=worker,
         station=station,
         events=events,
+        audit=audit,
     )

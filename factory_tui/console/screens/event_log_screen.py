@@ -6,7 +6,8 @@ answered and the connection they came from. `/` filters both lists (every word m
 a row); `esc` clears the filter, or goes back when there is none.
 
 Rejected lines never reach the database: only the process that owns the port knows them. A
-read-only viewer says so rather than showing an empty list.
+read-only viewer says so rather than showing an empty list. Below them, under its own heading,
+the audit trail as stored: connections opened and closed, refused peers, TLS and auth failures.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from factory_tui.console.screens.filtered_view import FilteredView
 from factory_tui.models import EventRecord
-from factory_tui.records import IngestStats, Rejection
-from factory_tui.view_models import LOG_EVENTS, ViewData, ViewNeeds
+from factory_tui.records import AuditRecord, IngestStats, Rejection
+from factory_tui.view_models import LOG_AUDIT, LOG_EVENTS, ViewData, ViewNeeds
 from factory_tui.widgets.formatting import MISSING, matches, rate
 from factory_tui.widgets.table_rows import Row, cell, fill_table, number
 
@@ -38,6 +39,9 @@ ACCEPTED_COLUMNS: Final = (
     "Camera",
 )
 REJECTED_COLUMNS: Final = ("Received", "Connection", "Error", "Line")
+AUDIT_COLUMNS: Final = ("At", "What", "Peer", "Detail")
+ALARMING: Final = frozenset({"auth_failed", "tls_failed", "peer_refused"})
+"""Audit entries shown in bold: someone was kept out."""
 
 
 class EventLogScreen(FilteredView):
@@ -49,12 +53,14 @@ class EventLogScreen(FilteredView):
     HELP_KEYS: ClassVar = (
         ("/", "Filter both lists: every word must appear (worker, station, camera, peer…)"),
         ("esc", "Clear the filter, or back to the screen below"),
-        ("tab", "Move between the accepted and the rejected list"),
+        ("tab", "Move between the accepted, rejected and audit lists"),
     )
     HELP_NOTES: ClassVar = (
         f"Accepted: the last {LOG_EVENTS} stored events. Received is when the listener took "
         "the line; Timestamp is the camera's own time (a gap between them is a late event).",
         "Rejected: the last lines the listener refused, with its error and the connection.",
+        f"Audit trail: the last {LOG_AUDIT} connections opened and closed, refused peers, TLS "
+        "and auth failures, as stored in the audit table.",
     )
 
     DEFAULT_CSS = """
@@ -75,6 +81,9 @@ class EventLogScreen(FilteredView):
     EventLogScreen #log-rejected {
         height: 1fr;
     }
+    EventLogScreen #log-audit {
+        height: 1fr;
+    }
     """
 
     def __init__(self, *, zone: tzinfo) -> None:
@@ -83,6 +92,8 @@ class EventLogScreen(FilteredView):
         """Ids of the accepted events listed, newest first."""
         self.shown_rejected: tuple[Rejection, ...] = ()
         """Rejected lines listed, newest first."""
+        self.shown_audit: tuple[int, ...] = ()
+        """Ids of the audit entries listed, newest first."""
 
     @property
     def needs(self) -> ViewNeeds:
@@ -101,6 +112,8 @@ class EventLogScreen(FilteredView):
         yield DataTable(id="log-accepted", cursor_type="row", zebra_stripes=True)
         yield Static("Rejected lines, newest first", id="rejected-title", classes="section-title")
         yield DataTable(id="log-rejected", cursor_type="row", zebra_stripes=True)
+        yield Static("Audit trail, newest first", id="audit-title", classes="section-title")
+        yield DataTable(id="log-audit", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -111,6 +124,9 @@ class EventLogScreen(FilteredView):
         rejected = self.query_one("#log-rejected", DataTable)
         for name in REJECTED_COLUMNS:
             rejected.add_column(name, key=name)
+        audit = self.query_one("#log-audit", DataTable)
+        for name in AUDIT_COLUMNS:
+            audit.add_column(name, key=name)
         accepted.focus()
 
     def render_data(self, data: ViewData) -> None:
@@ -165,6 +181,30 @@ class EventLogScreen(FilteredView):
         self.shown_rejected = tuple(shown)
         fill_table(self.query_one("#log-rejected", DataTable), rejected_rows)
         self.query_one("#rejected-title", Static).update(rejected_title)
+        self._audit_trail(data.audit, words)
+
+    def _audit_trail(self, entries: tuple[AuditRecord, ...], words: list[str]) -> None:
+        rows: list[Row] = []
+        ids: list[int] = []
+        for entry in entries:
+            at = self.clock(entry.at_us)
+            what = entry.kind.replace("_", " ")
+            if matches(words, at, what, entry.peer, entry.detail):
+                ids.append(entry.id)
+                style = "bold" if entry.kind in ALARMING else ""
+                rows.append(
+                    (
+                        str(entry.id),
+                        [cell(at, "dim"), cell(what, style), cell(entry.peer), cell(entry.detail)],
+                    )
+                )
+        self.shown_audit = tuple(ids)
+        fill_table(self.query_one("#log-audit", DataTable), rows)
+        count = f"{len(ids)} of {len(entries)} match" if words else f"last {len(entries)}"
+        self.query_one("#audit-title", Static).update(
+            f"Audit trail, newest first ({count}; connections, refusals, TLS and auth failures)"
+        )
+
 
     def _heading(self, data: ViewData) -> None:
         heading = Text(no_wrap=True)

@@ -187,3 +187,22 @@ def test_a_plain_socket_gets_nothing_before_the_handshake(pki: Pki) -> None:
                 await client.connect()
 
         asyncio.run(attempt())
+
+
+async def test_simulate_tls_sends_over_mtls(
+    start_listener: StartListener, pki: Pki, tmp_path: Path
+) -> None:
+    """`factory-tui simulate --cafile --cert --key` drives a listener that wants client
+    certificates; every camera's connection is TLS with the camera's certificate."""
+    listener = await tls_listener(start_listener, pki, ingest__tls_client_ca=pki.camera_ca)
+    code, out, err = await run_cli(
+        "simulate", "--port", str(listener.port), "--speed", "3600", "--duration", "5m",
+        "--workers", "2", "--start", "2024-05-01T08:00:00Z", "--cafile", str(pki.server_cert),
+        "--cert", str(pki.camera_cert), "--key", str(pki.camera_key),
+    )  # fmt: skip
+    assert code == 0, err
+    assert listener.stats().accepted > 0
+    assert "rejected 0" in out
+    await listener.stop()
+    opened = [detail for kind, _, detail in audit_of(tmp_path) if kind == "connection_opened"]
+    assert opened == ["TLS, client certificate commonName=camera-7"] * 2

@@ -132,7 +132,8 @@ class Folder:
     def start(self, command: str) -> subprocess.Popen[str]:
         """Start a listener (`... &`) and wait for its `listening on` line on stdout."""
         process = subprocess.Popen(
-            ["bash", "-c", "exec " + self.prepare(command)],
+            # `env` lets the command start with VAR=value settings, as a shell line may.
+            ["bash", "-c", "exec env " + self.prepare(command)],
             cwd=self.path,
             env=self.env,
             stdout=subprocess.PIPE,

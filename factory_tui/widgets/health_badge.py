@@ -87,6 +87,10 @@ class HealthBadge(Widget):
                 second = f"DSK {100.0 - reading.disk_free_percent:.0f}%"
                 word = LOW_DISK_WORD if level == "warn" else word
         first = f"CPU {cpu:>3} RAM {ram:>3}"
+        if len(first) > BADGE_WIDTH:  # 100%: drop padding rather than wrap the badge
+            first = f"CPU {cpu} RAM {ram}"
+            if len(first) > BADGE_WIDTH:
+                first = f"CPU{cpu} RAM{ram}"
         second += word.rjust(BADGE_WIDTH - len(second))
         text = Text(first.ljust(BADGE_WIDTH) + "\n", no_wrap=True)
         text.append(second[: BADGE_WIDTH - len(word)])

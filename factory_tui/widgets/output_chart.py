@@ -149,14 +149,13 @@ class OutputChart(Widget):
         zero = self.get_component_rich_style("output-chart--zero")
         columns = [column(value, chart.peak) for value in chart.per_cell]
         minutes = chart.bucket_us // (60 * US_PER_S)
-        lines = [
-            Text(
-                f"{'output':<{GUTTER}}units per hour of shift time, {minutes}-minute buckets "
-                "(dim: the bucket still filling)",
-                style=label,
-                no_wrap=True,
-            )
-        ]
+        caption = (
+            f"units per hour of shift time, {minutes}-minute buckets "
+            "(dim: the bucket still filling)"
+        )
+        if len(caption) > width:  # 80 columns: the short form, not cut
+            caption = f"units/h of shift time, {minutes}-min buckets (dim: still filling)"
+        lines = [Text(f"{'output':<{GUTTER}}{caption}", style=label, no_wrap=True)]
         for row in range(ROWS):
             if row == 0:
                 gutter = f"{chart.peak:.0f} u/h"

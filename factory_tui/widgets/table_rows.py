@@ -21,8 +21,11 @@ Row = tuple[str, Sequence[Text]]
 """A row's key and its cells (rich Text: data is never parsed as markup)."""
 
 
-def fill_table(table: DataTable[Text], rows: Sequence[Row]) -> None:
-    """Show `rows` in `table`, keeping the cursor on the same row key where it still exists."""
+def fill_table(table: DataTable[Text], rows: Sequence[Row], *, elastic: Sequence[int] = ()) -> None:
+    """Show `rows` in `table`, keeping the cursor on the same row key where it still exists;
+    the `elastic` columns are cut to fit the table's width (see `fit_width`)."""
+    if elastic:
+        rows = fit_width(table, rows, elastic)
     keys = [key for key, _ in rows]
     ordered = [row.key.value for row in table.ordered_rows]
     columns = [column.key for column in table.ordered_columns]
@@ -47,6 +50,40 @@ def fill_table(table: DataTable[Text], rows: Sequence[Row]) -> None:
     target = keys.index(cursor_key) if cursor_key in keys else min(cursor_row, len(keys) - 1)
     table.move_cursor(row=max(0, target), animate=False, scroll=False)
     table.scroll_to(y=scroll_y, animate=False, immediate=True)
+
+
+def fit_width(
+    table: DataTable[Text], rows: Sequence[Row], elastic: Sequence[int]
+) -> list[tuple[str, list[Text]]]:
+    """`rows` with the cells of the `elastic` columns (free text first: details, a raw line)
+    cut with an ellipsis so that the table fits its width: no sideways scroll at 80 columns.
+
+    Columns are narrowed in the order given, each at most down to its heading; the others keep
+    their full width."""
+    width = table.scrollable_content_region.width or table.app.size.width - 2
+    columns = table.ordered_columns
+    padding = 2 * table.cell_padding
+    widths = []
+    for index, column in enumerate(columns):
+        widest = max((cells[index].cell_len for _, cells in rows if index < len(cells)), default=0)
+        kept = 0 if index in elastic else column.content_width  # `_widen` never narrows
+        widths.append(max(column.label.cell_len, widest, kept))
+    fitted = [(key, list(cells)) for key, cells in rows]
+    excess = sum(widths) + padding * len(columns) - width
+    for index in elastic:
+        if excess <= 0 or index >= len(columns):
+            break
+        room = max(columns[index].label.cell_len, widths[index] - excess)
+        excess -= widths[index] - room
+        widths[index] = room
+        for _, cells in fitted:
+            if index < len(cells) and cells[index].cell_len > room:
+                cut = cells[index].copy()
+                cut.truncate(room, overflow="ellipsis")
+                cells[index] = cut
+        # After a resize to fewer columns the column must shrink too, not keep its old width.
+        columns[index].content_width = room
+    return fitted
 
 
 def _widen(table: DataTable[Text], rows: Sequence[Row]) -> None:

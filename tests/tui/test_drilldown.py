@@ -340,12 +340,13 @@ class TestWorkerDetail:
             metrics = drawn(screen.query_one("#detail-metrics", Static))
             assert "Utilization   65%" in metrics
 
-            # On a narrow terminal the chart's caption is cut, not wrapped: all its rows stay.
+            # On a narrow terminal the chart's caption takes its short form, neither cut nor
+            # wrapped: all its rows stay.
             await pilot.resize_terminal(80, 24)
             await pilot.pause()
             chart = drawn(screen.query_one(OutputChart)).splitlines()
             assert len(chart) == 4
-            assert chart[0].rstrip().endswith("…")
+            assert chart[0].rstrip().endswith("(dim: still filling)")
             assert chart[-1].split()[0] == "0"
             assert len(drawn(timeline).splitlines()) == 5
 

@@ -53,13 +53,14 @@ WORKER_KINDS: Final = frozenset({CAMERA_DARK, IDLE_TOO_LONG})
 ACTIVE_COLUMNS: Final = ("Kind", "Subject", "Since", "For", "Details")
 DRIFT_COLUMNS: Final = (
     "Model",
-    "Conf baseline",
+    "Conf base",
     "Conf now",
     "Change",
-    "Units/h baseline",
-    "Units/h now",
+    "U/h base",
+    "U/h now",
     "State",
 )
+"""Short headings: the table fits 80 columns (the state words give way before anything)."""
 HISTORY_COLUMNS: Final = ("Kind", "Subject", "Raised", "Cleared", "Lasted", "Details")
 
 
@@ -216,10 +217,12 @@ class AlertsScreen(ViewScreen):
                 )
                 for alert in alerts.active
             ],
+            elastic=(4,),
         )
         fill_table(
             self.query_one("#alerts-drift", DataTable),
             [(model.model_version, self._drift_cells(model)) for model in alerts.drift],
+            elastic=(6, 0),
         )
         failed = self.query_one("#actions-failed", Static)
         failed.display = bool(alerts.action_failures)
@@ -231,6 +234,7 @@ class AlertsScreen(ViewScreen):
         fill_table(
             self.query_one("#alerts-history", DataTable),
             [(str(alert.id), self._history_cells(alert, at_us)) for alert in alerts.history],
+            elastic=(5,),
         )
 
     @staticmethod

@@ -25,6 +25,7 @@ from factory_tui.models import EventRecord
 from factory_tui.records import AuditRecord, IngestStats, Rejection
 from factory_tui.view_models import LOG_AUDIT, LOG_EVENTS, ViewData, ViewNeeds
 from factory_tui.widgets.formatting import MISSING, matches, rate
+from factory_tui.widgets.headings import wrap_parts
 from factory_tui.widgets.table_rows import Row, cell, fill_table, number
 
 ACCEPTED_COLUMNS: Final = (
@@ -70,7 +71,7 @@ class EventLogScreen(FilteredView):
     }
     EventLogScreen #log-filter {
         display: none;
-        margin: 0 1;
+        padding: 0 1;  /* a side margin would narrow the tables while the filter is open */
     }
     EventLogScreen .section-title {
         padding: 0 1;
@@ -145,7 +146,8 @@ class EventLogScreen(FilteredView):
                 ids.append(event.id)
                 accepted_rows.append((str(event.id), self._event_cells(fields)))
         self.shown_accepted = tuple(ids)
-        fill_table(self.query_one("#log-accepted", DataTable), accepted_rows)
+        # At 80 columns the camera, model and event words give way (no sideways scroll).
+        fill_table(self.query_one("#log-accepted", DataTable), accepted_rows, elastic=(8, 7, 4))
         count = f"{len(ids)} of {len(events)} match" if words else f"last {len(events)}"
         self.query_one("#accepted-title", Static).update(f"Accepted events, newest first ({count})")
 
@@ -222,7 +224,8 @@ class EventLogScreen(FilteredView):
             )
         if self.filter_text:
             heading.append(f" · filter “{self.filter_text}”", "bold")
-        self.query_one("#log-heading", Static).update(heading)
+        # Wrapped between its parts at 80 columns, never inside one.
+        self.query_one("#log-heading", Static).update(wrap_parts(heading, self.size.width - 2))
 
     def _event_fields(self, event: EventRecord) -> tuple[str, ...]:
         return (

@@ -32,6 +32,7 @@ from factory_tui.widgets.formatting import (
     percent,
     rate,
 )
+from factory_tui.widgets.headings import pack_content
 from factory_tui.widgets.output_chart import OutputChart, OutputChartData
 from factory_tui.widgets.table_rows import cell, fill_table, number
 from factory_tui.widgets.timeline_bar import TimelineBar, TimelineData
@@ -182,19 +183,23 @@ class WorkerDetailScreen(ViewScreen):
         seen = MISSING
         if worker.last_seen_us is not None:
             seen = age(max(0.0, (data.snapshot.at_us - worker.last_seen_us) / US_PER_S))
-        heading = Content.assemble(
+        who = Content.assemble(
             Content.from_markup("[b]$name[/b]", name=worker.name),
             Content.styled(f"  {worker.worker_id}  ", "$text-muted")
             if worker.name != worker.worker_id
             else Content("  "),
             state_badge(worker.state),
             Content(f" {where}" if where else ""),
-            Content.styled(f"  · last event {seen}", "$text-muted"),
-            Content.styled(
-                f"  · {data.window_title}, as of {self.clock(data.snapshot.at_us)}",
-                "$text-muted",
-            ),
         )
+        parts = [
+            who,
+            Content.styled(f"last event {seen}", "$text-muted"),
+            Content.styled(
+                f"{data.window_title}, as of {self.clock(data.snapshot.at_us)}", "$text-muted"
+            ),
+        ]
+        # At 80 columns the heading wraps between its parts, never inside one.
+        heading = pack_content(parts, self.size.width - 2, separator="  · ")
         self.query_one("#detail-heading", Static).update(heading)
 
     def _metrics(self, data: ViewData, detail: WorkerDetail) -> Table:

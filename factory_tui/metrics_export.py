@@ -386,15 +386,16 @@ class StoreFloor:
                 self._cursor = rows[-1].id
                 if len(rows) < READ_BATCH:
                     break
+        end = window.instants_end(at_us)
         if self._models is None or self._models.from_us != window.from_us:
-            # Once per shift: the rows of the window up to the cursor; later ones are folded
-            # in as the cursor reads them, so a scrape needs no per-model query.
+            # Once per shift, one query over the rows the cursor has passed (and the few
+            # stamped ahead of `at`); later rows are folded in as the cursor reads them, so a
+            # scrape needs no per-model query.
             self._models = ModelTally(window)
-            self._models.add(
-                row for row in store.iter_range(window.from_us, None) if row.id <= self._cursor
-            )
+            self._models.seed(store.model_summary(window.from_us, end, max_id=self._cursor))
+            self._models.add(row for row in store.iter_range(end, None) if row.id <= self._cursor)
         snapshot = self._engine.snapshot(window, at_us)
-        models = self._models.summary(window.instants_end(at_us))
+        models = self._models.summary(end)
         alerts = store.alerts(active_only=True)
         return FloorFigures(snapshot, tuple(alerts), models)
 
@@ -425,35 +426,48 @@ class ModelTally:
     def __init__(self, window: Window) -> None:
         self.from_us = window.from_us
         self._totals: dict[str | None, _ModelTotals] = {}
-        self._waiting: list[tuple[int, int, str | None, float, int]] = []
+        self._new: list[EventRecord] = []
+        self._waiting: list[tuple[int, int, EventRecord]] = []
+
+    def seed(self, summaries: Iterable[ModelSummary]) -> None:
+        """Start from `Store.model_summary` of rows already read (not to be `add`ed again)."""
+        for m in summaries:
+            self._totals[m.model_version] = _ModelTotals(
+                m.events, m.mean_confidence * m.events, m.min_confidence, m.units
+            )
 
     def add(self, rows: Iterable[EventRecord]) -> None:
         """Take in stored rows (each once: the caller reads by id)."""
-        for row in rows:
-            if row.ts_us >= self.from_us:
-                units = row.count if row.event_type == "product_count" else 0
-                item = (row.ts_us, row.id, row.model_version, row.confidence, units)
-                heapq.heappush(self._waiting, item)
+        self._new.extend(row for row in rows if row.ts_us >= self.from_us)
 
     def summary(self, end_us: int) -> tuple[ModelSummary, ...]:
         """The figures of the rows with ts < `end_us` (a non-decreasing instant), events that
         named no model first, then by model_version."""
+        new, self._new = self._new, []
         waiting = self._waiting
+        for row in new:
+            if row.ts_us < end_us:
+                self._count(row)
+            else:
+                heapq.heappush(waiting, (row.ts_us, row.id, row))
         while waiting and waiting[0][0] < end_us:
-            _, _, model, confidence, units = heapq.heappop(waiting)
-            totals = self._totals.get(model)
-            if totals is None:
-                totals = self._totals[model] = _ModelTotals(min_confidence=confidence)
-            totals.events += 1
-            totals.confidence += confidence
-            totals.min_confidence = min(totals.min_confidence, confidence)
-            totals.units += units
+            self._count(heapq.heappop(waiting)[2])
         return tuple(
             ModelSummary(model, t.events, t.confidence / t.events, t.min_confidence, t.units)
             for model, t in sorted(
                 self._totals.items(), key=lambda item: (item[0] is not None, item[0] or "")
             )
         )
+
+    def _count(self, row: EventRecord) -> None:
+        totals = self._totals.get(row.model_version)
+        if totals is None:
+            totals = self._totals[row.model_version] = _ModelTotals(min_confidence=row.confidence)
+        totals.events += 1
+        totals.confidence += row.confidence
+        totals.min_confidence = min(totals.min_confidence, row.confidence)
+        if row.event_type == "product_count":
+            totals.units += row.count
 
 
 def is_loopback(host: str) -> bool:

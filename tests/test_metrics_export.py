@@ -443,3 +443,22 @@ def test_rejection_reasons() -> None:
         "unfinished"
     )
     assert rejection_reason("confidence: must be between 0 and 1") == "invalid"
+
+
+def test_model_summary_up_to_a_cursor(any_store: Any) -> None:
+    """The first scrape's one per-model query counts only the rows the cursor has passed."""
+    from factory_tui.models import parse_event
+
+    any_store.insert_batch([parse_event(line) for line in (*EVENTS[:3], EVENTS[3], EVENTS[4])])
+    ids = [row.id for row in any_store.iter_range(None, None)]
+    lo, hi = to_utc_us(datetime.fromisoformat("2024-05-01T10:00:00Z")), at_us()
+    everything = any_store.model_summary(lo, hi)
+    assert [(m.model_version, m.events) for m in everything] == [("yolo-a", 3), ("yolo-b", 2)]
+    cursor = sorted(ids)[2]  # the first three stored: yolo-a's
+    assert [
+        (m.model_version, m.events, m.units) for m in any_store.model_summary(lo, hi, max_id=cursor)
+    ] == [("yolo-a", 3, 4)]
+    tally = ModelTally(Window(lo, hi, "Day"))
+    tally.seed(any_store.model_summary(lo, hi, max_id=cursor))
+    tally.add(row for row in any_store.iter_range(None, None) if row.id > cursor)
+    assert tally.summary(hi) == tuple(everything)

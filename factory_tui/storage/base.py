@@ -194,8 +194,11 @@ class Store(Protocol):
     def model_first_seen(self) -> list[tuple[str | None, int]]:
         """Each model_version stored (None: events that named none) and its first timestamp."""
 
-    def model_summary(self, from_us: int, to_us: int) -> list[ModelSummary]:
-        """Per model_version: events, mean and lowest confidence, units in [from_us, to_us)."""
+    def model_summary(
+        self, from_us: int, to_us: int, max_id: int | None = None
+    ) -> list[ModelSummary]:
+        """Per model_version: events, mean and lowest confidence, units in [from_us, to_us)
+        (with `max_id`: of the rows with id <= max_id, what a cursor has read)."""
 
     # --- alerts -------------------------------------------------------------------------------
 

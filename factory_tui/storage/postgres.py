@@ -690,14 +690,18 @@ class PostgresStore(BackendBase):
         return [(key or None, int(first)) for key, first in rows]
 
     @_translate_errors
-    def model_summary(self, from_us: int, to_us: int) -> list[ModelSummary]:
-        """Per model_version: events, mean and lowest confidence, units in [from_us, to_us)."""
+    def model_summary(
+        self, from_us: int, to_us: int, max_id: int | None = None
+    ) -> list[ModelSummary]:
+        """Per model_version: events, mean and lowest confidence, units in [from_us, to_us)
+        (with `max_id`: of the rows with id <= max_id, what a cursor has read)."""
         rows = self._conn.execute(
             "SELECT model_version, count(*), avg(confidence), min(confidence), "
             "coalesce(sum(CASE WHEN event_type = 'product_count' THEN count END), 0) "
-            "FROM events WHERE site_id = %s AND ts_us >= %s AND ts_us < %s "
-            'GROUP BY model_version ORDER BY model_version COLLATE "C" NULLS FIRST',
-            (self.site_id, from_us, to_us),
+            "FROM events WHERE site_id = %s AND ts_us >= %s AND ts_us < %s"
+            + ("" if max_id is None else " AND id <= %s")
+            + ' GROUP BY model_version ORDER BY model_version COLLATE "C" NULLS FIRST',
+            (self.site_id, from_us, to_us, *(() if max_id is None else (max_id,))),
         ).fetchall()
         return [
             ModelSummary(model, int(events), float(mean), float(low), int(units))

@@ -507,14 +507,18 @@ class SqliteStore(BackendBase):
         return [EventRecord(*row) for row in self._db.conn.execute(query, params).fetchall()]
 
     @_translate_errors
-    def model_summary(self, from_us: int, to_us: int) -> list[ModelSummary]:
-        """Per model_version: events, mean and lowest confidence, units in [from_us, to_us)."""
+    def model_summary(
+        self, from_us: int, to_us: int, max_id: int | None = None
+    ) -> list[ModelSummary]:
+        """Per model_version: events, mean and lowest confidence, units in [from_us, to_us)
+        (with `max_id`: of the rows with id <= max_id, what a cursor has read)."""
         rows = self._db.execute(
             "SELECT model_version, count(*), avg(confidence), min(confidence), "
             "coalesce(sum(CASE WHEN event_type = 'product_count' THEN count END), 0) "
-            "FROM events WHERE site_id = ? AND ts_us >= ? AND ts_us < ? "
-            "GROUP BY model_version ORDER BY model_version",
-            [self.site_id, from_us, to_us],
+            "FROM events WHERE site_id = ? AND ts_us >= ? AND ts_us < ?"
+            + ("" if max_id is None else " AND id <= ?")
+            + " GROUP BY model_version ORDER BY model_version",
+            [self.site_id, from_us, to_us, *([] if max_id is None else [max_id])],
         ).fetchall()
         return [ModelSummary(*row) for row in rows]
 

@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/http_ingest.py
+	$(BIN)/python benchmarks/access.py
 	$(BIN)/python benchmarks/tui.py
 	$(BIN)/python benchmarks/web.py
 	$(BIN)/python benchmarks/disk.py

@@ -101,6 +101,13 @@ def tls_subject(transport: asyncio.BaseTransport) -> str:
     return ", ".join(parts)
 
 
+def security_of(transport: asyncio.BaseTransport, subject: str) -> str:
+    """How a connection is secured: plain TCP, TLS, or TLS with a client certificate."""
+    if transport.get_extra_info("sslcontext") is None:
+        return "plain TCP"
+    return f"TLS, client certificate {subject}" if subject else "TLS"
+
+
 def peer_of(transport: asyncio.BaseTransport) -> tuple[str, str]:
     """(address, `address:port`) of the transport's peer."""
     peer = transport.get_extra_info("peername")
@@ -273,11 +280,11 @@ class TlsHandshake(asyncio.Protocol):
 
     async def _handshake(self, transport: asyncio.Transport, peer: str) -> None:
         loop = asyncio.get_running_loop()
-        protocol = self._make_protocol()
+        front = _TlsFront()
         try:
             tls = await loop.start_tls(
                 transport,
-                protocol,
+                front,
                 self._context,
                 server_side=True,
                 ssl_handshake_timeout=self._timeout_s,
@@ -292,7 +299,63 @@ class TlsHandshake(asyncio.Protocol):
         if tls is None:  # the peer went away as the handshake ended
             transport.abort()
             return
-        protocol.connection_made(tls)
+        front.hand_over(self._make_protocol(), tls)
+
+
+class _TlsFront(asyncio.Protocol):
+    """What the TLS transport calls, in front of the connection.
+
+    asyncio hands the first decrypted bytes (even the peer's EOF) to the protocol as the
+    handshake completes, before `start_tls` returns the transport the connection needs: they
+    are kept here and replayed once the connection is made. After that every call is passed
+    on, except that EOF is never answered "keep the socket open" (TLS cannot half-close, and
+    asyncio warns on every such answer).
+    """
+
+    def __init__(self) -> None:
+        self._target: asyncio.Protocol | None = None
+        self._early: list[bytes] = []
+        self._eof = False
+        self._lost: tuple[Exception | None] | None = None
+
+    def hand_over(self, target: asyncio.Protocol, transport: asyncio.Transport) -> None:
+        """Make `target` the connection of `transport`, with whatever came meanwhile."""
+        self._target = target
+        target.connection_made(transport)
+        early, self._early = self._early, []
+        for data in early:
+            target.data_received(data)
+        if self._eof:
+            target.eof_received()
+        if self._lost is not None:
+            target.connection_lost(self._lost[0])
+
+    def data_received(self, data: bytes) -> None:
+        if self._target is None:
+            self._early.append(data)
+        else:
+            self._target.data_received(data)
+
+    def eof_received(self) -> bool:
+        if self._target is None:
+            self._eof = True
+        else:
+            self._target.eof_received()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._target is None:
+            self._lost = (exc,)
+        else:
+            self._target.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self._target is not None:
+            self._target.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._target is not None:
+            self._target.resume_writing()
 
 
 def _handshake_reason(error: BaseException) -> str:

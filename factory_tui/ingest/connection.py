@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Final, Protocol
 
 from factory_tui.config import Settings
-from factory_tui.ingest.access import HeldLines, tls_subject
+from factory_tui.ingest.access import HeldLines, security_of, tls_subject
 from factory_tui.ingest.protocol import (
     AUTH_MISSING,
     AUTH_WRONG,
@@ -122,6 +122,8 @@ class Connection(asyncio.Protocol):
         self._throttle: asyncio.TimerHandle | None = None
         self.tls_subject = ""
         """The subject of the peer's TLS client certificate ('' without one)."""
+        self.security = "plain TCP"
+        """How the connection is secured: plain TCP, TLS, TLS with a client certificate."""
 
     # asyncio.Protocol callbacks
 
@@ -131,6 +133,8 @@ class Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.tls_subject = tls_subject(transport)
+        # Read now: a closed TLS transport no longer answers get_extra_info.
+        self.security = security_of(transport, self.tls_subject)
         why = self._host.register(self)
         if why is not None:
             refusal = (
@@ -244,13 +248,6 @@ class Connection(asyncio.Protocol):
         return []
 
     # what the audit trail says of this connection
-
-    @property
-    def security(self) -> str:
-        """How the connection is secured: plain TCP, TLS, TLS with a client certificate."""
-        if self._transport is None or self._transport.get_extra_info("sslcontext") is None:
-            return "plain TCP"
-        return f"TLS, client certificate {self.tls_subject}" if self.tls_subject else "TLS"
 
     def summary(self) -> str:
         """Lines received and how the peer authenticated, for the audit trail on close."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from factory_tui.ingest.access import AccessError, client_tls_context
+from factory_tui.ingest.access import AccessError, _TlsFront, client_tls_context
 from factory_tui.ingest.client import ClientError, IngestClient
 from factory_tui.ingest.listener import Listener, ListenerError
 from factory_tui.storage import SqliteStore
@@ -206,3 +206,44 @@ async def test_simulate_tls_sends_over_mtls(
     await listener.stop()
     opened = [detail for kind, _, detail in audit_of(tmp_path) if kind == "connection_opened"]
     assert opened == ["TLS, client certificate commonName=camera-7"] * 2
+
+
+class _Recorder(asyncio.Protocol):
+    """A protocol that writes down what it is told, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[object, ...]] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.calls.append(("made",))
+
+    def data_received(self, data: bytes) -> None:
+        self.calls.append(("data", data))
+
+    def eof_received(self) -> bool:
+        self.calls.append(("eof",))
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.calls.append(("lost",))
+
+
+def test_bytes_that_come_with_the_end_of_the_handshake_reach_the_connection() -> None:
+    """asyncio delivers the first decrypted bytes (and even EOF) as the handshake completes,
+    before the connection has its transport: they wait in front of it and follow its
+    connection_made, in order; later calls pass straight through, and EOF never asks TLS to
+    keep a half-open socket. (A first line that came with the handshake's end used to reach the
+    connection before its transport: the connection was dropped unanswered.)"""
+    front = _TlsFront()
+    front.data_received(b'{"a":1}\n')
+    assert front.eof_received() is False
+    front.connection_lost(None)
+    target = _Recorder()
+    front.hand_over(target, asyncio.Transport())
+    assert target.calls == [("made",), ("data", b'{"a":1}\n'), ("eof",), ("lost",)]
+    later = _Recorder()
+    front = _TlsFront()
+    front.hand_over(later, asyncio.Transport())
+    front.data_received(b"x")
+    assert front.eof_received() is False
+    assert later.calls == [("made",), ("data", b"x"), ("eof",)]

@@ -13,6 +13,7 @@ the simulator feed are injected, so a test can pin "now" and the machine reading
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass
 from datetime import tzinfo
@@ -46,7 +47,7 @@ from factory_tui.console.screens.view_screen import ViewScreen
 from factory_tui.console.screens.worker_detail_screen import WorkerDetailScreen
 from factory_tui.console.services import ConsoleServices, Feeder, Role, StartError
 from factory_tui.console.status import clock_text, paused_status, stale_status, subtitle
-from factory_tui.console.terminal_frames import TerminalShadow, shadowed
+from factory_tui.console.terminal_frames import TerminalShadow, plain_terminal, shadowed
 from factory_tui.console.tick_loop import TickLoop
 from factory_tui.engine.snapshot import Snapshot
 from factory_tui.ingest.listener import Listener
@@ -157,8 +158,9 @@ class FactoryApp(App[None]):
         self.summary = self.floor.summary
         self.health_badge = self.floor.health_badge
         self.grid = self.floor.grid
-        self.terminal_shadow = TerminalShadow()
-        """What the terminal shows: each frame sends only the cells that changed."""
+        self.terminal_shadow = TerminalShadow(plain=plain_terminal(os.environ, self.no_color))
+        """What the terminal shows: each frame sends only the cells that changed (and a
+        terminal without colour, NO_COLOR or TERM=vt100, gets plain text and ASCII)."""
 
     def _display(self, screen: Screen[Any], renderable: RenderableType | None) -> None:
         # Fewer bytes over SSH: see terminal_frames.

@@ -8,14 +8,19 @@ style change as the difference from the pen's current style (one reset per frame
 
 A full update (first paint, resize, a new screen) is written whole and re-seeds the shadow,
 so a terminal that was cleared or reflowed never keeps stale cells.
+
+A terminal without colour (`NO_COLOR`, `TERM=vt100` or `dumb`) gets plain text: no colour
+codes, ASCII for the box-drawing and block characters, and only bold, underline and reverse
+video; a cell on a background that stands out from the screen's (a state badge, a table's
+cursor row, the bar of a selected item) is shown in reverse video so it still stands out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Final
 
-from rich.color import ColorSystem
+from rich.color import Color, ColorSystem
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.segment import Segment
 from rich.style import Style
@@ -32,14 +37,81 @@ _PLAIN: Final[Pen] = (0, "", "")
 _SGR_ON: Final = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "21", "51", "52", "53")
 _SAME_ROW_GAP: Final = 6
 """Unchanged cells shorter than a cursor move are rewritten rather than jumped over."""
+PLAIN_TERMS: Final = frozenset({"dumb", "vt52", "vt100", "vt102", "vt220", "vt320"})
+"""Terminals that get plain text (no colour, ASCII drawing)."""
+_BOLD, _UNDERLINE, _REVERSE = 1, 1 << 3, 1 << 6
+_PLAIN_BITS: Final = _BOLD | _UNDERLINE | _REVERSE
+_STANDS_OUT: Final = 0.2
+"""A background this much lighter or darker (0..1) than the screen's is shown reversed."""
+ASCII: Final[dict[str, str]] = {
+    **dict.fromkeys("─┄┈╌╴╶", "-"),
+    **dict.fromkeys("│┆┊╎╵╷▏▕", "|"),
+    **dict.fromkeys("╭╮╰╯┌┐└┘├┤┬┴┼", "+"),
+    **dict.fromkeys("━═", "="),
+    **dict.fromkeys("┃║", "|"),
+    **dict.fromkeys("┏┓┗┛╔╗╚╝┣┫┳┻╋", "#"),
+    "█": "#",
+    "▓": "%",
+    "▒": "+",
+    "░": ":",
+    "·": ".",
+    "•": "*",
+    "▁": "_",
+    "▂": ".",
+    "▃": "-",
+    "▄": "~",
+    "▅": "=",
+    "▆": "+",
+    "▇": "*",
+    "▌": "#",
+    "▍": "#",
+    "▋": "#",
+    "▊": "#",
+    "▉": "#",
+    "▐": "#",
+    "▀": "#",
+    "▔": "-",
+    "▲": "^",
+    "▼": "v",
+    "▶": ">",
+    "◀": "<",
+    "↑": "^",
+    "↓": "v",
+    "→": ">",
+    "←": "<",
+    "…": "~",
+    "—": "-",
+    "–": "-",
+    "“": '"',
+    "”": '"',
+    "‘": "'",
+    "’": "'",
+    "⏎": ">",
+    **dict.fromkeys("\u00a0\u2002\u2003\u2009\u200a\u202f", " "),
+    "▦": "#",
+    "✓": "v",
+    "✗": "x",
+    "×": "x",
+    "°": "o",
+}
+"""Plain terminals: one ASCII character per drawing or typographic character (same width)."""
+
+
+def plain_terminal(environ: Mapping[str, str], no_color: bool) -> bool:
+    """Whether this terminal gets plain text: `NO_COLOR` set (Textual reads it into
+    `App.no_color`), or a TERM known to have no colour."""
+    return no_color or environ.get("TERM", "").lower() in PLAIN_TERMS
 
 
 class TerminalShadow:
     """What the terminal shows, so each frame carries only what changed."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, plain: bool = False) -> None:
+        self.plain = plain
+        """No colour, ASCII drawing (see the module doc)."""
         self._rows: dict[int, list[Cell]] = {}
         self._pens: dict[Style, Pen] = {}
+        self._screen_lightness: float | None = None
         self.frames = 0
         self.cells_sent = 0
         """Counters for the benchmark and the tests."""
@@ -55,10 +127,13 @@ class TerminalShadow:
         full = isinstance(update, LayoutUpdate)
         if full:
             self.reset()
+        placements = list(_placements(update))
+        if self.plain and (full or self._screen_lightness is None):
+            self._learn_screen(placements)
         out: list[str] = []
         pen = _PLAIN
-        for y, x, strip in _placements(update):
-            new = _cells(strip)
+        for y, x, strip in placements:
+            new = _cells(strip, ASCII if self.plain else None)
             row = self._rows.get(y)
             if row is None:
                 row = self._rows[y] = []
@@ -101,11 +176,28 @@ class TerminalShadow:
             out.append("".join(text))
         return pen
 
+    def _learn_screen(self, placements: list[tuple[int, int, Strip]]) -> None:
+        """The screen's own background: the one most cells of a full frame have."""
+        counts: dict[float, int] = {}
+        for _, _, strip in placements:
+            for text, style, _ in strip:
+                lightness = _lightness(style.bgcolor if style else None)
+                counts[lightness] = counts.get(lightness, 0) + len(text)
+        if counts:
+            self._screen_lightness = max(counts, key=counts.__getitem__)
+            self._pens.clear()
+
     def _pen(self, style: Style | None, color_system: ColorSystem) -> Pen:
         if style is None:
             return _PLAIN
         pen = self._pens.get(style)
-        if pen is None:
+        if pen is None and self.plain:
+            bits = style._attributes & style._set_attributes & _PLAIN_BITS
+            screen = self._screen_lightness
+            if screen is not None and abs(_lightness(style.bgcolor) - screen) > _STANDS_OUT:
+                bits ^= _REVERSE
+            pen = self._pens[style] = (bits, "", "")
+        elif pen is None:
             bits = style._attributes & style._set_attributes
             fg = (
                 ";".join(style.color.downgrade(color_system).get_ansi_codes())
@@ -146,8 +238,16 @@ def _attributes(bits: int) -> list[str]:
     return [code for offset, code in enumerate(_SGR_ON) if bits & (1 << offset)]
 
 
-def _cells(strip: Strip) -> list[Cell]:
-    """The cells a strip covers, one per terminal column."""
+def _lightness(color: Color | None) -> float:
+    """0 (black) to 1 (white); the terminal's default background counts as black."""
+    if color is None:
+        return 0.0
+    red, green, blue = color.get_truecolor()
+    return (0.2126 * red + 0.7152 * green + 0.0722 * blue) / 255
+
+
+def _cells(strip: Strip, ascii_map: Mapping[str, str] | None = None) -> list[Cell]:
+    """The cells a strip covers, one per terminal column (ASCII only, given `ascii_map`)."""
     cells: list[Cell] = []
     append = cells.append
     for text, style, control in strip:
@@ -155,6 +255,13 @@ def _cells(strip: Strip) -> list[Cell]:
             continue
         if text.isascii():
             cells.extend([(char, style) for char in text])
+            continue
+        if ascii_map is not None:
+            for char in text:
+                width = Segment(char).cell_length
+                if width:
+                    plain = char if char.isascii() else ascii_map.get(char, "?")
+                    cells.extend([(plain, style)] * width)
             continue
         for char in text:
             width = Segment(char).cell_length

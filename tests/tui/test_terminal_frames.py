@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from rich.cells import cell_len
 from rich.color import ColorSystem
 from rich.console import Console
@@ -21,7 +22,8 @@ from textual._compositor import ChopsUpdate, CompositorUpdate, LayoutUpdate
 from textual.geometry import Region
 from textual.strip import Strip
 
-from factory_tui.console.terminal_frames import TerminalShadow
+from factory_tui.console.app import FactoryApp
+from factory_tui.console.terminal_frames import TerminalShadow, plain_terminal
 from tests.tui.conftest import ConsoleFactory, SetClock
 
 SIZE = (120, 40)
@@ -177,3 +179,69 @@ def test_a_style_change_sends_only_what_differs() -> None:
         [[4]],
     )
     assert shadow.encode(bold, ColorSystem.EIGHT_BIT) == ("\x1b[1;1H\x1b[1;31mab\x1b[0mcY")
+
+
+async def captured_frames(app: FactoryApp, clock: SetClock) -> list[CompositorUpdate]:
+    """The compositor updates of a first paint and two live ticks at 80x24."""
+    frames: list[CompositorUpdate] = []
+    display = app._display
+
+    def capture(screen: Any, renderable: Any) -> None:
+        if isinstance(renderable, ChopsUpdate | LayoutUpdate):
+            frames.append(renderable)
+        display(screen, renderable)
+
+    app._display = capture  # type: ignore[method-assign]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.tick_now()
+        await pilot.pause()
+        for _ in range(2):
+            clock.advance(60)
+            await app.tick_now()
+            await pilot.pause()
+    return frames
+
+
+def test_which_terminals_get_plain_text() -> None:
+    assert plain_terminal({"TERM": "vt100"}, no_color=False)
+    assert plain_terminal({"TERM": "dumb"}, no_color=False)
+    assert plain_terminal({"TERM": "xterm-256color"}, no_color=True)
+    assert not plain_terminal({"TERM": "xterm-256color"}, no_color=False)
+    assert not plain_terminal({}, no_color=False)
+
+
+async def test_a_vt100_gets_plain_ascii_that_still_reads(
+    console: ConsoleFactory, clock: SetClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TERM", "vt100")
+    app = console()
+    assert app.terminal_shadow.plain
+    frames = await captured_frames(app, clock)
+    screen = ScreenModel(80, 24)
+    output = "".join(app.terminal_shadow.encode(frame, ColorSystem.EIGHT_BIT) for frame in frames)
+    assert output.isascii()
+    codes = {code for sgr in re.findall(r"\x1b\[([0-9;]*)m", output) for code in sgr.split(";")}
+    assert codes <= {"0", "1", "4", "7"}, codes  # bold, underline, reverse: no colour
+    screen.feed(output)
+    rows = ["".join(char for char, _ in screen.cells[y]) for y in range(24)]
+    text = "\n".join(rows)
+    assert "WORKING" in text
+    assert "IDLE" in text
+    assert "+- Bilal Khan" in text  # a tile's border, in ASCII
+    assert "#= Ana Silva" in text  # the selected tile: a heavier border
+    # A state badge stands out in reverse video, the words around it do not.
+    badge_row = next(y for y, row in enumerate(rows) if " WORKING " in row)
+    column = rows[badge_row].index(" WORKING ") + 2
+    assert "7" in screen.cells[badge_row][column][1][0]
+    assert "7" not in screen.cells[badge_row][column + 12][1][0]
+
+
+async def test_no_color_gets_plain_text_too(
+    console: ConsoleFactory, clock: SetClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = console()
+    assert app.terminal_shadow.plain
+    monkeypatch.delenv("NO_COLOR")
+    assert not console().terminal_shadow.plain

@@ -74,7 +74,7 @@ def worker_events(rng: random.Random, worker: str, stations: int, quota: int) ->
             for kind, count in kinds:
                 ts_us = now + rng.randrange(S)
                 late = rng.randrange(10 * MIN) if rng.random() < 0.01 else rng.randrange(2 * S)
-                row: NewEventRow = (
+                row = NewEventRow(
                     ts_us,
                     worker,
                     f"S{station + 1:02d}",
@@ -86,7 +86,7 @@ def worker_events(rng: random.Random, worker: str, stations: int, quota: int) ->
                     ts_us + late,
                     "",
                 )
-                rows.append((*row[:9], canonical_hash(row)))
+                rows.append(row._replace(event_hash=canonical_hash(row)))
             gap = rng.randrange(30, 90) * S
             if rng.random() < 0.003:
                 gap += rng.randrange(20, 60) * MIN  # the camera went dark for a while

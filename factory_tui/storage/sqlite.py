@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any, Final, ParamSpec, TypeVar
 
@@ -65,6 +66,8 @@ _UPSERT_MODEL: Final = (
     "DO UPDATE SET first_ts_us = min(first_ts_us, excluded.first_ts_us)"
 )
 _NEVER: Final = 2**63 - 1
+FETCH_ROWS: Final = 4_096
+"""Rows per fetch of a streamed bulk read."""
 _WIDE_READ: Final = 0.3
 """Above this share of the stored time span, a table scan beats the timestamp index."""
 # The bulk writer's page cache (KiB): the hash index's pages are touched at random.
@@ -86,7 +89,6 @@ _ROW_ERRORS: Final = (
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-_T = TypeVar("_T")
 
 
 def _translate_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:
@@ -105,10 +107,11 @@ def _translate_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:
     return wrapper
 
 
-def _iter_translated(rows: Iterable[_T]) -> Iterator[_T]:
-    """Rows of a lazy read, with the driver's errors translated as `_translate_errors` does."""
+def _fetched(cursor: sqlite3.Cursor, size: int) -> Iterator[list[Any]]:
+    """A cursor's rows in lists of `size`, with the driver's errors translated."""
     try:
-        yield from rows
+        while rows := cursor.fetchmany(size):
+            yield rows
     except sqlite3.Error as error:
         raise StoreError(f"database error: {error}") from error
 
@@ -543,8 +546,13 @@ class SqliteStore(BackendBase):
     @_translate_errors
     def time_span(self) -> tuple[int, int] | None:
         """The oldest and newest event timestamps (None when there are no events)."""
-        query = "SELECT min(ts_us), max(ts_us) FROM events WHERE site_id = ?"
-        first, last = self._db.execute(query, [self.site_id]).fetchone()
+        # Two subqueries: each is one seek on the (site_id, ts_us) index; min and max in one
+        # aggregate would scan the site's whole index.
+        query = (
+            "SELECT (SELECT min(ts_us) FROM events WHERE site_id = ?1), "
+            "(SELECT max(ts_us) FROM events WHERE site_id = ?1)"
+        )
+        first, last = self._db.conn.execute(query, (self.site_id,)).fetchone()
         return None if first is None else (int(first), int(last))
 
     @_translate_errors
@@ -564,12 +572,14 @@ class SqliteStore(BackendBase):
         first, last = span
         wide = (min(to_us, last) - max(from_us, first)) / max(last - first, 1) > _WIDE_READ
         table = "events NOT INDEXED" if wide else "events"
-        rows: Iterable[EngineRow] = self._db.conn.execute(
+        cursor = self._db.conn.execute(
             f"SELECT {_ENGINE_COLUMNS} FROM {table} "
             "WHERE site_id = ? AND ts_us >= ? AND ts_us <= ?",
             (self.site_id, from_us, to_us),
         )
-        return _iter_translated(rows)
+        # Fetched a few thousand rows at a time and chained: the rows pass to the engine's
+        # chunking without a Python generator step per row.
+        return chain.from_iterable(_fetched(cursor, FETCH_ROWS))
 
     @_translate_errors
     def worker_ids(self) -> list[str]:
@@ -608,7 +618,11 @@ class SqliteStore(BackendBase):
 
     @_translate_errors
     def stations_before(self, before_us: int) -> list[str]:
-        """Workstation ids seen in events older than `before_us` (one table scan)."""
+        """Workstation ids seen in events older than `before_us` (one table scan, skipped when
+        no event is that old)."""
+        span = self.time_span()
+        if span is None or span[0] >= before_us:
+            return []
         rows = self._db.conn.execute(
             "SELECT DISTINCT workstation_id FROM events NOT INDEXED "
             "WHERE site_id = ? AND ts_us < ?",

@@ -1,0 +1,229 @@
+"""Report benchmark: `factory-tui report` over N stored events beside a bare read of its rows.
+
+Builds 1,000,000 events (100 workers, 20 stations; the data of benchmarks/engine.py) into a
+SQLite file in a temporary folder and, when a PostgreSQL server answers (`--pg`, default
+$FACTORY_TUI_TEST_PG or postgresql://127.0.0.1:5432/test), into a scratch schema there. Then, on
+each backend, in fresh processes, interleaved, best of `--repeat`:
+
+- the floor: a bare driver read (sqlite3 / psycopg, nothing else imported) of every row's
+  columns a metric needs (worker, time, hash, type, station, count, confidence);
+- `factory-tui report --format json` over all of those events (the CLI, start-up included);
+
+and prints the report's time as a ratio to the floor (target at most 2.5x) and its peak RSS
+(target under 250 MB; the floor's beside it).
+
+    python benchmarks/report.py                  # 1M events, both backends (about 3 minutes)
+    python benchmarks/report.py --events 200000 --no-pg
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Final, NamedTuple
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.engine import worker_events  # noqa: E402
+from benchmarks.pg_scratch import add_pg_option, scratch_schema  # noqa: E402
+from factory_tui.models import NewEventRow, iso_utc  # noqa: E402
+from factory_tui.storage import SqliteStore, Store, mask_url, open_store  # noqa: E402
+
+WORKERS: Final = 100
+STATIONS: Final = 20
+SITE: Final = "main"
+RATIO_TARGET: Final = 2.5
+RSS_TARGET_MB: Final = 250
+METRIC_COLUMNS: Final = (
+    "worker_id, ts_us, event_hash, event_type, workstation_id, count, confidence"
+)
+"""What the engine's figures are made of (the id and the rest of the row are not)."""
+
+# The floors: a process that imports only its driver and reads every row of the site.
+SQLITE_FLOOR: Final = f"""
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1])
+rows = 0
+for _ in conn.execute("SELECT {METRIC_COLUMNS} FROM events"):
+    rows += 1
+print(rows)
+"""
+PG_FLOOR: Final = f"""
+import psycopg, sys
+with psycopg.connect(sys.argv[1]) as conn, conn.cursor() as cursor:
+    cursor.execute("SELECT {METRIC_COLUMNS} FROM events WHERE site_id = %s", ["{SITE}"])
+    rows = 0
+    for _ in cursor:
+        rows += 1
+print(rows)
+"""
+
+
+def generate(events: int, seed: int = 9) -> list[NewEventRow]:
+    """`events` rows of 100 workers at 20 stations, in arrival order (late ones included)."""
+    rng = random.Random(seed)
+    rows: list[NewEventRow] = []
+    for number in range(WORKERS):
+        rows += worker_events(rng, f"W{number + 1:03d}", STATIONS, events * 11 // 10 // WORKERS)
+    rows.sort()  # keep the earliest events overall, so every worker is at work at the end
+    del rows[events:]
+    rows.sort(key=lambda row: row.received_us)
+    return rows
+
+
+def store_rows(store: Store, rows: list[NewEventRow]) -> None:
+    for first in range(0, len(rows), 50_000):
+        store.insert_fresh_rows(rows[first : first + 50_000])
+
+
+# Runs a command and prints its peak RSS: a child's peak counts its parent's memory at the fork
+# (Linux keeps the high-water mark across exec), so the command is forked from this small
+# process rather than from the benchmark, which holds every row.
+MEASURE: Final = """
+import os, subprocess, sys, time
+started = time.perf_counter()
+with subprocess.Popen(sys.argv[1:]) as process:
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+cpu = usage.ru_utime + usage.ru_stime
+print(time.perf_counter() - started, cpu, usage.ru_maxrss, file=sys.stderr)
+sys.exit(process.returncode)
+"""
+
+
+class Run(NamedTuple):
+    """One fresh process, as measured."""
+
+    wall_s: float
+    cpu_s: float
+    """User and system time: what a busy machine changes least (the client side only)."""
+    peak_mb: float
+    stdout: str
+
+
+def run(command: list[str], cwd: Path, code: Path | None = None) -> Run:
+    """One fresh process (`code`: a checkout whose factory_tui to run instead of this one)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACTORY_TUI_")}
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, *command], cwd=cwd, env=env, capture_output=True
+    )
+    if done.returncode:
+        sys.stderr.write(done.stderr.decode())
+        raise SystemExit(f"{command[2:4]} failed with exit code {done.returncode}")
+    wall, cpu, peak_kib = done.stderr.decode().split()[-3:]
+    return Run(float(wall), float(cpu), int(peak_kib) / 1024, done.stdout.decode())
+
+
+def compare(
+    name: str,
+    db: str,
+    floor: str,
+    rows: list[NewEventRow],
+    cwd: Path,
+    repeat: int,
+    baseline: Path | None,
+) -> None:
+    """Time the floor and the report (best of `repeat`, interleaved) and print the ratio."""
+    first = min(row.ts_us for row in rows)
+    last = max(row.ts_us for row in rows) + 1
+    report = [sys.executable, "-m", "factory_tui", "report", "--db", db, "--format", "json"]
+    report += ["--from", iso_utc(first), "--to", iso_utc(last), "--at", iso_utc(last)]
+    runs: dict[str, list[Run]] = {"floor": [], "report": [], "baseline": []}
+    for _ in range(repeat):
+        floor_run = run([sys.executable, "-c", floor, db], cwd)
+        if int(floor_run.stdout) != len(rows):
+            raise SystemExit(f"the floor read {floor_run.stdout.strip()} rows of {len(rows):,}")
+        runs["floor"].append(floor_run)
+        for label, code in (("baseline", baseline), ("report", None)):
+            if label == "baseline" and baseline is None:
+                continue
+            done = run(report, cwd, code)
+            counted = sum(worker["events"] for worker in json.loads(done.stdout)["workers"])
+            if counted != len(rows):
+                raise SystemExit(f"{label} counted {counted:,} events of {len(rows):,}")
+            runs[label].append(done)
+    floor_wall = min(item.wall_s for item in runs["floor"])
+    floor_cpu = min(item.cpu_s for item in runs["floor"])
+    lines = [("floor", "bare read of the metric columns (floor)")]
+    if baseline is not None:
+        lines.append(("baseline", f"report, {baseline.name} (baseline)"))
+    lines.append(("report", "report --format json, all events"))
+    print(f"  {name:<10} {'':<42} {'wall':>8} {'cpu':>8} {'peak RSS':>9}  wall and cpu / floor")
+    for label, text in lines:
+        wall = min(item.wall_s for item in runs[label])
+        cpu = min(item.cpu_s for item in runs[label])
+        peak = max(item.peak_mb for item in runs[label])
+        ratio = "" if label == "floor" else f"  {wall / floor_wall:5.2f}x {cpu / floor_cpu:5.2f}x"
+        print(f"  {name:<10} {text:<42} {wall:6.2f} s {cpu:6.2f} s {peak:6.0f} MB{ratio}")
+    print(
+        f"  {'':<10} (targets: wall at most {RATIO_TARGET}x the floor's, under {RSS_TARGET_MB} MB"
+        " peak; cpu counts this side only, not a PostgreSQL server's)",
+        flush=True,
+    )
+
+
+def postgres_reachable(url: str) -> str | None:
+    """Why no PostgreSQL answers at `url` (None: one does)."""
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=5):
+            return None
+    except psycopg.Error as error:
+        return " ".join(str(error).split())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each (best counts)")
+    parser.add_argument("--no-pg", action="store_true", help="SQLite only")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout (folder holding factory_tui/) whose report to time beside this one's",
+    )
+    add_pg_option(parser)
+    options = parser.parse_args()
+    started = time.perf_counter()
+    rows = generate(options.events)
+    print(
+        f"report benchmark: {len(rows):,} events, {WORKERS} workers, {STATIONS} stations "
+        f"(made in {time.perf_counter() - started:.0f} s); best of {options.repeat}, "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="report-bench-") as tmp:
+        folder = Path(tmp)
+        db = folder / "report.db"
+        with SqliteStore.open(db, bulk_writer=True) as store:
+            store_rows(store, rows)
+        compare("SQLite", str(db), SQLITE_FLOOR, rows, folder, options.repeat, options.baseline)
+        db.unlink()
+        if options.no_pg:
+            return
+        problem = postgres_reachable(options.pg)
+        if problem is not None:
+            print(f"  PostgreSQL: skipped, no server at {mask_url(options.pg)}: {problem}")
+            return
+        with scratch_schema(options.pg, "report") as url:
+            with open_store(url) as store:
+                store_rows(store, rows)
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("VACUUM ANALYZE events")
+            compare("PostgreSQL", url, PG_FLOOR, rows, folder, options.repeat, options.baseline)
+    print(f"  load average at the end {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -30,6 +30,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python benchmarks/report.py
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/http_ingest.py
 	$(BIN)/python benchmarks/access.py

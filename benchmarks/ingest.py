@@ -194,9 +194,8 @@ def start_server(db: Path, profile: Path | None) -> tuple[subprocess.Popen[bytes
     command = [sys.executable]
     if profile is not None:
         command += ["-m", "cProfile", "-o", str(profile)]
-        command += ["-m", "factory_tui", "serve", "--port", "0", "--db", str(db)]
-    else:
-        command += ["-m", "factory_tui", "serve", "--port", "0", "--db", str(db)]
+    # No config in the temp folder means no roster: the events' ids are registered as they come.
+    command += ["-m", "factory_tui", "serve", "--port", "0", "--db", str(db), "--auto-register"]
     server = subprocess.Popen(
         command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, cwd=db.parent
     )

@@ -126,6 +126,9 @@ class IngestSettings(_Section):
     """One more connection gets one rejected line, then is closed."""
     idle_timeout_s: float = Field(default=60.0, gt=0)
     """A connection holding a half-sent line this long is closed (slowloris)."""
+    one_way_port: int | None = Field(default=None, ge=0, le=65535)
+    """A second port for log shippers that never read replies (rsyslog, fluent-bit, `socat -u`):
+    lines are stored as on `port` and nothing is written back (0 picks a free one; unset: off)."""
     auto_register: bool = False
     """Accept unknown worker / workstation ids and add them to the roster."""
     http: IngestHttpSettings = Field(default_factory=IngestHttpSettings)
@@ -772,6 +775,9 @@ max_line_bytes = 65536
 max_connections = 256
 # Close a connection that holds a half-sent line for this long.
 idle_timeout_s = 60.0
+# A port for log shippers that never read replies (rsyslog, fluent-bit, socat -u): lines
+# are stored as on `port`, nothing is written back (unset: off).
+# one_way_port = 7880
 # Accept ids that are not in the roster below (and add them to it).
 auto_register = false
 # TLS: the listener's PEM certificate and key; cameras then connect with TLS

@@ -127,6 +127,12 @@ class IngestStats:
     """Lines received and not answered yet (queued or being committed)."""
     rejected_by_reason: Mapping[str, int] = field(default_factory=dict)
     """`rejected` split by `rejection_reason`."""
+    one_way: int = 0
+    """Connections found to read none of their replies (log shippers): read on, replies dropped."""
+    replies_dropped: int = 0
+    """Replies of one-way connections dropped unwritten."""
+    dropped_unread: int = 0
+    """Lines of connections that vanished mid-stream, dropped before validation (unanswered)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,14 @@ its listener and writes the replies it gets back, in order. Everything here runs
 loop thread; it only frames lines and writes replies, and never blocks.
 
 Memory stays bounded whatever the peer does: the framer holds at most one line plus one read
-chunk, and the connection stops being read while its unacknowledged input passes
-`conn_pending_bytes`, while its replies pile up unread (the transport's write buffer passes
-`WRITE_HIGH_WATER`), or while the listener's total pending input is over its bound. A peer that
+chunk, and the connection stops being read while its unacknowledged input costs more than
+`conn_pending_bytes` (a line costs its bytes plus `LINE_OVERHEAD_BYTES`, so a flood of tiny
+lines pauses as early as a flood of big ones), or while the listener's total is over its bound
+and this connection holds more than `FAIR_SHARE_BYTES` of it (a flood never locks out a camera
+sending a few lines). While its replies pile up unread (the transport's write buffer passes
+`WRITE_HIGH_WATER`) it is not read either, but a peer that reads none of them for
+`ONE_WAY_AFTER_S` is one-way (a log shipper: rsyslog, fluent-bit, `socat -u`): from then on its
+replies are dropped and counted, and it is read as fast as its lines are stored. A peer that
 trickles an unfinished line is cut after `idle_timeout_s` (the slowloris guard). Once every
 line has its reply the connection half-closes and lingers, so a reset cannot destroy replies
 the peer has received but not read yet.
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import socket
 import time
 from collections.abc import Sequence
 from typing import Final, Protocol
@@ -46,6 +52,24 @@ WRITE_HIGH_WATER: Final = 256 << 10
 # dropped for up to this long: closing a socket with unread input sends a reset, which can
 # destroy replies the peer has received but not read yet.
 LINGER_S: Final = 1.0
+# What a pending line costs beyond its own bytes, in Python objects, from framing to reply
+# (measured with tracemalloc by `benchmarks/flood.py --cost`): 41 B while queued (the bytes
+# object's header and a list slot), then while its batch commits about 320 B for a rejected
+# line (its reply and rejection record) or 540 B for an event (its row). Counting it makes a
+# mebibyte of 2-byte garbage lines weigh what it costs (some 200 MiB), not one mebibyte.
+LINE_OVERHEAD_BYTES: Final = 400
+# Under this much pending input a connection is read even while the total is over its bound:
+# a camera sending a few lines is never stuck behind another peer's flood.
+FAIR_SHARE_BYTES: Final = 256 << 10
+# A peer whose replies pile up with none of them read for this long is one-way: it is read on
+# and its replies are dropped.
+ONE_WAY_AFTER_S: Final = 2.0
+TCP_CLOSE: Final = 7  # tcp_info.tcpi_state of a connection the peer has reset (Linux)
+
+
+def pending_cost(nbytes: int, lines: int) -> int:
+    """What `lines` lines of `nbytes` bytes cost while pending, for the memory budgets."""
+    return nbytes + LINE_OVERHEAD_BYTES * lines
 
 
 class ReplySink(Protocol):
@@ -54,7 +78,7 @@ class ReplySink(Protocol):
     peer: str
 
     def deliver(self, replies: list[bytes], count: int, nbytes: int) -> None:
-        """Replies for `count` of this sink's lines (in order), `nbytes` of input."""
+        """Replies for `count` of this sink's lines (in order), `nbytes` of input (its cost)."""
 
     def fail(self, message: str, count: int, nbytes: int) -> None:
         """The batch holding `count` of this sink's lines could not be stored."""
@@ -69,11 +93,15 @@ class ConnectionHost(Protocol):
 
     @property
     def conn_pending_bytes(self) -> int:
-        """Unacknowledged input past which one connection stops being read."""
+        """Unacknowledged input (its `pending_cost`) past which a connection stops being read."""
 
     @property
     def linger_s(self) -> float:
         """How long a finished connection reads and drops input before it closes."""
+
+    @property
+    def one_way_after_s(self) -> float:
+        """How long replies may pile up with none read before the peer counts as one-way."""
 
     def register(self, conn: Connection) -> str | None:
         """Count a new connection; why it is refused (it stays counted until it closes), or None."""
@@ -93,21 +121,33 @@ class ConnectionHost(Protocol):
     def watch_paused(self, conn: Connection, paused: bool) -> None:
         """While `paused`, call `conn.update_reading()` after every commit."""
 
+    def note_one_way(self, conn: Connection) -> None:
+        """The peer reads none of its replies: from now on they are dropped."""
+
+    def note_replies_dropped(self, count: int) -> None:
+        """`count` replies of a one-way connection were dropped."""
+
 
 class Connection(asyncio.Protocol):
     """One camera connection: frames lines, queues them, writes replies in order."""
 
-    def __init__(self, host: ConnectionHost) -> None:
+    def __init__(self, host: ConnectionHost, *, one_way_port: bool = False) -> None:
         self._host = host
+        # Accepted on the one-way port: one-way from the start, and nothing is ever written.
+        self._silent = one_way_port
         self._framer = LineFramer(host.settings.ingest.max_line_bytes)
         self._transport: asyncio.Transport | None = None
         self.peer = "?"
         self._authenticated = not host.settings.ingest.token
         self._lines_seen = 0
         self._unacked_lines = 0
-        self._unacked_bytes = 0
+        self._unacked_cost = 0
         self._read_paused = False
         self._write_paused = False
+        self._one_way = one_way_port  # reads no replies: they are dropped, it is read on
+        self._reply_bytes = 0  # reply bytes handed to the transport
+        self._reply_mark = 0  # of those, gone to the peer when the one-way watch started
+        self._reply_watch: asyncio.TimerHandle | None = None
         self._ending = False  # no more input wanted: close once every line is answered
         self._finishing = False  # every line answered, our side half-closed, input dropped
         self._peer_eof = False
@@ -176,15 +216,19 @@ class Connection(asyncio.Protocol):
             self._throttle.cancel()
         if self._linger is not None:
             self._linger.cancel()
+        self._cancel_reply_watch()
         self._host.unregister(self)
 
     def pause_writing(self) -> None:
-        # Replies are piling up unread: stop reading until the peer catches up.
+        # Replies are piling up unread: stop reading until the peer catches up, or until it
+        # shows that it never will (one-way).
         self._write_paused = True
+        self._watch_replies()
         self.update_reading()
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        self._cancel_reply_watch()
         self.update_reading()
 
     # lines in
@@ -205,8 +249,9 @@ class Connection(asyncio.Protocol):
         self.update_reading()
 
     def _queue(self, items: list[Line], nbytes: int) -> None:
-        self._unacked_bytes += nbytes
-        self._host.enqueue(self, items, nbytes)
+        cost = pending_cost(nbytes, len(items))
+        self._unacked_cost += cost
+        self._host.enqueue(self, items, cost)
 
     def _release_held(self, *, everything: bool = False) -> None:
         """Queue the held lines the rate lets through now; wait for the rest."""
@@ -235,7 +280,8 @@ class Connection(asyncio.Protocol):
         ):
             # Without a configured token an auth line is harmless: answer it, go on.
             self._authenticated = True
-            self._transport.write(AUTHENTICATED)
+            if not self._silent:
+                self._transport.write(AUTHENTICATED)
             return items[1:]
         if self._authenticated:
             return items
@@ -269,10 +315,10 @@ class Connection(asyncio.Protocol):
             return  # reading on, to drop what the peer still sends
         want_pause = (
             self._ending
-            or self._write_paused
+            or (self._write_paused and not self._one_way)
             or self._throttle is not None
-            or self._unacked_bytes > host.conn_pending_bytes
-            or host.over_total_budget()
+            or self._unacked_cost > host.conn_pending_bytes
+            or (self._unacked_cost > FAIR_SHARE_BYTES and host.over_total_budget())
         )
         if want_pause and not self._read_paused:
             self._read_paused = True
@@ -283,6 +329,67 @@ class Connection(asyncio.Protocol):
             self._read_paused = False
             self._transport.resume_reading()
             host.watch_paused(self, False)
+
+    # one-way peers
+
+    @property
+    def one_way(self) -> bool:
+        """True once the peer has shown that it reads none of its replies."""
+        return self._one_way
+
+    @property
+    def stored_after_close(self) -> bool:
+        """Whether its lines still queued when it closes are stored all the same.
+
+        A peer that ended its stream (EOF) or reads no replies cannot learn what arrived and
+        will not send it again; one that vanished mid-stream had none of them acknowledged and
+        will send them again, so they are dropped unread (a stop then takes seconds, not minutes).
+        """
+        return self._peer_eof or self._one_way
+
+    def vanished(self) -> bool:
+        """True when the peer reset the connection while it was not being read.
+
+        Not reading, the loop would notice only when reading resumed, after the lines queued
+        for a peer that is gone had been validated and stored for nothing; the socket's TCP
+        state says so at once (Linux; elsewhere this is always False).
+        """
+        if not self._read_paused or self._closed or self._transport is None:
+            return False
+        sock = self._transport.get_extra_info("socket")
+        try:
+            state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+        except (AttributeError, OSError):
+            return False
+        return bool(state == TCP_CLOSE)
+
+    def _watch_replies(self) -> None:
+        if self._one_way or self._reply_watch is not None or self._transport is None:
+            return
+        self._reply_mark = self._replies_sent()
+        loop = asyncio.get_running_loop()
+        self._reply_watch = loop.call_later(self._host.one_way_after_s, self._replies_checked)
+
+    def _cancel_reply_watch(self) -> None:
+        if self._reply_watch is not None:
+            self._reply_watch.cancel()
+            self._reply_watch = None
+
+    def _replies_sent(self) -> int:
+        """Reply bytes the kernel has taken (it takes more only as the peer reads)."""
+        assert self._transport is not None
+        return self._reply_bytes - self._transport.get_write_buffer_size()
+
+    def _replies_checked(self) -> None:
+        self._reply_watch = None
+        if not self._write_paused or self._closed or self._transport is None:
+            return
+        if self._replies_sent() > self._reply_mark:
+            self._watch_replies()  # it reads, if slowly: keep waiting for it
+            return
+        self._one_way = True
+        self._host.note_one_way(self)
+        self.update_reading()
 
     # the slowloris guard
 
@@ -341,6 +448,9 @@ class Connection(asyncio.Protocol):
         self._finishing = True
         self._cancel_idle()
         self._host.watch_paused(self, False)
+        if self._one_way and transport.get_write_buffer_size():
+            transport.abort()  # its unread replies would hold the socket open for nothing
+            return
         if self._peer_eof or not transport.can_write_eof():
             transport.close()
             return
@@ -363,10 +473,18 @@ class Connection(asyncio.Protocol):
     def deliver(self, replies: list[bytes], count: int, nbytes: int) -> None:
         """Write the replies of `count` of this connection's lines (`nbytes` of input)."""
         self._unacked_lines -= count
-        self._unacked_bytes -= nbytes
+        self._unacked_cost -= nbytes
         if self._closed or self._transport is None:
             return
-        self._transport.write(b"".join(replies))
+        if self._one_way:
+            # Nothing reads them. Dropping every reply from here on keeps the ones written an
+            # in-order prefix, never a stream with a gap in it.
+            if not self._silent:
+                self._host.note_replies_dropped(len(replies))
+        else:
+            data = b"".join(replies)
+            self._reply_bytes += len(data)
+            self._transport.write(data)
         if self._ending and self._unacked_lines == 0:
             self._finish()
         else:
@@ -377,7 +495,7 @@ class Connection(asyncio.Protocol):
         # Nothing of the batch is acknowledged; dropping the connection tells the camera to
         # send again (safe: duplicates are detected).
         self._unacked_lines -= count
-        self._unacked_bytes -= nbytes
+        self._unacked_cost -= nbytes
         if self._transport is not None and not self._closed:
             self._ending = True
             self._transport.abort()

@@ -4,20 +4,24 @@ The listener is split by where code runs. This module and `connection.py` run on
 and never block: the listener accepts connections (one `Connection` per peer, which only frames
 lines and writes replies), batches their lines, and hands each batch to the writer thread
 (`writer.py`), which validates, hashes and stores it in its own `Store`, so the console can run
-the listener inside Textual's loop without its commits blocking the screen. Lines from every
-connection (and from `submit`) go into one shared batch, cut every `batch_delay_s` or
-`batch_max_lines`; a line's reply is written only after the batch holding it has committed, and
-replies keep each connection's order because batches commit one at a time, in order. Batches
-cut while a commit is running are committed together by the next one (up to `merge_max_lines`),
-and a checkpoint thread checkpoints the WAL after each commit, beside the writer rather than
-inside its commits.
+the listener inside Textual's loop without its commits blocking the screen. Lines wait in one
+queue per connection (and per `submit` call); a batch is due `batch_delay_s` after its first
+line or once `batch_max_lines` wait, and is then built by taking an equal share from each queue
+in turn, so one peer's backlog never starves another's. A line's reply is written only after
+the batch holding it has committed, and replies keep each connection's order because batches
+commit one at a time, in order. Lines that arrive while a commit is running go together into
+the next batch (up to `merge_max_lines`), and a checkpoint thread checkpoints the WAL after each
+commit, beside the writer rather than inside its commits.
 
 Memory stays bounded whatever the peers do: each connection bounds its own input and replies
-(see `connection.py`), and all connections stop being read while the total pending input
-passes `total_pending_bytes`. A connection reaches its listener only through the
-`ConnectionHost` methods (`register`, `unregister`, `enqueue`, `note_rejection`,
-`over_total_budget`, `watch_paused`); the listener reaches a connection only through `end`,
-`abort`, `update_reading`, `deliver` and `fail`.
+(see `connection.py`), and connections stop being read while the total pending input passes
+`total_pending_bytes` (each line counted as its bytes plus a fixed per-line cost in Python
+objects, `connection.LINE_OVERHEAD_BYTES`). The lines still queued for a connection that
+vanished mid-stream are dropped unread: nothing of theirs was acknowledged. A connection
+reaches its listener only through the `ConnectionHost` methods (`register`, `unregister`,
+`enqueue`, `note_rejection`, `over_total_budget`, `watch_paused`, `note_one_way`,
+`note_replies_dropped`); the listener reaches a connection only through `end`, `abort`,
+`update_reading`, `deliver`, `fail` and `stored_after_close`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import concurrent.futures
 import errno
 import logging
 import os
+import ssl
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
@@ -45,7 +50,13 @@ from factory_tui.ingest.access import (
     server_tls_context,
 )
 from factory_tui.ingest.audit import AuditTrail
-from factory_tui.ingest.connection import LINGER_S, Connection, ReplySink
+from factory_tui.ingest.connection import (
+    LINGER_S,
+    ONE_WAY_AFTER_S,
+    Connection,
+    ReplySink,
+    pending_cost,
+)
 from factory_tui.ingest.protocol import (
     EXCERPT_CHARS,
     NOT_ALLOWED,
@@ -74,8 +85,11 @@ BATCH_DELAY_S: Final = 0.05
 # lines: with a random (hash) unique index, a transaction costs roughly one page write per
 # page it touches, so fewer, larger transactions under load cost far less per event.
 MERGE_MAX_LINES: Final = 50_000
-CONN_PENDING_BYTES: Final = 4 << 20
+# Pending input is counted as `connection.pending_cost`: bytes plus a fixed cost per line.
+CONN_PENDING_BYTES: Final = 8 << 20
 TOTAL_PENDING_BYTES: Final = 32 << 20
+# A batch takes at most this many lines from one queue per turn, then serves the next queue.
+TURN_MIN_LINES: Final = 256
 RECENT_REJECTIONS: Final = 100
 RATE_WINDOW_S: Final = 5.0
 CLOSE_TIMEOUT_S: Final = 5.0
@@ -113,16 +127,40 @@ class _Batch:
         else:
             self.owners.append([sink, len(lines), nbytes])
 
-    def merge(self, other: _Batch) -> None:
-        """Append a later batch (its lines stay after ours, so every order is kept)."""
-        self.lines.extend(other.lines)
-        self.nbytes += other.nbytes
-        owners = other.owners
-        if self.owners and owners and self.owners[-1][0] is owners[0][0]:
-            self.owners[-1][1] += owners[0][1]
-            self.owners[-1][2] += owners[0][2]
-            owners = owners[1:]
-        self.owners.extend(owners)
+
+class _Queue:
+    """One sink's lines waiting for a batch, in order, as (lines, cost) chunks."""
+
+    __slots__ = ("chunks", "cost", "lines")
+
+    def __init__(self) -> None:
+        self.chunks: deque[tuple[list[Line], int]] = deque()
+        self.lines = 0
+        self.cost = 0
+
+    def add(self, lines: list[Line], cost: int) -> None:
+        self.chunks.append((lines, cost))
+        self.lines += len(lines)
+        self.cost += cost
+
+    def take(self, most: int, batch: _Batch, sink: ReplySink) -> int:
+        """Move up to `most` lines, oldest first, into `batch`; how many moved."""
+        moved = 0
+        while self.chunks and moved < most:
+            lines, cost = self.chunks[0]
+            if len(lines) <= most - moved:
+                self.chunks.popleft()
+            else:
+                # Split the chunk; its cost goes with its lines pro rata (the parts add up).
+                keep = len(lines) - (most - moved)
+                rest_cost = cost * keep // len(lines)
+                self.chunks[0] = (lines[-keep:], rest_cost)
+                lines, cost = lines[:-keep], cost - rest_cost
+            batch.add(sink, lines, cost)
+            moved += len(lines)
+            self.lines -= len(lines)
+            self.cost -= cost
+        return moved
 
 
 class _SubmitSink:
@@ -159,6 +197,7 @@ class Listener:
         total_pending_bytes: int = TOTAL_PENDING_BYTES,
         recent_rejections: int = RECENT_REJECTIONS,
         linger_s: float = LINGER_S,
+        one_way_after_s: float = ONE_WAY_AFTER_S,
     ) -> None:
         self.settings = settings
         self.store_path = store_path if store_path is not None else settings.store.location
@@ -166,6 +205,7 @@ class Listener:
         self.batch_delay_s = batch_delay_s
         self.merge_max_lines = merge_max_lines
         self.linger_s = linger_s
+        self.one_way_after_s = one_way_after_s
         self.conn_pending_bytes = conn_pending_bytes
         self.total_pending_bytes = total_pending_bytes
         self._writer = BatchWriter(
@@ -180,12 +220,16 @@ class Listener:
         self._checkpoint_executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._checkpoint_running: asyncio.Future[None] | None = None
         self._server: asyncio.Server | None = None
+        self._one_way_server: asyncio.Server | None = None
+        self._one_way_port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connections: set[Connection] = set()
         self._paused: set[Connection] = set()
         self._closed_event = asyncio.Event()
-        self._batch = _Batch()
-        self._ready: deque[_Batch] = deque()
+        self._queues: dict[ReplySink, _Queue] = {}
+        self._turns: deque[ReplySink] = deque()  # sinks with queued lines, next to serve first
+        self._queued_lines = 0  # in queues, not yet in a batch
+        self._due = False  # a batch is due: its delay ran out or enough lines wait
         self._in_flight: _Batch | None = None
         self._cut_timer: asyncio.TimerHandle | None = None
         self._pending_bytes = 0
@@ -201,6 +245,9 @@ class Listener:
         self._duplicates = 0
         self._rejected = 0
         self._rejected_by_reason: Counter[str] = Counter()
+        self._one_way = 0  # connections found to read none of their replies
+        self._replies_dropped = 0  # replies of one-way connections, dropped unwritten
+        self._dropped_unread = 0  # lines of connections gone mid-stream, dropped unvalidated
         self._rate = RateMeter(RATE_WINDOW_S)  # accepted events; restarted by `start`
         self._recent: deque[Rejection] = deque(maxlen=recent_rejections)
         self._commit_counts = [0] * (len(COMMIT_BUCKETS_S) + 1)
@@ -236,6 +283,11 @@ class Listener:
     def port(self) -> int:
         """The bound TCP port (useful with port 0)."""
         return self._port
+
+    @property
+    def one_way_port(self) -> int | None:
+        """The bound one-way port (`[ingest] one_way_port`), None when there is none."""
+        return self._one_way_port
 
     @property
     def host(self) -> str:
@@ -285,6 +337,14 @@ class Listener:
         except OSError as error:
             kind = PortInUseError if error.errno == errno.EADDRINUSE else ListenerError
             raise kind(_bind_error(ingest.host, ingest.port, error)) from None
+        one_way_server = None
+        if ingest.one_way_port is not None:
+            try:
+                one_way_server = await self._bind_one_way(host, ingest.one_way_port, tls)
+            except OSError as error:
+                server.close()
+                kind = PortInUseError if error.errno == errno.EADDRINUSE else ListenerError
+                raise kind(_bind_error(ingest.host, ingest.one_way_port, error)) from None
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="ingest-writer"
         )
@@ -307,14 +367,24 @@ class Listener:
             )
         except StoreError as error:
             server.close()
+            if one_way_server is not None:
+                one_way_server.close()
             await self._shutdown_writer()
             raise ListenerError(str(error)) from None
         self._server = server
         await server.start_serving()
+        if one_way_server is not None:
+            self._one_way_server = one_way_server
+            self._one_way_port = one_way_server.sockets[0].getsockname()[1]
+            await one_way_server.start_serving()
         # The rate divides by the listener's age until it is older than the window.
         self._rate = RateMeter(RATE_WINDOW_S, started_s=time.monotonic())
         self._running = True
         log.info("listening on %s:%d (%s)", ingest.host, self._port, describe_tls(ingest))
+        if self._one_way_port is not None:
+            log.info(
+                "one-way port (no replies, for log shippers) on %s:%d", host, self._one_way_port
+            )
 
     async def stop(self) -> None:
         """Stop accepting, commit and answer every line already received, then close."""
@@ -323,6 +393,8 @@ class Listener:
         self._stopping = True
         assert self._server is not None
         self._server.close()
+        if self._one_way_server is not None:
+            self._one_way_server.close()
         for conn in list(self._connections):
             conn.end()
         self._cut()
@@ -340,10 +412,26 @@ class Listener:
         for task in list(self._handshakes):
             task.cancel()
         await self._server.wait_closed()
+        if self._one_way_server is not None:
+            await self._one_way_server.wait_closed()
         await self.audit.drain()
         await self._shutdown_writer()
         self._running = False
         log.info("stopped: %s", format_stats(self.stats()))
+
+    async def _bind_one_way(
+        self, host: str, port: int, tls: ssl.SSLContext | None
+    ) -> asyncio.Server:
+        """The one-way port's server: its connections are read and never written to."""
+        handshake_s = min(self.settings.ingest.idle_timeout_s, 30.0)
+
+        def accept() -> asyncio.Protocol:
+            if tls is None:
+                return Connection(self, one_way_port=True)
+            return TlsHandshake(self, tls, lambda: Connection(self, one_way_port=True), handshake_s)
+
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(accept, host, port, backlog=1024, start_serving=False)
 
     async def _shutdown_writer(self) -> None:
         loop = asyncio.get_running_loop()
@@ -398,8 +486,8 @@ class Listener:
         await self._space.wait()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[bytes]] = loop.create_future()
-        nbytes = sum(len(line) for line in lines)
-        self.enqueue(_SubmitSink(peer, len(items), future), items, nbytes)
+        cost = pending_cost(sum(len(line) for line in lines), len(items))
+        self.enqueue(_SubmitSink(peer, len(items), future), items, cost)
         replies = await future
         return [decode_reply(reply) for reply in replies]
 
@@ -469,7 +557,23 @@ class Listener:
             self._per_address.remove(address)
         self._connections.discard(conn)
         self._paused.discard(conn)
+        if not conn.stored_after_close:
+            self._drop_queue(conn)
+            self._pump()
         self._closed_event.set()
+
+    def note_one_way(self, conn: Connection) -> None:
+        """The peer reads none of its replies: say so once; they are dropped from now on."""
+        self._one_way += 1
+        log.warning(
+            "%s reads none of its replies: one-way from now on (its lines are still stored, "
+            "its replies dropped)",
+            conn.peer,
+        )
+
+    def note_replies_dropped(self, count: int) -> None:
+        """Count replies of a one-way connection that were dropped unwritten."""
+        self._replies_dropped += count
 
     def note_rejection(self, peer: str, line: bytes, error: str) -> None:
         """Count a line answered by the loop itself (the auth refusal)."""
@@ -492,16 +596,23 @@ class Listener:
     # --- batching -----------------------------------------------------------------------------
 
     def enqueue(self, sink: ReplySink, items: Sequence[Line], nbytes: int) -> None:
-        """Queue lines for a batch; their replies go to `sink.deliver` once it commits."""
-        self._batch.add(sink, items, nbytes)
+        """Queue lines for a batch; their replies go to `sink.deliver` once it commits.
+
+        `nbytes` is what the lines cost while pending (`connection.pending_cost`)."""
+        queue = self._queues.get(sink)
+        if queue is None:
+            queue = self._queues[sink] = _Queue()
+            self._turns.append(sink)
+        queue.add(items if isinstance(items, list) else list(items), nbytes)
+        self._queued_lines += len(items)
         self._pending_bytes += nbytes
         self._pending_lines += len(items)
         self._idle.clear()
         if self._pending_bytes > self.total_pending_bytes:
             self._space.clear()
-        if len(self._batch.lines) >= self.batch_max_lines:
+        if self._queued_lines >= self.batch_max_lines:
             self._cut()
-        elif self._cut_timer is None:
+        elif self._cut_timer is None and not self._due:
             assert self._loop is not None
             self._cut_timer = self._loop.call_later(self.batch_delay_s, self._cut)
 
@@ -509,21 +620,59 @@ class Listener:
         if self._cut_timer is not None:
             self._cut_timer.cancel()
             self._cut_timer = None
-        if self._batch.lines:
-            self._ready.append(self._batch)
-            self._batch = _Batch()
+        self._due = self._queued_lines > 0
         self._pump()
+
+    def _drop_queue(self, sink: ReplySink) -> None:
+        """Forget the lines still queued for a sink that can no longer get their replies."""
+        queue = self._queues.pop(sink, None)
+        if queue is None:
+            return
+        self._turns.remove(sink)
+        self._queued_lines -= queue.lines
+        self._pending_lines -= queue.lines
+        self._pending_bytes -= queue.cost
+        self._dropped_unread += queue.lines
+        if queue.lines:
+            log.info("%s went away: %d lines it sent were dropped unread", sink.peer, queue.lines)
+        self._after_pending_fell()
+
+    def _take_batch(self) -> _Batch:
+        """The next batch: an equal share of what fits from each queue in turn, in order."""
+        for conn in [sink for sink in self._turns if isinstance(sink, Connection)]:
+            if conn.vanished() and not conn.stored_after_close:
+                self._drop_queue(conn)
+                conn.abort()
+        batch = _Batch()
+        room = self.merge_max_lines
+        turns, queues = self._turns, self._queues
+        while turns and room > 0:
+            share = max(room // len(turns), TURN_MIN_LINES)
+            for _ in range(len(turns)):
+                if room <= 0:
+                    break
+                sink = turns.popleft()
+                queue = queues[sink]
+                room -= queue.take(min(share, room), batch, sink)
+                if queue.lines:
+                    turns.append(sink)
+                else:
+                    del queues[sink]
+        self._queued_lines -= len(batch.lines)
+        self._due = self._queued_lines > 0
+        return batch
 
     def _pump(self) -> None:
         if self._in_flight is not None:
             return
-        if not self._ready:
-            if not self._batch.lines:
+        if not self._due or not self._queued_lines:
+            if not self._queued_lines:
                 self._idle.set()
             return
-        batch = self._ready.popleft()
-        while self._ready and len(batch.lines) + len(self._ready[0].lines) <= self.merge_max_lines:
-            batch.merge(self._ready.popleft())
+        batch = self._take_batch()
+        if not batch.lines:  # every queue left belonged to peers that vanished
+            self._idle.set()
+            return
         self._in_flight = batch
         assert self._loop is not None
         assert self._executor is not None
@@ -556,11 +705,14 @@ class Listener:
                 sink.deliver(replies[start : start + count], count, nbytes)
                 start += count
             self._checkpoint()
+        self._after_pending_fell()
+        self._pump()
+
+    def _after_pending_fell(self) -> None:
         if self._pending_bytes <= self.total_pending_bytes:
             self._space.set()
         for conn in list(self._paused):
             conn.update_reading()
-        self._pump()
 
     def _account(self, batch: _Batch, outcome: BatchOutcome) -> None:
         self._accepted += outcome.accepted
@@ -603,15 +755,23 @@ class Listener:
             recent_rejections=tuple(self._recent),
             rejected_by_reason=dict(self._rejected_by_reason),
             pending=self._pending_lines,
+            one_way=self._one_way,
+            replies_dropped=self._replies_dropped,
+            dropped_unread=self._dropped_unread,
         )
 
 
 def format_stats(stats: IngestStats) -> str:
     """One log line of counters."""
-    return (
+    line = (
         f"accepted {stats.accepted}, duplicate {stats.duplicates}, rejected {stats.rejected}, "
         f"connections {stats.connections}, {stats.rate_per_s:,.0f} events/s"
     )
+    if stats.one_way:
+        line += f", one-way {stats.one_way} ({stats.replies_dropped} replies dropped)"
+    if stats.dropped_unread:
+        line += f", {stats.dropped_unread} lines of vanished peers dropped unread"
+    return line
 
 
 def _bind_error(host: str, port: int, error: OSError) -> str:

@@ -102,6 +102,8 @@ async def start_listener(
         "conn_pending_bytes",
         "total_pending_bytes",
         "linger_s",
+        "one_way_after_s",
+        "merge_max_lines",
     }
 
     async def start(**options: Any) -> Listener:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from factory_tui.ingest import connection, protocol, writer
+from factory_tui.ingest import protocol, writer
 from factory_tui.ingest.listener import Listener, ListenerError, PortInUseError
 from factory_tui.models import NewEventRow, to_utc_us
 from factory_tui.storage import SqliteStore, Store
@@ -336,49 +336,6 @@ async def test_stop_answers_every_line_already_received(start_listener: Start) -
     await peer.close()
     with pytest.raises(ListenerError):
         await listener.submit([make_event(99)])
-
-
-async def test_client_that_never_reads_replies_is_paused(start_listener: Start) -> None:
-    listener: Listener = await start_listener(conn_pending_bytes=64 << 10)
-    other = await Peer.open(listener.port)
-    await other.send(b"{}\n")
-    reply_bytes = len(await other.reader.readline())
-    flooder = await Peer.open(listener.port)
-    # "{}" is tiny and its rejection reply is long: the replies fill the buffers fast.
-    chunk = b"{}\n" * 20_000
-
-    async def flood() -> int:
-        sent = 0
-        while sent < 64 << 20:
-            flooder.writer.write(chunk)
-            await flooder.writer.drain()
-            sent += len(chunk)
-        return sent
-
-    flooding = asyncio.create_task(flood())
-    host, port = flooder.writer.get_extra_info("sockname")[:2]
-    await wait_until(lambda: len(listener._connections) == 2)
-    (conn,) = [conn for conn in listener._connections if conn.peer == f"{host}:{port}"]
-    # Replies pile up unread, so the listener stops reading (it stays so: nobody reads them).
-    # Should it read on instead, the flood ends first and says how much it got through.
-    paused = asyncio.create_task(wait_until(lambda: conn._write_paused, timeout_s=120.0))
-    await asyncio.wait({flooding, paused}, return_when=asyncio.FIRST_COMPLETED)
-    assert not flooding.done(), f"the listener kept reading: {flooding.result()} bytes sent"
-    await paused
-    assert conn._read_paused
-    most_unanswered = (64 << 10) + (256 << 10)  # the pending limit, plus one read
-    assert conn._unacked_bytes <= most_unanswered
-    assert conn._transport is not None
-    # Past the high-water mark come at most the replies to the lines already read (for "{}"
-    # some 20 times their size): the buffer is bounded by the limits, not by the flood.
-    bound = connection.WRITE_HIGH_WATER + most_unanswered // 3 * reply_bytes
-    assert conn._transport.get_write_buffer_size() <= bound
-    # Everyone else is still served.
-    await other.send(make_event(1) + b"\n")
-    assert await other.replies(1) == [{"status": "accepted"}]
-    await other.close()
-    flooding.cancel()
-    flooder.writer.transport.abort()
 
 
 async def test_rejection_of_odd_text_is_one_valid_json_line(listener: Listener, peer: Peer) -> None:

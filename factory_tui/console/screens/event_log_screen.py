@@ -207,7 +207,6 @@ class EventLogScreen(FilteredView):
             f"Audit trail, newest first ({count}; connections, refusals, TLS and auth failures)"
         )
 
-
     def _heading(self, data: ViewData) -> None:
         heading = Text(no_wrap=True)
         heading.append("Event log", "bold")
@@ -222,6 +221,11 @@ class EventLogScreen(FilteredView):
                 " (since this console started)",
                 "dim",
             )
+            if stats.one_way:
+                # Log shippers that read no replies: their lines are stored, replies dropped.
+                heading.append(
+                    f" · {stats.one_way} one-way ({stats.replies_dropped:,} replies unread)", "dim"
+                )
         if self.filter_text:
             heading.append(f" · filter “{self.filter_text}”", "bold")
         # Wrapped between its parts at 80 columns, never inside one.

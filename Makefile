@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/web.py
 	$(BIN)/python benchmarks/disk.py
 	$(BIN)/python benchmarks/sites.py
+	$(BIN)/python benchmarks/week.py
 
 # Mutation testing of the engine and the wire protocol, with a score per module (slow: tens of
 # minutes; not part of `test` or CI). See docs/testing.md.

@@ -238,7 +238,8 @@ class TlsGate(Protocol):
     """What `TlsHandshake` asks of its listener."""
 
     def screen(self, address: str, peer: str) -> str | None:
-        """The refusal a peer gets before TLS (its address is not allowed), or None."""
+        """The refusal a peer gets before TLS (its address is not allowed, too many
+        handshakes), or None."""
 
     def handshake_failed(self, peer: str, reason: str) -> None:
         """A TLS handshake failed (a plain-TCP peer, a refused client certificate, a timeout)."""

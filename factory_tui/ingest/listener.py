@@ -60,6 +60,7 @@ from factory_tui.ingest.connection import (
 from factory_tui.ingest.protocol import (
     EXCERPT_CHARS,
     NOT_ALLOWED,
+    TOO_MANY_CONNECTIONS,
     Line,
     Refused,
     decode_reply,
@@ -508,7 +509,7 @@ class Listener:
 
     def _limit_reached(self, conn: Connection) -> str | None:
         address = conn.peer.rpartition(":")[0]
-        refusal = self.screen(address, conn.peer, record=False)
+        refusal = self._not_allowed(address)
         if refusal is not None:
             return refusal
         ingest = self.settings.ingest
@@ -521,12 +522,21 @@ class Listener:
             return "the listener is shutting down" if self._stopping else f"limit {limit}"
         return None
 
-    def screen(self, address: str, peer: str, *, record: bool = True) -> str | None:
-        """The refusal of a peer whose address is not allowed (before TLS, too), or None."""
+    def _not_allowed(self, address: str) -> str | None:
         if self._allow.allows(address):
             return None
-        refusal = f"{NOT_ALLOWED}: {address} is not in [ingest] allow"
-        if record:
+        return f"{NOT_ALLOWED}: {address} is not in [ingest] allow"
+
+    def screen(self, address: str, peer: str) -> str | None:
+        """The refusal of a peer before its TLS handshake (its address is not allowed, or
+        `max_connections` handshakes are running already), or None."""
+        refusal = self._not_allowed(address)
+        limit = self.settings.ingest.max_connections
+        if refusal is None and len(self._handshakes) >= limit:
+            # Handshakes count against the limit too: connections that never finish theirs
+            # must not pile up for want of a Connection to count them.
+            refusal = f"{TOO_MANY_CONNECTIONS} (limit {limit} TLS handshakes); try again later"
+        if refusal is not None:
             self.audit.record("peer_refused", peer, refusal)
         return refusal
 

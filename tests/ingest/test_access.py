@@ -190,3 +190,21 @@ async def test_a_client_at_ten_times_the_rate_is_held_to_it_and_loses_nothing(
     assert 0.9 * limit <= rate <= 1.1 * limit, f"{rate:.0f} lines/s against a limit of {limit}"
     await listener.stop()
     assert stored_events(tmp_path) == total
+
+
+async def test_tls_handshakes_count_against_max_connections(
+    start_listener: StartListener, tmp_path: Path
+) -> None:
+    """Peers that connect to a TLS port and never finish a handshake hold no more than
+    max_connections sockets: the next one gets the plain refusal line at once."""
+    pki = make_pki(tmp_path / "pki")
+    listener: Listener = await start_listener(
+        ingest__tls_cert=pki.server_cert, ingest__tls_key=pki.server_key, ingest__max_connections=2
+    )
+    silent = [await Peer.open(listener.port) for _ in range(2)]
+    await wait_until(lambda: len(listener._handshakes) == 2)
+    third = await Peer.open(listener.port)
+    (reply,) = await third.replies(1)
+    assert reply["error"] == (f"{TOO_MANY_CONNECTIONS} (limit 2 TLS handshakes); try again later")
+    for peer in (*silent, third):
+        await peer.close()

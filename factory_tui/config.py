@@ -115,7 +115,7 @@ class IngestSettings(_Section):
     """The TCP listener cameras send to."""
 
     host: str = "127.0.0.1"
-    """Address to bind; anything but loopback needs `token`."""
+    """Address to bind; anything but loopback needs `token` or `tls_client_ca`."""
     port: int = Field(default=7878, ge=0, le=65535)
     """TCP port (0 picks a free one)."""
     token: str = ""
@@ -765,7 +765,7 @@ id = "main"
 name = ""
 
 [ingest]
-# Cameras connect here. A non-loopback host requires a token.
+# Cameras connect here. A non-loopback host requires a token (or tls_client_ca, below).
 host = "127.0.0.1"
 port = 7878
 # When set, every connection must first send {"auth": "<token>"}.

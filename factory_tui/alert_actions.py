@@ -150,6 +150,12 @@ class ActionRunner:
         with self._lock:
             return tuple(self._failures)
 
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until every queued alert's actions have run (True) or `timeout_s` passed."""
+        done = self._queue.all_tasks_done
+        with done:
+            return done.wait_for(lambda: self._queue.unfinished_tasks == 0, timeout_s)
+
     def close(self, wait_s: float = CLOSE_WAIT_S) -> None:
         """Stop taking events; let queued ones run for up to `wait_s` (no retry waits)."""
         with self._lock:
@@ -166,19 +172,26 @@ class ActionRunner:
 
     def _work(self) -> None:
         while (event := self._queue.get()) is not None:
-            for action in self.actions:
-                if event.kind not in action.on:
-                    continue
-                try:
-                    self._run(action, event)
-                except ActionFailed as error:
-                    self._fail(action, event, str(error))
-                except Exception as error:  # a bug must not stop every later action
-                    log.exception("alert action %s crashed", action.describe())
-                    self._fail(action, event, f"crashed: {error!r}")
-                else:
-                    self.done += 1
-                    log.info("alert action %s: %s done", action.describe(), event.describe())
+            try:
+                self._run_all(event)
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
+
+    def _run_all(self, event: AlertEvent) -> None:
+        for action in self.actions:
+            if event.kind not in action.on:
+                continue
+            try:
+                self._run(action, event)
+            except ActionFailed as error:
+                self._fail(action, event, str(error))
+            except Exception as error:  # a bug must not stop every later action
+                log.exception("alert action %s crashed", action.describe())
+                self._fail(action, event, f"crashed: {error!r}")
+            else:
+                self.done += 1
+                log.info("alert action %s: %s done", action.describe(), event.describe())
 
     def _run(self, action: AlertAction, event: AlertEvent) -> None:
         body = json.dumps(event.payload(), ensure_ascii=False).encode()

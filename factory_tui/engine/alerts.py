@@ -114,6 +114,7 @@ def evaluate_alerts(
                         since + round(idle_s * US_PER_S),
                     )
                 )
+    settings = drift_settings or DriftSettings()
     for model in drift:
         if model.confidence_drifting and model.baseline_confidence is not None:
             found.append(
@@ -122,6 +123,7 @@ def evaluate_alerts(
                     model.model_version,
                     f"{model.model_version}: mean confidence {_num(model.rolling_confidence)} "
                     f"vs baseline {model.baseline_confidence:.2f}",
+                    evidence=drift_evidence(model, settings, by_hand=False),
                 )
             )
         if model.rate_drifting and model.baseline_uph is not None:
@@ -131,11 +133,12 @@ def evaluate_alerts(
                     model.model_version,
                     f"{model.model_version}: {_num(model.rolling_uph, 1)} units/h "
                     f"vs baseline {model.baseline_uph:.1f}",
+                    evidence=drift_evidence(model, settings, by_hand=False),
                 )
             )
         by_hand = model.model_version in retrain_by_hand
         if model.retrain_suggested or by_hand:
-            found.append(retrain_condition(model, drift_settings or DriftSettings(), by_hand))
+            found.append(retrain_condition(model, settings, by_hand))
     return tuple(found)
 
 
@@ -154,7 +157,18 @@ def retrain_condition(model: ModelDrift, settings: DriftSettings, by_hand: bool)
         )
     if by_hand:
         why.append(BY_HAND)
-    evidence: Evidence = (
+    return AlertCondition(
+        RETRAIN_SUGGESTED,
+        model.model_version,
+        f"{model.model_version}: retrain suggested: {'; '.join(why)}",
+        evidence=drift_evidence(model, settings, by_hand),
+    )
+
+
+def drift_evidence(model: ModelDrift, settings: DriftSettings, by_hand: bool) -> Evidence:
+    """A model's drift figures as named values: baseline against now for confidence and
+    units/h, how long each drift has held (up to `retrain_after_s`), windows, event counts."""
+    return (
         ("model_version", model.model_version),
         ("by_hand", by_hand),
         ("baseline_confidence", model.baseline_confidence),
@@ -172,12 +186,6 @@ def retrain_condition(model: ModelDrift, settings: DriftSettings, by_hand: bool)
         ("window_events", model.window_events),
         ("baseline_events", model.baseline_events),
         ("events", model.events),
-    )
-    return AlertCondition(
-        RETRAIN_SUGGESTED,
-        model.model_version,
-        f"{model.model_version}: retrain suggested: {'; '.join(why)}",
-        evidence=evidence,
     )
 
 

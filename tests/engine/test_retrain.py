@@ -53,6 +53,9 @@ def test_retrain_is_suggested_once_the_drift_has_held_retrain_after_s() -> None:
     first_drift = next(m for m in range(60, 180) if CONFIDENCE_DRIFT in kinds(tracker, m))
     (model,) = tracker.status(T0 + first_drift * MIN)
     assert model.confidence_held_s == 300  # sustained: held for drift_sustain_s
+    (drift,) = [item for item in conditions(tracker, first_drift) if item.kind == CONFIDENCE_DRIFT]
+    assert dict(drift.evidence)["confidence_drift_s"] == 300  # drift alerts carry it too
+    assert dict(drift.evidence)["by_hand"] is False
     assert RETRAIN_SUGGESTED not in kinds(tracker, first_drift)
     # The drift began to hold 5 minutes before it was sustained; 30 minutes after that start:
     start = first_drift - 5

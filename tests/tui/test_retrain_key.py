@@ -3,15 +3,18 @@ the drift table, the alert actions get it with its evidence, and `r` again withd
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 import sys
 from pathlib import Path
 
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 
 from factory_tui.config import AlertAction, AlertSettings
 from factory_tui.console.app import make_app
 from factory_tui.console.health import fixed_health
+from factory_tui.console.pipeline import TickPipeline
 from factory_tui.console.screens.alerts_screen import AlertsScreen
 from factory_tui.engine.alerts import RETRAIN_SUGGESTED
 from tests.tui.conftest import READING, SetClock
@@ -56,3 +59,33 @@ async def test_r_raises_retrain_suggested_by_hand_and_again_withdraws_it(
     assert raised["evidence"]["by_hand"] is True
     assert raised["evidence"]["model_version"] == "yolo-v8.2"
     assert raised["evidence"]["baseline_confidence"] == 0.9
+
+
+async def test_a_failed_action_is_listed_in_the_alerts_view(
+    floor_db: Path, clock: SetClock
+) -> None:
+    with socket.socket() as closed:  # a port nobody listens on: the webhook is refused
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}/hook"
+    settings = floor_settings(str(floor_db), port=0, tick_s=60.0)
+    settings.alerts = AlertSettings(
+        actions=[AlertAction(on=[RETRAIN_SUGGESTED], webhook=dead, retries=0, timeout_s=5)]
+    )
+    app = make_app(settings, clock=clock, health=fixed_health(READING), animations=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        screen = await open_view(app, pilot, "4", AlertsScreen)
+        failed = screen.query_one("#actions-failed", Static)
+        assert not failed.display  # nothing failed: no section
+        await pilot.press("r")
+        await pilot.pause()
+        await settle(app, pilot)  # the tick that raises it hands it to the actions
+        assert isinstance(app.pipeline, TickPipeline)
+        runner = app.pipeline.alerts.actions
+        assert runner is not None
+        assert await asyncio.to_thread(runner.wait_idle, 30)
+        await settle(app, pilot)  # the next tick shows the failure
+        assert failed.display
+        text = str(failed.render())
+        assert "Failed alert actions (1)" in text
+        assert f"webhook {dead}: retrain_suggested yolo-v8.2 raised: cannot reach" in text

@@ -76,7 +76,7 @@ def pruned_scenarios(
     return history, max_gap_s, asked, cut, draw(st.integers(0, 2**32 - 1))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(scenario=pruned_scenarios(), splits=st.lists(st.integers(0, 50), min_size=2, max_size=2))
 def test_pruning_then_folding_equals_never_pruning(
     scenario: tuple[list[EventRecord], float, list[Question], int, int], splits: list[int]
@@ -100,7 +100,7 @@ def test_pruning_then_folding_equals_never_pruning(
     assert_same_answers(engine, build(history, max_gap_s), asked)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(scenario=pruned_scenarios())
 def test_a_pruned_engine_holds_only_what_is_after_the_cut_off(
     scenario: tuple[list[EventRecord], float, list[Question], int, int],

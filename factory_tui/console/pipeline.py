@@ -20,9 +20,10 @@ from factory_tui.config import Settings
 from factory_tui.console.alert_keeper import ALERT_HISTORY, AlertKeeper
 from factory_tui.console.drilldown import view_data
 from factory_tui.console.health import HealthReader
-from factory_tui.engine import Engine
+from factory_tui.engine import Engine, Window
 from factory_tui.engine.rate import RateMeter
-from factory_tui.records import HealthReading
+from factory_tui.metrics_export import ModelTally
+from factory_tui.records import HealthReading, ModelSummary
 from factory_tui.storage import READ_BATCH, Store
 from factory_tui.view_models import ViewData, ViewNeeds
 from factory_tui.warm_start import (
@@ -59,6 +60,8 @@ class TickResult:
     """This tick was the warm start."""
     rows_per_s: float
     """Rows stored per second over the last few seconds, as read (a viewer's ingest rate)."""
+    models: tuple[ModelSummary, ...] = ()
+    """Per model_version figures of the window so far (`/metrics`), kept from the rows read."""
 
 
 class TickPipeline:
@@ -101,6 +104,7 @@ class TickPipeline:
         self._rate = RateMeter(RATE_WINDOW_S, started_s=monotonic())
         self.latest: TickResult | None = None
         """The last tick's result, for readers in other threads (the `/metrics` endpoint)."""
+        self._models: ModelTally | None = None
 
     def window_at(self, at_us: int) -> ShiftWindow:
         """The window shown at `at_us`: the running shift (else the day) so far, and its title."""
@@ -150,7 +154,8 @@ class TickPipeline:
             )
             health = self._health() if self._health is not None else None
             rate = self._rate.per_second(self._monotonic())
-            self.latest = TickResult(view, health, new_rows, initial, rate)
+            models = self._model_figures(store, window, at_us)
+            self.latest = TickResult(view, health, new_rows, initial, rate, models)
             return self.latest
 
     def view_for(self, shown: ViewData, needs: ViewNeeds) -> ViewData | None:
@@ -205,6 +210,16 @@ class TickPipeline:
         self.loaded = True
         return applied
 
+    def _model_figures(self, store: Store, window: Window, at_us: int) -> tuple[ModelSummary, ...]:
+        """Per-model figures of the window up to `at_us`: one query when a window starts,
+        then only the rows the cursor reads (as `serve`'s `/metrics` does)."""
+        end = window.instants_end(at_us)
+        if self._models is None or self._models.from_us != window.from_us:
+            self._models = ModelTally(window)
+            self._models.seed(store.model_summary(window.from_us, end, max_id=self.cursor))
+            self._models.add(row for row in store.iter_range(end, None) if row.id <= self.cursor)
+        return self._models.summary(end)
+
     def _read_new(self, store: Store) -> int:
         """Fold in the rows stored since the last read, at most MAX_BATCHES_PER_TICK batches."""
         new_rows = 0
@@ -214,6 +229,8 @@ class TickPipeline:
                 break
             new_rows += self.engine.apply(rows)
             self.alerts.tracker.apply(rows)
+            if self._models is not None:
+                self._models.add(rows)
             self.cursor = rows[-1].id
             if len(rows) < READ_BATCH:
                 break

@@ -192,10 +192,7 @@ class ConsoleServices:
             if latest is None:
                 return None
             snapshot = latest.view.snapshot
-            window = snapshot.window
-            end = window.instants_end(snapshot.at_us)
-            models = pipeline.read(lambda store: store.model_summary(window.from_us, end))
-            return FloorFigures(snapshot, latest.view.alerts.active, tuple(models or ()))
+            return FloorFigures(snapshot, latest.view.alerts.active, latest.models)
 
         def ingest() -> IngestFigures:
             return IngestFigures(listener.stats(), listener.commit_latency(), self.forward_state())

@@ -104,10 +104,8 @@ AUDIT_KINDS: Final = (
     "auth_failed",
     "tls_failed",
     "peer_refused",
-    "config_reloaded",
-    "alert_acknowledged",
 )
-"""The kinds of audit entries."""
+"""The kinds of audit entries the listener writes."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Final
 
 from factory_tui.models import now_us
-from factory_tui.records import AuditEntry
+from factory_tui.records import AUDIT_KINDS, AuditEntry
 
 log = logging.getLogger("factory_tui.audit")
 
@@ -40,6 +40,8 @@ class AuditTrail:
 
     def record(self, kind: str, peer: str, detail: str = "") -> None:
         """Log an entry and queue it for the store (event loop thread)."""
+        if kind not in AUDIT_KINDS:
+            raise ValueError(f"unknown audit kind {kind!r}")
         log.info("audit: %s %s%s", kind, peer, f" ({detail})" if detail else "")
         self._pending.append(AuditEntry(now_us(), kind, peer, detail))
         self.recorded += 1

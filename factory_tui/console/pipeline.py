@@ -61,7 +61,8 @@ class TickResult:
     rows_per_s: float
     """Rows stored per second over the last few seconds, as read (a viewer's ingest rate)."""
     models: tuple[ModelSummary, ...] = ()
-    """Per model_version figures of the window so far (`/metrics`), kept from the rows read."""
+    """Per model_version figures of the window so far, kept from the rows read (only with
+    `[metrics_http] port`: `/metrics` is their one reader)."""
 
 
 class TickPipeline:
@@ -154,7 +155,8 @@ class TickPipeline:
             )
             health = self._health() if self._health is not None else None
             rate = self._rate.per_second(self._monotonic())
-            models = self._model_figures(store, window, at_us)
+            serves_metrics = self.settings.metrics_http.port is not None
+            models = self._model_figures(store, window, at_us) if serves_metrics else ()
             self.latest = TickResult(view, health, new_rows, initial, rate, models)
             return self.latest
 

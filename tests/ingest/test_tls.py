@@ -247,3 +247,21 @@ def test_bytes_that_come_with_the_end_of_the_handshake_reach_the_connection() ->
     front.data_received(b"x")
     assert front.eof_received() is False
     assert later.calls == [("made",), ("data", b"x"), ("eof",)]
+
+
+async def test_tls_and_a_token_together(
+    start_listener: StartListener, pki: Pki, tmp_path: Path
+) -> None:
+    """With both, the token is asked for inside TLS; the audit trail says both."""
+    listener = await tls_listener(start_listener, pki, ingest__token="s3cret")
+    context = client_tls_context(cafile=pki.server_cert)
+    async with IngestClient("127.0.0.1", listener.port, "s3cret", tls=context) as client:
+        (reply,) = await client.send([event_at(1)])
+    assert reply["status"] == "accepted"
+    wrong = IngestClient("127.0.0.1", listener.port, "guess", tls=context)
+    with pytest.raises(ClientError, match="auth: wrong token"):
+        await wrong.connect()
+    await listener.stop()
+    trail = audit_of(tmp_path)
+    assert "2 lines; auth token; TLS" in [detail for _, _, detail in trail]
+    assert [kind for kind, _, _ in trail].count("auth_failed") == 1

@@ -148,8 +148,8 @@ def connect_args(broker: Broker, options: ClientOptions) -> dict[str, Any]:
 class PubackWaiter:
     """Futures on the event loop for QoS 1 publishes, resolved by paho's `on_publish`.
 
-    paho can call `on_publish` (in its thread) before `publish` has returned the message id, so
-    `publish` and the callback take one lock, and a PUBACK that beats its future is remembered.
+    paho can call `on_publish` (in its thread) before `publish` has returned the message id: a
+    PUBACK that beats its future is remembered until the future is registered.
     """
 
     def __init__(self, client: paho.Client, loop: asyncio.AbstractEventLoop) -> None:
@@ -163,12 +163,15 @@ class PubackWaiter:
     def publish(self, topic: str, payload: bytes) -> asyncio.Future[None]:
         """Publish with QoS 1 (loop thread); the future is done once the broker has it."""
         future: asyncio.Future[None] = self._loop.create_future()
+        # Not under our lock: paho calls `_on_publish` holding its own lock, which `publish`
+        # takes too; holding ours here as well would deadlock the two threads.
+        info = self._client.publish(topic, payload, qos=1)
+        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+            # NO_CONN: paho keeps the message and sends it once connected again.
+            future.set_exception(MqttError(f"cannot publish to {topic}: {info.rc}"))
+            return future
         with self._lock:
-            info = self._client.publish(topic, payload, qos=1)
-            if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
-                # NO_CONN: paho keeps the message and sends it once connected again.
-                future.set_exception(MqttError(f"cannot publish to {topic}: {info.rc}"))
-            elif info.mid in self._early:
+            if info.mid in self._early:
                 self._early.discard(info.mid)
                 future.set_result(None)
             else:

@@ -264,3 +264,16 @@ class _Proxy:
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         self._writers -= {writer, up_writer}
+
+
+async def test_many_publishes_in_flight_at_once_all_complete(mqtt_url: str) -> None:
+    # PUBACKs arriving while other publishes are being made (paho's lock and ours: this used
+    # to deadlock the two threads).
+    publisher = MqttPublisher(mqtt_url, unique())
+    await publisher.connect()
+    try:
+        topic = f"{unique()}/W1/events"
+        sends = [publisher.publish(topic, event_at(n)) for n in range(300)]
+        await asyncio.wait_for(asyncio.gather(*sends), 30.0)
+    finally:
+        await publisher.close()

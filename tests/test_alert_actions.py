@@ -289,3 +289,16 @@ def test_config_knows_every_alert_kind() -> None:
 def _empty_snapshot() -> Snapshot:
     factory = FactoryMetrics(0.0, 0.0, 0.0, 0, None, None, None, 0, 0, 0, 0)
     return Snapshot(Window(T0, T0, "day"), T0, (), (), factory, 0, 0)
+
+
+def test_a_restart_holds_the_hand_raised_retrain_suggestions(fresh_db: Store) -> None:
+    """The details' 'raised by hand' tells a new console which suggestions a person made."""
+    details = "yolo-v8.2: retrain suggested: raised by hand"
+    fresh_db.sync_alerts([("retrain_suggested", "yolo-v8.2", details, T0)], T0)
+    keeper = AlertKeeper(Settings(), fresh_db)
+    assert keeper.retrain_requested() == frozenset()
+    keeper.state(fresh_db, _empty_snapshot(), lambda _w: None, history=False)
+    assert keeper.retrain_requested() == {"yolo-v8.2"}
+    assert keeper.request_retrain("yolo-v8.2") == "retrain suggestion for yolo-v8.2 withdrawn"
+    viewer = AlertKeeper(Settings(), None)
+    assert "owns the listener" in viewer.request_retrain("yolo-v8.2")

@@ -257,7 +257,8 @@ class EngineRow(NamedTuple):
 
     worker_id: str
     ts_us: int
-    event_hash: str
+    event_hash: str | bytes
+    """The hash as text, or a SHA-256 digest as its 32 raw bytes (as the SQLite store keeps it)."""
     event_type: str
     workstation_id: str
     unit_count: int

@@ -65,17 +65,23 @@ Columns = tuple[list[int], list[int], list[int], list[int], list[int]]
 """Events as five equally long lists, in `Entry` field order."""
 
 _PREFIX = itemgetter(slice(0, 16))
+_DIGEST_PREFIX = itemgetter(slice(0, 8))
 _BIG_ENDIAN_HOST: Final = sys.byteorder == "big"
 
 
-def hash_key(event_hash: str) -> int:
+def hash_key(event_hash: str | bytes) -> int:
     """The 64-bit tie-break / dedup key of an event hash.
 
     For a SHA-256 hex digest (what the store writes: 64 hex characters) it is the value of its
     first 16 hex digits, so ordering by the key is ordering by `event_hash`. Any other string
     (hand-made test rows) gets the first 64 bits of its own SHA-256: still deterministic and
-    independent of arrival order.
+    independent of arrival order. A digest read as its 32 raw bytes (as the SQLite store keeps
+    it) gets the key of its hex text: the value of its first 8 bytes.
     """
+    if isinstance(event_hash, bytes):
+        if len(event_hash) == 32:
+            return int.from_bytes(event_hash[:8], "big")
+        return int.from_bytes(hashlib.sha256(event_hash).digest()[:8], "big")
     if len(event_hash) == 64:
         try:
             prefix = bytes.fromhex(event_hash[:16])
@@ -86,21 +92,29 @@ def hash_key(event_hash: str) -> int:
     return int.from_bytes(hashlib.sha256(event_hash.encode("utf-8")).digest()[:8], "big")
 
 
-def hash_keys(hashes: Sequence[str]) -> list[int]:
-    """`hash_key` of many hashes; the common all-SHA-256 case runs at C speed."""
-    if set(map(len, hashes)) == {64}:
+def hash_keys(hashes: Sequence[str | bytes]) -> list[int]:
+    """`hash_key` of many hashes; the common all-SHA-256 cases run at C speed."""
+    kinds, lengths = set(map(type, hashes)), set(map(len, hashes))
+    if kinds == {bytes} and lengths == {32}:
+        return _big_endian_keys(b"".join(map(_DIGEST_PREFIX, hashes)))
+    if kinds == {str} and lengths == {64}:
         try:
             raw = bytes.fromhex("".join(map(_PREFIX, hashes)))
         except ValueError:
             raw = b""
         # Exactly 8 bytes per hash means every prefix was 16 hex digits (the per-hash rule).
         if len(raw) == 8 * len(hashes):
-            keys: array[int] = array("Q")
-            keys.frombytes(raw)
-            if not _BIG_ENDIAN_HOST:
-                keys.byteswap()
-            return keys.tolist()
+            return _big_endian_keys(raw)
     return [hash_key(value) for value in hashes]
+
+
+def _big_endian_keys(raw: bytes) -> list[int]:
+    """The unsigned 64-bit big-endian numbers packed in `raw`."""
+    keys: array[int] = array("Q")
+    keys.frombytes(raw)
+    if not _BIG_ENDIAN_HOST:
+        keys.byteswap()
+    return keys.tolist()
 
 
 class WorkerTimeline:

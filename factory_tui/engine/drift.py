@@ -192,7 +192,8 @@ class DriftTracker:
             rate_drifting=rate_held >= sustain_checks,
             confidence_held_s=max(0, conf_held - 1) * BUCKET_S,
             rate_held_s=max(0, rate_held - 1) * BUCKET_S,
-            retrain_suggested=max(conf_held, rate_held) >= retrain_checks,
+            # Never before the drift itself is sustained (a retrain_after_s under sustain_s).
+            retrain_suggested=max(conf_held, rate_held) >= longest,
             window_events=rolling.events,
             baseline_events=measured.events if measured is not None else 0,
         )

@@ -113,3 +113,15 @@ def test_raised_by_hand_without_drift_and_marked_so() -> None:
     assert dict(alert.evidence)["confidence_drifting"] is False
     # A model the tracker does not know is not raised (the key works on listed models).
     assert conditions(tracker, 80, frozenset({"other"})) == ()
+
+
+def test_never_before_the_drift_itself_is_sustained() -> None:
+    short = DriftSettings(
+        window_s=600, drop=0.1, sustain_s=600, baseline_s=3600, retrain_after_s=60
+    )
+    tracker = DriftTracker(short)
+    tracker.apply(steady(60, 0.90) + steady(60, 0.60, start=60))
+    for minute in range(60, 120):
+        (model,) = tracker.status(T0 + minute * MIN)
+        assert model.retrain_suggested == model.confidence_drifting, minute
+    assert tracker.status(T0 + 119 * MIN)[0].retrain_suggested

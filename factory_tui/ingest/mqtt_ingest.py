@@ -200,10 +200,11 @@ class MqttIngest:
         """
         if self._started:
             raise RuntimeError("an MqttIngest runs once")
-        self._started = True
-        self._loop = asyncio.get_running_loop()
-        self._down_since = time.monotonic()
+        loop = asyncio.get_running_loop()
         client = make_client(self._broker, self._options)
+        self._started = True
+        self._loop = loop
+        self._down_since = time.monotonic()
         client.on_connect = self._paho_connect
         client.on_connect_fail = self._paho_connect_fail
         client.on_disconnect = self._paho_disconnect

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from factory_tui.ingest.client import IngestClient
 from factory_tui.ingest.listener import Listener
-from factory_tui.ingest.mqtt_client import MqttPublisher, parse_broker_url
+from factory_tui.ingest.mqtt_client import Broker, MqttError, MqttPublisher, mask, parse_broker_url
 from factory_tui.ingest.mqtt_ingest import MqttIngest, split_message
 from factory_tui.ingest.protocol import Refused
 from factory_tui.storage import open_store
@@ -277,3 +278,18 @@ async def test_many_publishes_in_flight_at_once_all_complete(mqtt_url: str) -> N
         await asyncio.wait_for(asyncio.gather(*sends), 30.0)
     finally:
         await publisher.close()
+
+
+async def test_settings_that_cannot_work_are_one_sentence(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    missing_ca = make_settings(
+        tmp_path / "a", ingest__mqtt__url="mqtts://broker.invalid", ingest__mqtt__ca_file="no.pem"
+    )
+    ingest = MqttIngest(Listener(missing_ca))
+    with pytest.raises(MqttError, match=r"cannot set up TLS for mqtts://broker.invalid:8883"):
+        ingest.start()
+    await ingest.stop()  # what a console does after a failed start: nothing to stop
+    with pytest.raises(MqttError, match=r"mqtt://host:1883"):
+        parse_broker_url("mqtt://:1883")
+    assert parse_broker_url("mqtt://u:p%40ss@h") == Broker("h", 1883, False, "u", "p@ss")
+    assert mask("mqtt://u:secret@h:1883") == "mqtt://u:***@h:1883"

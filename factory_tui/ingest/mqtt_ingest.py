@@ -267,7 +267,7 @@ class MqttIngest:
         self._hop(self._up, bool(getattr(flags, "session_present", False)))
 
     def _paho_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
-        self._hop(self._refused, f"cannot reach {self.broker}")
+        self._hop(self._refused, f"cannot connect to {self.broker}")
 
     def _paho_disconnect(
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any

@@ -1,6 +1,6 @@
-"""The SQLite events row keeps a SHA-256 hash as its 32 raw bytes (schema 6), and every read
-gives back the same 64 hex digits: records, the engine's rows, dedup, and a database migrated in
-place from schema 5 with data in it."""
+"""The events row keeps a SHA-256 hash as its 32 raw bytes (SQLite schema 6, PostgreSQL 4), and
+every read gives back the same text: records, the engine's rows, dedup, and databases migrated
+in place with data in them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from factory_tui.engine import Engine, Window
 from factory_tui.engine.timeline import hash_key, hash_keys
 from factory_tui.models import NewEventRow, parse_event, prepare_row
-from factory_tui.storage import SqliteStore
+from factory_tui.storage import PostgresStore, SqliteStore, Store
 
 S = 1_000_000
 BASE = 1_772_445_600 * S  # 2026-03-02 10:00 UTC
@@ -103,3 +103,35 @@ def test_migration_6_from_schema_5_with_data(tmp_path: Path) -> None:
         indexes = {index.name: index for index in store._db["events"].indexes}
         assert indexes["events_hash"].unique
         assert {"events_worker_ts", "events_ts", "events_site_id"} <= set(indexes)
+
+
+def test_every_kind_of_hash_reads_back_as_written(any_store: Store) -> None:
+    """Digests, upper-case hex, and hand-made text of any length (32 characters too, the
+    length of a digest's bytes) come back as written, from records and engine rows alike, and
+    each is still a duplicate of itself."""
+    hashes = [event_row(0).event_hash, event_row(1).event_hash.upper(), "x" * 32, "", "é-1"]
+    rows = [event_row(n)._replace(event_hash=text) for n, text in enumerate(hashes)]
+    assert any_store.insert_rows(rows) == ["accepted"] * 5
+    assert [row.event_hash for row in any_store.read_since(0)] == hashes
+    engine_hashes = {row[2] for row in any_store.engine_rows(0, 2**62)}
+    as_text = {value.hex() if isinstance(value, bytes) else value for value in engine_hashes}
+    assert as_text == set(hashes)
+    assert any_store.insert_rows(rows[::-1]) == ["duplicate"] * 5
+    assert any_store.insert_fresh_rows(rows[:2]) == ["duplicate"] * 2
+
+
+def test_postgres_migration_4_from_schema_3_with_data(pg_url: str) -> None:
+    rows = [event_row(n, "W1" if n % 3 else "W2") for n in range(6)]
+    rows.append(event_row(6)._replace(event_hash="hand-made"))
+    with PostgresStore.open(pg_url, migrate_to=3) as old:
+        assert old.insert_rows(rows) == ["accepted"] * 7
+        before = old.read_since(0)
+        assert [row.event_hash for row in before] == [row.event_hash for row in rows]
+    with PostgresStore.open(pg_url) as store:
+        assert store.schema_version() == 4
+        assert store.read_since(0) == before
+        assert store.insert_rows(rows[:2] + [event_row(20)]) == ["duplicate"] * 2 + ["accepted"]
+        lengths = store._conn.execute(
+            "SELECT length(event_hash) FROM events ORDER BY id"
+        ).fetchall()
+        assert [length for (length,) in lengths] == [32] * 6 + [33 + 9, 32]

@@ -95,6 +95,20 @@ def model_firsts(rows: Iterable[NewEventRow]) -> dict[str, int]:
     return firsts
 
 
+def stored_hash(event_hash: str) -> str | bytes:
+    """How the events table keeps a hash: a SHA-256 hex digest (what ingest computes) as its 32
+    raw bytes, half the size in the row and in the unique index; any other text (hand-made
+    rows) as it is. Reads give the text back (`_HASH_TEXT`)."""
+    if len(event_hash) == 64:
+        try:
+            digest = bytes.fromhex(event_hash)
+        except ValueError:
+            return event_hash
+        if digest.hex() == event_hash:  # not upper case, no spaces: it reads back the same
+            return digest
+    return event_hash
+
+
 def owner_from(values: Mapping[str, str]) -> tuple[int, str, int] | None:
     """(pid, host, port) from the owner's meta rows, if all three are there."""
     if any(key not in values for key in OWNER_KEYS):

@@ -57,6 +57,7 @@ from factory_tui.storage.common import (
     owner_from,
     owner_rows,
     site_records,
+    stored_hash,
 )
 from factory_tui.storage.urls import mask_url
 
@@ -70,13 +71,22 @@ TCP_USER_TIMEOUT_MS: Final = 60_000
 STREAM_ROWS: Final = 20_000
 """Rows fetched per round trip by a streaming (server-side cursor) read."""
 
+_TEXT_MARK: Final = bytes(33)
+"""Put before a hash that is not a SHA-256 digest (hand-made rows): never 32 bytes long then."""
+_HASH_TEXT: Final = (
+    "CASE WHEN length(event_hash) = 32 THEN encode(event_hash, 'hex') "
+    "ELSE convert_from(substring(event_hash FROM 34), 'UTF8') END"
+)
+"""The hash as text: a stored digest (32 bytes, see `_hash_bytes`) back to its 64 hex digits."""
 _EVENT_COLUMNS: Final = (
     "id, ts_us, worker_id, workstation_id, event_type, confidence, count, "
     "model_version, camera_id, received_us, event_hash"
 )
+"""The columns of `EventRecord`, in its order (the hash as stored)."""
 _ENGINE_COLUMNS: Final = (
     "worker_id, ts_us, event_hash, event_type, workstation_id, count, confidence, id"
 )
+"""The columns of `EngineRow`, in its order (the hash as stored)."""
 _NEW_COLUMNS: Final = (
     "ts_us, worker_id, workstation_id, event_type, confidence, count, model_version, "
     "camera_id, received_us, event_hash"
@@ -289,7 +299,26 @@ def _migration_3(conn: psycopg.Connection[Any]) -> None:
     conn.execute("CREATE INDEX audit_at ON audit (site_id, at_us)")
 
 
-MIGRATIONS: Final = (_migration_1, _migration_2, _migration_3)
+def _hash_bytes(event_hash: str) -> bytes:
+    """How the events table keeps a hash (bytea): a SHA-256 hex digest as its 32 raw bytes,
+    other text as its UTF-8 after `_TEXT_MARK`."""
+    stored = stored_hash(event_hash)
+    return stored if isinstance(stored, bytes) else _TEXT_MARK + stored.encode()
+
+
+def _migration_4(conn: psycopg.Connection[Any]) -> None:
+    """Hashes as bytes (SQLite's version 6): a digest's 32 raw bytes instead of its 64 hex
+    digits, in each row and in the unique index (`_hash_bytes`; the table is rewritten)."""
+    conn.execute(
+        "ALTER TABLE events ALTER COLUMN event_hash TYPE bytea USING CASE "
+        "WHEN event_hash ~ '^[0-9a-f]{64}$' THEN decode(event_hash, 'hex') "
+        f"ELSE decode(repeat('00', {len(_TEXT_MARK)}), 'hex') || convert_to(event_hash, 'UTF8') "
+        "END"
+    )
+
+
+MIGRATIONS: Final = (_migration_1, _migration_2, _migration_3, _migration_4)
+_HASH_BYTES_SINCE: Final = 4
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 
@@ -308,6 +337,11 @@ class PostgresStore(BackendBase):
         self.site_id = site_id
         self._partitioned: set[str] = set()
         """Sites whose events partition this connection knows exists."""
+        self._text_hashes = False
+        """The events table keeps hashes as text (a schema before 4: only a test's
+        `migrate_to` leaves one in use)."""
+        self._event_columns = _EVENT_COLUMNS.replace("event_hash", _HASH_TEXT)
+        self._engine_columns = _ENGINE_COLUMNS.replace("event_hash", _HASH_TEXT)
 
     # --- opening ------------------------------------------------------------------------------
 
@@ -344,6 +378,9 @@ class PostgresStore(BackendBase):
                 conn.execute("SET default_transaction_read_only = on")
             else:
                 store._migrate(found, migrate_to)
+                if max(found, migrate_to) < _HASH_BYTES_SINCE:
+                    store._text_hashes = True
+                    store._event_columns, store._engine_columns = _EVENT_COLUMNS, _ENGINE_COLUMNS
         except BaseException:
             conn.close()
             raise
@@ -467,22 +504,23 @@ class PostgresStore(BackendBase):
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_LOCK,))
             if self.site_id not in self._partitioned:
                 cursor.execute(_partition_ddl(self.site_id))
+            keys = [self._stored_hash(row.event_hash) for row in rows]
             with cursor.copy(f"COPY incoming (seq, {_NEW_COLUMNS}) FROM STDIN") as copy:
-                for seq, row in enumerate(rows):
-                    copy.write_row((seq, *row))
+                for seq, (row, key) in enumerate(zip(rows, keys, strict=True)):
+                    copy.write_row((seq, *row[:9], key))
             cursor.execute(
                 f"INSERT INTO events (site_id, {_NEW_COLUMNS}) SELECT %s, {_NEW_COLUMNS} "
                 "FROM incoming ORDER BY seq ON CONFLICT (site_id, event_hash) DO NOTHING "
                 "RETURNING event_hash",
                 (self.site_id,),
             )
-            new = {hash_ for (hash_,) in cursor.fetchall()}
+            new = {key for (key,) in cursor.fetchall()}
             self._keep_models(cursor, rows)
         self._partitioned.add(self.site_id)
         statuses: list[InsertStatus] = []
-        for row in rows:
-            if row.event_hash in new:
-                new.discard(row.event_hash)  # a second copy in the batch is a duplicate
+        for key in keys:
+            if key in new:
+                new.discard(key)  # a second copy in the batch is a duplicate
                 statuses.append("accepted")
             else:
                 statuses.append("duplicate")
@@ -503,10 +541,10 @@ class PostgresStore(BackendBase):
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_LOCK,))
                 if self.site_id not in self._partitioned:
                     cursor.execute(_partition_ddl(self.site_id))
-                site = (self.site_id,)
+                site = self.site_id
                 with cursor.copy(f"COPY events (site_id, {_NEW_COLUMNS}) FROM STDIN") as copy:
                     for row in rows:
-                        copy.write_row(site + row)
+                        copy.write_row((site, *row[:9], self._stored_hash(row[9])))
                 self._keep_models(cursor, rows)
         except psycopg.errors.UniqueViolation:
             return self.insert_rows(rows)
@@ -522,6 +560,9 @@ class PostgresStore(BackendBase):
             [(self.site_id, key, first) for key, first in model_firsts(rows).items()],
         )
 
+    def _stored_hash(self, event_hash: str) -> str | bytes:
+        return event_hash if self._text_hashes else _hash_bytes(event_hash)
+
     def _prepare_incoming(self, cursor: psycopg.Cursor[Any]) -> None:
         """The session's staging table for COPY, emptied at every commit (made in the
         transaction that uses it, so a rolled-back first batch cannot lose it)."""
@@ -529,7 +570,7 @@ class PostgresStore(BackendBase):
             "CREATE TEMPORARY TABLE IF NOT EXISTS incoming (seq INTEGER, ts_us BIGINT, "
             "worker_id TEXT, workstation_id TEXT, event_type TEXT, confidence DOUBLE PRECISION, "
             "count INTEGER, model_version TEXT, camera_id TEXT, received_us BIGINT, "
-            "event_hash TEXT) ON COMMIT DELETE ROWS"
+            f"event_hash {'TEXT' if self._text_hashes else 'BYTEA'}) ON COMMIT DELETE ROWS"
         )
 
     def checkpoint(self) -> None:
@@ -541,7 +582,7 @@ class PostgresStore(BackendBase):
     def read_since(self, cursor: int, limit: int = READ_BATCH) -> list[EventRecord]:
         """Rows with id > cursor, in id order, at most `limit` (the engine's tick read)."""
         rows = self._conn.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE site_id = %s AND id > %s "
+            f"SELECT {self._event_columns} FROM events WHERE site_id = %s AND id > %s "
             "ORDER BY id LIMIT %s",
             (self.site_id, cursor, limit),
         ).fetchall()
@@ -550,7 +591,7 @@ class PostgresStore(BackendBase):
     @_translate_errors
     def _range_batch(self, after: tuple[int, int], high: int, batch: int) -> list[EventRecord]:
         rows = self._conn.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE site_id = %s AND ts_us < %s AND "
+            f"SELECT {self._event_columns} FROM events WHERE site_id = %s AND ts_us < %s AND "
             "(ts_us, id) > (%s, %s) ORDER BY ts_us, id LIMIT %s",
             (self.site_id, high, after[0], after[1], batch),
         ).fetchall()
@@ -561,12 +602,13 @@ class PostgresStore(BackendBase):
         """The newest rows (by id), newest first; of one worker: by timestamp, newest first."""
         if worker_id is None:
             query = (
-                f"SELECT {_EVENT_COLUMNS} FROM events WHERE site_id = %s ORDER BY id DESC LIMIT %s"
+                f"SELECT {self._event_columns} FROM events WHERE site_id = %s "
+                "ORDER BY id DESC LIMIT %s"
             )
             params: tuple[Any, ...] = (self.site_id, limit)
         else:
             query = (
-                f"SELECT {_EVENT_COLUMNS} FROM events WHERE site_id = %s AND worker_id = %s "
+                f"SELECT {self._event_columns} FROM events WHERE site_id = %s AND worker_id = %s "
                 "ORDER BY ts_us DESC, id DESC LIMIT %s"
             )
             params = (self.site_id, worker_id, limit)
@@ -615,7 +657,7 @@ class PostgresStore(BackendBase):
         # step per row.
         return chain.from_iterable(
             self._stream(
-                f"SELECT {_ENGINE_COLUMNS} FROM events "
+                f"SELECT {self._engine_columns} FROM events "
                 "WHERE site_id = %s AND ts_us >= %s AND ts_us <= %s",
                 (self.site_id, from_us, to_us),
             )
@@ -655,7 +697,8 @@ class PostgresStore(BackendBase):
         `before_us` (all of that instant: the engine orders ties by hash)."""
         condition = "AND event_type <> 'product_count'" if state_only else ""
         rows: list[Any] = self._conn.execute(
-            f"SELECT {_ENGINE_COLUMNS} FROM events WHERE site_id = %(s)s AND worker_id = %(w)s "
+            f"SELECT {self._engine_columns} FROM events "
+            "WHERE site_id = %(s)s AND worker_id = %(w)s "
             "AND ts_us = (SELECT ts_us FROM events WHERE site_id = %(s)s AND worker_id = %(w)s "
             f"AND ts_us < %(b)s {condition} ORDER BY ts_us DESC LIMIT 1)",
             {"s": self.site_id, "w": worker_id, "b": before_us},

@@ -42,6 +42,7 @@ from factory_tui.storage.common import (
     owner_from,
     owner_rows,
     site_records,
+    stored_hash,
 )
 
 BUSY_TIMEOUT_MS: Final = 5_000
@@ -111,20 +112,6 @@ def _translate_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:
             raise StoreError(f"database error: {error}") from error
 
     return wrapper
-
-
-def stored_hash(event_hash: str) -> str | bytes:
-    """How the events table keeps a hash: a SHA-256 hex digest (what ingest computes) as its 32
-    raw bytes, half the size in the row and in the unique index; any other text (hand-made
-    rows) as it is. Reads give the text back (`_HASH_TEXT`)."""
-    if len(event_hash) == 64:
-        try:
-            digest = bytes.fromhex(event_hash)
-        except ValueError:
-            return event_hash
-        if digest.hex() == event_hash:  # not upper case, no spaces: it reads back the same
-            return digest
-    return event_hash
 
 
 def _fetched(cursor: sqlite3.Cursor, size: int) -> Iterator[list[Any]]:

@@ -83,10 +83,9 @@ class IngestClient:
                 fatal=True,
             ) from None
         except ssl.SSLError as error:
-            reason = (error.reason or str(error)).lower().replace("_", " ")
             raise ClientError(
-                f"cannot connect to {self.host}:{self.port}: TLS: {reason} (is the listener "
-                "using TLS, and does it want a client certificate: --cert/--key?)",
+                f"cannot connect to {self.host}:{self.port}: TLS: {_tls_reason(error)} (is "
+                "the listener using TLS, and does it want a client certificate: --cert/--key?)",
                 fatal=True,
             ) from None
         except OSError as error:
@@ -136,10 +135,24 @@ class IngestClient:
         except ClientError as error:
             await self.close()
             if isinstance(sent, Exception) and not error.fatal:
-                raise ClientError(f"connection lost while sending: {sent}", error.replies) from None
+                raise ClientError(
+                    f"connection lost while sending: {sent}{self._tls_hint(error.replies)}",
+                    error.replies,
+                ) from None
             raise
         # The write failed after the last line went out, and every reply still arrived.
         return replies
+
+    def _tls_hint(self, replies: Sequence[dict[str, Any]]) -> str:
+        """What may be wrong when a TLS listener drops us before any reply."""
+        # A listener that wants client certificates closes a TLS connection without a good
+        # one, and asyncio mostly reports its alert as a plain close or reset.
+        if self.tls is None or replies:
+            return ""
+        return (
+            "; a listener that wants a client certificate does this to a camera without one "
+            "(--cert/--key) or with one its CA did not sign"
+        )
 
     async def _write_all(self, lines: Sequence[bytes]) -> None:
         assert self._writer is not None
@@ -160,13 +173,24 @@ class IngestClient:
                     f"({len(replies)} of {count} answered)",
                     replies,
                 ) from None
+            except ssl.SSLError as error:
+                # A TLS alert after the handshake: with TLS 1.3 the listener checks our
+                # certificate only now. Sending again would be refused the same way.
+                raise ClientError(
+                    f"the listener refused TLS: {_tls_reason(error)} (does it want a client "
+                    "certificate signed by its CA: --cert/--key?)",
+                    replies,
+                    fatal=True,
+                ) from None
             except (ConnectionError, OSError) as error:
-                raise ClientError(f"connection lost: {error}", replies) from None
+                raise ClientError(
+                    f"connection lost: {error}{self._tls_hint(replies)}", replies
+                ) from None
             if not data:
                 self._buffer = b""
                 raise ClientError(
                     f"the listener closed the connection ({len(replies)} of {count} "
-                    "lines answered)",
+                    f"lines answered){self._tls_hint(replies)}",
                     replies,
                 )
             buffer += data
@@ -211,6 +235,11 @@ class IngestClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _tls_reason(error: ssl.SSLError) -> str:
+    """An SSL error's reason in words (`TLSV13_ALERT_CERTIFICATE_REQUIRED` -> lower case)."""
+    return (error.reason or str(error)).lower().replace("_", " ")
 
 
 @dataclass(slots=True)

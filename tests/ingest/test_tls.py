@@ -157,7 +157,7 @@ async def test_send_tls_round_trips(
     start_listener: StartListener, pki: Pki, tmp_path: Path
 ) -> None:
     """`factory-tui send --tls --cafile --cert --key` delivers a file over mTLS; without
-    --cert it fails with one sentence instead of retrying."""
+    --cert the listener closes the connection and send says what may be missing."""
     listener = await tls_listener(start_listener, pki, ingest__tls_client_ca=pki.camera_ca)
     events = tmp_path / "events.jsonl"
     events.write_bytes(b"\n".join(event_at(n) for n in range(5)) + b"\n")
@@ -172,6 +172,7 @@ async def test_send_tls_round_trips(
     )
     assert code == 1
     assert "could not deliver from line 1 on" in err
+    assert "without one (--cert/--key)" in err or "the listener refused TLS" in err
     assert listener.stats().accepted == 5
 
 

@@ -131,6 +131,8 @@ class WorkerGrid(ScrollView, can_focus=True):
         self._column_x: tuple[int, ...] = (0,)
         self._column_width: tuple[int, ...] = (MIN_TILE_WIDTH,)
         self._cache: dict[str, tuple[tuple[WorkerTile, int, bool], list[Strip]]] = {}
+        self._rows: dict[int, tuple[object, list[Strip]]] = {}
+        """Joined lines per row of tiles (see `_row_lines`)."""
         self._palette: TilePalette | None = None
         self._message: tuple[tuple[object, ...], list[MessageLine]] | None = None
         self.tiles_drawn = 0
@@ -157,6 +159,7 @@ class WorkerGrid(ScrollView, can_focus=True):
         super().notify_style_update()
         self._palette = None
         self._cache.clear()
+        self._rows.clear()
         self.refresh()
 
     def on_click(self, event: events.Click) -> None:
@@ -376,19 +379,40 @@ class WorkerGrid(ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         """One screen line: the `y`-th line of a row of tiles, or the empty-grid message."""
         width = self.scrollable_content_region.width
-        base = self.rich_style
-        if not self._tiles:
-            return self._message_line(y + self.scroll_offset.y, width, base)
+        base = self._get_palette().base  # cached: `rich_style` walks the DOM on every call
         scroll_y = self.scroll_offset.y
+        if not self._tiles:
+            return self._message_line(y + scroll_y, width, base)
         row, line = divmod(y + scroll_y, TILE_HEIGHT)
+        return self._row_lines(row, width, base)[line]
+
+    def _row_lines(self, row: int, width: int, base: Style) -> list[Strip]:
+        """The joined lines of one row of tiles, kept until a tile in it changes: Textual asks
+        for a refreshed row line by line, and the tiles are compared once per row."""
         start = row * self._columns
-        parts: list[Strip] = []
-        for index in range(start, min(start + self._columns, len(self._tiles))):
-            width_of_tile = self._column_width[index - start]
-            parts.append(self._tile_strips(self._tiles[index], width_of_tile)[line])
-        if not parts:
-            return Strip.blank(width, base)
-        return Strip.join(parts).adjust_cell_length(width, base)
+        selected = self._selected
+        tiles = tuple(
+            (
+                self._tiles[index],
+                self._column_width[index - start],
+                self._tiles[index].worker_id == selected,
+            )
+            for index in range(start, min(start + self._columns, len(self._tiles)))
+        )
+        key = (tiles, width, base)
+        cached = self._rows.get(row)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        if not tiles:
+            lines = [Strip.blank(width, base)] * TILE_HEIGHT
+        else:
+            columns = [self._tile_strips(tile, tile_width) for tile, tile_width, _ in tiles]
+            lines = [
+                Strip.join([strips[line] for strips in columns]).adjust_cell_length(width, base)
+                for line in range(TILE_HEIGHT)
+            ]
+        self._rows[row] = (key, lines)
+        return lines
 
     def _message_line(self, y: int, width: int, base: Style) -> Strip:
         lines = self._message_lines(width)

@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/report.py
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/http_ingest.py
+	$(BIN)/python benchmarks/mqtt_ingest.py
 	$(BIN)/python benchmarks/access.py
 	$(BIN)/python benchmarks/tui.py
 	$(BIN)/python benchmarks/web.py

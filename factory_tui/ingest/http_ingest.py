@@ -39,7 +39,9 @@ import h11
 import msgspec
 
 from factory_tui.config import Settings
+from factory_tui.ingest.access import AllowList
 from factory_tui.ingest.listener import Listener, ListenerError
+from factory_tui.ingest.protocol import NOT_ALLOWED
 
 log = logging.getLogger("factory_tui.ingest")
 
@@ -162,6 +164,7 @@ class HttpIngest:
         self.listener = listener
         self.token = settings.ingest.http.token or settings.ingest.token
         """The bearer token a POST must carry (empty: none)."""
+        self._allow = AllowList(settings.ingest.allow)  # the TCP port's allow-list, here too
         self._server: asyncio.Server | None = None
         self._connections: set[HttpConnection] = set()
         self._all_closed = asyncio.Event()
@@ -229,6 +232,14 @@ class HttpIngest:
         self._connections.add(conn)
         self._all_closed.clear()
         return len(self._connections) <= self.settings.max_connections and not self.stopping
+
+    def not_allowed(self, address: str, peer: str) -> str | None:
+        """The refusal of an address outside `[ingest] allow` (audited), or None."""
+        if self._allow.allows(address):
+            return None
+        refusal = f"{NOT_ALLOWED}: {address} is not in [ingest] allow"
+        self.listener.audit.record("peer_refused", peer, refusal)
+        return refusal
 
     def unregister(self, conn: HttpConnection) -> None:
         """The connection has closed."""
@@ -298,6 +309,12 @@ class HttpConnection(asyncio.Protocol):
         self._transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = f"http {peer[0]}:{peer[1]}" if isinstance(peer, tuple) else f"http {peer}"
+        refusal = self._host.not_allowed(
+            str(peer[0] if isinstance(peer, tuple) else peer), self.peer
+        )
+        if refusal is not None:
+            self._close_with(403, {"error": refusal})  # before a byte of the request is read
+            return
         if not self._host.register(self):
             self._close_with(503, {"error": "connection: too many connections; try again later"})
             return

@@ -140,6 +140,15 @@ def drift_floor(tracker: DriftTracker, at_us: int) -> int:
     return (at_us // BUCKET_US - int(minutes) - 2) * BUCKET_US
 
 
+def drift_keep_floor(tracker: DriftTracker, at_us: int) -> int:
+    """The oldest timestamp any check of `tracker.status(at_us)` looks at, counting how long
+    a drift has held (up to `retrain_after_s`) as well as the sustain period."""
+    settings = tracker.settings
+    held_s = max(settings.sustain_s, settings.retrain_after_s)
+    minutes = (max(settings.window_s, settings.rate_window_s) + held_s) / 60
+    return (at_us // BUCKET_US - int(minutes) - 2) * BUCKET_US
+
+
 def load_drift_history(tracker: DriftTracker, store: Store, at_us: int) -> int:
     """Fold into `tracker` what its checks at `at_us` need; returns how many events were new.
 

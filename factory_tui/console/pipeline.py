@@ -28,6 +28,7 @@ from factory_tui.storage import READ_BATCH, Store
 from factory_tui.view_models import ViewData, ViewNeeds
 from factory_tui.warm_start import (
     ShiftWindow,
+    drift_keep_floor,
     history_floor,
     keep_floor,
     load_drift_history,
@@ -127,9 +128,7 @@ class TickPipeline:
             self._sync_roster(store)
             initial = not self.loaded
             new_rows = self._warm_start(store, shown, at_us) if initial else self._read_new(store)
-            # Forget what neither the shown window nor the previous one needs: flat memory.
-            self.engine.prune(keep_floor(self.settings, shown, at_us))
-            self.alerts.tracker.settle(self.cursor)
+            self._forget(shown, at_us)
             if not initial:
                 self._rate.add(self._monotonic(), new_rows)
             engine = self.engine
@@ -237,6 +236,18 @@ class TickPipeline:
             if len(rows) < READ_BATCH:
                 break
         return new_rows
+
+    def _forget(self, shown: ShiftWindow, at_us: int) -> None:
+        """Forget what neither the shown window nor the previous one needs (nor the drift
+        checks): a console left running for days keeps flat memory. Work is done only when the
+        cut-off moves (a shift change)."""
+        cut = keep_floor(self.settings, shown, at_us)
+        tracker = self.alerts.tracker
+        horizon = self.engine.horizon
+        self.engine.prune(cut)
+        if self.engine.horizon != horizon:
+            tracker.forget_before(min(cut, drift_keep_floor(tracker, at_us)))
+        tracker.settle(self.cursor)
 
     def _sync_roster(self, store: Store) -> None:
         """Names come from our config and the database; the engine is told only of changes."""

@@ -137,6 +137,20 @@ class DriftTracker:
             self._settled = store_id
             self._seen = {seen for seen in self._seen if seen > store_id}
 
+    def forget_before(self, cut_us: int) -> None:
+        """Drop the minute sums before `cut_us`, except each model's baseline period, so a
+        console left running stays flat. Checks whose windows start at or after `cut_us` are
+        unchanged; `events` and `mean_confidence` then cover only what is kept (as after a
+        warm start: the console does not show them)."""
+        cut = cut_us // BUCKET_US
+        baseline = _minutes(self.settings.baseline_s)
+        for series in self._series.values():
+            if series.first_us is None:
+                continue
+            kept_from = series.first_us // BUCKET_US + baseline
+            for index in [index for index in series.buckets if kept_from <= index < cut]:
+                del series.buckets[index]
+
     def status(self, at_us: int) -> tuple[ModelDrift, ...]:
         """Every model's drift figures at `at`, sorted by model_version."""
         now = at_us // BUCKET_US

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from factory_tui.engine import Engine, Snapshot, Window
 from factory_tui.engine.drift import DriftTracker
 from factory_tui.models import EventRecord
-from factory_tui.warm_start import history_floor
+from factory_tui.warm_start import drift_keep_floor, history_floor
 from tests.engine.eventkit import MIN, S, at, ev
 from tests.engine.test_engine_properties import (
     ROSTER_STATIONS,
@@ -166,3 +166,31 @@ def test_a_settled_drift_tracker_ignores_rows_it_read_past_and_still_dedups_the_
     assert tracker.apply(rows[:12]) == 2  # the first ten are past the mark
     assert tracker.apply(rows[10:]) == 8  # 10 and 11 are remembered by id
     assert tracker.status(at("10:30")) == whole.status(at("10:30"))
+
+
+def test_a_drift_tracker_that_forgot_old_minutes_keeps_its_baseline_and_its_checks() -> None:
+    """`DriftTracker.forget_before`: the minute sums of the baseline hour stay, the middle of
+    the day goes, and the checks after the cut-off (confidence falling at the end, held long
+    enough to suggest a retrain) come out as with everything kept."""
+    rows = [
+        ev(
+            at("06:00") + minute * MIN,
+            "product_count" if minute % 3 else "working",
+            units=1,
+            confidence=0.6 if minute >= 600 else 0.9,
+            model_version="m1",
+        )
+        for minute in range(720)
+    ]
+    whole, forgetful = DriftTracker(), DriftTracker()
+    whole.apply(rows)
+    forgetful.apply(rows)
+    moment = at("18:00")
+    forgetful.forget_before(drift_keep_floor(forgetful, moment))
+    [kept], [full] = forgetful.status(moment), whole.status(moment)
+    assert full.confidence_drifting
+    assert full.retrain_suggested
+    assert forgetful.status(moment) == (
+        replace(full, events=kept.events, mean_confidence=kept.mean_confidence),
+    )
+    assert kept.events < full.events  # the middle of the day is gone

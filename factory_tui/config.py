@@ -355,6 +355,9 @@ class AlertSettings(_Section):
     """Sent as `Authorization: Bearer <token>` by every webhook action."""
     actions: list[AlertAction] = Field(default_factory=list)
     """`[[alerts.actions]]`: what to run or call when an alert is raised and when it clears."""
+    in_serve: bool = True
+    """`serve` evaluates the alerts, keeps the alerts table and runs the actions, as the console
+    owning the listener does (false: a site box's alerts wait for a console owning it)."""
 
 
 class WebSettings(_Section):
@@ -824,7 +827,7 @@ retry_max_s = 60.0
 # Cameras should repeat the current state at least this often. Sites whose cameras only
 # report changes set it high, e.g. 86400.
 max_gap_s = 900
-# Console refresh interval (seconds).
+# Console refresh interval, and how often `serve` evaluates the alerts (seconds).
 tick_s = 1.0
 
 [alerts]
@@ -848,9 +851,13 @@ rate_change = 0.5
 retrain_after_s = 3600
 # Sent as "Authorization: Bearer <token>" by webhook actions.
 webhook_token = ""
-# Actions, run when an alert of a listed kind is raised and again when it clears (by the
-# console that owns the listener). Either a command (no shell; the alert as JSON on stdin and
-# in FACTORY_TUI_ALERT_* variables) or a webhook (POST of the alert as JSON, with retries).
+# `serve` evaluates the alerts every [metrics] tick_s and runs the actions, as a console that
+# owns the listener does (false: only such a console does).
+in_serve = true
+# Actions, run when an alert of a listed kind is raised and again when it clears (by `serve`
+# or the console that owns the listener). Either a command (no shell; the alert as JSON on
+# stdin and in FACTORY_TUI_ALERT_* variables) or a webhook (POST of the alert as JSON, with
+# retries).
 # [[alerts.actions]]
 # on = ["camera_dark", "retrain_suggested"]
 # webhook = "https://hooks.example/factory"

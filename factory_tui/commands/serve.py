@@ -22,6 +22,7 @@ from factory_tui.commands.common import (
     settings_from,
 )
 from factory_tui.config import Settings
+from factory_tui.console.headless import HeadlessAlerts
 from factory_tui.console.health import low_disk_warning
 from factory_tui.forwarding import BackgroundForwarder, Forwarder, ForwardError
 from factory_tui.ingest.http_ingest import HttpIngest, HttpIngestError
@@ -37,7 +38,7 @@ from factory_tui.metrics_export import (
     on_loop,
 )
 from factory_tui.retention import BackgroundRetention
-from factory_tui.storage import mask_url
+from factory_tui.storage import StoreError, mask_url
 
 log = logging.getLogger("factory_tui.serve")
 
@@ -60,6 +61,13 @@ def serve(
             help="Also take events over HTTP on this port: POST /api/events (0 picks a free one).",
         ),
     ] = None,
+    alerts: Annotated[
+        bool | None,
+        typer.Option(
+            "--alerts/--no-alerts",
+            help="Evaluate the alerts and run [[alerts.actions]] (default: [alerts] in_serve, on).",
+        ),
+    ] = None,
     log_every: Annotated[
         float,
         typer.Option(
@@ -74,7 +82,9 @@ def serve(
     The ingest token comes from the config file or $FACTORY_TUI_TOKEN. With `[forward] url`
     set, the site's events are forwarded to that central database in the background; with
     `[store] keep_days`, older events are deleted. A warning is logged while the database's
-    disk is under 10 % free.
+    disk is under 10 % free. Alerts are evaluated every `[metrics] tick_s` as in the console
+    that owns the listener: written to the alerts table, handed to `[[alerts.actions]]` and
+    logged when raised and cleared (`--no-alerts` or `[alerts] in_serve = false`: not at all).
     """
     settings = settings_from(
         config,
@@ -84,6 +94,7 @@ def serve(
             ingest__port=port,
             ingest__auto_register=True if auto_register else None,
             ingest__http__port=http_port,
+            alerts__in_serve=alerts,
         ),
     )
     # Our loggers only, and only while serving: the handler holds this process's stderr.
@@ -106,6 +117,15 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
         await listener.start()
     except ListenerError as error:
         return str(error)
+    # Owning the listener makes us the one process that raises this database's alerts (a
+    # console opened beside us finds the port taken and only views the table).
+    headless: HeadlessAlerts | None = None
+    if settings.alerts.in_serve:
+        try:
+            headless = await asyncio.to_thread(HeadlessAlerts.open, settings)
+        except StoreError as error:
+            await listener.stop()
+            return str(error)
     # On stdout, for whoever started us (a script waiting for the port); logs go to stderr.
     print(f"listening on {listener.host}:{listener.port}", flush=True)
     http_ingest: HttpIngest | None = None
@@ -114,6 +134,7 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
         try:
             await http_ingest.start()
         except HttpIngestError as error:
+            await _stop_alerts(headless)
             await listener.stop()
             return str(error)
         print(f"HTTP ingest on http://{http_ingest.host}:{http_ingest.port}/api/events", flush=True)
@@ -125,6 +146,7 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
         try:
             metrics_http.start()
         except MetricsHttpError as error:
+            await _stop_alerts(headless)
             await listener.stop()
             return str(error)
         log.info("serving /metrics on %s:%d", metrics_http.host, metrics_http.port)
@@ -136,6 +158,7 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
         except MqttError as error:
             if metrics_http is not None:
                 await asyncio.to_thread(metrics_http.stop)
+            await _stop_alerts(headless)
             await listener.stop()
             return str(error)
     if forwarder is not None:
@@ -149,6 +172,8 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
     if retention is not None:
         retention.start()
     log.info("database %s; Ctrl-C stops", mask_url(str(listener.store_path)))
+    if headless is not None:
+        headless.start()
     disk_watch = asyncio.create_task(_watch_disk(settings, stop), name="factory-tui disk")
     try:
         while not stop.is_set():
@@ -161,6 +186,8 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
                 log.info("%s%s", format_stats(listener.stats()), forward)
     finally:
         disk_watch.cancel()
+        # First: its queued actions get their few seconds while the rest stops.
+        alerts_stopped = asyncio.create_task(_stop_alerts(headless))
         if http_ingest is not None:
             await http_ingest.stop()  # before the listener: what it received is answered
         if metrics_http is not None:
@@ -175,9 +202,16 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
             await asyncio.to_thread(forwarder.stop)
         if retention is not None:
             await asyncio.to_thread(retention.stop)
+        await alerts_stopped
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
     return None
+
+
+async def _stop_alerts(headless: HeadlessAlerts | None) -> None:
+    """Stop the alerts' tick and close their stores (queued actions get a few seconds)."""
+    if headless is not None:
+        await asyncio.to_thread(headless.stop)
 
 
 def metrics_server(

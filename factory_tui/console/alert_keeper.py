@@ -68,7 +68,8 @@ class AlertKeeper:
     and shows them without writing them anywhere.
 
     `actions` runs `[[alerts.actions]]` (by default built from the settings, for an owner
-    only): each alert the table raises or clears is handed to it once.
+    only): each alert the table raises or clears is handed to it once. `announce`, if given,
+    gets each of them too, in the tick's thread (`serve` logs them).
     """
 
     def __init__(
@@ -78,12 +79,14 @@ class AlertKeeper:
         *,
         in_memory: bool = False,
         actions: ActionRunner | None = None,
+        announce: Callable[[AlertEvent], None] | None = None,
     ) -> None:
         self.settings = settings
         self.writer = writer
         self.in_memory = in_memory and writer is None
         self.tracker = DriftTracker(drift_settings(settings.alerts))
         self.actions = actions
+        self.announce = announce
         if actions is None and writer is not None:
             self.actions = ActionRunner.from_settings(settings)
         self._written: tuple[AlertCondition, ...] | None = None
@@ -181,23 +184,23 @@ class AlertKeeper:
             for item in conditions
         }
         self._active = now
-        if self.actions is None:
+        if self.actions is None and self.announce is None:
             return
         site = self.settings.site.id
-        for key, held in now.items():
-            if key not in before:
-                self.actions.submit(
-                    AlertEvent(
-                        "raised", *key, held.details, site, held.started_us, at_us, held.evidence
-                    )
-                )
-        for key, held in before.items():
-            if key not in now:
-                self.actions.submit(
-                    AlertEvent(
-                        "cleared", *key, held.details, site, held.started_us, at_us, held.evidence
-                    )
-                )
+        events = [
+            AlertEvent("raised", *key, held.details, site, held.started_us, at_us, held.evidence)
+            for key, held in now.items()
+            if key not in before
+        ] + [
+            AlertEvent("cleared", *key, held.details, site, held.started_us, at_us, held.evidence)
+            for key, held in before.items()
+            if key not in now
+        ]
+        for event in events:
+            if self.announce is not None:
+                self.announce(event)
+            if self.actions is not None:
+                self.actions.submit(event)
 
     def state(
         self,

@@ -82,8 +82,14 @@ class TickPipeline:
         clock: Clock,
         health: HealthReader | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        tally_models: bool | None = None,
     ) -> None:
         self.settings = settings
+        self._tally_models = (
+            settings.metrics_http.port is not None if tally_models is None else tally_models
+        )
+        """Keep `TickResult.models` (by default with `[metrics_http] port`, their one reader;
+        `serve` reads its own figures for `/metrics`)."""
         self.store: Store | None = reader
         """The read-only store (None once closed)."""
         self.alerts = alerts
@@ -154,8 +160,7 @@ class TickPipeline:
             )
             health = self._health() if self._health is not None else None
             rate = self._rate.per_second(self._monotonic())
-            serves_metrics = self.settings.metrics_http.port is not None
-            models = self._model_figures(store, window, at_us) if serves_metrics else ()
+            models = self._model_figures(store, window, at_us) if self._tally_models else ()
             self.latest = TickResult(view, health, new_rows, initial, rate, models)
             return self.latest
 

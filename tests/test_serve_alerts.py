@@ -1,0 +1,168 @@
+"""`serve` raises alerts with no console open: a camera that goes dark fires its command action,
+its events coming back clear it, the alerts table holds both, and SIGTERM ends `serve` within a
+bounded time even with an action hung.
+
+Real parts: `serve` in a subprocess on a SQLite file, a real TCP connection to its listener,
+a real command action (a Python child writing what it got to a file).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from factory_tui.engine.alerts import CAMERA_DARK
+from factory_tui.models import iso_utc
+from factory_tui.storage import open_store
+from tests.demo_config import demo_config_text
+from tests.ingest.conftest import ServeProcess
+
+WAIT_S = 30.0
+"""Upper bound of each wait (never reached when things work)."""
+POLL_S = 0.05
+
+
+def write_config(tmp_path: Path, command: list[str], *, timeout_s: float = 10.0) -> Path:
+    """The demo floor (its shifts cover the day) with a 1 s dark threshold, a fast tick and
+    one command action on camera_dark."""
+    path = tmp_path / "alerts.toml"
+    path.write_text(
+        demo_config_text()
+        + "[metrics]\nmax_gap_s = 1\ntick_s = 0.1\n"
+        + '[[alerts.actions]]\non = ["camera_dark"]\n'
+        + f"command = {json.dumps(command)}\ntimeout_s = {timeout_s}\n"
+    )
+    return path
+
+
+def recorder(out: Path) -> list[str]:
+    """A command action appending the alert it got on stdin (and its pid) to `out`."""
+    script = (
+        "import json, os, sys\n"
+        "got = json.load(sys.stdin)\n"
+        "got['pid'] = os.getpid()\n"
+        f"open({str(out)!r}, 'a').write(json.dumps(got) + '\\n')\n"
+    )
+    return [sys.executable, "-c", script]
+
+
+def event_now(worker: str = "W1") -> bytes:
+    stamp = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return (
+        json.dumps(
+            {
+                "timestamp": stamp,
+                "worker_id": worker,
+                "workstation_id": "S1",
+                "event_type": "working",
+                "confidence": 0.9,
+            }
+        ).encode()
+        + b"\n"
+    )
+
+
+async def send_now(port: int) -> None:
+    """One event for W1 at this instant, answered `accepted`."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(event_now())
+        await writer.drain()
+        reply = json.loads(await asyncio.wait_for(reader.readline(), WAIT_S))
+        assert reply == {"status": "accepted"}, reply
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+def lines_of(out: Path) -> list[dict[str, Any]]:
+    if not out.exists():
+        return []
+    return [json.loads(line) for line in out.read_text().splitlines() if line.endswith("}")]
+
+
+async def wait_for_line(out: Path, phase: str) -> list[dict[str, Any]]:
+    """The action's lines once one of them is `phase` (bounded)."""
+    for _ in range(int(WAIT_S / POLL_S)):
+        lines = lines_of(out)
+        if any(line["event"] == phase for line in lines):
+            return lines
+        await asyncio.sleep(POLL_S)
+    raise AssertionError(f"no {phase} line from the action: {lines_of(out)}")
+
+
+async def stop(serve: ServeProcess) -> tuple[int, str]:
+    """SIGTERM, then serve's exit status and the rest of its log (bounded waits)."""
+    serve.process.send_signal(signal.SIGTERM)
+    log = await serve.stderr_rest()
+    status = await asyncio.wait_for(serve.process.wait(), WAIT_S)
+    return status, log
+
+
+async def test_a_dark_camera_fires_the_action_raised_then_cleared(tmp_path: Path) -> None:
+    out = tmp_path / "got.jsonl"
+    db = tmp_path / "factory.db"
+    config = write_config(tmp_path, recorder(out))
+    serve = await ServeProcess.start("--config", str(config), "--db", str(db))
+    try:
+        await send_now(serve.port)
+        # No more events: after max_gap_s the camera is dark and the action gets the raise.
+        raised = await wait_for_line(out, "raised")
+        assert raised[0]["event"] == "raised"
+        # Events resume (sent until a tick sees one fresh): the action gets the clear.
+        for _ in range(int(WAIT_S / 0.1)):
+            await send_now(serve.port)
+            if any(line["event"] == "cleared" for line in lines_of(out)):
+                break
+            await asyncio.sleep(0.1)
+        lines = lines_of(out)
+    finally:
+        status, log = await stop(serve)
+    assert len(lines) >= 2, f"no clear: {lines}\n{log}"
+    first, second = lines[0], lines[1]
+    assert (first["event"], second["event"]) == ("raised", "cleared")
+    for line in (first, second):
+        assert (line["kind"], line["subject"], line["site"]) == (CAMERA_DARK, "W1", "main")
+    assert second["started_at"] == first["started_at"]
+    assert second["cleared_at"] is not None
+    assert status == 0, log
+    assert "alert raised: camera_dark W1" in log
+    assert "alert cleared: camera_dark W1" in log
+    # The table a viewer reads has it, ended.
+    store = open_store(db, read_only=True)
+    try:
+        alerts = [a for a in store.alerts() if (a.kind, a.subject) == (CAMERA_DARK, "W1")]
+    finally:
+        store.close()
+    stored = [(iso_utc(a.started_us), a.cleared_us and iso_utc(a.cleared_us)) for a in alerts]
+    assert (first["started_at"], second["cleared_at"]) in stored, stored
+
+
+async def test_sigterm_does_not_wait_for_a_hung_action(tmp_path: Path) -> None:
+    out = tmp_path / "got.jsonl"
+    db = tmp_path / "factory.db"
+    # Writes what it got, then hangs far past any wait of this test.
+    hang = recorder(out)
+    hang[-1] += "import time; time.sleep(600)\n"
+    serve = await ServeProcess.start(
+        "--config", str(write_config(tmp_path, hang, timeout_s=600)), "--db", str(db)
+    )
+    try:
+        await send_now(serve.port)
+        (line,) = await wait_for_line(out, "raised")
+    finally:
+        status, log = await stop(serve)
+    hung = line["pid"]
+    try:
+        # serve is gone while its action still runs: the stop did not wait for it.
+        os.kill(hung, 0)
+        assert status == 0, log
+        assert "alert actions: stopped with" in log
+    finally:
+        os.kill(hung, signal.SIGKILL)

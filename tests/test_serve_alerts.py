@@ -1,6 +1,7 @@
 """`serve` raises alerts with no console open: a camera that goes dark fires its command action,
-its events coming back clear it, the alerts table holds both, and SIGTERM ends `serve` within a
-bounded time even with an action hung.
+its events coming back clear it, the alerts table holds both (a console opened beside `serve`
+views them and raises nothing), and SIGTERM ends `serve` within a bounded time even with an
+action hung.
 
 Real parts: `serve` in a subprocess on a SQLite file, a real TCP connection to its listener,
 a real command action (a Python child writing what it got to a file).
@@ -17,8 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from factory_tui.config import load_settings
+from factory_tui.console.pipeline import TickPipeline
+from factory_tui.console.services import ConsoleServices
 from factory_tui.engine.alerts import CAMERA_DARK
-from factory_tui.models import iso_utc
+from factory_tui.models import iso_utc, now_us
+from factory_tui.records import AlertRecord
 from factory_tui.storage import open_store
 from tests.demo_config import demo_config_text
 from tests.ingest.conftest import ServeProcess
@@ -97,6 +102,23 @@ async def wait_for_line(out: Path, phase: str) -> list[dict[str, Any]]:
     raise AssertionError(f"no {phase} line from the action: {lines_of(out)}")
 
 
+async def viewer_alerts(config: Path, db: Path, port: int) -> tuple[AlertRecord, ...]:
+    """The active alerts a console on `port` shows after one tick; it must be a viewer."""
+    settings = load_settings(config, environ={}, overrides={"store.path": db, "ingest.port": port})
+    services = ConsoleServices(settings, role="console", feeder=None)
+    try:
+        pipeline = await services.start(now_us, None)
+        assert services.role == "viewer"
+        assert isinstance(pipeline, TickPipeline)
+        assert pipeline.alerts.writer is None
+        assert pipeline.alerts.actions is None
+        result = await asyncio.to_thread(pipeline.tick)
+    finally:
+        await services.stop()
+    assert result is not None
+    return result.view.alerts.active
+
+
 async def stop(serve: ServeProcess) -> tuple[int, str]:
     """SIGTERM, then serve's exit status and the rest of its log (bounded waits)."""
     serve.process.send_signal(signal.SIGTERM)
@@ -115,6 +137,9 @@ async def test_a_dark_camera_fires_the_action_raised_then_cleared(tmp_path: Path
         # No more events: after max_gap_s the camera is dark and the action gets the raise.
         raised = await wait_for_line(out, "raised")
         assert raised[0]["event"] == "raised"
+        # A console opened now finds serve on the port: it views the table, raises nothing.
+        shown = await viewer_alerts(config, db, serve.port)
+        assert [(alert.kind, alert.subject) for alert in shown] == [(CAMERA_DARK, "W1")]
         # Events resume (sent until a tick sees one fresh): the action gets the clear.
         for _ in range(int(WAIT_S / 0.1)):
             await send_now(serve.port)

@@ -58,8 +58,10 @@ BLOCK_US: Final = 300 * US_PER_S
 """Station occupancy is cached per block of this length (aligned to the epoch)."""
 ACTIVITY_BUCKETS: Final = 12
 ACTIVITY_BUCKET_US: Final = 300 * US_PER_S
-CHUNK_ROWS: Final = 100_000
-"""`apply` folds long iterables in chunks of this many rows, to bound transient memory."""
+CHUNK_ROWS: Final = 50_000
+"""`apply` folds long iterables in chunks of this many rows, to bound transient memory (a
+chunk's rows and their per-worker copies: about 40 MB at 50,000 rows, twice that at 100,000,
+for the same folding time: benchmarks/report.py)."""
 _SPARE_BLOCKS: Final = 64
 """Cached blocks kept outside the last queried window before the cache is trimmed."""
 

@@ -111,6 +111,32 @@ class Run(NamedTuple):
     stdout: str
 
 
+# Copies the events of a SQLite database (this checkout's) into a database of a baseline
+# checkout, through that checkout's own store, so its report reads the schema it knows.
+BASELINE_COPY: Final = """
+import sqlite3, sys
+from factory_tui.models import NewEventRow
+from factory_tui.storage import open_store
+source = sqlite3.connect(sys.argv[1])
+rows = source.execute(
+    "SELECT ts_us, worker_id, workstation_id, event_type, confidence, count, model_version, "
+    "camera_id, received_us, CASE typeof(event_hash) WHEN 'blob' THEN lower(hex(event_hash)) "
+    "ELSE event_hash END FROM events ORDER BY id"
+)
+with open_store(sys.argv[2]) as store:
+    while batch := rows.fetchmany(50_000):
+        store.insert_fresh_rows([NewEventRow(*row) for row in batch])
+"""
+
+
+def baseline_copy(code: Path, source: Path, target: str, cwd: Path) -> None:
+    """Store the events of `source` at `target` with the checkout `code`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACTORY_TUI_")}
+    env["PYTHONPATH"] = str(code)
+    command = [sys.executable, "-c", BASELINE_COPY, str(source), target]
+    subprocess.run(command, cwd=cwd, env=env, check=True)
+
+
 def run(command: list[str], cwd: Path, code: Path | None = None) -> Run:
     """One fresh process (`code`: a checkout whose factory_tui to run instead of this one)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACTORY_TUI_")}
@@ -133,23 +159,26 @@ def compare(
     rows: list[NewEventRow],
     cwd: Path,
     repeat: int,
-    baseline: Path | None,
+    baseline: tuple[Path, str] | None,
 ) -> None:
-    """Time the floor and the report (best of `repeat`, interleaved) and print the ratio."""
+    """Time the floor and the report (best of `repeat`, interleaved) and print the ratio.
+
+    `baseline`: a checkout and its own copy of the database, whose report to time too."""
     first = min(row.ts_us for row in rows)
     last = max(row.ts_us for row in rows) + 1
-    report = [sys.executable, "-m", "factory_tui", "report", "--db", db, "--format", "json"]
-    report += ["--from", iso_utc(first), "--to", iso_utc(last), "--at", iso_utc(last)]
+    window = ["--from", iso_utc(first), "--to", iso_utc(last), "--at", iso_utc(last)]
+    common = [sys.executable, "-m", "factory_tui", "report", "--format", "json", *window]
     runs: dict[str, list[Run]] = {"floor": [], "report": [], "baseline": []}
     for _ in range(repeat):
         floor_run = run([sys.executable, "-c", floor, db], cwd)
         if int(floor_run.stdout) != len(rows):
             raise SystemExit(f"the floor read {floor_run.stdout.strip()} rows of {len(rows):,}")
         runs["floor"].append(floor_run)
-        for label, code in (("baseline", baseline), ("report", None)):
-            if label == "baseline" and baseline is None:
-                continue
-            done = run(report, cwd, code)
+        cases: list[tuple[str, Path | None, str]] = [("report", None, db)]
+        if baseline is not None:
+            cases.insert(0, ("baseline", *baseline))
+        for label, code, location in cases:
+            done = run([*common, "--db", location], cwd, code)
             counted = sum(worker["events"] for worker in json.loads(done.stdout)["workers"])
             if counted != len(rows):
                 raise SystemExit(f"{label} counted {counted:,} events of {len(rows):,}")
@@ -158,7 +187,7 @@ def compare(
     floor_cpu = min(item.cpu_s for item in runs["floor"])
     lines = [("floor", "bare read of the metric columns (floor)")]
     if baseline is not None:
-        lines.append(("baseline", f"report, {baseline.name} (baseline)"))
+        lines.append(("baseline", f"report, {baseline[0].name} (baseline)"))
     lines.append(("report", "report --format json, all events"))
     print(f"  {name:<10} {'':<42} {'wall':>8} {'cpu':>8} {'peak RSS':>9}  wall and cpu / floor")
     for label, text in lines:
@@ -191,7 +220,8 @@ def main() -> None:
     parser.add_argument(
         "--baseline",
         type=Path,
-        help="a checkout (folder holding factory_tui/) whose report to time beside this one's",
+        help="a checkout (folder holding factory_tui/) whose report to time beside this one's, "
+        "over a copy of the events it stores itself",
     )
     add_pg_option(parser)
     options = parser.parse_args()
@@ -208,20 +238,29 @@ def main() -> None:
         db = folder / "report.db"
         with SqliteStore.open(db, bulk_writer=True) as store:
             store_rows(store, rows)
-        compare("SQLite", str(db), SQLITE_FLOOR, rows, folder, options.repeat, options.baseline)
-        db.unlink()
+        code = options.baseline
+        sqlite_baseline = None
+        if code is not None:
+            baseline_copy(code, db, str(folder / "baseline.db"), folder)
+            sqlite_baseline = (code, str(folder / "baseline.db"))
+        compare("SQLite", str(db), SQLITE_FLOOR, rows, folder, options.repeat, sqlite_baseline)
         if options.no_pg:
             return
         problem = postgres_reachable(options.pg)
         if problem is not None:
             print(f"  PostgreSQL: skipped, no server at {mask_url(options.pg)}: {problem}")
             return
-        with scratch_schema(options.pg, "report") as url:
+        with scratch_schema(options.pg, "report") as url, scratch_schema(options.pg, "base") as old:
             with open_store(url) as store:
                 store_rows(store, rows)
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute("VACUUM ANALYZE events")
-            compare("PostgreSQL", url, PG_FLOOR, rows, folder, options.repeat, options.baseline)
+            pg_baseline = None
+            if code is not None:
+                baseline_copy(code, db, old, folder)
+                pg_baseline = (code, old)
+            for location in (url, old) if code is not None else (url,):
+                with psycopg.connect(location, autocommit=True) as conn:
+                    conn.execute("VACUUM ANALYZE events")
+            compare("PostgreSQL", url, PG_FLOOR, rows, folder, options.repeat, pg_baseline)
     print(f"  load average at the end {os.getloadavg()[0]:.2f}")
 
 

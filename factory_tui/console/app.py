@@ -293,7 +293,6 @@ class FactoryApp(App[None]):
             self.summary.status = FeedStatus("live")
             self.summary.forward = self.services.forward_state()
             self.summary.mqtt = self.services.mqtt_state()
-            self.summary.mqtt = self.services.mqtt_state()
             if result.health is not None:
                 self.health_badge.reading = result.health
             self.floor.show(snapshot)

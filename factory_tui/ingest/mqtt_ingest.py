@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 import socket
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -130,9 +131,11 @@ class _MessageSink:
     def deliver(self, replies: list[bytes], count: int, nbytes: int) -> None:
         self._ticket.replies.extend(replies)
         if len(self._ticket.replies) >= self._ticket.expected:
+            self._ingest._release(len(self._ticket.payload))
             self._ingest._stored(self._ticket)
 
     def fail(self, message: str, count: int, nbytes: int) -> None:
+        self._ingest._release(len(self._ticket.payload))
         self._ingest._batch_failed(self._ticket, message)
 
 
@@ -169,6 +172,13 @@ class MqttIngest:
         self._acks: deque[_Ticket] = deque()
         self._settled = asyncio.Event()  # nothing in flight
         self._settled.set()
+        # Payload bytes received and not yet through the listener. MQTT 5's Receive Maximum
+        # asks the broker to bound what it sends before our PUBACKs, but a broker may send more
+        # (Mosquitto 2.0 did here): past this bound paho's thread stops reading its socket.
+        self._room = threading.Condition()
+        self._held = 0
+        self._held_limit = config.max_in_flight * config.max_message_bytes
+        self._closing = False
         self._connected = False
         self._down_since = time.monotonic()
         self._error = ""
@@ -224,6 +234,9 @@ class MqttIngest:
         if not self._started or self._stopping:
             return
         self._stopping = True
+        with self._room:
+            self._closing = True  # paho's thread, if it waits for room, goes on (to be ignored)
+            self._room.notify_all()
         try:
             await asyncio.wait_for(self._settled.wait(), STOP_TIMEOUT_S)
         except TimeoutError:
@@ -284,7 +297,14 @@ class MqttIngest:
             self._hop(self._on_subscribed)
 
     def _paho_message(self, _client: paho.Client, _userdata: Any, message: Any) -> None:
-        self._hop(self._received, message.mid, message.qos, message.topic, message.payload)
+        payload: bytes = message.payload
+        with self._room:
+            # Blocking here stops paho reading: TCP then holds the broker back. Our PUBACKs
+            # wait in paho's queue meanwhile; nothing released here waits for them.
+            while self._held > self._held_limit and not self._closing:
+                self._room.wait(1.0)
+            self._held += len(payload)
+        self._hop(self._received, message.mid, message.qos, message.topic, payload)
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -331,8 +351,15 @@ class MqttIngest:
         self._acks.clear()
         self._settled.set()
 
+    def _release(self, nbytes: int) -> None:
+        """`nbytes` of received payload are through the listener (or dropped)."""
+        with self._room:
+            self._held -= nbytes
+            self._room.notify_all()
+
     def _received(self, mid: int, qos: int, topic: str, payload: bytes) -> None:
         if self._stopping or not self._connected:
+            self._release(len(payload))
             return  # not acknowledged: the broker keeps it for our next session
         self._messages += 1
         ingest = self._host.settings.ingest

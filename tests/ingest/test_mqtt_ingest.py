@@ -45,7 +45,7 @@ def stored_events(path: Path) -> list[tuple[Any, ...]]:
 
 @contextlib.asynccontextmanager
 async def mqtt_listener(
-    tmp_path: Path, name: str, **mqtt: Any
+    tmp_path: Path, name: str, batch_delay_s: float = 0.05, **mqtt: Any
 ) -> AsyncIterator[tuple[Listener, MqttIngest]]:
     """A listener on its own database with MQTT ingest subscribed as `mqtt` says."""
     # Sessions on the shared broker outlive a test by a minute only.
@@ -53,7 +53,7 @@ async def mqtt_listener(
     overrides = {f"ingest__mqtt__{key}": value for key, value in mqtt.items()}
     (tmp_path / name).mkdir()
     settings = make_settings(tmp_path / name, **overrides)
-    listener = Listener(settings)
+    listener = Listener(settings, batch_delay_s=batch_delay_s)
     await listener.start()
     ingest = MqttIngest(listener)
     ingest.start()
@@ -293,3 +293,38 @@ async def test_settings_that_cannot_work_are_one_sentence(tmp_path: Path) -> Non
         parse_broker_url("mqtt://:1883")
     assert parse_broker_url("mqtt://u:p%40ss@h") == Broker("h", 1883, False, "u", "p@ss")
     assert mask("mqtt://u:secret@h:1883") == "mqtt://u:***@h:1883"
+
+
+async def test_what_is_held_in_memory_stays_bounded_and_nothing_stalls(
+    tmp_path: Path, mqtt_url: str
+) -> None:
+    # Room for 256 bytes while MQTT 3.1.1 lets Mosquitto send 20 messages before our PUBACKs
+    # (a broker may send past Receive Maximum too): paho's thread waits for room between
+    # messages, and everything still gets through.
+    base = unique()
+    async with mqtt_listener(
+        tmp_path,
+        "db",
+        batch_delay_s=0.002,
+        url=mqtt_url,
+        topic=f"{base}/+/events",
+        client_id=unique(),
+        protocol="3.1.1",
+        max_in_flight=1,
+        max_message_bytes=256,
+    ) as (listener, ingest):
+        await wait_until(lambda: ingest.subscribed)
+        largest = max(len(event_at(n)) for n in range(200))
+        peak = 0
+
+        async def watch() -> None:
+            nonlocal peak
+            while True:
+                peak = max(peak, ingest._held)
+                await asyncio.sleep(0)
+
+        watcher = asyncio.create_task(watch())
+        await publish(mqtt_url, [(f"{base}/W1/events", event_at(n)) for n in range(200)])
+        await wait_until(lambda: listener.stats().accepted == 200)
+        watcher.cancel()
+    assert 0 < peak <= 256 + largest

@@ -120,6 +120,7 @@ async def measure_ticks(db: Path, settings: Settings, size: tuple[int, int]) -> 
     drawn: list[int] = []
     rows: list[int] = []
     painted: list[float] = []
+    ui_cpu: list[float] = []
     display = app._display
 
     def timed_display(screen: Any, renderable: Any) -> None:
@@ -153,8 +154,11 @@ async def measure_ticks(db: Path, settings: Settings, size: tuple[int, int]) -> 
             now[0] += step
             before = app.grid.tiles_drawn
             started = time.perf_counter()
+            cpu_started = time.thread_time()
             await app.tick_now()
             whole.append(await paint_after(time.perf_counter()) - started)
+            # CPU of the UI thread alone: what the load of a shared machine does not inflate.
+            ui_cpu.append(time.thread_time() - cpu_started)
             timing = app.last_timing
             assert timing is not None
             compute.append(timing.compute_s)
@@ -172,6 +176,7 @@ async def measure_ticks(db: Path, settings: Settings, size: tuple[int, int]) -> 
     print(describe("worker thread (read+engine+snap)", compute))
     print(describe("UI thread (hand Snapshot down)", apply))
     print(describe("request to painted (whole tick)", whole))
+    print(describe("UI thread CPU in that time", ui_cpu))
 
 
 def first_paint(workdir: Path, runs: int = 3) -> None:

@@ -292,10 +292,12 @@ class WorkerGrid(ScrollView, can_focus=True):
         if force or geometry_changed or not same_order or message_changed:
             self.refresh()
         else:
+            viewport = self.scrollable_content_region.reset_offset
             changed = [
-                self._tile_region(index)
+                region
                 for index, (old, new) in enumerate(zip(old_tiles, new_tiles, strict=True))
                 if old != new
+                for region in self._changed_lines(index, old, new, viewport)
             ]
             if changed:
                 self.refresh(*changed)
@@ -320,6 +322,26 @@ class WorkerGrid(ScrollView, can_focus=True):
             animate=False,
             immediate=True,
         )
+
+    def _changed_lines(
+        self, index: int, old: WorkerTile, new: WorkerTile, viewport: Region
+    ) -> list[Region]:
+        """The lines of a changed tile that read differently: Textual redraws whole screen
+        lines, so a tile whose only change is its units line costs one line, not six."""
+        region = self._tile_region(index)
+        if not region.overlaps(viewport):
+            return [region]  # off screen: nothing is drawn now
+        cached = self._cache.get(old.worker_id)
+        selected = new.worker_id == self._selected
+        if cached is None or cached[0] != (old, region.width, selected):
+            return [region]  # not drawn before (or off screen): refresh it whole
+        before = cached[1]
+        after = self._tile_strips(new, region.width)  # drawn now rather than at the paint
+        return [
+            Region(region.x, region.y + line, region.width, 1)
+            for line, (was, now) in enumerate(zip(before, after, strict=True))
+            if was != now
+        ]
 
     def _tile_region(self, index: int) -> Region:
         """The tile's region in widget (viewport) coordinates."""

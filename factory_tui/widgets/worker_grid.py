@@ -393,7 +393,11 @@ class WorkerGrid(ScrollView, can_focus=True):
         cached = self._cache.get(tile.worker_id)
         if cached is not None and cached[0] == key:
             return cached[1]
-        strips = tile.render(width, self._get_palette(), selected=key[2])
+        # The worker's previous tile at this width and selection lends its unchanged lines.
+        previous = None
+        if cached is not None and cached[0][1:] == key[1:]:
+            previous = (cached[0][0], cached[1])
+        strips = tile.render(width, self._get_palette(), selected=key[2], previous=previous)
         self.tiles_drawn += 1
         self._cache[tile.worker_id] = (key, strips)
         return strips

@@ -17,6 +17,7 @@ Layout (width 26, height 6)::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rich.cells import cell_len
@@ -114,26 +115,67 @@ class WorkerTile:
         """True when every (lower-case) word is in the id, name, station or state."""
         return matches(words, self.worker_id, self.name, self.station, self.state)
 
-    def render(self, width: int, palette: TilePalette, *, selected: bool) -> list[Strip]:
-        """The tile as `TILE_HEIGHT` strips of exactly `width` cells."""
+    def render(
+        self,
+        width: int,
+        palette: TilePalette,
+        *,
+        selected: bool,
+        previous: tuple[WorkerTile, list[Strip]] | None = None,
+    ) -> list[Strip]:
+        """The tile as `TILE_HEIGHT` strips of exactly `width` cells.
+
+        `previous` is this worker's last tile drawn with the same width, palette and
+        selection, and its strips: a line whose inputs did not change is taken from it (a
+        tick usually changes a line or two of a tile)."""
         glyphs = _HEAVY if selected else _PLAIN
         border = palette.border_selected if selected else palette.border
         inner = width - 4
         side = glyphs[1][0]
-        body = [
-            self._state_line(inner, palette),
-            self._utilization_line(inner, palette),
-            self._output_line(inner, palette),
-            self._activity_line(inner, palette),
-        ]
+        old, old_strips = previous if previous is not None else (None, None)
+
+        def body(content: list[Segment]) -> Strip:
+            return Strip(
+                [Segment(side + " ", border), *content, Segment(" " + side, border)], width
+            )
+
+        def line(index: int, inputs: tuple[str, ...], draw: Callable[[], Strip]) -> Strip:
+            if old is not None and old_strips is not None and old._line_inputs(index) == inputs:
+                return old_strips[index]
+            return draw()
+
         return [
-            _top(self.name, self.worker_id, width, glyphs, border, palette.title),
-            *(
-                Strip([Segment(side + " ", border), *content, Segment(" " + side, border)], width)
-                for content in body
+            line(
+                0,
+                self._line_inputs(0),
+                lambda: _top(self.name, self.worker_id, width, glyphs, border, palette.title),
             ),
-            _bottom(f"{self.seen} · conf {self.confidence}", width, glyphs, border, palette.label),
+            line(1, self._line_inputs(1), lambda: body(self._state_line(inner, palette))),
+            line(2, self._line_inputs(2), lambda: body(self._utilization_line(inner, palette))),
+            line(3, self._line_inputs(3), lambda: body(self._output_line(inner, palette))),
+            line(4, self._line_inputs(4), lambda: body(self._activity_line(inner, palette))),
+            line(
+                5,
+                self._line_inputs(5),
+                lambda: _bottom(
+                    f"{self.seen} · conf {self.confidence}", width, glyphs, border, palette.label
+                ),
+            ),
         ]
+
+    def _line_inputs(self, index: int) -> tuple[str, ...]:
+        """What line `index` of the tile is drawn from (besides width, palette, selection)."""
+        if index == 0:
+            return (self.name, self.worker_id)
+        if index == 1:
+            return (self.state, self.station)
+        if index == 2:
+            return (str(self.utilization),)
+        if index == 3:
+            return (str(self.units), self.uph)
+        if index == 4:
+            return (self.activity,)
+        return (self.seen, self.confidence)
 
     def _state_line(self, inner: int, palette: TilePalette) -> list[Segment]:
         badge = f" {STATE_WORDS[self.state]} "

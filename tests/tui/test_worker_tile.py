@@ -165,3 +165,29 @@ def test_workers_sort_by_name_with_numbers_in_order() -> None:
 
     names = ["W10", "W2", "W100", "W1", "ana 10", "Ana 2", "Bo"]
     assert sorted(names, key=natural_key) == ["Ana 2", "ana 10", "Bo", "W1", "W2", "W10", "W100"]
+
+
+def test_a_redrawn_tile_takes_its_unchanged_lines_from_the_previous_one() -> None:
+    before = WorkerTile.from_metrics(
+        worker("W1", "Ana Silva", utilization=0.81, units=10, uph=21.54, seen_s_ago=125),
+        AT_US,
+        STATIONS,
+    )
+    after = WorkerTile.from_metrics(
+        worker("W1", "Ana Silva", utilization=0.81, units=11, uph=21.54, seen_s_ago=125),
+        AT_US,
+        STATIONS,
+    )
+    old = before.render(30, PALETTE, selected=False)
+    new = after.render(30, PALETTE, selected=False, previous=(before, old))
+    # Only the units line was drawn again; the others are the same strips.
+    assert [strip is was for strip, was in zip(new, old, strict=True)] == [
+        True,
+        True,
+        True,
+        False,
+        True,
+        True,
+    ]
+    assert "11 units" in new[3].text
+    assert new == after.render(30, PALETTE, selected=False)  # as if drawn from scratch

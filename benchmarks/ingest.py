@@ -3,7 +3,10 @@
 For each case a fresh `serve` subprocess on a fresh temp database receives events from a
 separate client process over N TCP connections; every event is acknowledged and every reply
 read. Prints sustained events/s (first byte sent to last reply read), the server's peak RSS,
-and a "bare minimum" baseline: parse + validate + hash + insert in a tight loop, no sockets.
+and two yardsticks measured in the same run, each case as a ratio of them: the serial
+bare-minimum loop (the listener's parse + validate + sha256, batched INSERT OR IGNORE of 5,000,
+no sockets; issue 17's target is 1.0x for 4 x 100,000) and SQLite's bare insert of rows built
+beforehand (the ceiling).
 
     python benchmarks/ingest.py              # default cases (about a minute on 2 cores)
     python benchmarks/ingest.py --quick      # smaller cases
@@ -283,6 +286,27 @@ def baseline(events: int) -> dict[str, float]:
     return out
 
 
+def bare_insert(events: int) -> float:
+    """Rows/s of insert_rows alone, the rows parsed beforehand: the ceiling of any ingest."""
+    sys.path.insert(0, str(ROOT))
+    from datetime import UTC
+
+    from factory_tui.ingest.protocol import parse_row
+    from factory_tui.models import now_us
+    from factory_tui.storage import SqliteStore
+
+    received = now_us()
+    rows = [parse_row(event_line(n), UTC, received) for n in range(events)]
+    with tempfile.TemporaryDirectory(prefix="ingest-bare-") as tmp:
+        store = SqliteStore.open(Path(tmp) / "bare.db")
+        start = time.perf_counter()
+        for first in range(0, events, 5_000):
+            store.insert_rows(rows[first : first + 5_000])
+        elapsed = time.perf_counter() - start
+        store.close()
+    return events / elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
@@ -325,15 +349,24 @@ def main() -> None:
             f"{base[f'{name}_total']:,.0f} events/s (parse+validate+hash alone "
             f"{base[f'{name}_parse']:,.0f}/s)"
         )
+    bare = bare_insert(base_events)
+    print(
+        f"SQLite's bare insert (rows built beforehand, batches of 5,000, INSERT OR IGNORE): "
+        f"{bare:,.0f} rows/s"
+    )
     if args.transports:
         transports(4, 25_000 if args.quick else 100_000)
+    floor = base["ingest_total"]
     for connections, per_conn in cases:
         result = run_case(connections, per_conn, args.profile)
+        rate = result["events_per_s"]
         print(
             f"serve, {connections} connection(s) x {per_conn:,} events: "
-            f"{result['events_per_s']:,.0f} events/s end to end "
+            f"{rate:,.0f} events/s end to end "
             f"({result['elapsed_s']:.2f} s, every reply read), "
-            f"server peak RSS {result['peak_rss_mib']:.0f} MiB, WAL {result['wal_mib']:.0f} MiB"
+            f"server peak RSS {result['peak_rss_mib']:.0f} MiB, WAL {result['wal_mib']:.0f} MiB; "
+            f"{rate / floor:.2f}x the serial loop (target 1.0x), {rate / bare:.2f}x SQLite's "
+            "bare insert"
         )
 
 

@@ -41,6 +41,7 @@ SKIPPED: tuple[tuple[str, str], ...] = (
     (r"--rate 5000 --duration 60s", "a load test of 60 s"),
     (r"--site pune", "needs a database of several sites (factory-tui demo --sites 3)"),
     (r"mqtt://|^mosquitto_", "needs an MQTT broker (tests/ingest/test_mqtt_*.py use a real one)"),
+    *([(r"^socat ", "needs socat (apt-get install socat)")] if not shutil.which("socat") else []),
 )
 SCALED: dict[str, str] = {
     # A whole shift of 1500 cameras is a million lines: the same command, smaller.
@@ -105,6 +106,7 @@ class Folder:
         self.path = path
         self.port = free_port()
         self.http_port = free_port()  # the HTTP ingest examples' 8080
+        self.one_way_port = free_port()  # the log shippers' one-way port 7880
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FACTORY_TUI_", "COLUMNS"))}
         env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
         env["FACTORY_TUI_PORT"] = str(self.port)
@@ -114,6 +116,7 @@ class Folder:
         for long, short in SCALED.items():
             command = command.replace(long, short)
         command = re.sub(r"\b8080\b", str(self.http_port), command)
+        command = re.sub(r"\b7880\b", str(self.one_way_port), command)
         return re.sub(r"\b787[89]\b", str(self.port), command)
 
     def run(self, command: str) -> subprocess.CompletedProcess[str]:

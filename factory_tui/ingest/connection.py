@@ -53,10 +53,11 @@ WRITE_HIGH_WATER: Final = 256 << 10
 # destroy replies the peer has received but not read yet.
 LINGER_S: Final = 1.0
 # What a pending line costs beyond its own bytes, in Python objects, from framing to reply
-# (measured with tracemalloc by `benchmarks/flood.py --cost`): 41 B while queued (the bytes
-# object's header and a list slot), then while its batch commits about 320 B for a rejected
-# line (its reply and rejection record) or 540 B for an event (its row). Counting it makes a
-# mebibyte of 2-byte garbage lines weigh what it costs (some 200 MiB), not one mebibyte.
+# (measured with tracemalloc by `benchmarks/flood.py --cost`): about 40 B while queued (a bytes
+# object's header and a list slot), then while its batch commits some 110 B more for a short
+# garbage line (its rejection record; replies are shared) or 760 B for an event (its row).
+# One figure between the two: a mebibyte of 2-byte garbage lines counts as 200 MiB (it costs
+# some 60 MiB), no longer as one mebibyte.
 LINE_OVERHEAD_BYTES: Final = 400
 # Under this much pending input a connection is read even while the total is over its bound:
 # a camera sending a few lines is never stuck behind another peer's flood.

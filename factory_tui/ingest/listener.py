@@ -86,6 +86,9 @@ BATCH_DELAY_S: Final = 0.05
 # lines: with a random (hash) unique index, a transaction costs roughly one page write per
 # page it touches, so fewer, larger transactions under load cost far less per event.
 MERGE_MAX_LINES: Final = 50_000
+# Yet a batch takes no more lines than commit in about this long at the rate measured: a camera
+# whose line arrives during a flood waits for at most about two such commits.
+COMMIT_TARGET_S: Final = 0.25
 # Pending input is counted as `connection.pending_cost`: bytes plus a fixed cost per line.
 CONN_PENDING_BYTES: Final = 8 << 20
 TOTAL_PENDING_BYTES: Final = 32 << 20
@@ -253,6 +256,7 @@ class Listener:
         self._recent: deque[Rejection] = deque(maxlen=recent_rejections)
         self._commit_counts = [0] * (len(COMMIT_BUCKETS_S) + 1)
         self._commit_sum_s = 0.0
+        self._line_s = 0.0  # commit seconds per line, a moving average (0: none measured yet)
         # Access rules (access.py) and the audit trail (audit.py).
         self._allow = AllowList(settings.ingest.allow)
         self._per_address = PeerCounts()
@@ -655,6 +659,8 @@ class Listener:
                 conn.abort()
         batch = _Batch()
         room = self.merge_max_lines
+        if self._line_s > 0:
+            room = min(room, max(self.batch_max_lines, int(COMMIT_TARGET_S / self._line_s)))
         turns, queues = self._turns, self._queues
         while turns and room > 0:
             share = max(room // len(turns), TURN_MIN_LINES)
@@ -695,6 +701,8 @@ class Listener:
         elapsed = time.monotonic() - started
         self._commit_counts[bisect.bisect_left(COMMIT_BUCKETS_S, elapsed)] += 1
         self._commit_sum_s += elapsed
+        per_line = elapsed / len(batch.lines)
+        self._line_s = per_line if not self._line_s else 0.7 * self._line_s + 0.3 * per_line
         self._pending_bytes -= batch.nbytes
         self._pending_lines -= len(batch.lines)
         try:

@@ -206,6 +206,7 @@ async def test_tiny_lines_pause_reading_by_their_cost_not_their_bytes(
     assert conn._unacked_cost > budget
     # Gone while it was not being read: its lines are dropped, not validated, at the stop.
     await flooder.reset()
+    flood.cancel()
     await listener.stop()
     assert listener.stats().dropped_unread == pending
     assert stored_count(listener) == 0

@@ -249,8 +249,8 @@ class FactoryApp(App[None]):
             self.post_message(ViewDone(view))
 
     def on_view_done(self, message: ViewDone) -> None:
-        if self._stopped or message.view.snapshot is not self.snapshot:
-            return  # a live tick has shown newer figures since
+        if self._stopped or not self.screen_stack or message.view.snapshot is not self.snapshot:
+            return  # a live tick has shown newer figures since, or the app is closing
         self.view_data = message.view
         if isinstance(self.screen, ViewScreen):
             self.screen.show(self.services.with_ingest(message.view))
@@ -259,7 +259,8 @@ class FactoryApp(App[None]):
         started = time.perf_counter()
         result = message.result
         self._rows_per_s = result.rows_per_s
-        if not self.paused and not self._stopped:
+        # An app on its way out may have popped its screens before this tick's answer came.
+        if not self.paused and not self._stopped and self.screen_stack:
             self._show(result)
         self.ticks_done += 1
         self.last_timing = TickTiming(

@@ -12,6 +12,7 @@ beforehand (the ceiling).
     python benchmarks/ingest.py --quick      # smaller cases
     python benchmarks/ingest.py --profile    # also write a cProfile of the server per case
     python benchmarks/ingest.py --transports # also time Protocol vs start_server, sockets only
+    python benchmarks/ingest.py --alerts     # serve with its alert tick against --no-alerts
 """
 
 from __future__ import annotations
@@ -37,13 +38,16 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CASES = [(1, 100_000), (8, 25_000), (4, 100_000)]
 QUICK_CASES = [(1, 20_000), (8, 5_000), (4, 20_000)]
 WRITE_BYTES = 256 << 10
+HOUR_PREFIX = "2024-05-01T08:"
+"""Events are stamped within this hour (--alerts: the last hour, so the tick's window holds
+them)."""
 
 
-def event_line(n: int) -> bytes:
+def event_line(n: int, hour: str = HOUR_PREFIX) -> bytes:
     """A valid wire event (demo roster), unique for every n."""
     seconds, micros = divmod(n, 1_000_000)
     return (
-        f'{{"timestamp":"2024-05-01T08:{seconds // 60 % 60:02d}:{seconds % 60:02d}.{micros:06d}Z",'
+        f'{{"timestamp":"{hour}{seconds // 60 % 60:02d}:{seconds % 60:02d}.{micros:06d}Z",'
         f'"worker_id":"W{n % 6 + 1}","workstation_id":"S{n % 6 + 1}",'
         f'"event_type":"working","confidence":0.87,"model_version":"v3","camera_id":"cam-{n % 6}"}}'
     ).encode()
@@ -78,9 +82,11 @@ async def _one_connection(port: int, payload: bytes, count: int) -> tuple[int, i
     return replies, accepted
 
 
-async def _client(port: int, connections: int, per_conn: int, offset: int) -> dict[str, Any]:
+async def _client(
+    port: int, connections: int, per_conn: int, offset: int, hour: str
+) -> dict[str, Any]:
     payloads = [
-        b"".join(event_line(offset + c * per_conn + i) + b"\n" for i in range(per_conn))
+        b"".join(event_line(offset + c * per_conn + i, hour) + b"\n" for i in range(per_conn))
         for c in range(connections)
     ]
     start = time.perf_counter()
@@ -96,7 +102,9 @@ async def _client(port: int, connections: int, per_conn: int, offset: int) -> di
 
 
 def client_main(args: argparse.Namespace) -> None:
-    result = asyncio.run(_client(args.port, args.connections, args.per_conn, args.offset))
+    result = asyncio.run(
+        _client(args.port, args.connections, args.per_conn, args.offset, args.hour)
+    )
     print(json.dumps(result))
 
 
@@ -160,10 +168,13 @@ async def _echo_server(kind: str) -> None:
     await asyncio.Event().wait()  # until terminated
 
 
-def run_client(port: int, connections: int, per_conn: int) -> dict[str, Any]:
+def run_client(
+    port: int, connections: int, per_conn: int, hour: str = HOUR_PREFIX
+) -> dict[str, Any]:
     """Run the load client as its own process (so it does not share the server's core)."""
     command = [sys.executable, __file__, "--client", "--port", str(port)]
     command += ["--connections", str(connections), "--per-conn", str(per_conn)]
+    command += ["--hour", hour]
     client = subprocess.run(command, capture_output=True, check=True, timeout=600)
     result: dict[str, Any] = json.loads(client.stdout)
     return result
@@ -192,13 +203,16 @@ def transports(connections: int, per_conn: int) -> None:
 # --- the harness ------------------------------------------------------------------------------
 
 
-def start_server(db: Path, profile: Path | None) -> tuple[subprocess.Popen[bytes], int]:
+def start_server(
+    db: Path, profile: Path | None, extra: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen[bytes], int]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACTORY_TUI_")}
     command = [sys.executable]
     if profile is not None:
         command += ["-m", "cProfile", "-o", str(profile)]
     # No config in the temp folder means no roster: the events' ids are registered as they come.
     command += ["-m", "factory_tui", "serve", "--port", "0", "--db", str(db), "--auto-register"]
+    command += extra
     server = subprocess.Popen(
         command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, cwd=db.parent
     )
@@ -214,6 +228,13 @@ def start_server(db: Path, profile: Path | None) -> tuple[subprocess.Popen[bytes
     raise SystemExit("serve did not start")
 
 
+def children_peak_rss_mib(pid: int) -> float:
+    """The peak RSS of the process's children together (serve's alerts process), in MiB."""
+    import psutil
+
+    return sum(peak_rss_mib(child.pid) for child in psutil.Process(pid).children(recursive=True))
+
+
 def peak_rss_mib(pid: int) -> float:
     """The process's peak resident set size (VmHWM), in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -222,16 +243,23 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def run_case(connections: int, per_conn: int, profile_dir: Path | None) -> dict[str, Any]:
+def run_case(
+    connections: int,
+    per_conn: int,
+    profile_dir: Path | None,
+    extra: tuple[str, ...] = (),
+    hour: str = HOUR_PREFIX,
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
         db = Path(tmp) / "bench.db"
         profile = None
         if profile_dir is not None:
             profile = profile_dir / f"serve-{connections}x{per_conn}.prof"
-        server, port = start_server(db, profile)
+        server, port = start_server(db, profile, extra)
         try:
-            result = run_client(port, connections, per_conn)
+            result = run_client(port, connections, per_conn, hour)
             result["peak_rss_mib"] = peak_rss_mib(server.pid)
+            result["children_rss_mib"] = children_peak_rss_mib(server.pid)
             wal = db.with_name(db.name + "-wal")
             result["wal_mib"] = wal.stat().st_size / (1 << 20) if wal.exists() else 0.0
         finally:
@@ -286,6 +314,34 @@ def baseline(events: int) -> dict[str, float]:
     return out
 
 
+def alerts_ratio(cases: list[tuple[int, int]], rounds: int) -> None:
+    """serve's ingest with its alert tick (the default) against `--no-alerts`, best of
+    `rounds` each, interleaved per round (this box's load drifts between runs). Events are
+    stamped within the last hour, so every tick folds them into the window it evaluates."""
+    from datetime import UTC, datetime, timedelta
+
+    hour = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:")
+    modes = {"alerts off": ("--no-alerts",), "alerts on": ("--alerts",)}
+    for connections, per_conn in cases:
+        best = dict.fromkeys(modes, 0.0)
+        rss = dict.fromkeys(modes, 0.0)
+        child_rss = 0.0
+        for _ in range(rounds):
+            for mode, extra in modes.items():
+                result = run_case(connections, per_conn, None, extra, hour)
+                best[mode] = max(best[mode], result["events_per_s"])
+                rss[mode] = max(rss[mode], result["peak_rss_mib"])
+                if mode == "alerts on":
+                    child_rss = max(child_rss, result["children_rss_mib"])
+        off, on = best["alerts off"], best["alerts on"]
+        print(
+            f"serve, {connections} connection(s) x {per_conn:,} events, best of {rounds}: "
+            f"alerts on {on:,.0f} events/s (peak RSS {rss['alerts on']:.0f} MiB, its alerts "
+            f"process {child_rss:.0f} MiB), alerts off {off:,.0f} events/s (peak RSS "
+            f"{rss['alerts off']:.0f} MiB): ratio on/off {on / off:.2f}"
+        )
+
+
 def bare_insert(events: int) -> float:
     """Rows/s of insert_rows alone, the rows parsed beforehand: the ceiling of any ingest."""
     sys.path.insert(0, str(ROOT))
@@ -314,6 +370,13 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--per-conn", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--offset", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--hour", default=HOUR_PREFIX, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--alerts",
+        action="store_true",
+        help="only compare serve's ingest with and without its alert tick (ratio)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --alerts (best of)")
     parser.add_argument("--echo-server", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="smaller cases")
     parser.add_argument(
@@ -340,6 +403,10 @@ def main() -> None:
         cases = [tuple(int(part) for part in case.split("x")) for case in args.case]  # type: ignore[misc]
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
+    if args.alerts:
+        print(f"serve with and without alerts on {os.cpu_count()} cores")
+        alerts_ratio(cases, args.rounds)
+        return
     print(f"ingest benchmark on {os.cpu_count()} cores (python {sys.version.split()[0]})")
     base_events = 20_000 if args.quick else 100_000
     base = baseline(base_events)

@@ -1,7 +1,7 @@
 """`serve` raises alerts with no console open: a camera that goes dark fires its command action,
 its events coming back clear it, the alerts table holds both (a console opened beside `serve`
 views them and raises nothing), and SIGTERM ends `serve` within a bounded time even with an
-action hung.
+action hung; an alerts process that crashes is started again.
 
 Real parts: `serve` in a subprocess on a SQLite file, a real TCP connection to its listener,
 a real command action (a Python child writing what it got to a file).
@@ -17,6 +17,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from factory_tui.config import load_settings
 from factory_tui.console.pipeline import TickPipeline
@@ -119,12 +121,48 @@ async def viewer_alerts(config: Path, db: Path, port: int) -> tuple[AlertRecord,
     return result.view.alerts.active
 
 
-async def stop(serve: ServeProcess) -> tuple[int, str]:
-    """SIGTERM, then serve's exit status and the rest of its log (bounded waits)."""
+class Log:
+    """serve's stderr, read as it comes (so a test can wait for a line)."""
+
+    def __init__(self, serve: ServeProcess) -> None:
+        self.lines: list[str] = []
+        self._task = asyncio.create_task(self._read(serve))
+
+    async def _read(self, serve: ServeProcess) -> None:
+        assert serve.process.stderr is not None
+        while line := await serve.process.stderr.readline():
+            self.lines.append(line.decode(errors="replace"))
+
+    def count(self, needle: str) -> int:
+        return sum(needle in line for line in self.lines)
+
+    async def wait_for(self, needle: str, count: int = 1) -> None:
+        for _ in range(int(WAIT_S / POLL_S)):
+            if self.count(needle) >= count:
+                return
+            await asyncio.sleep(POLL_S)
+        raise AssertionError(f"{needle!r} x{count} never logged: {self.text()[-2000:]}")
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    async def end(self) -> str:
+        await asyncio.wait_for(self._task, WAIT_S)
+        return self.text()
+
+
+def alerts_child(serve: ServeProcess) -> psutil.Process:
+    """serve's alerts process (not multiprocessing's resource tracker)."""
+    children = psutil.Process(serve.process.pid).children()
+    (child,) = [c for c in children if "resource_tracker" not in " ".join(c.cmdline())]
+    return child
+
+
+async def stop(serve: ServeProcess, log: Log) -> tuple[int, str]:
+    """SIGTERM, then serve's exit status and its whole log (bounded waits)."""
     serve.process.send_signal(signal.SIGTERM)
-    log = await serve.stderr_rest()
     status = await asyncio.wait_for(serve.process.wait(), WAIT_S)
-    return status, log
+    return status, await log.end()
 
 
 async def test_a_dark_camera_fires_the_action_raised_then_cleared(tmp_path: Path) -> None:
@@ -132,6 +170,7 @@ async def test_a_dark_camera_fires_the_action_raised_then_cleared(tmp_path: Path
     db = tmp_path / "factory.db"
     config = write_config(tmp_path, recorder(out))
     serve = await ServeProcess.start("--config", str(config), "--db", str(db))
+    log = Log(serve)
     try:
         await send_now(serve.port)
         # No more events: after max_gap_s the camera is dark and the action gets the raise.
@@ -147,18 +186,25 @@ async def test_a_dark_camera_fires_the_action_raised_then_cleared(tmp_path: Path
                 break
             await asyncio.sleep(0.1)
         lines = lines_of(out)
+        # The alerts process crashes: serve starts another, which evaluates again.
+        await log.wait_for("alerts: evaluated every")
+        crashed = alerts_child(serve)
+        crashed.kill()
+        await log.wait_for("starting it again")
+        await log.wait_for("alerts: evaluated every", count=2)
+        assert alerts_child(serve).pid != crashed.pid
     finally:
-        status, log = await stop(serve)
-    assert len(lines) >= 2, f"no clear: {lines}\n{log}"
+        status, text = await stop(serve, log)
+    assert len(lines) >= 2, f"no clear: {lines}\n{text}"
     first, second = lines[0], lines[1]
     assert (first["event"], second["event"]) == ("raised", "cleared")
     for line in (first, second):
         assert (line["kind"], line["subject"], line["site"]) == (CAMERA_DARK, "W1", "main")
     assert second["started_at"] == first["started_at"]
     assert second["cleared_at"] is not None
-    assert status == 0, log
-    assert "alert raised: camera_dark W1" in log
-    assert "alert cleared: camera_dark W1" in log
+    assert status == 0, text
+    assert "alert raised: camera_dark W1" in text
+    assert "alert cleared: camera_dark W1" in text
     # The table a viewer reads has it, ended.
     store = open_store(db, read_only=True)
     try:
@@ -178,16 +224,17 @@ async def test_sigterm_does_not_wait_for_a_hung_action(tmp_path: Path) -> None:
     serve = await ServeProcess.start(
         "--config", str(write_config(tmp_path, hang, timeout_s=600)), "--db", str(db)
     )
+    log = Log(serve)
     try:
         await send_now(serve.port)
         (line,) = await wait_for_line(out, "raised")
     finally:
-        status, log = await stop(serve)
+        status, text = await stop(serve, log)
     hung = line["pid"]
     try:
         # serve is gone while its action still runs: the stop did not wait for it.
         os.kill(hung, 0)
-        assert status == 0, log
-        assert "alert actions: stopped with" in log
+        assert status == 0, text
+        assert "alert actions: stopped with" in text
     finally:
         os.kill(hung, signal.SIGKILL)

@@ -22,7 +22,7 @@ from factory_tui.commands.common import (
     settings_from,
 )
 from factory_tui.config import Settings
-from factory_tui.console.headless import HeadlessAlerts
+from factory_tui.console.headless import AlertProcess
 from factory_tui.console.health import low_disk_warning
 from factory_tui.forwarding import BackgroundForwarder, Forwarder, ForwardError
 from factory_tui.ingest.http_ingest import HttpIngest, HttpIngestError
@@ -38,7 +38,7 @@ from factory_tui.metrics_export import (
     on_loop,
 )
 from factory_tui.retention import BackgroundRetention
-from factory_tui.storage import StoreError, mask_url
+from factory_tui.storage import mask_url
 
 log = logging.getLogger("factory_tui.serve")
 
@@ -117,15 +117,6 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
         await listener.start()
     except ListenerError as error:
         return str(error)
-    # Owning the listener makes us the one process that raises this database's alerts (a
-    # console opened beside us finds the port taken and only views the table).
-    headless: HeadlessAlerts | None = None
-    if settings.alerts.in_serve:
-        try:
-            headless = await asyncio.to_thread(HeadlessAlerts.open, settings)
-        except StoreError as error:
-            await listener.stop()
-            return str(error)
     # On stdout, for whoever started us (a script waiting for the port); logs go to stderr.
     print(f"listening on {listener.host}:{listener.port}", flush=True)
     http_ingest: HttpIngest | None = None
@@ -134,7 +125,6 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
         try:
             await http_ingest.start()
         except HttpIngestError as error:
-            await _stop_alerts(headless)
             await listener.stop()
             return str(error)
         print(f"HTTP ingest on http://{http_ingest.host}:{http_ingest.port}/api/events", flush=True)
@@ -146,7 +136,6 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
         try:
             metrics_http.start()
         except MetricsHttpError as error:
-            await _stop_alerts(headless)
             await listener.stop()
             return str(error)
         log.info("serving /metrics on %s:%d", metrics_http.host, metrics_http.port)
@@ -158,7 +147,6 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
         except MqttError as error:
             if metrics_http is not None:
                 await asyncio.to_thread(metrics_http.stop)
-            await _stop_alerts(headless)
             await listener.stop()
             return str(error)
     if forwarder is not None:
@@ -172,6 +160,10 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
     if retention is not None:
         retention.start()
     log.info("database %s; Ctrl-C stops", mask_url(str(listener.store_path)))
+    # Owning the listener makes us the one process that raises this database's alerts (a
+    # console opened beside us finds the port taken and only views the table). They tick in a
+    # child process of their own: their CPU does not come out of ingest's.
+    headless = AlertProcess(settings) if settings.alerts.in_serve else None
     if headless is not None:
         headless.start()
     disk_watch = asyncio.create_task(_watch_disk(settings, stop), name="factory-tui disk")
@@ -208,8 +200,8 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
     return None
 
 
-async def _stop_alerts(headless: HeadlessAlerts | None) -> None:
-    """Stop the alerts' tick and close their stores (queued actions get a few seconds)."""
+async def _stop_alerts(headless: AlertProcess | None) -> None:
+    """Stop the alerts' process (its queued actions get a few seconds)."""
     if headless is not None:
         await asyncio.to_thread(headless.stop)
 

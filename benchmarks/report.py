@@ -10,9 +10,13 @@ each backend, in fresh processes, interleaved, best of `--repeat`:
 - `factory-tui report --format json` over all of those events (the CLI, start-up included);
 
 and prints the report's time as a ratio to the floor (target at most 2.5x) and its peak RSS
-(target under 250 MB; the floor's beside it).
+(target under 250 MB; the floor's beside it). Then the insert rate of `Store.insert_rows` into a
+new SQLite file (the first `--insert-events`, 5,000 a batch) and the file's bytes per event.
 
-    python benchmarks/report.py                  # 1M events, both backends (about 3 minutes)
+`--baseline DIR` (a checkout, e.g. `git worktree add /tmp/old HEAD~5`) times that checkout's
+report and inserts in the same run, over a copy of the events its own store writes.
+
+    python benchmarks/report.py                  # 1M events, both backends (5-10 minutes)
     python benchmarks/report.py --events 200000 --no-pg
 """
 
@@ -22,6 +26,7 @@ import argparse
 import json
 import os
 import random
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -113,28 +118,66 @@ class Run(NamedTuple):
 
 # Copies the events of a SQLite database (this checkout's) into a database of a baseline
 # checkout, through that checkout's own store, so its report reads the schema it knows.
+# (Also times the inserts alone: `insert_rows` in batches of `sys.argv[4]`, the first
+# `sys.argv[3]` events, each batch a transaction as the listener's are.)
 BASELINE_COPY: Final = """
-import sqlite3, sys
+import sqlite3, sys, time
 from factory_tui.models import NewEventRow
 from factory_tui.storage import open_store
 source = sqlite3.connect(sys.argv[1])
 rows = source.execute(
     "SELECT ts_us, worker_id, workstation_id, event_type, confidence, count, model_version, "
     "camera_id, received_us, CASE typeof(event_hash) WHEN 'blob' THEN lower(hex(event_hash)) "
-    "ELSE event_hash END FROM events ORDER BY id"
-)
+    "ELSE event_hash END FROM events ORDER BY id LIMIT ?", [int(sys.argv[3])]
+).fetchall()
+rows = [NewEventRow(*row) for row in rows]
+size = int(sys.argv[4])
 with open_store(sys.argv[2]) as store:
-    while batch := rows.fetchmany(50_000):
-        store.insert_fresh_rows([NewEventRow(*row) for row in batch])
+    wall, cpu = time.perf_counter(), time.process_time()
+    for first in range(0, len(rows), size):
+        store.insert_rows(rows[first : first + size])
+    print(time.perf_counter() - wall, time.process_time() - cpu)
 """
+INSERT_BATCH: Final = 5_000
 
 
-def baseline_copy(code: Path, source: Path, target: str, cwd: Path) -> None:
-    """Store the events of `source` at `target` with the checkout `code`."""
+def baseline_copy(
+    code: Path | None, source: Path, target: str, cwd: Path, events: int, batch: int = 50_000
+) -> tuple[float, float]:
+    """Store the first `events` of `source` at `target` with the checkout `code` (None: this
+    one); returns the seconds the inserts took (wall, cpu)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACTORY_TUI_")}
-    env["PYTHONPATH"] = str(code)
-    command = [sys.executable, "-c", BASELINE_COPY, str(source), target]
-    subprocess.run(command, cwd=cwd, env=env, check=True)
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
+    command = [sys.executable, "-c", BASELINE_COPY, str(source), target, str(events), str(batch)]
+    done = subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True, text=True)
+    wall, cpu = done.stdout.split()
+    return float(wall), float(cpu)
+
+
+def inserts(code: Path | None, source: Path, folder: Path, events: int, repeat: int) -> None:
+    """Insert rates into a new SQLite file, this checkout's and a baseline's (best of
+    `repeat`, interleaved), with the bytes per event of the file."""
+    checkouts: list[tuple[str, Path | None]] = [("this checkout", None)]
+    if code is not None:
+        checkouts.insert(0, (f"{code.name} (baseline)", code))
+    best: dict[str, tuple[float, float, float]] = {}
+    for _ in range(repeat):
+        for label, checkout in checkouts:
+            target = folder / "inserts.db"
+            wall, cpu = baseline_copy(checkout, source, str(target), folder, events, INSERT_BATCH)
+            with sqlite3.connect(target) as conn:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            size = target.stat().st_size / events
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{target}{suffix}").unlink(missing_ok=True)
+            old = best.get(label, (float("inf"), float("inf"), size))
+            best[label] = (min(old[0], wall), min(old[1], cpu), size)
+    for label, (wall, cpu, size) in best.items():
+        print(
+            f"  inserts    {label:<28} insert_rows, {INSERT_BATCH:,} a batch: "
+            f"{events / wall:7,.0f} events/s wall {events / cpu:7,.0f} cpu, {size:4.0f} B/event"
+        )
 
 
 def run(command: list[str], cwd: Path, code: Path | None = None) -> Run:
@@ -223,6 +266,9 @@ def main() -> None:
         help="a checkout (folder holding factory_tui/) whose report to time beside this one's, "
         "over a copy of the events it stores itself",
     )
+    parser.add_argument(
+        "--insert-events", type=int, default=200_000, help="events of the insert-rate figure"
+    )
     add_pg_option(parser)
     options = parser.parse_args()
     started = time.perf_counter()
@@ -241,9 +287,10 @@ def main() -> None:
         code = options.baseline
         sqlite_baseline = None
         if code is not None:
-            baseline_copy(code, db, str(folder / "baseline.db"), folder)
+            baseline_copy(code, db, str(folder / "baseline.db"), folder, len(rows))
             sqlite_baseline = (code, str(folder / "baseline.db"))
         compare("SQLite", str(db), SQLITE_FLOOR, rows, folder, options.repeat, sqlite_baseline)
+        inserts(code, db, folder, min(len(rows), options.insert_events), options.repeat)
         if options.no_pg:
             return
         problem = postgres_reachable(options.pg)
@@ -255,7 +302,7 @@ def main() -> None:
                 store_rows(store, rows)
             pg_baseline = None
             if code is not None:
-                baseline_copy(code, db, old, folder)
+                baseline_copy(code, db, old, folder, len(rows))
                 pg_baseline = (code, old)
             for location in (url, old) if code is not None else (url,):
                 with psycopg.connect(location, autocommit=True) as conn:

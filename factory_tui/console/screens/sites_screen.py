@@ -18,6 +18,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from factory_tui.console.screens.filtered_view import FilteredView
+from factory_tui.console.screens.sorted_table import SortedTableView
 from factory_tui.view_models import SiteRow, ViewData
 from factory_tui.widgets.formatting import MISSING, matches, percent, rate
 from factory_tui.widgets.table_rows import cell, fill_table, number
@@ -83,10 +84,12 @@ def data_age(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-class SitesScreen(FilteredView):
+class SitesScreen(FilteredView, SortedTableView[SiteSort]):
     """Every site of the database in one table."""
 
     VIEW = "sites"
+    COLUMNS = COLUMNS
+    SORTS = SITE_SORTS
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Floor"),
         Binding("slash", "filter", "Filter"),
@@ -115,7 +118,7 @@ class SitesScreen(FilteredView):
     }
     SitesScreen #sites-filter {
         display: none;
-        margin: 0 1;
+        padding: 0 1;  /* a side margin would narrow the table while the filter is open */
     }
     SitesScreen #sites-table {
         height: 1fr;
@@ -145,15 +148,7 @@ class SitesScreen(FilteredView):
 
     def on_mount(self) -> None:
         self.query_one("#sites-filter", Input).cursor_blink = self.app.animation_level != "none"
-        table = self.query_one(DataTable)
-        for index, (heading, _) in enumerate(COLUMNS):
-            table.add_column(heading, key=str(index))
-        table.focus()
-
-    @property
-    def shown_ids(self) -> tuple[str, ...]:
-        """Site ids in display order."""
-        return tuple(row.key.value or "" for row in self.query_one(DataTable).ordered_rows)
+        self.add_columns()
 
     def render_data(self, data: ViewData) -> None:
         sites = data.fleet or ()
@@ -196,18 +191,5 @@ class SitesScreen(FilteredView):
             ],
         )
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        if event.row_key.value is not None:
-            self.post_message(self.SiteSelected(event.row_key.value))
-
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
-        self._sort(COLUMNS[event.column_index][1])
-
-    def action_cycle_sort(self) -> None:
-        """Next sort order."""
-        self._sort(SITE_SORTS[(SITE_SORTS.index(self.sort_key) + 1) % len(SITE_SORTS)])
-
-    def _sort(self, key: SiteSort) -> None:
-        self.sort_key = key
-        if self.data is not None:
-            self.render_data(self.data)
+    def open_row(self, key: str) -> None:
+        self.post_message(self.SiteSelected(key))

@@ -15,7 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 
-from factory_tui.console.screens.view_screen import ViewScreen
+from factory_tui.console.screens.sorted_table import SortedTableView
 from factory_tui.engine.snapshot import StationMetrics
 from factory_tui.view_models import ViewData
 from factory_tui.widgets.formatting import hours_minutes, percent, rate
@@ -63,10 +63,12 @@ def sort_stations(stations: tuple[StationMetrics, ...], key: StationSort) -> lis
     return ordered
 
 
-class StationsScreen(ViewScreen):
+class StationsScreen(SortedTableView[StationSort]):
     """Every station's occupancy, utilization, units, throughput and who is there now."""
 
     VIEW = "stations"
+    COLUMNS = COLUMNS
+    SORTS = STATION_SORTS
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Workers"),
         Binding("s", "cycle_sort", "Sort"),
@@ -112,15 +114,7 @@ class StationsScreen(ViewScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for index, (heading, _) in enumerate(COLUMNS):
-            table.add_column(heading, key=str(index))
-        table.focus()
-
-    @property
-    def shown_ids(self) -> tuple[str, ...]:
-        """Station ids in display order."""
-        return tuple(row.key.value or "" for row in self.query_one(DataTable).ordered_rows)
+        self.add_columns()
 
     def render_data(self, data: ViewData) -> None:
         snapshot = data.snapshot
@@ -152,18 +146,5 @@ class StationsScreen(ViewScreen):
             )
         fill_table(self.query_one(DataTable), rows)
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        if event.row_key.value is not None:
-            self.post_message(self.StationSelected(event.row_key.value))
-
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
-        self._sort(COLUMNS[event.column_index][1])
-
-    def action_cycle_sort(self) -> None:
-        """Next sort order."""
-        self._sort(STATION_SORTS[(STATION_SORTS.index(self.sort_key) + 1) % len(STATION_SORTS)])
-
-    def _sort(self, key: StationSort) -> None:
-        self.sort_key = key
-        if self.data is not None:
-            self.render_data(self.data)
+    def open_row(self, key: str) -> None:
+        self.post_message(self.StationSelected(key))

@@ -37,6 +37,7 @@ import msgspec
 import paho.mqtt.client as paho
 
 from factory_tui.config import Settings
+from factory_tui.ingest.connection import pending_cost
 from factory_tui.ingest.mqtt_client import (
     ClientOptions,
     MqttError,
@@ -109,34 +110,67 @@ class _Ticket:
     topic: str
     payload: bytes
     expected: int
-    """Lines of the message in the batch."""
+    """Lines of the message in the batches."""
     replies: list[bytes] = field(default_factory=list)
+    settled: int = 0
+    """Lines committed or failed so far (the listener may split a message across batches)."""
+    failed: bool = False
+    """Some of its lines were in a batch that could not be stored."""
     ready: bool = False
     """Stored (and dead-lettered if it had to be): its PUBACK may go."""
     dead: bool = False
-    """Its connection is gone, or its batch failed: never acknowledge it."""
+    """Its connection is gone, or a batch failed: never acknowledge it."""
 
 
-class _MessageSink:
-    """The listener's `ReplySink` for one message's lines."""
+class _TopicSink:
+    """The listener's `ReplySink` for one topic: its messages' lines, in the order received.
 
-    __slots__ = ("_ingest", "_ticket", "peer")
+    One sink per topic, as one connection per camera over TCP, so the listener's fair shares
+    go to topics (cameras), not to each message.
+    """
 
-    def __init__(self, ingest: MqttIngest, ticket: _Ticket) -> None:
+    __slots__ = ("_ingest", "_tickets", "peer", "topic")
+
+    def __init__(self, ingest: MqttIngest, topic: str) -> None:
         self._ingest = ingest
-        self._ticket = ticket
+        self._tickets: deque[_Ticket] = deque()
+        self.topic = topic
         # The event log's rejected list names the topic where a TCP line shows its peer.
-        self.peer = f"mqtt {ticket.topic}"
+        self.peer = f"mqtt {topic}"
+
+    def add(self, ticket: _Ticket) -> None:
+        self._tickets.append(ticket)
 
     def deliver(self, replies: list[bytes], count: int, nbytes: int) -> None:
-        self._ticket.replies.extend(replies)
-        if len(self._ticket.replies) >= self._ticket.expected:
-            self._ingest._release(len(self._ticket.payload))
-            self._ingest._stored(self._ticket)
+        start = 0
+        while start < count:
+            ticket = self._tickets[0]
+            take = min(ticket.expected - ticket.settled, count - start)
+            ticket.replies.extend(replies[start : start + take])
+            start += take
+            self._settle(ticket, take)
 
     def fail(self, message: str, count: int, nbytes: int) -> None:
-        self._ingest._release(len(self._ticket.payload))
-        self._ingest._batch_failed(self._ticket, message)
+        start = 0
+        while start < count:
+            ticket = self._tickets[0]
+            take = min(ticket.expected - ticket.settled, count - start)
+            start += take
+            if not ticket.failed:
+                ticket.failed = True
+                self._ingest._batch_failed(ticket, message)
+            self._settle(ticket, take)
+
+    def _settle(self, ticket: _Ticket, lines: int) -> None:
+        ticket.settled += lines
+        if ticket.settled < ticket.expected:
+            return
+        self._tickets.popleft()
+        self._ingest._release(len(ticket.payload))
+        if not ticket.failed:
+            self._ingest._stored(ticket)
+        if not self._tickets:
+            self._ingest._sink_idle(self)
 
 
 class MqttIngest:
@@ -170,6 +204,7 @@ class MqttIngest:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._puback: PubackWaiter | None = None
         self._acks: deque[_Ticket] = deque()
+        self._sinks: dict[str, _TopicSink] = {}
         self._settled = asyncio.Event()  # nothing in flight
         self._settled.set()
         # Payload bytes received and not yet through the listener. MQTT 5's Receive Maximum
@@ -369,7 +404,17 @@ class MqttIngest:
             self._acks.append(ticket)
             self._settled.clear()
         nbytes = sum(len(item) for item in items if isinstance(item, bytes))
-        self._host.enqueue(_MessageSink(self, ticket), items, nbytes)
+        cost = pending_cost(nbytes, len(items))
+        sink = self._sinks.get(topic)
+        if sink is None:
+            sink = self._sinks[topic] = _TopicSink(self, topic)
+        sink.add(ticket)
+        self._host.enqueue(sink, items, cost)
+
+    def _sink_idle(self, sink: _TopicSink) -> None:
+        """A topic's lines are all settled: forget its sink (topics come and go)."""
+        if self._sinks.get(sink.topic) is sink:
+            del self._sinks[sink.topic]
 
     def _stored(self, ticket: _Ticket) -> None:
         """The batch holding the message committed: acknowledge it, after its dead letter."""

@@ -45,7 +45,11 @@ def stored_events(path: Path) -> list[tuple[Any, ...]]:
 
 @contextlib.asynccontextmanager
 async def mqtt_listener(
-    tmp_path: Path, name: str, batch_delay_s: float = 0.05, **mqtt: Any
+    tmp_path: Path,
+    name: str,
+    batch_delay_s: float = 0.05,
+    merge_max_lines: int = 50_000,
+    **mqtt: Any,
 ) -> AsyncIterator[tuple[Listener, MqttIngest]]:
     """A listener on its own database with MQTT ingest subscribed as `mqtt` says."""
     # Sessions on the shared broker outlive a test by a minute only.
@@ -53,7 +57,7 @@ async def mqtt_listener(
     overrides = {f"ingest__mqtt__{key}": value for key, value in mqtt.items()}
     (tmp_path / name).mkdir()
     settings = make_settings(tmp_path / name, **overrides)
-    listener = Listener(settings, batch_delay_s=batch_delay_s)
+    listener = Listener(settings, batch_delay_s=batch_delay_s, merge_max_lines=merge_max_lines)
     await listener.start()
     ingest = MqttIngest(listener)
     ingest.start()
@@ -328,3 +332,29 @@ async def test_what_is_held_in_memory_stays_bounded_and_nothing_stalls(
         await wait_until(lambda: listener.stats().accepted == 200)
         watcher.cancel()
     assert 0 < peak <= 256 + largest
+
+
+async def test_a_message_split_across_batches_is_acknowledged_once_wholly_stored(
+    tmp_path: Path, mqtt_url: str
+) -> None:
+    # Batches of at most 100 lines: the listener takes a share of each topic's lines in turn,
+    # so the big message goes over several batches, between the small ones of another topic.
+    base = unique()
+    big = b"\n".join(event_at(n) for n in range(250))
+    async with mqtt_listener(
+        tmp_path,
+        "db",
+        merge_max_lines=100,
+        url=mqtt_url,
+        topic=f"{base}/+/events",
+        client_id=unique(),
+    ) as (listener, ingest):
+        await wait_until(lambda: ingest.subscribed)
+        await publish(
+            mqtt_url,
+            [(f"{base}/big/events", big)]
+            + [(f"{base}/small/events", event_at(1_000 + n)) for n in range(3)],
+        )
+        await wait_until(lambda: listener.stats().accepted == 253)
+        await wait_until(lambda: ingest.state().in_flight == 0)
+        assert sum(listener.commit_latency().counts) >= 3  # it was split

@@ -11,12 +11,14 @@ after the broker has taken the dead letter), in the order the messages came, so 
 that makes the broker deliver it again, and dedup stores it once.
 
 The broker bounds what is in flight (MQTT 5 Receive Maximum: `max_in_flight`), which is our
-backpressure. When the connection drops, nothing in flight is acknowledged: those messages come
-again on the next connection (paho-mqtt reconnects with backoff). A batch that cannot be stored
-drops the connection for the same reason, as a TCP connection is dropped.
+backpressure; past `max_in_flight` x `max_message_bytes` waiting for the listener, paho's thread
+also stops reading (a broker may overshoot). Each topic is one sink of the listener, as one TCP
+connection per camera. When the connection drops, nothing in flight is acknowledged: those
+messages come again on the next connection (paho-mqtt reconnects with backoff). A batch that
+cannot be stored drops the connection for the same reason, as a TCP connection is dropped.
 
 paho-mqtt's network loop runs in its own thread; every callback hops to the event loop, where
-all of our state lives.
+all of our state lives (only the byte count that paho's thread waits on is shared, under a lock).
 """
 
 from __future__ import annotations

@@ -152,9 +152,9 @@ class Log:
 
 
 def alerts_child(serve: ServeProcess) -> psutil.Process:
-    """serve's alerts process (not multiprocessing's resource tracker)."""
-    children = psutil.Process(serve.process.pid).children()
-    (child,) = [c for c in children if "resource_tracker" not in " ".join(c.cmdline())]
+    """serve's alerts process: its one child (an action's command is the child's)."""
+    (child,) = psutil.Process(serve.process.pid).children()
+    assert "child_main" in " ".join(child.cmdline())
     return child
 
 

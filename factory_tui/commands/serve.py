@@ -83,8 +83,9 @@ def serve(
     set, the site's events are forwarded to that central database in the background; with
     `[store] keep_days`, older events are deleted. A warning is logged while the database's
     disk is under 10 % free. Alerts are evaluated every `[metrics] tick_s` as in the console
-    that owns the listener: written to the alerts table, handed to `[[alerts.actions]]` and
-    logged when raised and cleared (`--no-alerts` or `[alerts] in_serve = false`: not at all).
+    that owns the listener, by a child process: written to the alerts table, handed to
+    `[[alerts.actions]]` and logged when raised and cleared (`--no-alerts` or
+    `[alerts] in_serve = false`: not at all).
     """
     settings = settings_from(
         config,

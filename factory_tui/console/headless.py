@@ -1,4 +1,4 @@
-"""The console's alerts without a console: `serve`'s tick, on a thread of its own.
+"""The console's alerts without a console: `serve`'s tick, in a child process of its own.
 
 A site box that runs only `serve` must still raise its alerts and fire their actions: nobody
 keeps a console open there. `HeadlessAlerts` runs the console's own `TickPipeline` (the same
@@ -8,8 +8,9 @@ that owns the listener, the keeper writes the alerts table (so a viewer opened l
 them) and hands each alert raised or cleared to the actions; here each is also logged.
 
 `serve` runs it in a child process of its own (`AlertProcess`): folding every stored row into
-the engine costs about half of what storing it does, and in the listener's process that CPU
-would come out of ingest (one interpreter lock). The child reads the database through its own
+the engine costs CPU of the order of storing it, and in the listener's process that CPU came
+out of ingest (one interpreter lock: half the ingest rate under a flood, measured by
+`benchmarks/ingest.py --alerts`). The child reads the database through its own
 connections, as a viewer console would, and is the listener owner's: it starts with `serve`,
 stops with it (SIGTERM to both, as systemd sends, or `serve` asking), and stops by itself when
 `serve` dies.
@@ -19,14 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
+import pickle
+import select
 import signal
+import subprocess
 import sys
 import threading
 import time
-from multiprocessing.connection import Connection
-from multiprocessing.connection import wait as wait_for
 from typing import Final
 
 from factory_tui.alert_actions import CLOSE_WAIT_S, AlertEvent
@@ -52,8 +53,9 @@ NICE: Final = 10
 
 
 def log_alert(event: AlertEvent) -> None:
-    """One log line per alert raised or cleared: `alert raised: camera_dark W3: no event...`."""
-    log.warning("alert %s: %s %s: %s", event.phase, event.kind, event.subject, event.details)
+    """One log line per alert raised or cleared:
+    `alert raised: camera_dark W3 (W3 (Ana): no event for 16 min)`."""
+    log.warning("alert %s: %s %s (%s)", event.phase, event.kind, event.subject, event.details)
 
 
 class HeadlessAlerts:
@@ -156,7 +158,12 @@ class AlertProcess:
     """`HeadlessAlerts` in a child process, kept running: a supervising thread starts it, and
     starts it again (after RESTART_S, doubling up to RESTART_MAX_S) if it ends or cannot open
     the database, so a crash or a database that is down for a while does not end alerting for
-    the rest of the run. `stop` asks it to end and waits a bounded time."""
+    the rest of the run. `stop` asks it to end and waits a bounded time.
+
+    The child is a fresh interpreter (`child_main`, not a fork of the listener's threads): it
+    reads the settings pickled on its stdin, answers `ready` (or `error ...`) on its stdout, and
+    stops when its stdin closes, which is how `stop` asks, and what happens when serve dies.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -164,15 +171,14 @@ class AlertProcess:
         """Children started (for tests and logs)."""
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._process: multiprocessing.process.BaseProcess | None = None
-        self._pipe: Connection | None = None
+        self._child: subprocess.Popen[bytes] | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def pid(self) -> int | None:
         """The running child's pid (None before it starts or once stopped)."""
         with self._lock:
-            return None if self._process is None else self._process.pid
+            return None if self._child is None else self._child.pid
 
     def start(self) -> None:
         """Start the child and its supervision; returns at once (the child opens the stores
@@ -187,93 +193,107 @@ class AlertProcess:
         kill it if it is still there after KILL_AFTER_S. Blocks: call it off the loop."""
         with self._lock:
             self._stopping.set()
-            process, pipe = self._process, self._pipe
-        if process is not None and pipe is not None:
-            with contextlib.suppress(OSError, ValueError):  # already gone
-                pipe.send("stop")
-            # Its sentinel, not join: the supervising thread is the one that reaps it.
-            if not wait_for([process.sentinel], KILL_AFTER_S):
-                log.warning("alerts: the alerts process did not stop in %g s; killed", KILL_AFTER_S)
-                process.kill()
-        if self._thread is not None:
+            child = self._child
+        if child is not None and child.stdin is not None:
+            with contextlib.suppress(OSError):
+                child.stdin.close()
+        if self._thread is None:
+            return
+        # The supervising thread reaps the child and returns once it is gone.
+        self._thread.join(KILL_AFTER_S)
+        if self._thread.is_alive() and child is not None:
+            log.warning("alerts: the alerts process did not stop in %g s; killed", KILL_AFTER_S)
+            child.kill()
             self._thread.join(KILL_AFTER_S)
 
     def _supervise(self) -> None:
         delay = RESTART_S
         while True:
-            spawned = self._spawn()
-            if spawned is None:
+            child = self._spawn()
+            if child is None:
                 return  # stopping
-            process, pipe = spawned
-            error = _wait_ready(pipe)
+            error = _wait_ready(child)
             if error is None:
                 delay = RESTART_S  # it ran: a later end starts the backoff afresh
-            process.join()
+            status = child.wait()
             with self._lock:
-                self._process = self._pipe = None
-            pipe.close()
+                self._child = None
+            if child.stdout is not None:
+                child.stdout.close()
             if self._stopping.is_set():
                 return
-            why = error or f"the alerts process ended (exit status {process.exitcode})"
+            why = error or f"the alerts process ended (exit status {status})"
             log.warning("alerts: %s; starting it again in %g s", why, delay)
             if self._stopping.wait(delay):
                 return
             delay = min(delay * 2, RESTART_MAX_S)
 
-    def _spawn(self) -> tuple[multiprocessing.process.BaseProcess, Connection] | None:
-        context = multiprocessing.get_context("spawn")  # no copy of the listener's threads
-        ours, theirs = context.Pipe()
-        process = context.Process(
-            target=run_child, args=(self.settings, theirs), name="factory-tui alerts"
-        )
+    def _spawn(self) -> subprocess.Popen[bytes] | None:
         with self._lock:
             if self._stopping.is_set():
                 return None
-            process.start()
-            self._process, self._pipe = process, ours
+            child = subprocess.Popen(
+                [sys.executable, "-c", CHILD_CODE],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,  # its one line, ready or not; its log goes to our stderr
+            )
+            self._child = child
             self.starts += 1
-        theirs.close()
-        return process, ours
+        assert child.stdin is not None
+        try:
+            child.stdin.write(pickle.dumps(self.settings))
+            child.stdin.flush()
+        except OSError:
+            pass  # it ended already: _wait_ready says so
+        return child
 
 
-def _wait_ready(pipe: Connection) -> str | None:
+CHILD_CODE: Final = "from factory_tui.console.headless import child_main; child_main()"
+
+
+def _wait_ready(child: subprocess.Popen[bytes]) -> str | None:
     """None once the child ticks, else why it does not (it then ends by itself)."""
-    try:
-        if not pipe.poll(START_WAIT_S):
-            return f"the alerts process did not start in {START_WAIT_S:g} s"
-        error: str | None = pipe.recv()
-    except (EOFError, OSError):
-        return "the alerts process ended as it started"
-    return error
+    assert child.stdout is not None
+    readable, _, _ = select.select([child.stdout], [], [], START_WAIT_S)
+    if not readable:
+        return f"the alerts process did not start in {START_WAIT_S:g} s"
+    line = child.stdout.readline().decode(errors="replace").strip()
+    if line == "ready":
+        return None
+    return line.removeprefix("error ") or "the alerts process ended as it started"
 
 
-def run_child(settings: Settings, pipe: Connection) -> None:
-    """The child's whole life: open, tell the parent, tick until told to stop (or SIGTERM, or
-    the parent gone), stop."""
+def child_main() -> None:
+    """The child's whole life: read the settings, open, say so, tick until stdin closes (serve
+    asks, or is gone) or SIGTERM comes (systemd signals every process of the unit), stop."""
     stop = threading.Event()
+    # Ctrl-C reaches the whole process group: serve stops us in its own time.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     # Below the listener: when the CPU is short, ingest gets it and the alerts catch up after.
     with contextlib.suppress(OSError):
         os.nice(NICE)
-    # Ctrl-C reaches the whole process group: serve stops us in its own time.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # systemd's stop signals every process of the unit at once.
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     logger = logging.getLogger("factory_tui")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    stdin = sys.stdin.buffer
+    try:
+        settings: Settings = pickle.load(stdin)
+    except EOFError:
+        return  # serve stopped before we started
     try:
         alerts = HeadlessAlerts.open(settings)
     except StoreError as error:
-        pipe.send(str(error))
-        return
-    pipe.send(None)
+        print(f"error {error}", flush=True)
+        sys.exit(1)
+    print("ready", flush=True)
     alerts.start()
 
     def watch_parent() -> None:
-        with contextlib.suppress(EOFError, OSError):
-            pipe.recv()  # "stop", or EOF when serve is gone
+        with contextlib.suppress(OSError):
+            stdin.read()  # returns at EOF: serve closed it, or serve is gone
         stop.set()
 
     threading.Thread(target=watch_parent, name="factory-tui parent", daemon=True).start()

@@ -288,7 +288,13 @@ def child_main() -> None:
     except StoreError as error:
         print(f"error {error}", flush=True)
         sys.exit(1)
-    print("ready", flush=True)
+    try:
+        print("ready", flush=True)
+    except BrokenPipeError:  # serve is gone already
+        # Python flushes stdout again at exit: point it at nothing (as its docs advise).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        alerts.stop()
+        return
     alerts.start()
 
     def watch_parent() -> None:

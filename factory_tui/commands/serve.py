@@ -79,8 +79,10 @@ def serve(
 
     Prints `listening on HOST:PORT` once bound (and, with `--http-port` or `[ingest.http] port`,
     `HTTP ingest on http://HOST:PORT/api/events`), then one line of counters a minute on stderr.
-    The ingest token comes from the config file or $FACTORY_TUI_TOKEN. With `[forward] url`
-    set, the site's events are forwarded to that central database in the background; with
+    The ingest token comes from the config file or $FACTORY_TUI_TOKEN. With `[ingest.mqtt] url`
+    set, it also subscribes to that MQTT broker (events acknowledged once stored). With
+    `[forward] url` set, the site's events are forwarded to that central database in the
+    background; with
     `[store] keep_days`, older events are deleted. A warning is logged while the database's
     disk is under 10 % free. Alerts are evaluated every `[metrics] tick_s` as in the console
     that owns the listener, by a child process: written to the alerts table, handed to

@@ -203,6 +203,40 @@ async def test_a_lost_broker_shows_down_and_is_reconnected_to(
     await proxy.stop()
 
 
+async def test_what_is_in_flight_when_the_broker_is_lost_is_not_acknowledged_and_comes_again(
+    tmp_path: Path, mqtt_url: str
+) -> None:
+    broker = parse_broker_url(mqtt_url)
+    proxy = _Proxy(broker.host, broker.port)
+    port = await proxy.reserve_port()
+    await proxy.start(port)
+    base = unique()
+    # A long batch delay holds the messages in the listener, received and not yet stored.
+    async with mqtt_listener(
+        tmp_path,
+        "db",
+        batch_delay_s=1.0,
+        url=f"mqtt://127.0.0.1:{port}",
+        topic=f"{base}/+/events",
+        client_id=unique(),
+        retry_max_s=1,
+    ) as (listener, ingest):
+        await wait_until(lambda: ingest.subscribed)
+        await publish(mqtt_url, [(f"{base}/W1/events", event_at(n)) for n in range(5)])
+        await wait_until(lambda: ingest.state().in_flight == 5)
+        assert listener.stats().accepted == 0
+        await proxy.stop()
+        await wait_until(lambda: ingest.state().down_s is not None)
+        assert ingest.state().in_flight == 0  # forgotten, not acknowledged
+        await wait_until(lambda: listener.stats().accepted == 5)  # stored all the same
+        await proxy.start(port)
+        # The broker sends the five again on the resumed session: stored once, acknowledged.
+        await wait_until(lambda: listener.stats().duplicates == 5, 15.0)
+        await wait_until(lambda: ingest.state().in_flight == 0)
+        assert ingest.state().messages == 10
+    await proxy.stop()
+
+
 class _Subscriber:
     """A plain paho subscriber collecting JSON messages (the dead-letter topic's reader)."""
 

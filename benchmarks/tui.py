@@ -36,6 +36,9 @@ from pathlib import Path
 from typing import Any, Final
 
 import psutil
+from rich.color import ColorSystem
+from rich.console import Console
+from textual._compositor import ChopsUpdate, LayoutUpdate
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -43,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 from factory_tui.config import Settings, demo_data  # noqa: E402
 from factory_tui.console.app import make_app  # noqa: E402
 from factory_tui.console.health import fixed_health  # noqa: E402
+from factory_tui.console.terminal_frames import TerminalShadow  # noqa: E402
 from factory_tui.ingest.simulator import CameraFleet, extend_roster  # noqa: E402
 from factory_tui.models import from_utc_us, now_us, parse_event, to_utc_us  # noqa: E402
 from factory_tui.records import HealthReading  # noqa: E402
@@ -121,6 +125,7 @@ async def measure_ticks(db: Path, settings: Settings, size: tuple[int, int]) -> 
     rows: list[int] = []
     painted: list[float] = []
     ui_cpu: list[float] = []
+    frames: list[ChopsUpdate | LayoutUpdate] = []
     display = app._display
 
     def timed_display(screen: Any, renderable: Any) -> None:
@@ -128,6 +133,8 @@ async def measure_ticks(db: Path, settings: Settings, size: tuple[int, int]) -> 
         # `renderable`; the paint is done when the driver has been written to.
         display(screen, renderable)
         painted.append(time.perf_counter())
+        if isinstance(renderable, ChopsUpdate | LayoutUpdate):
+            frames.append(renderable)
 
     app._display = timed_display  # type: ignore[method-assign]
 
@@ -177,6 +184,29 @@ async def measure_ticks(db: Path, settings: Settings, size: tuple[int, int]) -> 
     print(describe("UI thread (hand Snapshot down)", apply))
     print(describe("request to painted (whole tick)", whole))
     print(describe("UI thread CPU in that time", ui_cpu))
+    encode_cost(frames, size[0])
+
+
+def encode_cost(frames: list[ChopsUpdate | LayoutUpdate], width: int) -> None:
+    """What writing the run's frames costs (headless, the tick above wrote none): Textual's own
+    encoding beside TerminalShadow's (only changed cells, colour as differences)."""
+    console = Console(color_system="256", force_terminal=True, width=width)
+    shadow = TerminalShadow()
+    plain: list[float] = []
+    ours: list[float] = []
+    plain_bytes = our_bytes = 0
+    for frame in frames:
+        started = time.thread_time()
+        text = frame.render_segments(console)
+        plain.append(time.thread_time() - started)
+        started = time.thread_time()
+        encoded = shadow.encode(frame, ColorSystem.EIGHT_BIT)
+        ours.append(time.thread_time() - started)
+        plain_bytes += len(text.encode())
+        our_bytes += len(encoded.encode())
+    print(describe("frame encoding, Textual's", plain))
+    print(describe("frame encoding, TerminalShadow", ours))
+    print(f"  {'bytes of those frames':<34} {plain_bytes:,} -> {our_bytes:,}")
 
 
 def first_paint(workdir: Path, runs: int = 3) -> None:

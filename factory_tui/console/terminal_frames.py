@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Final
 
+from rich.cells import get_character_cell_size
 from rich.color import Color, ColorSystem
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
-from rich.segment import Segment
 from rich.style import Style
 from textual._compositor import ChopsUpdate, CompositorUpdate, LayoutUpdate
 from textual.strip import Strip
@@ -258,13 +258,13 @@ def _cells(strip: Strip, ascii_map: Mapping[str, str] | None = None) -> list[Cel
             continue
         if ascii_map is not None:
             for char in text:
-                width = Segment(char).cell_length
+                width = get_character_cell_size(char)
                 if width:
                     plain = char if char.isascii() else ascii_map.get(char, "?")
                     cells.extend([(plain, style)] * width)
             continue
         for char in text:
-            width = Segment(char).cell_length
+            width = get_character_cell_size(char)
             if width == 0:
                 continue  # a combining mark: joined to nothing here, dropped
             append((char, style))

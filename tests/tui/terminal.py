@@ -29,10 +29,16 @@ class Terminal:
         size: tuple[int, int] = (80, 24),
         *,
         ignore_hangup: bool = False,
+        term: str = "xterm-256color",
+        no_color: bool = False,
     ) -> None:
-        """`ignore_hangup`: start the child with SIGHUP ignored, as `nohup` does."""
+        """`ignore_hangup`: start the child with SIGHUP ignored, as `nohup` does; `term` and
+        `no_color`: the terminal it is told it runs on."""
         env = {key: value for key, value in os.environ.items() if not key.startswith("TEXTUAL")}
-        env["TERM"] = "xterm-256color"
+        env["TERM"] = term
+        env.pop("NO_COLOR", None)
+        if no_color:
+            env["NO_COLOR"] = "1"
         pid, fd = pty.fork()
         if pid == 0:  # the child: set the window size on its tty, then become factory-tui
             try:

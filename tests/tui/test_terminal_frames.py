@@ -10,6 +10,7 @@ and colour by colour.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from textual.strip import Strip
 from factory_tui.console.app import FactoryApp
 from factory_tui.console.terminal_frames import TerminalShadow, plain_terminal
 from tests.tui.conftest import ConsoleFactory, SetClock
+from tests.tui.terminal import FACTORY_TUI, Terminal
 
 SIZE = (120, 40)
 _TOKEN = re.compile(r"\x1b\[(\d+);(\d+)H|\x1b\[([0-9;]*)m|(\n)|([^\x1b\n]+)")
@@ -255,3 +257,25 @@ async def test_no_color_gets_plain_text_too(
     assert app.terminal_shadow.plain
     monkeypatch.delenv("NO_COLOR")
     assert not console().terminal_shadow.plain
+
+
+@pytest.mark.parametrize(("term", "no_color"), [("vt100", False), ("xterm-256color", True)])
+def test_the_real_console_on_a_plain_terminal_writes_ascii_without_colour(
+    tmp_path: Path, term: str, no_color: bool
+) -> None:
+    terminal = Terminal(
+        [FACTORY_TUI, "demo", "--port", "0"], tmp_path, size=(80, 24), term=term, no_color=no_color
+    )
+    try:
+        assert terminal.read_until(b"LIVE", timeout=60), terminal.output[-300:]
+        assert terminal.read_until(b"Ana Silva", timeout=30)
+        terminal.send(b"q")
+        terminal.drain()
+        terminal.wait()
+    finally:
+        terminal.close()
+    output = bytes(terminal.output)
+    assert output.isascii(), sorted({chr(byte) for byte in output if byte > 127})[:10]
+    colours = re.findall(rb"\x1b\[[0-9;]*(?:38|48|3[0-7]|4[0-7]|9[0-7]);?[0-9;]*m", output)
+    assert not colours, colours[:3]
+    assert b"+-" in output  # the tiles' borders, in ASCII

@@ -21,6 +21,7 @@ from factory_tui.console.screens.filtered_view import FilteredView
 from factory_tui.console.screens.sorted_table import SortedTableView
 from factory_tui.view_models import SiteRow, ViewData
 from factory_tui.widgets.formatting import MISSING, matches, percent, rate
+from factory_tui.widgets.headings import wrap_parts
 from factory_tui.widgets.table_rows import cell, fill_table, number
 from factory_tui.widgets.worker_grid import natural_key
 
@@ -169,7 +170,8 @@ class SitesScreen(FilteredView, SortedTableView[SiteSort]):
         )
         if self.filter_text:
             heading.append(f" · filter “{self.filter_text}” {len(shown)}/{len(sites)}", "bold")
-        self.query_one("#sites-heading", Static).update(heading)
+        # Wrapped between its parts at 80 columns, never inside one.
+        self.query_one("#sites-heading", Static).update(wrap_parts(heading, self.size.width - 2))
         fill_table(
             self.query_one(DataTable),
             [

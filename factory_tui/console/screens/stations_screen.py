@@ -19,6 +19,7 @@ from factory_tui.console.screens.sorted_table import SortedTableView
 from factory_tui.engine.snapshot import StationMetrics
 from factory_tui.view_models import ViewData
 from factory_tui.widgets.formatting import hours_minutes, percent, rate
+from factory_tui.widgets.headings import wrap_parts
 from factory_tui.widgets.table_rows import cell, fill_table, number
 from factory_tui.widgets.worker_grid import natural_key
 
@@ -125,7 +126,8 @@ class StationsScreen(SortedTableView[StationSort]):
             f" · sort {STATION_SORT_LABELS[self.sort_key]}",
             "dim",
         )
-        self.query_one("#stations-heading", Static).update(heading)
+        # Wrapped between its parts at 80 columns, never inside one.
+        self.query_one("#stations-heading", Static).update(wrap_parts(heading, self.size.width - 2))
         names = {worker.worker_id: worker.name for worker in snapshot.workers}
         rows = []
         for station in sort_stations(snapshot.stations, self.sort_key):

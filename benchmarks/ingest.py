@@ -325,20 +325,23 @@ def alerts_ratio(cases: list[tuple[int, int]], rounds: int) -> None:
     for connections, per_conn in cases:
         best = dict.fromkeys(modes, 0.0)
         rss = dict.fromkeys(modes, 0.0)
+        wal = dict.fromkeys(modes, 0.0)
         child_rss = 0.0
         for _ in range(rounds):
             for mode, extra in modes.items():
                 result = run_case(connections, per_conn, None, extra, hour)
                 best[mode] = max(best[mode], result["events_per_s"])
                 rss[mode] = max(rss[mode], result["peak_rss_mib"])
+                wal[mode] = max(wal[mode], result["wal_mib"])
                 if mode == "alerts on":
                     child_rss = max(child_rss, result["children_rss_mib"])
         off, on = best["alerts off"], best["alerts on"]
         print(
             f"serve, {connections} connection(s) x {per_conn:,} events, best of {rounds}: "
             f"alerts on {on:,.0f} events/s (peak RSS {rss['alerts on']:.0f} MiB, its alerts "
-            f"process {child_rss:.0f} MiB), alerts off {off:,.0f} events/s (peak RSS "
-            f"{rss['alerts off']:.0f} MiB): ratio on/off {on / off:.2f}"
+            f"process {child_rss:.0f} MiB, WAL {wal['alerts on']:.0f} MiB), alerts off "
+            f"{off:,.0f} events/s (peak RSS {rss['alerts off']:.0f} MiB, WAL "
+            f"{wal['alerts off']:.0f} MiB): ratio on/off {on / off:.2f}"
         )
 
 

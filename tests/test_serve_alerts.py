@@ -208,6 +208,10 @@ async def test_a_dark_camera_fires_the_action_raised_then_cleared(tmp_path: Path
         await serve.process.wait()
         # stderr ends once every process holding it has: the alerts process shares it.
         text = await log.end()
+    for _ in range(int(WAIT_S / POLL_S)):  # its last steps come after closing its files
+        if ended(child):
+            break
+        await asyncio.sleep(POLL_S)
     assert ended(child)
     assert len(lines) >= 2, f"no clear: {lines}\n{text}"
     first, second = lines[0], lines[1]

@@ -33,9 +33,9 @@ from typing import Final
 from factory_tui.alert_actions import CLOSE_WAIT_S, AlertEvent
 from factory_tui.config import Settings
 from factory_tui.console.alert_keeper import AlertKeeper
-from factory_tui.console.pipeline import Clock, TickPipeline
+from factory_tui.console.pipeline import MAX_BATCHES_PER_TICK, Clock, TickPipeline
 from factory_tui.models import now_us
-from factory_tui.storage import Store, StoreError, open_store
+from factory_tui.storage import READ_BATCH, Store, StoreError, open_store
 
 log = logging.getLogger("factory_tui.serve")
 
@@ -48,8 +48,8 @@ KILL_AFTER_S: Final = STOP_WAIT_S + CLOSE_WAIT_S + 5.0
 RESTART_S: Final = 2.0
 """Wait before starting an ended alerts process again (doubled each time it fails to run)."""
 RESTART_MAX_S: Final = 60.0
-NICE: Final = 10
-"""The child's niceness over serve's: a CPU-bound box gives ingest about nine parts in ten."""
+CATCH_UP_ROWS: Final = MAX_BATCHES_PER_TICK * READ_BATCH
+"""More rows behind than one tick reads: that tick holds the alerts."""
 
 
 def log_alert(event: AlertEvent) -> None:
@@ -75,6 +75,9 @@ class HeadlessAlerts:
         self._thread: threading.Thread | None = None
         self._failing: str | None = None
         """The last tick's error, logged once until a tick succeeds again."""
+        self._holding = False
+        """Too far behind the store: a tick would evaluate stale figures (dark cameras that
+        only look dark because their rows are not read yet), so alerts wait."""
 
     @classmethod
     def open(cls, settings: Settings, *, clock: Clock = now_us) -> HeadlessAlerts:
@@ -118,7 +121,13 @@ class HeadlessAlerts:
 
     def _tick(self) -> None:
         try:
-            result = self.pipeline.tick()
+            behind = self._backlog()
+            if behind > CATCH_UP_ROWS and not self._holding:
+                log.warning("alerts: held while %d stored rows are read in", behind)
+            elif behind <= CATCH_UP_ROWS and self._holding:
+                log.info("alerts: caught up, evaluated again")
+            self._holding = behind > CATCH_UP_ROWS
+            result = self.pipeline.tick(evaluate_alerts=not self._holding)
         except StoreError as error:
             self._failed(f"alerts: the database cannot be read: {error}")
             return
@@ -146,6 +155,13 @@ class HeadlessAlerts:
                 result.new_rows,
                 active,
             )
+
+    def _backlog(self) -> int:
+        """Rows stored past the cursor (0 before the warm start, which reads what it needs)."""
+        if not self.pipeline.loaded:
+            return 0
+        newest = self.pipeline.read(lambda store: store.max_event_id())
+        return 0 if newest is None else max(newest - self.pipeline.cursor, 0)
 
     def _failed(self, why: str) -> None:
         """Log a failure once, not every tick while it lasts."""
@@ -270,9 +286,13 @@ def child_main() -> None:
     # Ctrl-C reaches the whole process group: serve stops us in its own time.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    # Below the listener: when the CPU is short, ingest gets it and the alerts catch up after.
-    with contextlib.suppress(OSError):
-        os.nice(NICE)
+    # Below everything: CPU time the box has spare. Under a flood ingest keeps the CPU and the
+    # alerts catch up after (held meanwhile if a tick cannot); a site box is mostly idle.
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):  # not Linux
+        with contextlib.suppress(OSError):
+            os.nice(19)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     logger = logging.getLogger("factory_tui")

@@ -34,6 +34,7 @@ from factory_tui.console.pipeline import TickPipeline
 from factory_tui.ingest.simulator import CameraFleet, extend_roster
 from factory_tui.models import parse_event, to_utc_us
 from factory_tui.storage import SqliteStore
+from factory_tui.warm_start import load_engine, previous_window, shift_window
 
 S: Final = 1_000_000
 DAY_US: Final = 24 * 3600 * S
@@ -49,6 +50,25 @@ def floor_settings(db: Path, workers: int) -> Settings:
     data["workers"] = [{"id": entry.id, "name": entry.name} for entry in roster]
     data["store"] = {"path": str(db)}
     return Settings.model_validate(data)
+
+
+def same_as_reloaded(pipeline: TickPipeline, db: Path, at_us: int) -> bool:
+    """The figures of the window on screen and of the previous one equal those of an engine
+    loaded from the store for that window (`load_engine`, as `report` does)."""
+    settings = pipeline.settings
+    shown = shift_window(settings, at_us)
+    with SqliteStore.open(db, read_only=True) as store:
+        for window in (shown.so_far, previous_window(settings, shown)):
+            loaded = load_engine(store, settings, window, at_us, until_us=at_us)
+            mine = pipeline.engine.snapshot(window, at_us)
+            theirs = loaded.snapshot(window, at_us)
+            if (mine.workers, mine.stations, mine.factory) != (
+                theirs.workers,
+                theirs.stations,
+                theirs.factory,
+            ):
+                return False
+    return True
 
 
 def run_child(days: int, workers: int, step_s: int, prune: bool) -> None:
@@ -86,6 +106,7 @@ def run_child(days: int, workers: int, step_s: int, prune: bool) -> None:
                     pipeline.tick()
                     tick_s += time.perf_counter() - started
                     ticks += 1
+                exact = same_as_reloaded(pipeline, db, now[0])
                 gc.collect()
                 engine = pipeline.engine
                 print(
@@ -98,6 +119,7 @@ def run_child(days: int, workers: int, step_s: int, prune: bool) -> None:
                             "columns": engine.nbytes(),
                             "tick_ms": 1000 * tick_s / ticks,
                             "wall_s": time.perf_counter() - start_wall,
+                            "exact": exact,
                         }
                     ),
                     flush=True,
@@ -145,12 +167,13 @@ def main() -> None:
     kept = child_days(options.baseline_days, options.workers, options.step, prune=False)
     print(
         f"{'day':>4} {'events stored':>14} {'RSS':>8} {'held':>10} {'columns':>8} "
-        f"{'tick':>8}   {'RSS, no pruning':>15} {'held':>10}"
+        f"{'tick':>8} {'exact':>6}   {'RSS, no pruning':>15} {'held':>10}"
     )
     for row in pruned:
+        exact = "yes" if row["exact"] else "NO"
         line = (
             f"{row['day']:>4} {row['stored']:>14,} {mb(row['rss']):>8} {row['held']:>10,} "
-            f"{mb(row['columns']):>8} {row['tick_ms']:>6.0f} ms"
+            f"{mb(row['columns']):>8} {row['tick_ms']:>6.0f} ms {exact:>6}"
         )
         if row["day"] <= len(kept):
             other = kept[row["day"] - 1]
@@ -170,6 +193,10 @@ def main() -> None:
             f"RSS on day {last['day']} / RSS on day 1: {last['rss'] / first['rss']:.2f} "
             f"(held events: {last['held']:,} of {last['stored']:,} stored)"
         )
+    print(
+        "exact: the shown and the previous window's figures equal those of an engine loaded "
+        "from the store (load_engine), at each day's end"
+    )
     print(f"cpu: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
 
 

@@ -84,8 +84,8 @@ class TestEventLog:
         stored line first, W5's low-confidence (0.41) working event stamped 10:02:00, then W5's
         product counts of 10:25, 10:20 and so on; every row received 10:30:00, model
         yolo-v8.2, camera —. The rejected table below is empty and titled "(last 0; 0 since
-        start)"; under it "Audit trail, newest first (last 0; connections, refusals, TLS and auth
-        failures)" over an empty table with columns At, What, Peer, Detail."""
+        start)"; under it "Audit trail, newest first (last 0)" on one line over an empty table
+        with columns At, What, Peer, Detail."""
         assert snap_compare(console(), terminal_size=SIZE, run_before=open_view("3"))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
@@ -20,11 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 
 from factory_tui.config import load_settings
+from factory_tui.console import headless
+from factory_tui.console.headless import HeadlessAlerts
 from factory_tui.console.pipeline import TickPipeline
 from factory_tui.console.services import ConsoleServices
 from factory_tui.engine.alerts import CAMERA_DARK
+from factory_tui.ingest.protocol import parse_row
 from factory_tui.models import iso_utc, now_us
 from factory_tui.records import AlertRecord
 from factory_tui.storage import open_store
@@ -255,3 +260,32 @@ async def test_sigterm_does_not_wait_for_a_hung_action(tmp_path: Path) -> None:
         assert "alert actions: stopped with" in text
     finally:
         os.kill(hung, signal.SIGKILL)
+
+
+def test_a_tick_too_far_behind_holds_the_alerts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rows not read yet would make their cameras look dark: such a tick evaluates nothing."""
+    db = tmp_path / "factory.db"
+    config = write_config(tmp_path, recorder(tmp_path / "got.jsonl"))
+    settings = load_settings(config, environ={}, overrides={"store.path": db})
+    seen_us = now_us()
+    clock = [seen_us]
+    alerts = HeadlessAlerts.open(settings, clock=lambda: clock[0])
+    writer = open_store(db)
+    try:
+        alerts.tick()  # the warm start, on nothing
+        writer.insert_rows([parse_row(event_now(f"W{n % 6 + 1}"), UTC, seen_us) for n in range(12)])
+        clock[0] = seen_us + 60 * 1_000_000  # every camera silent a minute: dark if judged
+        monkeypatch.setattr(headless, "CATCH_UP_ROWS", 5)
+        with caplog.at_level(logging.INFO, logger="factory_tui"):
+            alerts.tick()  # 12 rows behind: they are read in, nothing is judged
+            assert writer.alerts() == []
+            alerts.tick()  # caught up: judged
+        dark = sorted(a.subject for a in writer.alerts() if a.kind == CAMERA_DARK)
+        assert dark == ["W1", "W2", "W3", "W4", "W5", "W6"]
+        assert "alerts: held while 12 stored rows are read in" in caplog.text
+        assert "alerts: caught up, evaluated again" in caplog.text
+    finally:
+        alerts.stop()
+        writer.close()

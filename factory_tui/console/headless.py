@@ -48,6 +48,8 @@ KILL_AFTER_S: Final = STOP_WAIT_S + CLOSE_WAIT_S + 5.0
 RESTART_S: Final = 2.0
 """Wait before starting an ended alerts process again (doubled each time it fails to run)."""
 RESTART_MAX_S: Final = 60.0
+NICE: Final = 10
+"""The child's niceness: where CPU is short, it gets about a tenth of what serve gets."""
 CATCH_UP_ROWS: Final = MAX_BATCHES_PER_TICK * READ_BATCH
 """More rows behind than one tick reads: that tick holds the alerts."""
 
@@ -83,12 +85,12 @@ class HeadlessAlerts:
     def open(cls, settings: Settings, *, clock: Clock = now_us) -> HeadlessAlerts:
         """The stores and the pipeline for our site; raises StoreError (one sentence)."""
         location, site = settings.store.location, settings.site.id
-        reader = open_store(location, read_only=True, site=site)
-        writer: Store | None = None
+        # The writable one first: it creates (or migrates) the schema the reader attaches to.
+        writer: Store = open_store(location, durability=settings.store.durability, site=site)
         try:
-            writer = open_store(location, durability=settings.store.durability, site=site)
+            reader = open_store(location, read_only=True, site=site)
         except StoreError:
-            reader.close()
+            writer.close()
             raise
         keeper = AlertKeeper(settings, writer, announce=log_alert)
         # serve's /metrics reads its own per-model figures: the tick needs no tally of them.
@@ -113,13 +115,14 @@ class HeadlessAlerts:
     def _run(self) -> None:
         next_at = time.monotonic()
         while not self._stop.is_set():
-            self._tick()
+            self.tick()
             # A fixed rate; a tick longer than tick_s is followed by the next at once.
             next_at = max(next_at + self.tick_s, time.monotonic())
             if self._stop.wait(next_at - time.monotonic()):
                 break
 
-    def _tick(self) -> None:
+    def tick(self) -> None:
+        """One tick, as the thread runs them: errors are logged (once), never raised."""
         try:
             behind = self._backlog()
             if behind > CATCH_UP_ROWS and not self._holding:
@@ -286,13 +289,11 @@ def child_main() -> None:
     # Ctrl-C reaches the whole process group: serve stops us in its own time.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    # Below everything: CPU time the box has spare. Under a flood ingest keeps the CPU and the
-    # alerts catch up after (held meanwhile if a tick cannot); a site box is mostly idle.
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):  # not Linux
-        with contextlib.suppress(OSError):
-            os.nice(19)
+    # Below the listener: when the CPU is short, ingest gets most of it and the alerts catch up
+    # after (held meanwhile if a tick cannot). Not idle priority: a reader starved in the middle
+    # of its read holds the WAL's checkpoints back, and the writer pays for that.
+    with contextlib.suppress(OSError):
+        os.nice(NICE)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     logger = logging.getLogger("factory_tui")

@@ -41,7 +41,9 @@ from rich.console import Console
 from textual._compositor import ChopsUpdate, LayoutUpdate
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# After PYTHONPATH: `PYTHONPATH=/tmp/base .venv/bin/python benchmarks/tui.py` measures another
+# tree (a worktree of an earlier commit) with this same script, for a before/after.
+sys.path.append(str(ROOT))
 
 from factory_tui.config import Settings, demo_data  # noqa: E402
 from factory_tui.console.app import make_app  # noqa: E402
@@ -56,7 +58,7 @@ from tests.tui.terminal import FACTORY_TUI, Terminal  # noqa: E402
 WORKERS = 200
 SHIFT_START = datetime(2025, 3, 4, 6, 0, tzinfo=UTC)
 AT = SHIFT_START + timedelta(hours=4, minutes=30)
-TICKS = 30
+TICKS = 60
 SPEED = 10.0
 CPU_SECONDS = 10.0
 
@@ -123,36 +125,65 @@ async def measure_ticks(db: Path, settings: Settings, size: tuple[int, int]) -> 
     whole: list[float] = []
     drawn: list[int] = []
     rows: list[int] = []
-    painted: list[float] = []
     ui_cpu: list[float] = []
     frames: list[ChopsUpdate | LayoutUpdate] = []
+    # Where a tick's time goes: stamps (perf_counter) of its stages, and the worker's own CPU.
+    stages: dict[str, list[float]] = {
+        name: [] for name in ("to_worker", "worker_cpu", "to_ui", "to_paint")
+    }
+    worker: dict[str, float] = {}
+    handled: list[float] = []
+    painted = asyncio.Event()
+    paints: list[float] = []
     display = app._display
 
     def timed_display(screen: Any, renderable: Any) -> None:
         # The compositor renders the changed regions (our render_line) while building
         # `renderable`; the paint is done when the driver has been written to.
         display(screen, renderable)
-        painted.append(time.perf_counter())
+        paints.append(time.perf_counter())
+        painted.set()
         if isinstance(renderable, ChopsUpdate | LayoutUpdate):
             frames.append(renderable)
 
     app._display = timed_display  # type: ignore[method-assign]
+    finish_tick = app._finish_tick
+
+    def timed_finish(sequence: int, error: str | None) -> None:
+        handled.append(time.perf_counter())  # the end of the UI thread's hand-down
+        finish_tick(sequence, error)
+
+    app._finish_tick = timed_finish  # type: ignore[method-assign]
 
     async def paint_after(moment: float) -> float:
-        for _ in range(2000):  # bounded: 10 s
-            later = [stamp for stamp in painted if stamp > moment]
+        # Waits on an event the paint sets: polling would wake the UI thread and take the GIL
+        # from the worker thread while it computes.
+        for _ in range(100):  # bounded: 100 paints
+            later = [stamp for stamp in paints if stamp > moment]
             if later:
                 return later[0]
-            await asyncio.sleep(0.005)
+            painted.clear()
+            await asyncio.wait_for(painted.wait(), timeout=10)
         raise TimeoutError("no paint after the tick")
 
     async with app.run_test(size=size):
         started = time.perf_counter()
         await app.tick_now()
-        first = await paint_after(time.perf_counter()) - started
+        first = await paint_after(handled[-1]) - started
         assert app.snapshot is not None
         first_rows = app.snapshot.total_events
         assert app.listener is not None
+        pipeline = app.pipeline
+        assert pipeline is not None
+        pipeline_tick = pipeline.tick
+
+        def timed_tick(**options: Any) -> Any:
+            worker["start"], cpu = time.perf_counter(), time.thread_time()
+            result = pipeline_tick(**options)
+            worker["cpu"], worker["end"] = time.thread_time() - cpu, time.perf_counter()
+            return result
+
+        pipeline.tick = timed_tick  # type: ignore[method-assign]
         for _ in range(TICKS):
             step = int(SPEED * 1_000_000)
             lines = fleet.events_between(now[0], now[0] + step)
@@ -163,7 +194,9 @@ async def measure_ticks(db: Path, settings: Settings, size: tuple[int, int]) -> 
             started = time.perf_counter()
             cpu_started = time.thread_time()
             await app.tick_now()
-            whole.append(await paint_after(time.perf_counter()) - started)
+            done = handled[-1]
+            paint = await paint_after(done)
+            whole.append(paint - started)
             # CPU of the UI thread alone: what the load of a shared machine does not inflate.
             ui_cpu.append(time.thread_time() - cpu_started)
             timing = app.last_timing
@@ -172,6 +205,10 @@ async def measure_ticks(db: Path, settings: Settings, size: tuple[int, int]) -> 
             apply.append(timing.apply_s)
             rows.append(timing.new_rows)
             drawn.append(app.grid.tiles_drawn - before)
+            stages["to_worker"].append(worker["start"] - started)
+            stages["worker_cpu"].append(worker["cpu"])
+            stages["to_ui"].append(done - timing.apply_s - worker["end"])
+            stages["to_paint"].append(paint - done)
         columns = app.grid.columns
         visible = columns * (app.grid.scrollable_content_region.height // 6 + 1)
     print(f"\nTick at {size[0]}x{size[1]} ({columns} columns, ~{visible} tiles visible):")
@@ -180,10 +217,15 @@ async def measure_ticks(db: Path, settings: Settings, size: tuple[int, int]) -> 
         f"  per tick: {statistics.mean(rows):.0f} new rows, "
         f"{statistics.mean(drawn):.1f} tiles drawn (of {WORKERS})"
     )
-    print(describe("worker thread (read+engine+snap)", compute))
-    print(describe("UI thread (hand Snapshot down)", apply))
     print(describe("request to painted (whole tick)", whole))
-    print(describe("UI thread CPU in that time", ui_cpu))
+    print("  of which, in order:")
+    print(describe("  request to worker thread start", stages["to_worker"]))
+    print(describe("  worker thread (read+engine+snap)", compute))
+    print(describe("    its CPU", stages["worker_cpu"]))
+    print(describe("  worker done to UI thread taking it", stages["to_ui"]))
+    print(describe("  UI thread (hand Snapshot down)", apply))
+    print(describe("  handed down to painted", stages["to_paint"]))
+    print(describe("UI thread CPU, request to painted", ui_cpu))
     encode_cost(frames, size[0])
 
 

@@ -25,6 +25,7 @@ worker does both).
 from __future__ import annotations
 
 import gc
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from itertools import compress, islice, repeat
@@ -433,12 +434,38 @@ class Engine:
 
     @staticmethod
     def _activity(timeline: WorkerTimeline, at_us: int) -> tuple[float, ...]:
-        """Working fraction of each of the last 12 five-minute buckets before `at`, oldest first."""
-        origin = at_us - ACTIVITY_BUCKETS * ACTIVITY_BUCKET_US
-        marks = [
-            timeline.working_before(origin + number * ACTIVITY_BUCKET_US)
-            for number in range(ACTIVITY_BUCKETS + 1)
-        ]
+        """Working fraction of each of the last 12 five-minute buckets before `at`, oldest first.
+
+        `WorkerTimeline.working_before` at the 13 bucket edges, inlined into one pass: the
+        edges rise, so each search starts where the previous one ended (the console's tick
+        takes this for every worker: it was about 60 % of a 200-worker Snapshot).
+        """
+        ts, lost = timeline.ts, timeline.lost
+        run_start, run_code, run_work = timeline.run_start, timeline.run_code, timeline.run_work
+        n, gap = len(ts), timeline.max_gap_us
+        marks: list[int] = []
+        index = run = 0
+        mark = at_us - ACTIVITY_BUCKETS * ACTIVITY_BUCKET_US
+        for _ in range(ACTIVITY_BUCKETS + 1):
+            index = bisect_right(ts, mark, index) - 1
+            if index < 0:
+                marks.append(0)
+                index = 0
+            else:
+                run = bisect_right(run_start, index, run) - 1
+                total = run_work[run]
+                code = run_code[run]
+                if code >= 0 and code & 3 == WORKING:
+                    # The run's whole intervals before `index`, then interval `index` cut here.
+                    first = run_start[run]
+                    start = ts[index]
+                    end = start + gap
+                    if index + 1 < n and ts[index + 1] < end:
+                        end = ts[index + 1]
+                    total += (start - ts[first]) - (lost[index] - lost[first])
+                    total += (mark if mark < end else end) - start
+                marks.append(total)
+            mark += ACTIVITY_BUCKET_US
         return tuple(
             (marks[number + 1] - marks[number]) / ACTIVITY_BUCKET_US
             for number in range(ACTIVITY_BUCKETS)

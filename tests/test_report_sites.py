@@ -11,7 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from factory_tui.cli import app
-from tests.tui.fleet import fill_fleet
+from factory_tui.models import parse_event
+from factory_tui.storage import SqliteStore
+from tests.tui.fleet import fill_fleet, site_lines, site_settings
+from tests.tui.floor import AT_US
 
 runner = CliRunner()
 AT = "2025-03-04T10:30:00Z"
@@ -68,6 +71,34 @@ def test_an_unknown_site_is_one_sentence(fleet_db: Path) -> None:
     assert result.exit_code != 0
     assert "site 'nope' is not in" in result.output
     assert "austin, north, pune" in result.output
+
+
+@pytest.mark.parametrize(
+    ("command", "way_out"),
+    [(["report"], ", or report them all with --all-sites"), (["export", "events"], "")],
+)
+def test_no_site_named_on_a_fleet_database_is_one_sentence_not_an_empty_floor(
+    fleet_db: Path, command: list[str], way_out: str
+) -> None:
+    # The configured site (main) is not among them: an empty report would read as an idle floor.
+    result = runner.invoke(app, [*command, "--db", str(fleet_db)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"factory-tui: {fleet_db} holds sites austin, north, pune and not 'main': "
+        f"say which with --site (or [site] id){way_out}"
+    )
+
+
+def test_a_database_of_one_other_site_is_reported_as_that_site(tmp_path: Path) -> None:
+    path = tmp_path / "pune.db"
+    settings = site_settings(str(path), "pune")
+    with SqliteStore.open(path) as base:
+        store = base.scoped("pune")
+        store.describe_site(settings.site.label, settings.site_description(), AT_US)
+        store.upsert_roster(settings.roster_workers(), settings.roster_workstations())
+        store.insert_batch([parse_event(line) for line in site_lines("pune")], AT_US)
+    data = json.loads(run("report", "--db", str(path), "--at", AT, "--format", "json"))
+    assert {w["name"] for w in data["workers"]} == {"Ravi Kumar", "Priya Nair"}
 
 
 def test_export_reads_one_site(fleet_db: Path) -> None:

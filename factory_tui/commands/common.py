@@ -127,9 +127,13 @@ def open_store(settings: Settings, *, read_only: bool = False) -> Store:
         fail(str(error))
 
 
-def for_site(settings: Settings, site_id: str | None) -> Settings:
+def for_site(settings: Settings, site_id: str | None, *, other_choice: str = "") -> Settings:
     """The settings of site `site_id` (None: ours) as the database describes it: its name,
-    time zone, shifts, max_gap_s and roster, which its box recorded or forwarded."""
+    time zone, shifts, max_gap_s and roster, which its box recorded or forwarded.
+
+    With no `site_id`, a database that holds one other site alone means that one; one that
+    holds several others is a mistake to say (an empty report would look like an idle floor).
+    `other_choice` names a further way out in that message (`report --all-sites`)."""
     wanted = settings.site.id if site_id is None else site_id
     with open_store(settings, read_only=True) as store:
         try:
@@ -137,15 +141,21 @@ def for_site(settings: Settings, site_id: str | None) -> Settings:
         except StoreError as error:
             fail(str(error))
     known = {site.id: site for site in sites}
+    if site_id is None and wanted not in known and len(known) == 1:
+        wanted = next(iter(known))
     if wanted in known:
         site = known[wanted]
         return settings.for_site(site.id, site.name, site.description)
-    if site_id is None or not known:
+    if not known:
         return settings
-    fail(
-        f"site {site_id!r} is not in {storage.mask_url(str(settings.store.location))} "
-        f"(its sites: {', '.join(sorted(known))})"
-    )
+    where = storage.mask_url(str(settings.store.location))
+    listed = ", ".join(sorted(known))
+    if site_id is None:
+        fail(
+            f"{where} holds sites {listed} and not {wanted!r}: say which with --site "
+            f"(or [site] id){other_choice}"
+        )
+    fail(f"site {site_id!r} is not in {where} (its sites: {listed})")
 
 
 def all_sites(settings: Settings) -> list[Settings]:

@@ -473,7 +473,7 @@ def report(
         reports = [_site_report(item, at, start, end, shift, day) for item in all_sites(loaded)]
         _print_sites(reports, output)
         return
-    settings = for_site(loaded, site)
+    settings = for_site(loaded, site, other_choice=", or report them all with --all-sites")
     window, at_us = _report_window(settings, at, start, end, shift, day)
     if html is not None:
         write_html_report(settings, window, at_us, html)

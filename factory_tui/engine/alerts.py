@@ -190,6 +190,9 @@ def drift_evidence(model: ModelDrift, settings: DriftSettings, by_hand: bool) ->
 
 
 def _span(seconds: float) -> str:
+    # Seconds under a minute: thresholds may be set that short, and "0 min" says nothing.
+    if seconds < 60:
+        return f"{int(seconds)} s"
     minutes = int(seconds // 60)
     if minutes < 60:
         return f"{minutes} min"

@@ -184,6 +184,20 @@ def test_durations_read_in_minutes_then_hours(silent_s: int, text: str) -> None:
     assert alert.details == f"W1 (Ana): no event for {text}"
 
 
+@pytest.mark.parametrize(("silent_s", "text"), [(31.5, "31 s"), (59.9, "59 s"), (60, "1 min")])
+def test_spans_under_a_minute_read_in_seconds(silent_s: float, text: str) -> None:
+    # A floor may set thresholds of seconds: "no event for 0 min" would say nothing.
+    (alert,) = evaluate_alerts(
+        snapshot(5000 + silent_s, worker("W1", "unobserved", 5000)),
+        (),
+        max_gap_s=30,
+        idle_s=30,
+        in_shift=True,
+        idle_since_of=lambda worker_id: None,
+    )
+    assert alert.details == f"W1 (Ana): no event for {text}"
+
+
 def test_missing_drift_figures_read_n_a() -> None:
     model = ModelDrift("m3", 10, 0.5, 0.9, None, True, 50.0, None, True)
     alerts = evaluate(snapshot(3000), [model])

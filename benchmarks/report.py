@@ -13,8 +13,9 @@ and prints the report's time as a ratio to the floor (target at most 2.5x) and i
 (target under 250 MB; the floor's beside it). Then the insert rate of `Store.insert_rows` into a
 new SQLite file (the first `--insert-events`, 5,000 a batch) and the file's bytes per event.
 
-`--baseline DIR` (a checkout, e.g. `git worktree add /tmp/old HEAD~5`) times that checkout's
-report and inserts in the same run, over a copy of the events its own store writes.
+`--baseline DIR` (a folder holding an older factory_tui/, e.g. from
+`git archive 971f34f factory_tui | tar -x -C /tmp/old`) times that version's report and inserts
+in the same run, over a copy of the events its own store writes.
 
     python benchmarks/report.py                  # 1M events, both backends (5-10 minutes)
     python benchmarks/report.py --events 200000 --no-pg

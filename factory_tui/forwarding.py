@@ -322,8 +322,9 @@ class Forwarder:
         self, stop: threading.Event, *, once: bool = False, give_up_after: int | None = None
     ) -> ForwardTally:
         """Forward until `stop` is set (with `once`: until caught up), retrying failures after
-        a backoff; returns the tally. With `give_up_after`, that many failures in a row raise
-        ForwardError instead. Both stores are opened in this thread and closed on return."""
+        a backoff; returns the tally. With `give_up_after`, that many failures in a row (or one
+        refusal by the central database) raise ForwardError instead. Both stores are opened in
+        this thread and closed on return."""
         self._started = self._monotonic()
         self._reader = _ReadAhead(self.source, self.site_id, self.batch_size)
         failures = 0
@@ -334,7 +335,10 @@ class Forwarder:
                 except _Failure as failure:
                     failures += 1
                     self._failed(failure)
-                    if give_up_after is not None and failures >= give_up_after:
+                    # A refusal (no such database, a newer schema) will not pass by itself:
+                    # a run that is to give up does so at once rather than after the retries.
+                    refused = failure.side == "central" and not failure.unreachable
+                    if give_up_after is not None and (failures >= give_up_after or refused):
                         behind = self.state().behind
                         waiting = "its events" if behind is None else f"{behind:,} events"
                         raise ForwardError(

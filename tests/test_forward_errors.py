@@ -19,7 +19,7 @@ import pytest
 from factory_tui.forwarding import Forwarder, ForwardError
 from factory_tui.storage import StoreError, StoreUnreachable, open_store
 from factory_tui.storage.postgres import _connect_options
-from tests.test_forwarding import fill, fleet_lines, site_settings
+from tests.test_forwarding import fill, fleet_lines, run_forward, site_settings
 
 
 def closed_port() -> int:
@@ -81,3 +81,13 @@ def test_connections_carry_keepalives_unless_the_url_sets_its_own() -> None:
     assert "keepalives_idle" not in own
     assert "tcp_user_timeout" not in own
     assert own["keepalives_count"] > 0
+
+
+async def test_forward_once_gives_up_at_the_first_refusal(tmp_path: Path, pg_url: str) -> None:
+    settings = site_settings(tmp_path / "site.db", "pune")
+    fill(settings, fleet_lines(settings, 0.25))
+    target = with_database(pg_url, "no_such_database_here")
+    code, _, err = await run_forward("--once", "--db", str(tmp_path / "site.db"), "--to", target)
+    assert code == 1
+    assert err.count("; retrying") == 1  # not six attempts: a retry would not cure it
+    assert err.splitlines()[-1].startswith("factory-tui: gave up: cannot connect to")

@@ -37,7 +37,7 @@ from factory_tui.ingest.listener import Listener
 from factory_tui.ingest.simulator import CameraFleet
 from factory_tui.models import NewEventRow, RosterEntry, to_utc_us
 from factory_tui.records import ForwardState
-from factory_tui.storage import Store, StoreError, open_store
+from factory_tui.storage import Store, StoreUnreachable, open_store
 from factory_tui.warm_start import load_engine
 from tests.demo_config import write_demo_config
 from tests.ingest.conftest import ServeProcess, start_cli
@@ -285,7 +285,7 @@ class _LostAcknowledgement:
         statuses = self._store.insert_fresh_rows(rows)
         if not self.failed:
             self.failed = True
-            raise StoreError("database error: server closed the connection unexpectedly")
+            raise StoreUnreachable("database unreachable: server closed the connection")
         return list(statuses)
 
 

@@ -147,8 +147,12 @@ class IngestClient:
         """What may be wrong when a TLS listener drops us before any reply."""
         # A listener that wants client certificates closes a TLS connection without a good
         # one, and asyncio mostly reports its alert as a plain close or reset.
-        if self.tls is None or replies:
+        if replies:
             return ""
+        if self.tls is None:
+            # A TLS port drops a plain client at its first line (the listener's audit says
+            # "wrong version number"); nothing on this side tells that apart from a crash.
+            return "; if the listener uses TLS ([ingest] tls_cert), send with --tls (--cafile)"
         return (
             "; a listener that wants a client certificate does this to a camera without one "
             "(--cert/--key) or with one its CA did not sign"
@@ -168,9 +172,15 @@ class IngestClient:
             try:
                 data = await asyncio.wait_for(self._reader.read(READ_CHUNK_BYTES), self.timeout_s)
             except TimeoutError:
+                # A one-way port ([ingest] one_way_port) stores lines and answers none.
+                one_way = (
+                    "; a one-way port answers nothing: send to the listener's main port"
+                    if not replies
+                    else ""
+                )
                 raise ClientError(
                     f"no reply from {self.host}:{self.port} for {self.timeout_s:g} s "
-                    f"({len(replies)} of {count} answered)",
+                    f"({len(replies)} of {count} answered){one_way}",
                     replies,
                 ) from None
             except ssl.SSLError as error:

@@ -83,3 +83,16 @@ async def test_a_listener_stopping_mid_send_leaves_the_answered_replies(
     assert answered == [{"status": "accepted"}] * len(answered)
     assert listener.stats().accepted == len(answered)
     assert not client.connected
+
+
+async def test_no_reply_at_all_points_to_the_one_way_port(start_listener: Any) -> None:
+    # A one-way port stores lines and answers none: a client waiting there is told why.
+    listener = await start_listener(ingest__one_way_port=0)
+    assert listener.one_way_port is not None
+    client = IngestClient("127.0.0.1", listener.one_way_port, timeout_s=0.5)
+    await client.connect()
+    with pytest.raises(ClientError) as raised:
+        await client.send([event_at(1)])
+    await client.close()
+    await listener.stop()
+    assert "a one-way port answers nothing" in str(raised.value)

@@ -78,6 +78,18 @@ async def test_plain_tcp_to_a_tls_port_is_refused(
     assert detail.startswith("TLS handshake failed")
 
 
+async def test_a_plain_client_dropped_by_a_tls_port_is_pointed_to_tls(
+    start_listener: StartListener, pki: Pki
+) -> None:
+    listener = await tls_listener(start_listener, pki)
+    client = IngestClient("127.0.0.1", listener.port)
+    with pytest.raises(ClientError) as raised:
+        await connect_and_send(client)
+    await client.close()
+    await listener.stop()
+    assert "send with --tls" in str(raised.value)
+
+
 async def test_a_client_that_does_not_trust_the_listener_is_told_so(
     start_listener: StartListener, pki: Pki
 ) -> None:

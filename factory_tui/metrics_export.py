@@ -500,6 +500,19 @@ def with_bearer_token(app: WsgiApp, token: str) -> WsgiApp:
     return guarded
 
 
+def only_metrics_path(app: WsgiApp) -> WsgiApp:
+    """`app` at `/metrics` alone: another path is 404, not the figures (a typo in a scrape
+    config should fail loudly, and nothing else answers here)."""
+
+    def routed(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "") == "/metrics":
+            return app(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"404: the figures are at /metrics\n"]
+
+    return routed
+
+
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
         """Scrapes every 15 s are not worth a log line each."""
@@ -532,6 +545,7 @@ class MetricsServer:
         app: WsgiApp = make_wsgi_app(self.registry)
         if self.token:
             app = with_bearer_token(app, self.token)
+        app = only_metrics_path(app)
         try:
             family = socket.getaddrinfo(host, self._requested_port, type=socket.SOCK_STREAM)[0][0]
 

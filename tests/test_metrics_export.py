@@ -435,6 +435,19 @@ def test_a_token_guards_metrics_and_is_required_off_loopback() -> None:
     assert "process_resident_memory_bytes" in text
 
 
+def test_only_the_metrics_path_answers() -> None:
+    server = MetricsServer(FloorCollector("porto", lambda: None), "127.0.0.1", 0)
+    server.start()
+    try:
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metricz", timeout=10)
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10) as ok:
+            assert ok.status == 200
+    finally:
+        server.stop()
+    assert missing.value.code == 404
+
+
 def test_rejection_reasons() -> None:
     assert rejection_reason('auth: first line must be {"auth":"<token>"}') == "auth"
     assert rejection_reason("worker_id: 'W9' is not in the roster") == "unknown_id"

@@ -173,8 +173,11 @@ def ended(process: psutil.Process) -> bool:
 
 
 async def stop(serve: ServeProcess, log: Log) -> tuple[int, str]:
-    """SIGTERM, then serve's exit status and its whole log (bounded waits)."""
+    """SIGTERM to serve and its alerts process at once, as systemd's stop sends it to every
+    process of the unit; then serve's exit status and its whole log (bounded waits)."""
+    child = alerts_child(serve)
     serve.process.send_signal(signal.SIGTERM)
+    child.send_signal(signal.SIGTERM)
     status = await asyncio.wait_for(serve.process.wait(), WAIT_S)
     return status, await log.end()
 

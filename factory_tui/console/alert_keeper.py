@@ -121,7 +121,7 @@ class AlertKeeper:
         """A supervisor's key: raise retrain_suggested for the model by hand, or clear a
         hand-raised one. Takes effect on the next tick; returns what happened in words."""
         if self.writer is None and not self.in_memory:
-            return "only the console that owns the listener raises alerts (this one views)"
+            return "only the process that owns the listener (serve or a console) raises alerts"
         with self._hand_lock:
             if model_version in self._by_hand:
                 self._by_hand.discard(model_version)

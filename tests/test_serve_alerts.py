@@ -11,6 +11,7 @@ a real command action (a Python child writing what it got to a file).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -175,9 +176,11 @@ def ended(process: psutil.Process) -> bool:
 async def stop(serve: ServeProcess, log: Log) -> tuple[int, str]:
     """SIGTERM to serve and its alerts process at once, as systemd's stop sends it to every
     process of the unit; then serve's exit status and its whole log (bounded waits)."""
-    child = alerts_child(serve)
+    children = psutil.Process(serve.process.pid).children()  # none with --no-alerts
     serve.process.send_signal(signal.SIGTERM)
-    child.send_signal(signal.SIGTERM)
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.send_signal(signal.SIGTERM)
     status = await asyncio.wait_for(serve.process.wait(), WAIT_S)
     return status, await log.end()
 

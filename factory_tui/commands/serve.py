@@ -38,7 +38,7 @@ from factory_tui.metrics_export import (
     on_loop,
 )
 from factory_tui.retention import BackgroundRetention
-from factory_tui.storage import mask_url
+from factory_tui.storage import OwnerClaim, StoreError, claim_owner, mask_url
 
 log = logging.getLogger("factory_tui.serve")
 
@@ -108,7 +108,23 @@ def serve(
 
 
 async def _serve(settings: Settings, log_every: float) -> str | None:
-    """Run until SIGINT/SIGTERM; a one-sentence error when the listener cannot start."""
+    """Own the database, then serve until SIGINT/SIGTERM; a one-sentence error when another
+    process owns it (naming it) or the listener cannot start."""
+    # The claim comes first: a second serve on the same database (any port) must touch
+    # nothing, and a killed owner's claim is gone with it (storage.claim).
+    try:
+        claim = await asyncio.to_thread(claim_owner, settings.store.location, settings.site.id)
+    except StoreError as error:
+        return str(error)
+    try:
+        return await _serve_owned(settings, log_every, claim)
+    finally:
+        await asyncio.to_thread(claim.release)
+
+
+async def _serve_owned(settings: Settings, log_every: float, claim: OwnerClaim) -> str | None:
+    """Run until SIGINT/SIGTERM, holding `claim`; a one-sentence error when the listener
+    cannot start."""
     forwarder: BackgroundForwarder | None = None
     if settings.forward.url is not None:
         try:
@@ -120,6 +136,7 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
         await listener.start()
     except ListenerError as error:
         return str(error)
+    await asyncio.to_thread(claim.announce, listener.host, listener.port)
     # On stdout, for whoever started us (a script waiting for the port); logs go to stderr.
     print(f"listening on {listener.host}:{listener.port}", flush=True)
     http_ingest: HttpIngest | None = None
@@ -163,8 +180,8 @@ async def _serve(settings: Settings, log_every: float) -> str | None:
     if retention is not None:
         retention.start()
     log.info("database %s; Ctrl-C stops", mask_url(str(listener.store_path)))
-    # Owning the listener makes us the one process that raises this database's alerts (a
-    # console opened beside us finds the port taken and only views the table). They tick in a
+    # Owning the database makes us the one process that raises its alerts (a console opened
+    # beside us, on any port, finds the claim taken and only views the table). They tick in a
     # child process of their own: their CPU does not come out of ingest's.
     headless = AlertProcess(settings) if settings.alerts.in_serve else None
     if headless is not None:

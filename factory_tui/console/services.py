@@ -3,9 +3,10 @@ port, viewer mode), the stores its tick pipeline reads and writes, the simulator
 forwarder to a central database (`[forward] url`), retention (`[store] keep_days`), and their
 orderly stop.
 
-The console that owns the ingest port runs the `Listener` in the app's event loop (its commits
-run in the listener's own thread); a console that finds the port held by another factory-tui on
-the same database becomes a read-only viewer of that database.
+The console that owns the database runs the `Listener` in the app's event loop (its commits
+run in the listener's own thread); a console that finds the database owned by another
+factory-tui (its claim, `storage.claim_owner`, held: whatever port either was given) becomes a
+read-only viewer of that database.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from factory_tui.console.health import HealthReader
 from factory_tui.console.pipeline import Clock, TickPipeline
 from factory_tui.forwarding import BackgroundForwarder, Forwarder, ForwardError
 from factory_tui.ingest.http_ingest import HttpIngest, HttpIngestError
-from factory_tui.ingest.listener import Listener, ListenerError, PortInUseError
+from factory_tui.ingest.listener import Listener, ListenerError
 from factory_tui.ingest.mqtt_client import MqttError
 from factory_tui.ingest.mqtt_ingest import MqttIngest
 from factory_tui.metrics_export import (
@@ -38,7 +39,7 @@ from factory_tui.metrics_export import (
 )
 from factory_tui.records import ForwardState, MqttState
 from factory_tui.retention import BackgroundRetention
-from factory_tui.storage import Store, StoreError, open_store
+from factory_tui.storage import OwnerClaim, OwnerTaken, Store, StoreError, claim_owner, open_store
 from factory_tui.view_models import ViewData
 
 Role = Literal["console", "viewer"]
@@ -86,6 +87,8 @@ class ConsoleServices:
         self.settings = settings
         self.role: Role = role
         self.listener: Listener | None = None
+        self.claim: OwnerClaim | None = None
+        """This process's claim on the database (held from start to stop by the owner only)."""
         self.forwarder: BackgroundForwarder | None = None
         """Ships the site's events to `forward.url` (only the console owning the listener)."""
         self.retention: BackgroundRetention | None = None
@@ -209,18 +212,26 @@ class ConsoleServices:
         self.metrics_http = server
 
     async def _start_listener(self, path: Path | str) -> None:
+        """Own the database and listen, or become a viewer when another process owns it.
+
+        The claim, not the port, decides: two processes on one database with different ports
+        would otherwise both ingest, forward, run retention and fire every alert action.
+        """
+        try:
+            claim = await asyncio.to_thread(claim_owner, path, self.settings.site.id)
+        except OwnerTaken:
+            self.role = "viewer"
+            return
+        except StoreError as error:
+            raise StartError(str(error)) from None
         listener = Listener(self.settings, path)
         try:
             await listener.start()
-        except PortInUseError as error:
-            port = self.settings.ingest.port
-            pid = await asyncio.to_thread(live_owner, path, port) if port else None
-            if pid is None:
-                raise StartError(str(error)) from None
-            self.role = "viewer"
-            return
-        except ListenerError as error:
+        except ListenerError as error:  # a port taken now is not a factory-tui's on this db
+            await asyncio.to_thread(claim.release)
             raise StartError(str(error)) from None
+        await asyncio.to_thread(claim.announce, listener.host, listener.port)
+        self.claim = claim
         self.listener = listener
 
     def start_feed(self) -> bool:
@@ -293,3 +304,5 @@ class ConsoleServices:
             await asyncio.to_thread(self.retention.stop)
         if self.pipeline is not None:
             await asyncio.to_thread(self.pipeline.close)
+        if self.claim is not None:  # last: nothing of ours writes to the database any more
+            await asyncio.to_thread(self.claim.release)

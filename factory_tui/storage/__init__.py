@@ -19,6 +19,7 @@ from factory_tui.storage.base import (
     StoreUnreachable,
     UnitsBucket,
 )
+from factory_tui.storage.claim import OwnerClaim, OwnerTaken, claim_owner
 from factory_tui.storage.sqlite import SCHEMA_VERSION, SqliteStore
 from factory_tui.storage.urls import is_postgres_url, mask_url
 
@@ -32,6 +33,8 @@ __all__ = [
     "AlertCondition",
     "Durability",
     "InsertStatus",
+    "OwnerClaim",
+    "OwnerTaken",
     "PostgresStore",
     "ReadOnlyError",
     "RowError",
@@ -40,6 +43,7 @@ __all__ = [
     "StoreError",
     "StoreUnreachable",
     "UnitsBucket",
+    "claim_owner",
     "is_postgres_url",
     "mask_url",
     "open_store",

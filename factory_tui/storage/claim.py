@@ -1,0 +1,64 @@
+"""One owner per database: the claim a process takes before it listens, and holds while it runs.
+
+The owner is the one process that ingests, forwards, runs retention and raises alerts for a
+database (for each site, on a shared PostgreSQL). Its claim is a lock the operating system or
+the server drops with the process, so a process killed with SIGKILL never leaves a stale owner:
+on SQLite an flock on a small file beside the database (`<db>.owner`, `sqlite_claim.py`), on
+PostgreSQL a session advisory lock keyed by schema and site (`postgres_claim.py`). A process
+that cannot take it gets `OwnerTaken`, naming the owner as far as it is known.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Protocol
+
+from factory_tui.storage.base import StoreError
+from factory_tui.storage.urls import is_postgres_url
+
+
+class OwnerTaken(StoreError):
+    """Another process owns the database (or the site): the message names it as far as known."""
+
+
+class OwnerClaim(Protocol):
+    """A held claim: `announce` records where the owner listens, `release` gives it up."""
+
+    def announce(self, host: str, port: int) -> None:
+        """Record the owner's listening address for whoever is refused (blocking)."""
+
+    def release(self) -> None:
+        """Give the claim up (idempotent; the process ending gives it up too)."""
+
+
+def claim_owner(location: Path | str, site: str) -> OwnerClaim:
+    """Take the claim on the database at `location` (on PostgreSQL: on its site `site`).
+
+    Raises OwnerTaken when another process holds it, StoreError when it cannot be taken at
+    all (a folder that does not exist, a server that cannot be reached). Blocking.
+    """
+    if is_postgres_url(location):
+        from factory_tui.storage.postgres_claim import AdvisoryClaim
+
+        return AdvisoryClaim.take(str(location), site)
+    from factory_tui.storage.sqlite_claim import FileClaim
+
+    return FileClaim.take(Path(location))
+
+
+def describe_self(address: tuple[str, int] | None = None) -> str:
+    """How a refused process names this one: its pid and machine, and where it listens."""
+    text = f"pid {os.getpid()} on {socket.gethostname()}"
+    if address is not None:
+        text += f", listening on {address[0]}:{address[1]}"
+    return text
+
+
+def describe_meta(owner: tuple[int, str, int] | None) -> str:
+    """The owner as the `meta` table records it (the last listener that started)."""
+    if owner is None:
+        return "another factory-tui process"
+    pid, host, port = owner
+    return f"pid {pid}, listening on {host}:{port}"

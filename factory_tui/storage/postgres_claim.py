@@ -1,0 +1,114 @@
+"""The owner's claim on a site of a PostgreSQL database: a session advisory lock.
+
+The lock is held by a connection of its own, kept open while the owner runs; the server drops
+it when that session ends (the process exits or is killed, or the link is cut). Its key is
+the schema and the site, so each site of a shared database has its own owner, and two
+factory databases in two schemas of one server database do not block each other. The holder
+names itself in its session's application_name, which a refused process reads back through
+pg_locks and pg_stat_activity.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from typing import Any, Final, Self
+
+import psycopg
+
+from factory_tui.storage.base import StoreError
+from factory_tui.storage.claim import OwnerTaken, describe_self
+from factory_tui.storage.postgres import (
+    CONNECT_TIMEOUT_S,
+    _connect_options,
+    _connect_refusal,
+    _one_line,
+)
+from factory_tui.storage.urls import mask_url
+
+NAMESPACE: Final = 0x66745455
+"""The first key of every factory-tui advisory lock ("ftTU"), apart from other programs'."""
+NAME_PREFIX: Final = "factory-tui owner: "
+NAME_MAX_BYTES: Final = 63
+"""PostgreSQL keeps this much of an application_name (NAMEDATALEN - 1)."""
+
+_HOLDER: Final = (
+    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND l.classid::bigint = %s AND l.objid::bigint = %s"
+)
+
+
+def site_key(schema: str, site: str) -> int:
+    """The second key of a site's lock: a stable 31-bit hash of its schema and id."""
+    digest = hashlib.blake2b(f"{schema}\0{site}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") & 0x7FFFFFFF
+
+
+def session_name(text: str) -> str:
+    """`text` as an application_name the server keeps whole (cut at a character)."""
+    name = (NAME_PREFIX + text).encode()[:NAME_MAX_BYTES]
+    return name.decode(errors="ignore")
+
+
+class AdvisoryClaim:
+    """A held advisory lock on one site (implements `OwnerClaim`)."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn: psycopg.Connection[Any] | None = conn
+
+    @classmethod
+    def take(cls, url: str, site: str) -> Self:
+        """Lock the site on a connection of its own, or raise OwnerTaken naming the holder."""
+        masked = mask_url(url)
+        try:
+            conn = psycopg.connect(
+                url,
+                autocommit=True,
+                connect_timeout=int(os.environ.get("PGCONNECT_TIMEOUT", CONNECT_TIMEOUT_S)),
+                application_name=session_name(describe_self()),
+                **_connect_options(url),
+            )
+        except psycopg.Error as error:
+            refusal = _connect_refusal(error)
+            raise type(refusal)(f"cannot connect to {masked}: {refusal}") from None
+        try:
+            row = conn.execute("SELECT coalesce(current_schema(), '')").fetchone()
+            key = site_key(row[0] if row else "", site)
+            got = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (NAMESPACE, key)).fetchone()
+            if got is None or not got[0]:
+                holder = conn.execute(_HOLDER, (NAMESPACE, key)).fetchone()
+                name = str(holder[0]) if holder and holder[0] else ""
+                raise OwnerTaken(
+                    f"another factory-tui owns site {site!r} of {masked} "
+                    f"({name.removeprefix(NAME_PREFIX) or 'a process on another session'}); "
+                    "stop it first, or open the console beside it as a viewer"
+                )
+        except psycopg.Error as error:
+            conn.close()
+            raise StoreError(
+                f"cannot claim site {site!r} of {masked}: {_one_line(error)}"
+            ) from None
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn)
+
+    def announce(self, host: str, port: int) -> None:
+        """Name this process and its address in the lock's session (for whoever is refused)."""
+        if self._conn is None:
+            return
+        # The lock is the claim; its name is only a courtesy to whoever is refused.
+        with contextlib.suppress(psycopg.Error):
+            self._conn.execute(
+                "SELECT set_config('application_name', %s, false)",
+                (session_name(describe_self((host, port))),),
+            )
+
+    def release(self) -> None:
+        """End the lock's session (the server drops the lock with it)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()

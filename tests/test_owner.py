@@ -1,0 +1,205 @@
+"""One owner per database: the process that takes the claim (storage.claim_owner) listens,
+forwards, runs retention and raises alerts; a console that finds it taken is a read-only viewer
+whatever port it was given, a second `serve` exits with one line naming the owner, and a
+killed owner leaves no claim behind.
+
+Real parts: `serve` in subprocesses on a SQLite file and on PostgreSQL (pg_url), real TCP,
+a real command action; the console's own start-up (ConsoleServices) in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from factory_tui.config import load_settings
+from factory_tui.console.pipeline import TickPipeline
+from factory_tui.console.services import ConsoleServices
+from factory_tui.engine.alerts import CAMERA_DARK
+from factory_tui.models import now_us
+from factory_tui.storage import OwnerTaken, claim_owner, open_store
+from factory_tui.storage.sqlite_claim import owner_file
+from tests.ingest.conftest import ServeProcess
+from tests.test_serve_alerts import Log, lines_of, recorder, send_now, stop, write_config
+
+WAIT_S = 30.0
+"""Upper bound of each wait (never reached when things work)."""
+POLL_S = 0.05
+
+
+async def refused_serve(*args: str) -> tuple[int, str]:
+    """Run a `serve` expected to refuse: its exit status and stderr (bounded)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "factory_tui",
+        "serve",
+        "--port",
+        "0",
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, err = await asyncio.wait_for(process.communicate(), WAIT_S)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode, err.decode(errors="replace")
+
+
+def site_config(tmp_path: Path, site: str) -> Path:
+    path = tmp_path / f"{site}.toml"
+    path.write_text(f'[site]\nid = "{site}"\n')
+    return path
+
+
+async def test_a_console_beside_serve_on_other_ports_is_a_viewer_and_actions_fire_once(
+    tmp_path: Path,
+) -> None:
+    """The QA case: serve and a console on one database, different ports (the config's
+    one_way_port too, which made the console fail 'already in use'): one raise, one action."""
+    out = tmp_path / "got.jsonl"
+    db = tmp_path / "factory.db"
+    config = write_config(tmp_path, recorder(out))
+    config.write_text(config.read_text() + "[ingest]\none_way_port = 0\n")
+    serve = await ServeProcess.start("--config", str(config), "--db", str(db))
+    log = Log(serve)
+    services: ConsoleServices | None = None
+    try:
+        await log.wait_for("one-way port")
+        found = re.search(r"one-way port .* on \S+:(\d+)", log.text())
+        assert found is not None, log.text()
+        settings = load_settings(
+            config,
+            environ={},
+            overrides={
+                "store.path": db,
+                "ingest.port": 0,
+                "ingest.one_way_port": int(found.group(1)),
+            },
+        )
+        services = ConsoleServices(settings, role="console", feeder=None)
+        pipeline = await services.start(now_us, None)
+        assert services.role == "viewer"
+        assert services.listener is None
+        assert isinstance(pipeline, TickPipeline)
+        assert pipeline.alerts.writer is None
+        assert pipeline.alerts.actions is None
+        await send_now(serve.port)
+        # The viewer ticks all along, before and after serve raises camera_dark.
+        shown: tuple[object, ...] = ()
+        for _ in range(int(WAIT_S / POLL_S)):
+            result = await asyncio.to_thread(pipeline.tick)
+            assert result is not None
+            shown = tuple((a.kind, a.subject) for a in result.view.alerts.active)
+            if shown and lines_of(out):
+                break
+            await asyncio.sleep(POLL_S)
+        assert shown == ((CAMERA_DARK, "W1"),)
+        for _ in range(5):
+            await asyncio.to_thread(pipeline.tick)
+    finally:
+        if services is not None:
+            await services.stop()
+        status, text = await stop(serve, log)  # waits for serve's queued actions
+    assert status == 0, text
+    assert [line["event"] for line in lines_of(out)] == ["raised"]
+    assert text.count("alert raised: camera_dark W1") == 1
+
+
+async def test_a_second_serve_on_another_port_exits_naming_the_owner(tmp_path: Path) -> None:
+    db = tmp_path / "factory.db"
+    first = await ServeProcess.start("--db", str(db))
+    try:
+        status, err = await refused_serve("--db", str(db))
+        store = open_store(db, read_only=True)
+        try:
+            recorded = store.owner()
+        finally:
+            store.close()
+    finally:
+        await first.kill()
+    assert status != 0
+    assert len(err.strip().splitlines()) == 1, err
+    assert "another factory-tui owns" in err
+    assert f"pid {first.process.pid}" in err
+    assert f":{first.port}" in err
+    # The refused one touched nothing: the database still names the first as its listener.
+    assert recorded is not None
+    assert recorded[0] == first.process.pid
+    assert recorded[2] == first.port
+
+
+async def test_a_killed_owner_leaves_no_claim(tmp_path: Path) -> None:
+    db = tmp_path / "factory.db"
+    first = await ServeProcess.start("--db", str(db))
+    await first.kill()  # kill -9: nothing of its own runs to release the claim
+    assert owner_file(db).exists()
+    second = await ServeProcess.start("--db", str(db))
+    try:
+        assert f"pid {second.process.pid}" in owner_file(db).read_text()
+    finally:
+        await second.kill()
+
+
+def test_the_claim_is_held_until_released(tmp_path: Path) -> None:
+    db = tmp_path / "factory.db"
+    claim = claim_owner(db, "main")
+    try:
+        claim.announce("127.0.0.1", 7878)
+        with pytest.raises(OwnerTaken, match=r"listening on 127\.0\.0\.1:7878"):
+            claim_owner(db, "main")
+        with pytest.raises(OwnerTaken):
+            claim_owner(db, "another-site")  # on SQLite the owner is the file's
+    finally:
+        claim.release()
+    again = claim_owner(db, "main")
+    again.release()
+
+
+async def test_postgres_each_site_has_its_own_owner(pg_url: str, tmp_path: Path) -> None:
+    north, south = site_config(tmp_path, "north"), site_config(tmp_path, "south")
+    first = await ServeProcess.start("--config", str(north), "--db", pg_url)
+    try:
+        other_site = await ServeProcess.start("--config", str(south), "--db", pg_url)
+        try:
+            status, err = await refused_serve("--config", str(north), "--db", pg_url)
+        finally:
+            await other_site.kill()
+    finally:
+        await first.kill()
+    assert status != 0
+    assert len(err.strip().splitlines()) == 1, err
+    assert "another factory-tui owns site 'north'" in err
+    assert f"pid {first.process.pid}" in err
+    assert f":{first.port}" in err
+    # Killed: the server ends its session and the lock with it (it reads the socket's end).
+    for _ in range(int(WAIT_S / POLL_S)):
+        try:
+            claim = claim_owner(pg_url, "north")
+        except OwnerTaken:
+            await asyncio.sleep(POLL_S)
+            continue
+        claim.release()
+        break
+    else:
+        raise AssertionError("the killed owner's advisory lock was never released")
+
+
+def test_postgres_a_site_is_claimed_once(pg_url: str) -> None:
+    claim = claim_owner(pg_url, "north")
+    try:
+        with pytest.raises(OwnerTaken, match="site 'north'"):
+            claim_owner(pg_url, "north")
+        claim_owner(pg_url, "south").release()
+    finally:
+        claim.release()
+    claim_owner(pg_url, "north").release()

@@ -115,7 +115,9 @@ async def test_a_console_beside_serve_on_other_ports_is_a_viewer_and_actions_fir
     assert text.count("alert raised: camera_dark W1") == 1
 
 
-async def test_a_second_serve_on_another_port_exits_naming_the_owner(tmp_path: Path) -> None:
+async def test_a_second_serve_exits_naming_the_owner_until_the_owner_is_killed(
+    tmp_path: Path,
+) -> None:
     db = tmp_path / "factory.db"
     first = await ServeProcess.start("--db", str(db))
     try:
@@ -126,7 +128,7 @@ async def test_a_second_serve_on_another_port_exits_naming_the_owner(tmp_path: P
         finally:
             store.close()
     finally:
-        await first.kill()
+        await first.kill()  # kill -9: nothing of its own runs to release the claim
     assert status != 0
     assert len(err.strip().splitlines()) == 1, err
     assert "another factory-tui owns" in err
@@ -136,12 +138,7 @@ async def test_a_second_serve_on_another_port_exits_naming_the_owner(tmp_path: P
     assert recorded is not None
     assert recorded[0] == first.process.pid
     assert recorded[2] == first.port
-
-
-async def test_a_killed_owner_leaves_no_claim(tmp_path: Path) -> None:
-    db = tmp_path / "factory.db"
-    first = await ServeProcess.start("--db", str(db))
-    await first.kill()  # kill -9: nothing of its own runs to release the claim
+    # The killed owner left its file but no claim: a new serve owns the database at once.
     assert owner_file(db).exists()
     second = await ServeProcess.start("--db", str(db))
     try:
@@ -169,22 +166,25 @@ async def test_postgres_each_site_has_its_own_owner(pg_url: str, tmp_path: Path)
     north, south = site_config(tmp_path, "north"), site_config(tmp_path, "south")
     first = await ServeProcess.start("--config", str(north), "--db", pg_url)
     try:
+        # Another site of the same database has an owner of its own.
         other_site = await ServeProcess.start("--config", str(south), "--db", pg_url)
         try:
-            status, err = await refused_serve("--config", str(north), "--db", pg_url)
+            # The same site does not; the refusal names the owner (its session's name).
+            with pytest.raises(OwnerTaken) as refused:
+                await asyncio.to_thread(claim_owner, pg_url, "north")
         finally:
             await other_site.kill()
     finally:
         await first.kill()
-    assert status != 0
-    assert len(err.strip().splitlines()) == 1, err
-    assert "another factory-tui owns site 'north'" in err
-    assert f"pid {first.process.pid}" in err
-    assert f":{first.port}" in err
-    # Killed: the server ends its session and the lock with it (it reads the socket's end).
+    message = str(refused.value)
+    assert "another factory-tui owns site 'north'" in message
+    assert f"pid {first.process.pid}" in message
+    assert f":{first.port}" in message
+    # Killed: the server ends its session and the lock with it (once it reads the socket's
+    # end, which takes a moment: bounded).
     for _ in range(int(WAIT_S / POLL_S)):
         try:
-            claim = claim_owner(pg_url, "north")
+            claim = await asyncio.to_thread(claim_owner, pg_url, "north")
         except OwnerTaken:
             await asyncio.sleep(POLL_S)
             continue

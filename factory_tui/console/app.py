@@ -304,6 +304,7 @@ class FactoryApp(App[None]):
         """Tell the tick what the screen now on top needs, and feed a view screen at once."""
         if screen is not self.screen or self.pipeline is None:
             return  # delivered late: a later change put another screen on top (it is told too)
+        self._update_title()  # a fleet's title names the open site, none on the Sites list
         if isinstance(screen, ViewScreen):
             self.pipeline.needs = screen.needs
             if self.view_data is not None:
@@ -340,6 +341,8 @@ class FactoryApp(App[None]):
         site = (
             self.pipeline.settings.site.label if isinstance(self.pipeline, FleetPipeline) else None
         )
+        if any(isinstance(screen, SitesScreen) for screen in self.screen_stack):
+            site = None  # the Sites list: no site is open
         self.sub_title = subtitle(self.role, demo=self._demo, paused=self.paused, site=site)
 
     def watch_role(self) -> None:

@@ -57,11 +57,11 @@ ASCII: Final[dict[str, str]] = {
     "·": ".",
     "•": "*",
     "▁": "_",
-    "▂": ".",
+    "▂": ",",  # not "." (· unobserved in the timeline legend)
     "▃": "-",
     "▄": "~",
     "▅": "=",
-    "▆": "+",
+    "▆": "%",  # not "+" (▒ idle in the timeline legend)
     "▇": "*",
     "▌": "#",
     "▍": "#",

@@ -4,6 +4,10 @@ Views refresh their tables every tick. Rebuilding a table moves its cursor back 
 so `fill_table` updates changed cells in place when the rows are the same ones in the same
 order, and otherwise rebuilds it with the cursor put back on the row it was on.
 
+Newest-first lists (the event log, recent alerts) are live while the user has not moved: the
+newest rows stay in sight with the cursor on the first. Once the user has moved down (or scrolled
+away) the rows in sight hold still, and `fill_table` says how many newer rows arrived above them.
+
 It also widens the columns for the new cells at once. DataTable measures them only when it is
 next idle, and does not redraw what it drew before that: a screen refresh in between (a table
 sized to its rows shows just its header until then) left the header with the old widths, out
@@ -21,9 +25,19 @@ Row = tuple[str, Sequence[Text]]
 """A row's key and its cells (rich Text: data is never parsed as markup)."""
 
 
-def fill_table(table: DataTable[Text], rows: Sequence[Row], *, elastic: Sequence[int] = ()) -> None:
+def fill_table(
+    table: DataTable[Text],
+    rows: Sequence[Row],
+    *,
+    elastic: Sequence[int] = (),
+    newest_first: bool = False,
+) -> int:
     """Show `rows` in `table`, keeping the cursor on the same row key where it still exists;
-    the `elastic` columns are cut to fit the table's width (see `fit_width`)."""
+    the `elastic` columns are cut to fit the table's width (see `fit_width`).
+
+    With `newest_first`, a table whose cursor is on its first row and not scrolled stays live
+    (cursor and view on the newest row); otherwise the view holds still. Returns the number of
+    rows that arrived above a held view (0 when live)."""
     if elastic:
         rows = fit_width(table, rows, elastic)
     keys = [key for key, _ in rows]
@@ -36,20 +50,37 @@ def fill_table(table: DataTable[Text], rows: Sequence[Row], *, elastic: Sequence
             for column_key, new, before in zip(columns, cells, old, strict=False):
                 if new != before:
                     table.update_cell(key, column_key, new, update_width=True)
-        return
+        return 0
     cursor_key: str | None = None
     cursor_row = table.cursor_row
     if table.row_count and 0 <= cursor_row < table.row_count:
         cursor_key = table.ordered_rows[cursor_row].key.value
     scroll_y = table.scroll_y
+    live = newest_first and cursor_row <= 0 and scroll_y <= 0
+    arrived = 0
+    if newest_first and not live:
+        shown = set(ordered)
+        while arrived < len(keys) and keys[arrived] not in shown:
+            arrived += 1
+        scroll_y += arrived  # rows are one line high: the same rows stay in sight
     table.clear()
     for key, cells in rows:
         table.add_row(*cells, key=key)
     if not keys:
-        return
-    target = keys.index(cursor_key) if cursor_key in keys else min(cursor_row, len(keys) - 1)
+        return arrived
+    if live:
+        target = 0
+    elif cursor_key in keys:
+        target = keys.index(cursor_key)
+    else:
+        target = min(cursor_row + arrived, len(keys) - 1)
     table.move_cursor(row=max(0, target), animate=False, scroll=False)
     table.scroll_to(y=scroll_y, animate=False, immediate=True)
+    if newest_first:
+        # Moving the cursor scrolls it into view once the new rows are measured; put the view
+        # back where it belongs after that (before, it followed the old rows down: a frozen log).
+        table.call_after_refresh(table.scroll_to, y=scroll_y, animate=False, immediate=True)
+    return arrived
 
 
 def fit_width(

@@ -79,8 +79,8 @@ class TestStations:
 
 class TestEventLog:
     def test_event_log(self, snap_compare: SnapCompare, console: ConsoleFactory) -> None:
-        """Heading "Event log · 0.0 ev/s · accepted 0 · duplicates 0 · rejected 0 · 0 connections
-        (since this console started)"; "Accepted events, newest first (last 200)": the last
+        """Heading "Event log · 0.0 ev/s · since start: accepted 0 · duplicates 0 · rejected 0 ·
+        0 connected now"; "Accepted events, newest first (last 200)": the last
         stored line first, W5's low-confidence (0.41) working event stamped 10:02:00, then W5's
         product counts of 10:25, 10:20 and so on; every row received 10:30:00, model
         yolo-v8.2, camera —. The rejected table below is empty and titled "(last 0; 0 since

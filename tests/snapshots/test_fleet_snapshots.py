@@ -29,9 +29,10 @@ async def first_tick(pilot: Pilot[None]) -> None:
 
 class TestFleet:
     def test_sites_view(self, snap_compare: SnapCompare, tmp_path: Path) -> None:
-        """Title "factory-tui — viewer (read-only) · site North plant" (the console's own site,
-        whose floor is under the list); heading "Sites · 3 sites ·
-        125 units · 3 alerts · sort site"; three rows, the cursor on austin: austin Austin
+        """Title "factory-tui — viewer (read-only)" (no site is open on the Sites list);
+        heading "Sites · 3 sites · 125 units · 3 alerts · sort site", under it the dim legend
+        "W I A U: workers working, idle, absent, unobserved now · Age: since last event";
+        three rows, the cursor on austin: austin Austin
         Shift C (04:30 in Chicago), W I A U "1 0 0 0", age 15m (its camera's last heartbeat was
         10:15, the limit of max_gap), 0 alerts; north North plant Shift A, the fixture morning:
         W I A U "2 1 1 2", 106 units, 23.6 units/h, 93%, 2 alerts;

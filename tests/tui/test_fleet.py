@@ -86,6 +86,7 @@ async def test_the_console_opens_on_the_sites_and_enter_opens_a_floor(fleet_db: 
         screen = app.screen
         assert isinstance(screen, SitesScreen)
         assert screen.shown_ids == ("austin", "north", "pune")
+        assert "site" not in app.sub_title  # on the Sites list no site is open
         await pilot.press("s", "s", "s")  # by units/h, highest first
         assert screen.data is not None
         by_rate = {row.site_id: row.throughput_uph or 0.0 for row in screen.data.fleet or ()}
@@ -107,6 +108,7 @@ async def test_the_console_opens_on_the_sites_and_enter_opens_a_floor(fleet_db: 
         await pilot.press("0")
         await pilot.pause()
         assert isinstance(app.screen, SitesScreen)
+        assert "site" not in app.sub_title
 
 
 async def test_one_site_keeps_todays_start(tmp_path: Path) -> None:

@@ -24,7 +24,9 @@ from textual.geometry import Region
 from textual.strip import Strip
 
 from factory_tui.console.app import FactoryApp
-from factory_tui.console.terminal_frames import TerminalShadow, plain_terminal
+from factory_tui.console.terminal_frames import ASCII, TerminalShadow, plain_terminal
+from factory_tui.widgets.formatting import SPARK_LEVELS
+from factory_tui.widgets.timeline_bar import GLYPHS
 from tests.tui.conftest import ConsoleFactory, SetClock
 from tests.tui.terminal import FACTORY_TUI, Terminal
 
@@ -220,6 +222,15 @@ def test_which_terminals_get_plain_text() -> None:
     assert plain_terminal({"TERM": "xterm-256color"}, no_color=True)
     assert not plain_terminal({"TERM": "xterm-256color"}, no_color=False)
     assert not plain_terminal({}, no_color=False)
+
+
+def test_a_plain_chart_bar_never_reads_as_a_state_in_the_legend() -> None:
+    """In ASCII the tile chart's partial bars (▁ to ▇) are none of the timeline's idle, absent
+    and unobserved glyphs: a `+` bar beside a `+ idle` legend read as idle time."""
+    bars = {ASCII[level] for level in SPARK_LEVELS[:-1]}
+    legend = {ASCII.get(GLYPHS[state], GLYPHS[state]) for state in ("idle", "absent", "unobserved")}
+    assert not bars & legend, bars & legend
+    assert len(bars) == len(SPARK_LEVELS) - 1  # and each height keeps its own glyph
 
 
 async def test_a_vt100_gets_plain_ascii_that_still_reads(

@@ -12,6 +12,7 @@ from datetime import tzinfo
 from typing import ClassVar, Final
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
@@ -38,6 +39,7 @@ from factory_tui.widgets.formatting import (
     minutes_text,
     rate,
 )
+from factory_tui.widgets.newest_first_table import NewestFirstTable
 from factory_tui.widgets.table_rows import cell, fill_table, number
 from factory_tui.widgets.worker_grid import WorkerGrid
 
@@ -101,6 +103,7 @@ class AlertsScreen(ViewScreen):
     VIEW = "alerts"
     HELP_KEYS: ClassVar = (
         ("tab", "Move between the three tables"),
+        ("home", "In Recent alerts: back to the newest alert, which new ones then join on top"),
         ("enter", "On a worker's alert: open the worker's detail"),
         ("r", "Suggest retraining the model highlighted in Model drift (again: withdraw it)"),
         ("esc", "Back to the screen below"),
@@ -173,8 +176,8 @@ class AlertsScreen(ViewScreen):
             yield DataTable(id="alerts-active", cursor_type="row")
             yield Static("Model drift", classes="section-title")
             yield DataTable(id="alerts-drift", cursor_type="row")
-            yield Static("Recent alerts, newest first", classes="section-title")
-            yield DataTable(id="alerts-history", cursor_type="row", zebra_stripes=True)
+            yield Static("Recent alerts, newest first", id="history-title", classes="section-title")
+            yield NewestFirstTable(id="alerts-history", cursor_type="row", zebra_stripes=True)
             yield Static(id="actions-failed")
         yield Footer()
 
@@ -231,11 +234,18 @@ class AlertsScreen(ViewScreen):
         if alerts.history is None:
             return  # computed for another view: the listed history stays until our next tick
         self.history = alerts.history
-        fill_table(
-            self.query_one("#alerts-history", DataTable),
+        history = self.query_one("#alerts-history", NewestFirstTable)
+        history.fill(
             [(str(alert.id), self._history_cells(alert, at_us)) for alert in alerts.history],
             elastic=(5,),
         )
+        self.query_one("#history-title", Static).update(
+            f"Recent alerts, newest first{history.newer_note()}"
+        )
+
+    @on(NewestFirstTable.WentLive)
+    def _went_live(self) -> None:
+        self.query_one("#history-title", Static).update("Recent alerts, newest first")
 
     @staticmethod
     def _drift_cells(model: ModelDrift) -> list[Text]:
@@ -286,6 +296,12 @@ class AlertsScreen(ViewScreen):
             if str(alert.id) == event.row_key.value and alert.kind in WORKER_KINDS:
                 self.post_message(WorkerGrid.WorkerSelected(alert.subject))
                 return
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """A read-only viewer raises no alerts: no `r Retrain` in its footer."""
+        if action == "suggest_retrain":
+            return getattr(self.app, "role", "console") != "viewer"
+        return True
 
     def action_suggest_retrain(self) -> None:
         drift = self.query_one("#alerts-drift", DataTable)

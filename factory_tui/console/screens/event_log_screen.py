@@ -16,6 +16,7 @@ from datetime import tzinfo
 from typing import ClassVar, Final
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Input, Static
@@ -26,7 +27,8 @@ from factory_tui.records import AuditRecord, IngestStats, Rejection
 from factory_tui.view_models import LOG_AUDIT, LOG_EVENTS, ViewData, ViewNeeds
 from factory_tui.widgets.formatting import MISSING, matches, rate
 from factory_tui.widgets.headings import wrap_parts
-from factory_tui.widgets.table_rows import Row, cell, fill_table, number
+from factory_tui.widgets.newest_first_table import NewestFirstTable
+from factory_tui.widgets.table_rows import Row, cell, number
 
 ACCEPTED_COLUMNS: Final = (
     "Received",
@@ -55,6 +57,7 @@ class EventLogScreen(FilteredView):
         ("/", "Filter both lists: every word must appear (worker, station, camera, peer…)"),
         ("esc", "Clear the filter, or back to the screen below"),
         ("tab", "Move between the accepted, rejected and audit lists"),
+        ("home", "Back to the newest row: the list follows new events again"),
     )
     HELP_NOTES: ClassVar = (
         f"Accepted: the last {LOG_EVENTS} stored events. Received is when the listener took "
@@ -62,6 +65,8 @@ class EventLogScreen(FilteredView):
         "Rejected: the last lines the listener refused, with its error and the connection.",
         f"Audit trail: the last {LOG_AUDIT} connections opened and closed, refused peers, TLS "
         "and auth failures, as stored in the audit table.",
+        "Each list follows new rows while its cursor is on the first row. Moved down, it holds "
+        "still and its title counts the newer rows; Home (or clearing the filter) goes live.",
     )
 
     DEFAULT_CSS = """
@@ -110,11 +115,11 @@ class EventLogScreen(FilteredView):
             compact=True,
         )
         yield Static("Accepted events, newest first", id="accepted-title", classes="section-title")
-        yield DataTable(id="log-accepted", cursor_type="row", zebra_stripes=True)
+        yield NewestFirstTable(id="log-accepted", cursor_type="row", zebra_stripes=True)
         yield Static("Rejected lines, newest first", id="rejected-title", classes="section-title")
-        yield DataTable(id="log-rejected", cursor_type="row", zebra_stripes=True)
+        yield NewestFirstTable(id="log-rejected", cursor_type="row", zebra_stripes=True)
         yield Static("Audit trail, newest first", id="audit-title", classes="section-title")
-        yield DataTable(id="log-audit", cursor_type="row", zebra_stripes=True)
+        yield NewestFirstTable(id="log-audit", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -146,10 +151,13 @@ class EventLogScreen(FilteredView):
                 ids.append(event.id)
                 accepted_rows.append((str(event.id), self._event_cells(fields)))
         self.shown_accepted = tuple(ids)
+        accepted = self.query_one("#log-accepted", NewestFirstTable)
         # At 80 columns the camera, model and event words give way (no sideways scroll).
-        fill_table(self.query_one("#log-accepted", DataTable), accepted_rows, elastic=(8, 7, 4))
+        accepted.fill(accepted_rows, elastic=(8, 7, 4))
         count = f"{len(ids)} of {len(events)} match" if words else f"last {len(events)}"
-        self.query_one("#accepted-title", Static).update(f"Accepted events, newest first ({count})")
+        self.query_one("#accepted-title", Static).update(
+            f"Accepted events, newest first ({count}){accepted.newer_note()}"
+        )
 
         rejected_title = "Rejected lines, newest first"
         rejected_rows: list[Row] = []
@@ -181,9 +189,22 @@ class EventLogScreen(FilteredView):
             matched = f"{len(shown)} of {len(recent)} match" if words else f"last {len(recent)}"
             rejected_title += f" ({matched}; {data.ingest.rejected:,} since start)"
         self.shown_rejected = tuple(shown)
-        fill_table(self.query_one("#log-rejected", DataTable), rejected_rows)
-        self.query_one("#rejected-title", Static).update(rejected_title)
+        rejected_table = self.query_one("#log-rejected", NewestFirstTable)
+        rejected_table.fill(rejected_rows)
+        self.query_one("#rejected-title", Static).update(
+            rejected_title + rejected_table.newer_note()
+        )
         self._audit_trail(data.audit, words)
+
+    def filter_changed(self) -> None:
+        """A new filter (or none) is a new list: show its newest rows, live."""
+        for table in self.query(NewestFirstTable):
+            table.go_live()
+
+    @on(NewestFirstTable.WentLive)
+    def _went_live(self) -> None:
+        if self.data is not None:
+            self.render_data(self.data)  # the titles lose their "newer" count at once
 
     def _audit_trail(self, entries: tuple[AuditRecord, ...], words: list[str]) -> None:
         rows: list[Row] = []
@@ -201,10 +222,13 @@ class EventLogScreen(FilteredView):
                     )
                 )
         self.shown_audit = tuple(ids)
-        fill_table(self.query_one("#log-audit", DataTable), rows)
+        table = self.query_one("#log-audit", NewestFirstTable)
+        table.fill(rows)
         count = f"{len(ids)} of {len(entries)} match" if words else f"last {len(entries)}"
         # What the trail holds is in the help (?): the title must fit one line at 80 columns.
-        self.query_one("#audit-title", Static).update(f"Audit trail, newest first ({count})")
+        self.query_one("#audit-title", Static).update(
+            f"Audit trail, newest first ({count}){table.newer_note()}"
+        )
 
     def _heading(self, data: ViewData) -> None:
         heading = Text(no_wrap=True)
@@ -214,10 +238,10 @@ class EventLogScreen(FilteredView):
             heading.append(" · read-only viewer: accepted events as stored in the database", "dim")
         else:
             heading.append(
-                f" · {rate(stats.rate_per_s)} ev/s · accepted {stats.accepted:,} · "
+                f" · {rate(stats.rate_per_s)} ev/s · since start: accepted {stats.accepted:,} · "
                 f"duplicates {stats.duplicates:,} · rejected {stats.rejected:,} · "
-                f"{stats.connections} connection{'s' if stats.connections != 1 else ''}"
-                " (since this console started)",
+                # Connections open now (IngestStats.connections), not a count since start.
+                f"{stats.connections} connected now",
                 "dim",
             )
             if stats.one_way:

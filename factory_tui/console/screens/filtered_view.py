@@ -31,8 +31,12 @@ class FilteredView(ViewScreen):
     @on(Input.Changed)
     def _filter_changed(self, event: Input.Changed) -> None:
         self.filter_text = event.value
+        self.filter_changed()
         if self.data is not None:
             self.render_data(self.data)
+
+    def filter_changed(self) -> None:
+        """Called when the filter text changes, before the rows are shown again."""
 
     @on(Input.Submitted)
     def _filter_submitted(self) -> None:

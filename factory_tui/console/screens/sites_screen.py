@@ -54,6 +54,8 @@ COLUMNS: Final[tuple[tuple[str, SiteSort], ...]] = (
     ("Age", "behind"),
 )
 """Column headings and the sort a click on each one picks."""
+LEGEND: Final = "W I A U: workers working, idle, absent, unobserved now · Age: since last event"
+"""Under the heading: what the packed column and the age mean (one line at 80 columns)."""
 
 
 def sort_sites(rows: tuple[SiteRow, ...], key: SiteSort) -> list[SiteRow]:
@@ -117,6 +119,10 @@ class SitesScreen(FilteredView, SortedTableView[SiteSort]):
         height: auto;
         padding: 0 1;
     }
+    SitesScreen #sites-legend {
+        padding: 0 1;
+        color: $text-muted;
+    }
     SitesScreen #sites-filter {
         display: none;
         padding: 0 1;  /* a side margin would narrow the table while the filter is open */
@@ -141,6 +147,7 @@ class SitesScreen(FilteredView, SortedTableView[SiteSort]):
     def compose(self) -> ComposeResult:
         yield Header(icon="▦")
         yield Static("Sites: loading…", id="sites-heading")
+        yield Static(LEGEND, id="sites-legend")
         yield Input(
             placeholder="filter: site, name, shift or zone", id="sites-filter", compact=True
         )

@@ -64,7 +64,6 @@ class WorkerDetailScreen(ViewScreen):
     HELP_KEYS: ClassVar = (
         ("esc", "Back to the tiles"),
         ("↑ ↓ pgup pgdn", "Scroll"),
-        ("2 3 4", "Stations, event log, alerts"),
         SHIFT_REPORT_KEY,
     )
     HELP_NOTES: ClassVar = (

@@ -10,7 +10,9 @@ a real command action; the console's own start-up (ConsoleServices) in this proc
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import socket
 import sys
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from factory_tui.console.pipeline import TickPipeline
 from factory_tui.console.services import ConsoleServices
 from factory_tui.engine.alerts import CAMERA_DARK
 from factory_tui.models import now_us
-from factory_tui.storage import OwnerTaken, claim_owner, open_store
+from factory_tui.storage import OwnerTaken, claim_owner, open_store, postgres_claim
 from factory_tui.storage.sqlite_claim import owner_file
 from tests.ingest.conftest import ServeProcess
 from tests.test_serve_alerts import Log, lines_of, recorder, send_now, stop, write_config
@@ -203,3 +205,12 @@ def test_postgres_a_site_is_claimed_once(pg_url: str) -> None:
     finally:
         claim.release()
     claim_owner(pg_url, "north").release()
+
+
+def test_postgres_session_name_keeps_pid_and_address_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server keeps 63 bytes of an application_name: a long machine name is what is cut."""
+    monkeypatch.setattr(socket, "gethostname", lambda: "a-very-long-host" * 8)
+    monkeypatch.setattr(os, "getpid", lambda: 4194304)
+    name = postgres_claim.session_name(("255.255.255.255", 65535))
+    assert len(name.encode()) <= postgres_claim.NAME_MAX_BYTES
+    assert name.startswith("factory-tui: pid 4194304 at 255.255.255.255:65535 on a-very-lon")

@@ -13,12 +13,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import socket
 from typing import Any, Final, Self
 
 import psycopg
 
 from factory_tui.storage.base import StoreError
-from factory_tui.storage.claim import OwnerTaken, describe_self
+from factory_tui.storage.claim import OwnerTaken
 from factory_tui.storage.postgres import (
     CONNECT_TIMEOUT_S,
     _connect_options,
@@ -29,7 +30,7 @@ from factory_tui.storage.urls import mask_url
 
 NAMESPACE: Final = 0x66745455
 """The first key of every factory-tui advisory lock ("ftTU"), apart from other programs'."""
-NAME_PREFIX: Final = "factory-tui owner: "
+NAME_PREFIX: Final = "factory-tui: "
 NAME_MAX_BYTES: Final = 63
 """PostgreSQL keeps this much of an application_name (NAMEDATALEN - 1)."""
 
@@ -47,10 +48,14 @@ def site_key(schema: str, site: str) -> int:
     return int.from_bytes(digest, "big") & 0x7FFFFFFF
 
 
-def session_name(text: str) -> str:
-    """`text` as an application_name the server keeps whole (cut at a character)."""
-    name = (NAME_PREFIX + text).encode()[:NAME_MAX_BYTES]
-    return name.decode(errors="ignore")
+def session_name(address: tuple[str, int] | None = None) -> str:
+    """The lock's session's application_name: this process's pid, address and machine, in
+    that order, so what the server cuts at NAME_MAX_BYTES is the end of the machine's name."""
+    text = f"{NAME_PREFIX}pid {os.getpid()}"
+    if address is not None:
+        text += f" at {address[0]}:{address[1]}"
+    text += f" on {socket.gethostname()}"
+    return text.encode()[:NAME_MAX_BYTES].decode(errors="ignore")
 
 
 class AdvisoryClaim:
@@ -68,7 +73,7 @@ class AdvisoryClaim:
                 url,
                 autocommit=True,
                 connect_timeout=int(os.environ.get("PGCONNECT_TIMEOUT", CONNECT_TIMEOUT_S)),
-                application_name=session_name(describe_self()),
+                application_name=session_name(),
                 **_connect_options(url),
             )
         except psycopg.Error as error:
@@ -104,7 +109,7 @@ class AdvisoryClaim:
         with contextlib.suppress(psycopg.Error):
             self._conn.execute(
                 "SELECT set_config('application_name', %s, false)",
-                (session_name(describe_self((host, port))),),
+                (session_name((host, port)),),
             )
 
     def release(self) -> None:

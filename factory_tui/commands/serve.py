@@ -87,7 +87,8 @@ def serve(
     disk is under 10 % free. Alerts are evaluated every `[metrics] tick_s` as in the console
     that owns the listener, by a child process: written to the alerts table, handed to
     `[[alerts.actions]]` and logged when raised and cleared (`--no-alerts` or
-    `[alerts] in_serve = false`: not at all).
+    `[alerts] in_serve = false`: not at all). One process owns a database (on PostgreSQL, a
+    site): when another factory-tui does, on any port, it exits with one line naming it.
     """
     settings = settings_from(
         config,

@@ -25,11 +25,11 @@ worker does both).
 from __future__ import annotations
 
 import gc
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from itertools import compress, islice, repeat
-from operator import add, and_, attrgetter, eq, mul
+from operator import add, and_, attrgetter, eq, itemgetter, mul
 from typing import Final
 
 from factory_tui.engine.snapshot import (
@@ -67,6 +67,8 @@ _SPARE_BLOCKS: Final = 64
 """Cached blocks kept outside the last queried window before the cache is trimmed."""
 
 STATE_NAMES: Final[tuple[WorkerState, ...]] = ("working", "idle", "absent")
+
+_TS: Final = itemgetter(1)
 
 ROW_FIELDS: Final = attrgetter(
     "worker_id", "ts_us", "event_hash", "event_type", "workstation_id", "count", "confidence", "id"
@@ -210,27 +212,15 @@ class Engine:
         products: defaultdict[int, list[tuple[int, int]]] = defaultdict(list)
         added = 0
         for worker_id, rows in groups.items():
+            # Rows come mostly in time order, so this sort is about one pass; sorted by ts,
+            # the timeline's merge needs no sort of its own (unless timestamps tie).
+            rows.sort(key=_TS)
             _, ts, hashes, types, station_ids, counts, confs, ids = zip(*rows, strict=True)
             self._cursor = max(self._cursor, max(ids))
             for station_id in sorted(set(station_ids).difference(index)):
                 self._add_station(station_id)
-            timeline = self._timelines.get(worker_id)
-            if timeline is None:
-                timeline = self._timelines[worker_id] = WorkerTimeline(self.max_gap_us)
-            horizon = self._horizon
-            if horizon is not None and min(ts) < horizon:
-                old = [row for row in rows if row[1] < horizon]
-                self._carry_in(worker_id, timeline, old)
-                rows = [row for row in rows if row[1] >= horizon]
-                if not rows:
-                    continue
-                _, ts, hashes, types, station_ids, counts, confs, ids = zip(*rows, strict=True)
             columns = self._columns(ts, hashes, types, station_ids, counts, confs)
-            fresh, touched_from, touched_until = timeline.merge(columns)
-            if fresh is not None:
-                added += len(fresh[0])
-                self._note_fresh(worker_id, fresh, products)
-                self._invalidate(touched_from, touched_until)
+            added += self._fold_worker(worker_id, columns, products)
         # One sorted batch per station: products of many workers interleave in time.
         for station, events in products.items():
             self._station_units[station].add(events)
@@ -240,7 +230,7 @@ class Engine:
     def _columns(
         self,
         ts: tuple[int, ...],
-        hashes: tuple[str, ...],
+        hashes: tuple[str | bytes, ...],
         types: tuple[str, ...],
         station_ids: tuple[str, ...],
         counts: tuple[int, ...],
@@ -248,20 +238,42 @@ class Engine:
     ) -> Columns:
         """One worker's rows as the timeline's columns."""
         try:
-            kinds = list(map(KIND_CODES.__getitem__, types))
+            kinds = map(KIND_CODES.__getitem__, types)
+            stations = map(self._station_index.__getitem__, station_ids)
+            owns = list(map(add, map(mul, stations, repeat(4)), kinds))
         except KeyError as error:
             raise ValueError(f"unknown event_type {error.args[0]!r}") from None
-        stations = map(self._station_index.__getitem__, station_ids)
-        owns = list(map(add, map(mul, stations, repeat(4)), kinds))
         scaled = list(map(round, map(mul, confs, repeat(CONFIDENCE_SCALE))))
         return (list(ts), hash_keys(hashes), owns, list(counts), scaled)
 
-    def _carry_in(self, worker_id: str, timeline: WorkerTimeline, rows: list[EngineRow]) -> None:
+    def _fold_worker(
+        self,
+        worker_id: str,
+        columns: Columns,
+        products: defaultdict[int, list[tuple[int, int]]],
+    ) -> int:
+        """Fold one worker's rows (as timeline columns, sorted by ts); returns how many were new."""
+        timeline = self._timelines.get(worker_id)
+        if timeline is None:
+            timeline = self._timelines[worker_id] = WorkerTimeline(self.max_gap_us)
+        horizon = self._horizon
+        if horizon is not None and columns[0][0] < horizon:
+            old = bisect_left(columns[0], horizon)
+            self._carry_in(worker_id, timeline, _head(columns, old))
+            columns = _tail(columns, old)
+            if not columns[0]:
+                return 0
+        fresh, touched_from, touched_until = timeline.merge(columns)
+        if fresh is None:
+            return 0
+        self._note_fresh(worker_id, fresh, products)
+        self._invalidate(touched_from, touched_until)
+        return len(fresh[0])
+
+    def _carry_in(self, worker_id: str, timeline: WorkerTimeline, columns: Columns) -> None:
         """Rows older than the horizon: not held; they may still carry a state forward, be the
         worker's latest sighting or name a station."""
-        self._dropped += len(rows)
-        _, ts, hashes, types, station_ids, counts, confs, _ = zip(*rows, strict=True)
-        columns = self._columns(ts, hashes, types, station_ids, counts, confs)
+        self._dropped += len(columns[0])
         firsts = self._station_first
         for t, own in zip(columns[0], columns[2], strict=True):
             station = own >> 2
@@ -654,6 +666,16 @@ class Engine:
         if position < hi:
             segments.append(Segment(position, hi, "unobserved", workstation_id))
         return tuple(segments)
+
+
+def _head(columns: Columns, stop: int) -> Columns:
+    ts, hk, own, count, conf = (column[:stop] for column in columns)
+    return ts, hk, own, count, conf
+
+
+def _tail(columns: Columns, start: int) -> Columns:
+    ts, hk, own, count, conf = (column[start:] for column in columns)
+    return ts, hk, own, count, conf
 
 
 def _join(segments: list[Segment], segment: Segment) -> None:

@@ -33,8 +33,8 @@ import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
-from itertools import accumulate, islice, repeat
-from operator import itemgetter, lt, sub
+from itertools import accumulate, chain, compress, islice, repeat
+from operator import and_, itemgetter, lt, ne, sub
 from typing import Final
 
 WORKING: Final = 0
@@ -65,7 +65,6 @@ Columns = tuple[list[int], list[int], list[int], list[int], list[int]]
 """Events as five equally long lists, in `Entry` field order."""
 
 _PREFIX = itemgetter(slice(0, 16))
-_DIGEST_PREFIX = itemgetter(slice(0, 8))
 _BIG_ENDIAN_HOST: Final = sys.byteorder == "big"
 
 
@@ -96,7 +95,8 @@ def hash_keys(hashes: Sequence[str | bytes]) -> list[int]:
     """`hash_key` of many hashes; the common all-SHA-256 cases run at C speed."""
     kinds, lengths = set(map(type, hashes)), set(map(len, hashes))
     if kinds == {bytes} and lengths == {32}:
-        return _big_endian_keys(b"".join(map(_DIGEST_PREFIX, hashes)))
+        # Each digest is four 64-bit words; its key is the first.
+        return _big_endian_keys(b"".join(hashes), step=4)  # type: ignore[arg-type]
     if kinds == {str} and lengths == {64}:
         try:
             raw = bytes.fromhex("".join(map(_PREFIX, hashes)))
@@ -108,10 +108,12 @@ def hash_keys(hashes: Sequence[str | bytes]) -> list[int]:
     return [hash_key(value) for value in hashes]
 
 
-def _big_endian_keys(raw: bytes) -> list[int]:
-    """The unsigned 64-bit big-endian numbers packed in `raw`."""
+def _big_endian_keys(raw: bytes, step: int = 1) -> list[int]:
+    """The unsigned 64-bit big-endian numbers packed in `raw` (every `step`-th of them)."""
     keys: array[int] = array("Q")
     keys.frombytes(raw)
+    if step != 1:
+        keys = keys[::step]
     if not _BIG_ENDIAN_HOST:
         keys.byteswap()
     return keys.tolist()
@@ -301,36 +303,57 @@ class WorkerTimeline:
         station may have changed.
         """
         new_ts, new_hk = columns[0], columns[1]
-        ts = self.ts
-        n = len(ts)
-        # The common case: a camera's events arrive in order, after everything seen so far.
-        in_order = all(map(lt, new_ts, islice(new_ts, 1, None)))
-        if in_order and self._after_last(new_ts[0], new_hk[0]):
+        if not all(map(lt, new_ts, islice(new_ts, 1, None))):
+            # Out of order or tied timestamps: sort by (ts, key), dropping repeats. (Strictly
+            # rising timestamps, the common case, are already in timeline order and unique.)
+            columns = _transpose(_unique_sorted(sorted(zip(*columns, strict=True))))
+            new_ts, new_hk = columns[0], columns[1]
+        n = len(self.ts)
+        split = self._count_not_after_last(new_ts, new_hk)
+        if not split:
+            # The common case: everything new sorts after everything seen so far.
             position = n
             fresh = columns
             self._append(columns)
         else:
-            entries = _unique_sorted(sorted(zip(*columns, strict=True)))
-            if self._after_last(entries[0][0], entries[0][1]):
-                position = n
-            else:
-                entries = [entry for entry in entries if not self._contains(entry[0], entry[1])]
-                if not entries:
-                    return None, 0, 0
-                position = self._position(entries[0][0], entries[0][1])
-            fresh = _transpose(entries)
-            if position < n:
+            # Only the events that sort before the last one held can be repeats or need a
+            # merge with the held tail; the rest is appended after them.
+            early = [
+                entry
+                for entry in zip(*(column[:split] for column in columns), strict=True)
+                if not self._contains(entry[0], entry[1])
+            ]
+            later = _slice_columns(columns, split)
+            if not early and not later[0]:
+                return None, 0, 0
+            position = n
+            fresh = later
+            if early:
+                position = self._position(early[0][0], early[0][1])
                 tail = list(zip(*(column[position:] for column in self._columns()), strict=True))
                 for column in self._columns():
                     del column[position:]
                 # Both runs are sorted, so this sort is a linear merge.
-                tail.extend(entries)
+                tail.extend(early)
                 tail.sort()
-                entries = tail
-            self._append(_transpose(entries))
+                self._append(_transpose(tail))
+                fresh = _concat_columns(_transpose(early), later)
+            self._append(later)
         self._recompute(position)
         last_ts, last_hk = fresh[0][-1], fresh[1][-1]
         return fresh, self._touched_from(position), self._touched_until(last_ts, last_hk)
+
+    def _count_not_after_last(self, new_ts: list[int], new_hk: list[int]) -> int:
+        """How many of the (sorted) new events sort at or before the last event held."""
+        ts = self.ts
+        if not ts or new_ts[0] > ts[-1]:
+            return 0
+        last_ts, last_hk = ts[-1], self.hk[-1]
+        split = bisect_left(new_ts, last_ts)
+        stop = bisect_right(new_ts, last_ts, split)
+        while split < stop and new_hk[split] <= last_hk:
+            split += 1
+        return split
 
     def _columns(self) -> tuple[array[int], array[int], array[int], array[int], array[int]]:
         return self.ts, self.hk, self.own, self.count, self.conf
@@ -369,7 +392,7 @@ class WorkerTimeline:
 
     def _recompute(self, position: int) -> None:
         """Recompute the derived columns and the runs from `position` to the end."""
-        ts, own, cur = self.ts, self.own, self.cur
+        ts, cur = self.ts, self.cur
         n = len(ts)
         run_start, run_code = self.run_start, self.run_code
         # Runs that start before `position` keep their start, code and totals; only the one
@@ -380,21 +403,12 @@ class WorkerTimeline:
             del column[kept:]
 
         state = cur[position - 1] if position else self.carry_code
-        in_run = run_code[-1] if kept else None
         del cur[position:]
-        carried: list[int] = []
-        append = carried.append
-        starts: list[int] = []
-        codes: list[int] = []
-        for index, code in enumerate(own[position:], position):
-            if code & 3 != PRODUCT:
-                state = code
-            append(state)
-            if state != in_run:
-                in_run = state
-                starts.append(index)
-                codes.append(state)
-        cur.fromlist(carried)
+        starts, codes = self._run_changes(position, state, kept)
+        # The state in force after each event: the code of the run it is in.
+        bounds = [position, *starts, n]
+        lengths = map(sub, islice(bounds, 1, None), bounds)
+        cur.extend(chain.from_iterable(map(repeat, [state, *codes], lengths)))
 
         # lost[i] = lost[i-1] + max(ts[i] - ts[i-1] - max_gap, 0), from position on.
         first = max(position, 1)
@@ -427,6 +441,27 @@ class WorkerTimeline:
         base_conf = self.conf_sum[position]
         del self.conf_sum[position:]
         self.conf_sum.fromlist(list(accumulate(self.conf[position:], initial=base_conf)))
+
+    def _run_changes(self, position: int, state: int, kept: int) -> tuple[list[int], list[int]]:
+        """Indexes from `position` on where a new run starts, and each run's code, given the
+        state in force before `position` (`kept`: runs kept before it; 0 starts a run there).
+
+        A run starts only at a state event whose code differs from the state in force, so the
+        state events are picked out and compared with their predecessors at C speed.
+        """
+        own = self.own
+        tail = own[position:]
+        is_state = list(map(ne, map(and_, tail, repeat(3)), repeat(PRODUCT)))
+        indexes = list(compress(range(position, len(own)), is_state))
+        state_codes = list(compress(tail, is_state))
+        changed = list(map(ne, state_codes, [state, *state_codes]))
+        starts = list(compress(indexes, changed))
+        codes = list(compress(state_codes, changed))
+        if not kept and len(own) > position and (not starts or starts[0] != position):
+            # Nothing before `position`: its first event opens a run in the carried state.
+            starts.insert(0, position)
+            codes.insert(0, state)
+        return starts, codes
 
     def _touched_from(self, position: int) -> int:
         # The interval before the first new event now ends earlier (or later).
@@ -632,6 +667,16 @@ class WorkerTimeline:
 
 def _transpose(entries: list[Entry]) -> Columns:
     ts, hk, own, count, conf = (list(column) for column in zip(*entries, strict=True))
+    return ts, hk, own, count, conf
+
+
+def _slice_columns(columns: Columns, start: int) -> Columns:
+    ts, hk, own, count, conf = (column[start:] for column in columns)
+    return ts, hk, own, count, conf
+
+
+def _concat_columns(first: Columns, second: Columns) -> Columns:
+    ts, hk, own, count, conf = (a + b for a, b in zip(first, second, strict=True))
     return ts, hk, own, count, conf
 
 

@@ -193,7 +193,11 @@ class FactoryApp(App[None]):
         if self.listener is not None:  # an empty floor says where cameras connect
             ingest = self.settings.ingest
             self.grid.listening = ListenAddress(
-                self.listener.host, self.listener.port, bool(ingest.token), ingest.auto_register
+                self.listener.host,
+                self.listener.port,
+                bool(ingest.token),
+                ingest.auto_register,
+                tls=ingest.tls,
             )
         self.screen_change_signal.subscribe(self, self._screen_changed)
         if not self.services.start_feed() and self.services.wants_feed:

@@ -54,6 +54,8 @@ class ListenAddress:
     """A connection's first line must be {"auth": "<token>"}."""
     auto_register: bool
     """Unknown worker and station ids are added as they arrive (else rejected)."""
+    tls: bool = False
+    """Cameras must speak TLS (a plain `nc` line would be refused)."""
 
 
 MessageLine = tuple[str, bool]
@@ -480,7 +482,12 @@ class WorkerGrid(ScrollView, can_focus=True):
             if not text:
                 lines.append(("", False))
                 continue
-            indent = "    " if command else "  "
+            if command:
+                # Commands come broken where the shell joins them again: never wrapped (a cut
+                # inside the JSON string pasted as a broken line), cut at the edge if too narrow.
+                lines.append(("    " + text, True))
+                continue
+            indent = "  "
             wrapped = textwrap.wrap(
                 text,
                 max(8, width - 1),
@@ -495,55 +502,68 @@ class WorkerGrid(ScrollView, can_focus=True):
 
 
 def empty_floor_message(address: ListenAddress, at_us: int) -> list[MessageLine]:
-    """What a floor with no workers tells a new user: where cameras connect, a line to try
+    """What a floor with no workers tells a new user: where cameras connect, whether the example
+    line would be accepted as things stand (no roster: only with auto_register), the line to try
     (stamped with the current minute, so its worker shows up now), and what to do next."""
-    host = "127.0.0.1" if address.host in ("", "0.0.0.0", "::") else address.host
     where = f"{address.host}:{address.port}"
-    stamp = datetime.fromtimestamp(at_us / 1_000_000, UTC).strftime("%Y-%m-%dT%H:%MZ")
-    event = (
-        f'{{"timestamp":"{stamp}","worker_id":"W1","workstation_id":"S1",'
-        f'"event_type":"working","confidence":0.9}}'
-    )
-    if address.token_needed:
-        token_note = 'a token is needed: first send {"auth": "<token>"}'
-        send = f"printf '%s\\n' '{{\"auth\":\"<token>\"}}' '{event}'"
-    else:
-        token_note = "no token needed"
-        send = f"echo '{event}'"
+    notes = [
+        "a token is needed: send reads ingest.token from factory.toml, or give --token"
+        if address.token_needed
+        else "no token needed"
+    ]
+    if address.tls:
+        notes.append("TLS only: send --tls, plus --cafile <ca.pem> for a private CA")
     lines: list[MessageLine] = [
         ("No workers yet.", False),
-        (f"Cameras send one JSON line per event to {where} ({token_note}). Try one line:", False),
-        (f"{send} | nc -q 1 {host} {address.port}", True),
-        ("", False),
+        (f"Cameras send one JSON line per event to {where} ({'; '.join(notes)}).", False),
     ]
     if address.auto_register:
-        lines += [
+        lines.append(
             (
                 "Unknown worker and station ids are added as their events arrive "
-                "(auto_register is on): each worker appears with its first event.",
+                "(auto_register is on). Try one line: W1 appears with it.",
                 False,
-            ),
-            ("To name them, write a roster: factory-tui init (a commented factory.toml).", False),
-        ]
+            )
+        )
     else:
-        lines += [
+        lines.append(
             (
-                "There is no roster, so events from unknown ids are rejected. Either restart "
-                "with --auto-register (or set [ingest] auto_register = true in factory.toml): "
-                "workers then appear as their events arrive;",
+                "There is no roster, so events from unknown ids (W1 below too) are rejected. "
+                "Restart with --auto-register (or set [ingest] auto_register = true in "
+                "factory.toml) and workers appear as their events arrive; or write a roster: "
+                "factory-tui init writes a commented factory.toml. Then try one line:",
                 False,
-            ),
-            (
-                "or write a roster: factory-tui init writes a commented factory.toml; list your "
-                "workers and stations there and restart.",
-                False,
-            ),
-        ]
-    lines += [
-        ("", False),
-        ("To look around first: factory-tui demo (simulated cameras, its own database).", False),
-    ]
+            )
+        )
+    lines += [(command, True) for command in example_command(address, at_us)]
+    lines.append(("", False))
+    if address.auto_register:
+        lines.append(
+            ("To name them, write a roster: factory-tui init (a commented factory.toml).", False)
+        )
+    lines.append(
+        ("To look around first: factory-tui demo (simulated cameras, its own database).", False)
+    )
     return lines
+
+
+def example_command(address: ListenAddress, at_us: int) -> list[str]:
+    """A shell command sending one event to this listener, in lines of at most 70 characters
+    that the shell joins again (a backslash between two quoted halves of the JSON, a trailing
+    pipe), so that it pastes whole from an 80-column terminal. `factory-tui send` is installed
+    wherever the console is (`nc` may not be), speaks TLS and the token, and prints the reply."""
+    stamp = datetime.fromtimestamp(at_us / 1_000_000, UTC).strftime("%Y-%m-%dT%H:%MZ")
+    host = "127.0.0.1" if address.host in ("", "0.0.0.0", "::") else address.host
+    send = "factory-tui send"
+    if address.tls:
+        send += " --tls"
+    if host != "127.0.0.1":
+        send += f" --host {host}"
+    return [
+        f"""echo '{{"timestamp":"{stamp}","worker_id":"W1",'\\""",
+        """'"workstation_id":"S1","event_type":"working","confidence":0.9}' |""",
+        f"{send} -p {address.port} -",
+    ]
 
 
 def natural_key(text: str) -> tuple[str | int, ...]:

@@ -15,18 +15,24 @@ import re
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
+from factory_tui.commands import serve as serve_command
 from factory_tui.config import load_settings
+from factory_tui.console import services as services_module
+from factory_tui.console.app import make_app
 from factory_tui.console.pipeline import TickPipeline
 from factory_tui.console.services import ConsoleServices
 from factory_tui.engine.alerts import CAMERA_DARK
 from factory_tui.models import now_us
-from factory_tui.storage import OwnerTaken, claim_owner, open_store, postgres_claim
+from factory_tui.storage import OwnerClaim, OwnerTaken, claim_owner, open_store, postgres_claim
 from factory_tui.storage.sqlite_claim import owner_file
 from tests.ingest.conftest import ServeProcess
 from tests.test_serve_alerts import Log, lines_of, recorder, send_now, stop, write_config
+from tests.tui.floor import floor_settings
 
 WAIT_S = 30.0
 """Upper bound of each wait (never reached when things work)."""
@@ -214,3 +220,130 @@ def test_postgres_session_name_keeps_pid_and_address_whole(monkeypatch: pytest.M
     name = postgres_claim.session_name(("255.255.255.255", 65535))
     assert len(name.encode()) <= postgres_claim.NAME_MAX_BYTES
     assert name.startswith("factory-tui: pid 4194304 at 255.255.255.255:65535 on a-very-lon")
+
+
+_SESSIONS_HOLDING = (
+    "FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 "
+    "AND classid::bigint = %s AND objid::bigint = %s"
+)
+
+
+def site_lock(conn: psycopg.Connection[Any], site: str) -> tuple[int, int]:
+    row = conn.execute("SELECT current_schema()").fetchone()
+    assert row is not None
+    return postgres_claim.NAMESPACE, postgres_claim.site_key(row[0], site)
+
+
+def end_session_of(pg_url: str, site: str) -> None:
+    """End the server session holding `site`'s claim, as a server restart or a cut link does."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        ended = conn.execute(
+            f"SELECT pg_terminate_backend(pid, 10000) {_SESSIONS_HOLDING}", site_lock(conn, site)
+        ).fetchall()
+    assert ended == [(True,)]
+
+
+def take_over(pg_url: str, site: str) -> OwnerClaim:
+    """End the owner's session and take its claim in the gap, before its watch takes it
+    again (which it may win: then again, bounded)."""
+    for _ in range(int(WAIT_S / POLL_S)):
+        end_session_of(pg_url, site)
+        try:
+            return claim_owner(pg_url, site)
+        except OwnerTaken:
+            continue
+    raise AssertionError("the owner always took its claim back first")
+
+
+def is_claimed(pg_url: str, site: str) -> bool:
+    """Some session holds `site`'s claim (looked up, not taken: the owner may take it now)."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        row = conn.execute(f"SELECT count(*) {_SESSIONS_HOLDING}", site_lock(conn, site)).fetchone()
+    return row is not None and row[0] == 1
+
+
+def test_postgres_an_owner_whose_session_ended_takes_its_claim_again(pg_url: str) -> None:
+    claim = claim_owner(pg_url, "north")
+    try:
+        claim.announce("127.0.0.1", 7878)
+        end_session_of(pg_url, "north")
+        assert claim.keep() is None  # taken again, on a new session
+        with pytest.raises(OwnerTaken, match=r"at 127\.0\.0\.1:7878"):
+            claim_owner(pg_url, "north")
+        assert claim.keep() is None  # held: nothing to do
+    finally:
+        claim.release()
+
+
+def test_postgres_an_owner_whose_claim_was_taken_meanwhile_is_told(pg_url: str) -> None:
+    claim = claim_owner(pg_url, "north")
+    try:
+        end_session_of(pg_url, "north")
+        other = claim_owner(pg_url, "north")  # in the gap, before the owner's next keep
+        try:
+            other.announce("127.0.0.1", 7999)
+            problem = claim.keep()
+        finally:
+            other.release()
+    finally:
+        claim.release()
+    assert problem is not None
+    assert "another factory-tui owns site 'north'" in problem
+    assert "127.0.0.1:7999" in problem
+
+
+async def test_postgres_serve_stops_when_its_claim_was_taken_meanwhile(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """serve's watch over its claim: the owner that lost its site to another stops serving."""
+    monkeypatch.setattr(serve_command, "KEEP_CLAIM_S", POLL_S)
+    claim = claim_owner(pg_url, "north")
+    stop_serving = asyncio.Event()
+    lost: list[str] = []
+    try:
+        watch = asyncio.create_task(serve_command._keep_claim(claim, stop_serving, lost))
+        await asyncio.sleep(POLL_S * 4)
+        assert not stop_serving.is_set()  # held: it keeps serving
+        other = take_over(pg_url, "north")
+        try:
+            await asyncio.wait_for(watch, WAIT_S)
+        finally:
+            other.release()
+    finally:
+        claim.release()
+    assert stop_serving.is_set()
+    (why,) = lost
+    assert why.startswith("stopped, no longer the owner: another factory-tui owns site 'north'")
+
+
+async def test_postgres_a_console_that_lost_its_site_exits_with_one_line(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The console's watch over its claim: taken again after its session ended, and when
+    another process took the site meanwhile, the console stops with one line saying so."""
+    monkeypatch.setattr(services_module, "KEEP_CLAIM_S", POLL_S)
+    settings = floor_settings(pg_url, port=0, tick_s=60.0)
+    app = make_app(settings, clock=now_us, animations=False)
+    async with app.run_test() as pilot:
+        await asyncio.wait_for(app.started.wait(), WAIT_S)
+        assert app.listener is not None
+        end_session_of(pg_url, settings.site.id)
+        # Taken again by the console's watch (bounded wait), so a newcomer is refused.
+        for _ in range(int(WAIT_S / POLL_S)):
+            if is_claimed(pg_url, settings.site.id):
+                break
+            await asyncio.sleep(POLL_S)
+        with pytest.raises(OwnerTaken):
+            claim_owner(pg_url, settings.site.id)
+        assert app.error_message is None
+        other = take_over(pg_url, settings.site.id)
+        try:
+            for _ in range(int(WAIT_S / POLL_S)):
+                if app.error_message is not None:
+                    break
+                await pilot.pause(POLL_S)
+        finally:
+            other.release()
+    assert app.return_code == 2
+    assert app.error_message is not None
+    assert app.error_message.startswith("stopped, no longer the owner: another factory-tui owns")

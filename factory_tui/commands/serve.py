@@ -44,6 +44,8 @@ log = logging.getLogger("factory_tui.serve")
 
 DISK_CHECK_S: Final = 300.0
 """How often the database's free disk space is checked (and logged when low)."""
+KEEP_CLAIM_S: Final = 10.0
+"""How often the owner's claim is checked (a PostgreSQL session can end under it)."""
 
 
 def serve(
@@ -188,6 +190,8 @@ async def _serve_owned(settings: Settings, log_every: float, claim: OwnerClaim) 
     if headless is not None:
         headless.start()
     disk_watch = asyncio.create_task(_watch_disk(settings, stop), name="factory-tui disk")
+    lost: list[str] = []
+    claim_watch = asyncio.create_task(_keep_claim(claim, stop, lost), name="factory-tui claim")
     try:
         while not stop.is_set():
             try:
@@ -199,6 +203,7 @@ async def _serve_owned(settings: Settings, log_every: float, claim: OwnerClaim) 
                 log.info("%s%s", format_stats(listener.stats()), forward)
     finally:
         disk_watch.cancel()
+        claim_watch.cancel()
         # First: its queued actions get their few seconds while the rest stops.
         alerts_stopped = asyncio.create_task(_stop_alerts(headless))
         if http_ingest is not None:
@@ -218,7 +223,24 @@ async def _serve_owned(settings: Settings, log_every: float, claim: OwnerClaim) 
         await alerts_stopped
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
-    return None
+    return lost[0] if lost else None
+
+
+async def _keep_claim(claim: OwnerClaim, stop: asyncio.Event, lost: list[str]) -> None:
+    """Every KEEP_CLAIM_S, check we still own the database (a PostgreSQL session that ended is
+    taken again); if another process took it meanwhile, say why in `lost` and stop serving:
+    two owners would both ingest and both fire every alert action."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), KEEP_CLAIM_S)
+        if stop.is_set():
+            return
+        problem = await asyncio.to_thread(claim.keep)
+        if problem is not None:
+            log.error("no longer the owner, stopping: %s", problem)
+            lost.append(f"stopped, no longer the owner: {problem}")
+            stop.set()
+            return
 
 
 async def _stop_alerts(headless: AlertProcess | None) -> None:

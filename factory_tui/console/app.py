@@ -135,6 +135,7 @@ class FactoryApp(App[None]):
         self._start_view: View = view
         self.theme = theme
         self.services = ConsoleServices(settings, role=role, feeder=feeder)
+        self.services.on_lost = self._owner_lost
         self.pipeline: TickPipeline | FleetPipeline | None = None
         """The tick's data source (None until started, and if the console could not start)."""
         self.snapshot: Snapshot | None = None
@@ -166,6 +167,11 @@ class FactoryApp(App[None]):
         # Fewer bytes over SSH: see terminal_frames.
         inline = self._driver is not None and self._driver.is_inline
         super()._display(screen, shadowed(self.terminal_shadow, renderable, inline))
+
+    def _owner_lost(self, why: str) -> None:
+        """Another process took the database over while we owned it: exit with one line."""
+        self.error_message = why
+        self.exit(return_code=2)
 
     @property
     def listener(self) -> Listener | None:
@@ -202,7 +208,7 @@ class FactoryApp(App[None]):
         self.screen_change_signal.subscribe(self, self._screen_changed)
         if not self.services.start_feed() and self.services.wants_feed:
             self.notify(
-                "Another factory-tui owns the port, so this viewer runs no simulator.",
+                "Another factory-tui owns the database, so this viewer runs no simulator.",
                 title="Simulator off",
             )
         self._timer = self.set_interval(self.settings.metrics.tick_s, self.on_timer_tick)

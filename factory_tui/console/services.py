@@ -49,6 +49,8 @@ Feeder = Callable[[SubmitLines, asyncio.Event, asyncio.Event], Coroutine[Any, An
 (stop) is set, and sets the second (caught up) once its backfill is in and it runs live."""
 
 STOP_TIMEOUT_S: Final = 10.0
+KEEP_CLAIM_S: Final = 10.0
+"""How often the owner's claim is checked (a PostgreSQL session can end under it)."""
 
 
 class StartError(Exception):
@@ -89,6 +91,10 @@ class ConsoleServices:
         self.listener: Listener | None = None
         self.claim: OwnerClaim | None = None
         """This process's claim on the database (held from start to stop by the owner only)."""
+        self.on_lost: Callable[[str], object] | None = None
+        """Called (on the event loop) with one line when another process took the database
+        over while we owned it: the console must stop, or both would ingest and fire alerts."""
+        self._claim_watch: asyncio.Task[None] | None = None
         self.forwarder: BackgroundForwarder | None = None
         """Ships the site's events to `forward.url` (only the console owning the listener)."""
         self.retention: BackgroundRetention | None = None
@@ -233,6 +239,18 @@ class ConsoleServices:
         await asyncio.to_thread(claim.announce, listener.host, listener.port)
         self.claim = claim
         self.listener = listener
+        self._claim_watch = asyncio.create_task(self._keep_claim(claim), name="factory-tui claim")
+
+    async def _keep_claim(self, claim: OwnerClaim) -> None:
+        """Every KEEP_CLAIM_S, check we still own the database (a PostgreSQL session that
+        ended is taken again); tell `on_lost` if another process took it meanwhile."""
+        while True:
+            await asyncio.sleep(KEEP_CLAIM_S)
+            problem = await asyncio.to_thread(claim.keep)
+            if problem is not None:
+                if self.on_lost is not None:
+                    self.on_lost(f"stopped, no longer the owner: {problem}")
+                return
 
     def start_feed(self) -> bool:
         """Start the simulator feed through our listener; False when there is none to run
@@ -283,6 +301,8 @@ class ConsoleServices:
             return
         self._stopped = True
         self._feed_stop.set()
+        if self._claim_watch is not None:
+            self._claim_watch.cancel()
         if self.metrics_http is not None:
             await asyncio.to_thread(self.metrics_http.stop)
         if self._feed_task is not None:

@@ -22,12 +22,22 @@ from factory_tui.storage.urls import is_postgres_url
 class OwnerTaken(StoreError):
     """Another process owns the database (or the site): the message names it as far as known."""
 
+    def __init__(self, message: str, *, session: int | None = None) -> None:
+        super().__init__(message)
+        self.session = session
+        """The server session that holds the claim (PostgreSQL's backend pid), when known."""
+
 
 class OwnerClaim(Protocol):
     """A held claim: `announce` records where the owner listens, `release` gives it up."""
 
     def announce(self, host: str, port: int) -> None:
         """Record the owner's listening address for whoever is refused (blocking)."""
+
+    def keep(self) -> str | None:
+        """None while the claim is held (taken again if it was lost without another process
+        taking it); else one line naming the process that owns the database now. Blocking:
+        the owner calls it every few seconds."""
 
     def release(self) -> None:
         """Give the claim up (idempotent; the process ending gives it up too)."""

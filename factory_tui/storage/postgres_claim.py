@@ -35,7 +35,7 @@ NAME_MAX_BYTES: Final = 63
 """PostgreSQL keeps this much of an application_name (NAMEDATALEN - 1)."""
 
 _HOLDER: Final = (
-    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+    "SELECT l.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
     "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
     "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
     "AND l.classid::bigint = %s AND l.objid::bigint = %s"
@@ -61,8 +61,14 @@ def session_name(address: tuple[str, int] | None = None) -> str:
 class AdvisoryClaim:
     """A held advisory lock on one site (implements `OwnerClaim`)."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], url: str, site: str) -> None:
         self._conn: psycopg.Connection[Any] | None = conn
+        self._session = conn.info.backend_pid
+        """The server session holding the lock (its backend pid)."""
+        self._url = url
+        self._site = site
+        self._address: tuple[str, int] | None = None
+        self._released = False
 
     @classmethod
     def take(cls, url: str, site: str) -> Self:
@@ -85,11 +91,12 @@ class AdvisoryClaim:
             got = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (NAMESPACE, key)).fetchone()
             if got is None or not got[0]:
                 holder = conn.execute(_HOLDER, (NAMESPACE, key)).fetchone()
-                name = str(holder[0]) if holder and holder[0] else ""
+                name = str(holder[1]) if holder and holder[1] else ""
                 raise OwnerTaken(
                     f"another factory-tui owns site {site!r} of {masked} "
                     f"({name.removeprefix(NAME_PREFIX) or 'a process on another session'}); "
-                    "stop it first, or open the console beside it as a viewer"
+                    "stop it first, or open the console beside it as a viewer",
+                    session=int(holder[0]) if holder else None,
                 )
         except psycopg.Error as error:
             conn.close()
@@ -99,10 +106,11 @@ class AdvisoryClaim:
         except BaseException:
             conn.close()
             raise
-        return cls(conn)
+        return cls(conn, url, site)
 
     def announce(self, host: str, port: int) -> None:
         """Name this process and its address in the lock's session (for whoever is refused)."""
+        self._address = (host, port)
         if self._conn is None:
             return
         # The lock is the claim; its name is only a courtesy to whoever is refused.
@@ -112,8 +120,35 @@ class AdvisoryClaim:
                 (session_name((host, port)),),
             )
 
+    def keep(self) -> str | None:
+        """None while the lock is held, taking it again on a new session when its own has
+        ended (a server restart, a cut link): else one line naming who took it meanwhile."""
+        if self._released:
+            return None
+        if self._conn is not None:
+            try:
+                self._conn.execute("SELECT 1")
+                return None
+            except psycopg.Error:
+                with contextlib.suppress(psycopg.Error):
+                    self._conn.close()
+                self._conn = None
+        try:
+            fresh = self.take(self._url, self._site)
+        except OwnerTaken as error:
+            if error.session == self._session:
+                return None  # our old session, not yet ended on the server: it still holds it
+            return str(error)
+        except StoreError:
+            return None  # the server cannot be reached: nobody else can take the lock there
+        self._conn, self._session, fresh._conn = fresh._conn, fresh._session, None
+        if self._address is not None:
+            self.announce(*self._address)
+        return None
+
     def release(self) -> None:
         """End the lock's session (the server drops the lock with it)."""
+        self._released = True
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()

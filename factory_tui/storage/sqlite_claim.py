@@ -69,6 +69,10 @@ class FileClaim:
         """Name this process and its address in the file (for whoever is refused)."""
         self._record(describe_self((host, port)))
 
+    def keep(self) -> str | None:
+        """Always held: an flock lasts as long as its descriptor, which only `release` closes."""
+        return None
+
     def release(self) -> None:
         """Unlock (closing the descriptor drops the flock); the file stays."""
         fd, self._fd = self._fd, None

@@ -242,9 +242,22 @@ class ServeProcess:
         return data.decode(errors="replace")
 
     async def kill(self) -> None:
-        if self.process.returncode is None:
+        """Kill serve unless it has ended, and wait for it.
+
+        A serve that has just exited must not be sent a signal: `Popen.send_signal` polls
+        first, reaps it there, and asyncio's child watcher then finds no child and reports
+        exit code 255 (seen as a flaky 'assert 255 == 0' after a clean SIGTERM stop)."""
+        if self.process.returncode is None and not _has_ended(self.process.pid):
             self.process.kill()
         await self.process.wait()
+
+
+def _has_ended(pid: int) -> bool:
+    """The child has exited (a zombie not reaped yet): asked without reaping it."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
 
 
 class ThreadedListener:

@@ -255,6 +255,21 @@ def ingest_families(site: str, figures: IngestFigures) -> list[Metric]:
     for name, doc, value in (
         ("ingest_events_accepted", "Events accepted and stored.", stats.accepted),
         ("ingest_events_duplicate", "Events already stored, acknowledged again.", stats.duplicates),
+        (
+            "ingest_one_way_connections",
+            "Connections found to read none of their replies (log shippers): read on.",
+            stats.one_way,
+        ),
+        (
+            "ingest_replies_dropped",
+            "Replies to one-way connections dropped unwritten (their lines were stored).",
+            stats.replies_dropped,
+        ),
+        (
+            "ingest_lines_dropped_unread",
+            "Lines of connections that vanished mid-stream, dropped unvalidated and unanswered.",
+            stats.dropped_unread,
+        ),
     ):
         counter = CounterMetricFamily(f"{PREFIX}_{name}", doc, labels=["site"])
         counter.add_metric([site], value)

@@ -37,13 +37,21 @@ from factory_tui.engine import Window
 from factory_tui.ingest.listener import Listener
 from factory_tui.metrics_export import (
     FloorCollector,
+    IngestFigures,
     MetricsHttpError,
     MetricsServer,
     ModelTally,
     StoreFloor,
+    ingest_families,
 )
 from factory_tui.models import EventRecord, to_utc_us
-from factory_tui.records import HealthReading, ModelSummary, rejection_reason
+from factory_tui.records import (
+    CommitLatency,
+    HealthReading,
+    IngestStats,
+    ModelSummary,
+    rejection_reason,
+)
 from factory_tui.storage import open_store
 
 runner = CliRunner()
@@ -433,6 +441,20 @@ def test_a_token_guards_metrics_and_is_required_off_loopback() -> None:
     finally:
         server.stop()
     assert "process_resident_memory_bytes" in text
+
+
+def test_one_way_peers_and_dropped_lines_are_counted() -> None:
+    stats = IngestStats(10, 0, 0, 1, 0.0, (), one_way=2, replies_dropped=7, dropped_unread=3)
+    families = ingest_families("porto", IngestFigures(stats, CommitLatency((0.1,), (0, 0), 0.0)))
+    totals = {
+        sample.name: sample.value
+        for family in families
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+    assert totals["factory_tui_ingest_one_way_connections_total"] == 2
+    assert totals["factory_tui_ingest_replies_dropped_total"] == 7
+    assert totals["factory_tui_ingest_lines_dropped_unread_total"] == 3
 
 
 def test_only_the_metrics_path_answers() -> None:

@@ -13,11 +13,13 @@ import tomllib
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -111,6 +113,30 @@ class IngestMqttSettings(_Section):
         return self
 
 
+def split_allow(value: Any) -> Any:
+    """An allow-list given as one string (an environment variable): comma-separated."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def check_networks(entries: list[str]) -> list[str]:
+    """The entries, each an IP address or a CIDR network, or ValueError naming the first bad."""
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"{entry!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+            ) from None
+    return entries
+
+
+AllowList = Annotated[list[str], BeforeValidator(split_allow), AfterValidator(check_networks)]
+"""`[ingest] allow` and `[web] allow`: addresses and CIDR networks, or one comma-separated
+string (an environment variable), each checked."""
+
+
 class IngestSettings(_Section):
     """The TCP listener cameras send to."""
 
@@ -142,7 +168,7 @@ class IngestSettings(_Section):
     tls_client_ca: Path | None = None
     """PEM CA certificates: a camera must present a certificate one of them signed (mTLS). On
     a non-loopback host this may stand in for `token`."""
-    allow: list[str] = Field(default_factory=list)
+    allow: AllowList = Field(default_factory=list)
     """Addresses and networks (CIDR) allowed to connect, e.g. ["10.0.0.0/8", "192.168.4.17"];
     others get one rejected line and are closed. Empty: any address."""
     max_connections_per_ip: int | None = Field(default=None, ge=1)
@@ -150,16 +176,6 @@ class IngestSettings(_Section):
     max_events_per_s: float | None = Field(default=None, gt=0)
     """Lines read per second per connection; a faster peer is read more slowly, nothing is
     dropped (None: no limit)."""
-
-    @field_validator("allow", mode="before")
-    @classmethod
-    def _split_allow(cls, value: Any) -> Any:
-        return split_allow(value)
-
-    @field_validator("allow")
-    @classmethod
-    def _valid_networks(cls, value: list[str]) -> list[str]:
-        return check_networks(value)
 
     @model_validator(mode="after")
     def _tls_pairs(self) -> IngestSettings:
@@ -186,25 +202,6 @@ class IngestSettings(_Section):
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
-
-
-def split_allow(value: Any) -> Any:
-    """An allow-list given as one string (an environment variable): comma-separated."""
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
-
-
-def check_networks(entries: list[str]) -> list[str]:
-    """The entries, each an IP address or a CIDR network, or ValueError naming the first bad."""
-    for entry in entries:
-        try:
-            ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            raise ValueError(
-                f"{entry!r} is not an IP address or network (e.g. 10.0.0.0/8)"
-            ) from None
-    return entries
 
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -369,18 +366,8 @@ class WebSettings(_Section):
     """HTTP port (0 picks a free one)."""
     token: str = ""
     """When set, a browser must open the address once with `?token=<token>` (then a cookie)."""
-    allow: list[str] = Field(default_factory=list)
+    allow: AllowList = Field(default_factory=list)
     """Addresses and networks (CIDR) allowed to connect; others get 403. Empty: any address."""
-
-    @field_validator("allow", mode="before")
-    @classmethod
-    def _split_allow(cls, value: Any) -> Any:
-        return split_allow(value)
-
-    @field_validator("allow")
-    @classmethod
-    def _valid_networks(cls, value: list[str]) -> list[str]:
-        return check_networks(value)
 
 
 class MetricsHttpSettings(_Section):

@@ -25,7 +25,7 @@ from factory_tui.config import load_settings
 from factory_tui.console import services as services_module
 from factory_tui.console.app import make_app
 from factory_tui.console.pipeline import TickPipeline
-from factory_tui.console.services import ConsoleServices
+from factory_tui.console.services import ConsoleServices, live_owner
 from factory_tui.engine.alerts import CAMERA_DARK
 from factory_tui.models import now_us
 from factory_tui.storage import OwnerClaim, OwnerTaken, claim_owner, open_store, postgres_claim
@@ -347,3 +347,17 @@ async def test_postgres_a_console_that_lost_its_site_exits_with_one_line(
     assert app.return_code == 2
     assert app.error_message is not None
     assert app.error_message.startswith("stopped, no longer the owner: another factory-tui owns")
+
+
+def test_live_owner_is_whoever_holds_the_claim_whatever_the_port(tmp_path: Path) -> None:
+    """The demo asks `live_owner` before wiping its database: an owner on another port counts,
+    and a stale `meta` record of a process gone does not."""
+    db = tmp_path / "factory.db"
+    with open_store(db) as store:
+        store.set_owner(4242, "127.0.0.1", 7000)
+    claim = claim_owner(db, "main")
+    try:
+        assert live_owner(db, 9999) == 4242
+    finally:
+        claim.release()
+    assert live_owner(db, 7000) is None

@@ -17,8 +17,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
-import psutil
-
 from factory_tui.config import Settings
 from factory_tui.console.alert_keeper import AlertKeeper
 from factory_tui.console.fleet import FleetPipeline
@@ -39,7 +37,15 @@ from factory_tui.metrics_export import (
 )
 from factory_tui.records import ForwardState, MqttState
 from factory_tui.retention import BackgroundRetention
-from factory_tui.storage import OwnerClaim, OwnerTaken, Store, StoreError, claim_owner, open_store
+from factory_tui.storage import (
+    DEFAULT_SITE,
+    OwnerClaim,
+    OwnerTaken,
+    Store,
+    StoreError,
+    claim_owner,
+    open_store,
+)
 from factory_tui.view_models import ViewData
 
 Role = Literal["console", "viewer"]
@@ -57,24 +63,33 @@ class StartError(Exception):
     """The console cannot start; the message is one sentence for the command line."""
 
 
-def live_owner(store_path: Path | str, port: int) -> int | None:
-    """Pid of a running process recorded as the listener of this database on `port`, if any."""
+def live_owner(
+    store_path: Path | str, port: int | None = None, *, site: str = DEFAULT_SITE
+) -> int | None:
+    """Pid of the running process that owns this database (on PostgreSQL, `site`), if any: as
+    its `meta` rows record it, 0 before it has recorded itself. The claim decides, so an owner
+    on any port counts (`port` is no longer needed). Probing takes the claim for an instant
+    when it is free."""
+    try:
+        claim = claim_owner(store_path, site)
+    except OwnerTaken:
+        pass
+    except StoreError:
+        return None
+    else:
+        claim.release()
+        return None
     try:
         store = open_store(store_path, read_only=True)
     except StoreError:
-        return None
+        return 0
     try:
         owner = store.owner()
     except StoreError:
-        return None
+        owner = None
     finally:
         store.close()
-    if owner is None:
-        return None
-    pid, _host, owner_port = owner
-    if owner_port != port or not psutil.pid_exists(pid):
-        return None
-    return pid
+    return 0 if owner is None else owner[0]
 
 
 class ConsoleServices:

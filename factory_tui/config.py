@@ -113,6 +113,17 @@ class IngestMqttSettings(_Section):
         return self
 
 
+def is_loopback(host: str) -> bool:
+    """True when a listener bound to `host` is reachable from this machine only (a public
+    bind needs a token: ingest, HTTP ingest, the web console and /metrics all ask this)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def split_allow(value: Any) -> Any:
     """An allow-list given as one string (an environment variable): comma-separated."""
     if isinstance(value, str):
@@ -196,12 +207,7 @@ class IngestSettings(_Section):
     @property
     def is_loopback(self) -> bool:
         """True when `host` only listens on this machine."""
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback(self.host)
 
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import hmac
-import ipaddress
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -37,7 +36,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import ThreadingWSGIServer
 
-from factory_tui.config import Settings
+from factory_tui.config import Settings, is_loopback
 from factory_tui.engine import Engine, Snapshot, Window
 from factory_tui.models import EventRecord, now_us
 from factory_tui.records import (
@@ -483,16 +482,6 @@ class ModelTally:
         totals.min_confidence = min(totals.min_confidence, row.confidence)
         if row.event_type == "product_count":
             totals.units += row.count
-
-
-def is_loopback(host: str) -> bool:
-    """True when `host` only listens on this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]

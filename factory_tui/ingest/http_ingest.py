@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import hmac
-import ipaddress
 import json
 import logging
 import time
@@ -38,7 +37,7 @@ from typing import Any, Final, Literal
 import h11
 import msgspec
 
-from factory_tui.config import Settings
+from factory_tui.config import Settings, is_loopback
 from factory_tui.ingest.access import AllowList
 from factory_tui.ingest.listener import Listener, ListenerError
 from factory_tui.ingest.protocol import NOT_ALLOWED
@@ -147,15 +146,6 @@ def batch_body(replies: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {**counts, "events": list(replies)}
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class HttpIngest:
     """The HTTP endpoint of a running listener: start it after the listener, stop it before."""
 
@@ -181,7 +171,7 @@ class HttpIngest:
     async def start(self) -> None:
         """Bind the port; raises HttpIngestError with one sentence when it cannot."""
         http = self.settings
-        if not _loopback(http.host) and not self.token:
+        if not is_loopback(http.host) and not self.token:
             raise HttpIngestError(
                 f"refusing to serve HTTP ingest on {http.host} without a token: set "
                 "ingest.http.token or ingest.token, or use host 127.0.0.1"

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import ipaddress
 import re
 import shlex
 from collections.abc import Awaitable, Callable, Sequence
@@ -33,6 +32,7 @@ from aiohttp import WSCloseCode, web
 from textual_serve.app_service import AppService
 from textual_serve.server import Server, to_int
 
+from factory_tui.config import is_loopback
 from factory_tui.ingest.access import AllowList
 
 COOKIE: Final = "factory_tui_web"
@@ -52,16 +52,6 @@ NO_TOKEN_PAGE: Final = (
 
 class WebError(Exception):
     """The web console cannot start; the message is one sentence for the command line."""
-
-
-def is_loopback(host: str) -> bool:
-    """True when `host` only listens on this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_bind(host: str, token: str) -> None:

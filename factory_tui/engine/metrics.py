@@ -29,8 +29,8 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from itertools import compress, islice, repeat
-from operator import add, and_, attrgetter, eq, itemgetter, mul
-from typing import Final
+from operator import and_, attrgetter, eq, gt, itemgetter, le, mul, not_
+from typing import Any, Final
 
 from factory_tui.engine.snapshot import (
     US_PER_S,
@@ -98,6 +98,8 @@ class Engine:
         self._timelines: dict[str, WorkerTimeline] = {}
         self._station_ids: list[str] = []
         self._station_index: dict[str, int] = {}
+        self._station_codes: dict[str, dict[str, int]] = {}
+        """Station id -> {event type: own code of that event there}."""
         self._station_first: list[int] = []
         """Earliest event timestamp seen at each station (any event type)."""
         self._station_units: list[StationUnits] = []
@@ -212,10 +214,9 @@ class Engine:
         products: defaultdict[int, list[tuple[int, int]]] = defaultdict(list)
         added = 0
         for worker_id, rows in groups.items():
-            # Rows come mostly in time order, so this sort is about one pass; sorted by ts,
-            # the timeline's merge needs no sort of its own (unless timestamps tie).
-            rows.sort(key=_TS)
-            _, ts, hashes, types, station_ids, counts, confs, ids = zip(*rows, strict=True)
+            # Sorted by ts, the timeline's merge needs no sort of its own (unless timestamps
+            # tie); rows come nearly in time order, so only the few late ones are moved.
+            _, ts, hashes, types, station_ids, counts, confs, ids = _time_ordered(rows)
             self._cursor = max(self._cursor, max(ids))
             for station_id in sorted(set(station_ids).difference(index)):
                 self._add_station(station_id)
@@ -238,9 +239,9 @@ class Engine:
     ) -> Columns:
         """One worker's rows as the timeline's columns."""
         try:
-            kinds = map(KIND_CODES.__getitem__, types)
-            stations = map(self._station_index.__getitem__, station_ids)
-            owns = list(map(add, map(mul, stations, repeat(4)), kinds))
+            # Two dictionary lookups per row: its station's own codes, then its event type's.
+            codes = map(self._station_codes.__getitem__, station_ids)
+            owns = list(map(dict.__getitem__, codes, types))
         except KeyError as error:
             raise ValueError(f"unknown event_type {error.args[0]!r}") from None
         scaled = list(map(round, map(mul, confs, repeat(CONFIDENCE_SCALE))))
@@ -287,6 +288,9 @@ class Engine:
         position = len(self._station_ids)
         self._station_ids.append(station_id)
         self._station_index[station_id] = position
+        self._station_codes[station_id] = {
+            event_type: position * 4 + kind for event_type, kind in KIND_CODES.items()
+        }
         self._station_first.append(2**63 - 1)
         self._station_units.append(StationUnits())
         self._station_workers.append(set())
@@ -666,6 +670,35 @@ class Engine:
         if position < hi:
             segments.append(Segment(position, hi, "unobserved", workstation_id))
         return tuple(segments)
+
+
+def _time_ordered(rows: list[EngineRow]) -> list[tuple[Any, ...]]:
+    """The rows' columns, the rows sorted by ts (stable for ties).
+
+    Rows arrive nearly in time order: a late row is one whose ts is below the row before it.
+    When taking those few out leaves the rest in order, each is put back where it belongs by
+    bisection, and the columns are picked in that order at C speed; otherwise, a full sort.
+    """
+    columns = list(zip(*rows, strict=True))
+    ts = columns[1]
+    late = list(compress(range(1, len(ts)), map(gt, ts, islice(ts, 1, None))))
+    if not late:
+        return columns
+    if len(late) * 8 < len(ts):
+        is_late = bytearray(len(ts))
+        for index in late:
+            is_late[index] = 1
+        on_time = list(compress(range(len(ts)), map(not_, is_late)))
+        on_time_ts = list(map(ts.__getitem__, on_time))
+        if all(map(le, on_time_ts, islice(on_time_ts, 1, None))):
+            for index in late:
+                place = bisect_right(on_time_ts, ts[index])
+                on_time_ts.insert(place, ts[index])
+                on_time.insert(place, index)
+            pick = itemgetter(*on_time)
+            return [pick(column) for column in columns]
+    rows.sort(key=_TS)
+    return list(zip(*rows, strict=True))
 
 
 def _head(columns: Columns, stop: int) -> Columns:

@@ -34,7 +34,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from itertools import accumulate, chain, compress, islice, repeat
-from operator import and_, itemgetter, lt, ne, sub
+from operator import add, and_, gt, itemgetter, lt, ne, sub
 from typing import Final
 
 WORKING: Final = 0
@@ -418,9 +418,7 @@ class WorkerTimeline:
         if n > first:
             base = self.lost[first - 1]
             del self.lost[first - 1 :]
-            window = ts[first - 1 :]
-            over = map(sub, map(sub, window[1:], window[:-1]), repeat(self.max_gap_us))
-            self.lost.fromlist(list(accumulate(map(max, over, repeat(0)), initial=base)))
+            self.lost.extend(self._lost_from(first, base))
 
         for start, code in zip(starts, codes, strict=True):
             totals = [0, 0, 0]
@@ -441,6 +439,22 @@ class WorkerTimeline:
         base_conf = self.conf_sum[position]
         del self.conf_sum[position:]
         self.conf_sum.fromlist(list(accumulate(self.conf[position:], initial=base_conf)))
+
+    def _lost_from(self, first: int, base: int) -> Iterator[int]:
+        """`lost[first - 1:]` given `lost[first - 1] == base`.
+
+        Gaps longer than max_gap are rare (a camera gone dark), so they are found with one
+        comparison per event and `lost` is built as runs of one value between them.
+        """
+        ts, gap = self.ts, self.max_gap_us
+        later = ts[first:]
+        reach = map(add, islice(ts, first - 1, len(ts) - 1), repeat(gap))
+        long_gaps = list(compress(range(first, len(ts)), map(gt, later, reach)))
+        values = [base]
+        for index in long_gaps:
+            values.append(values[-1] + ts[index] - ts[index - 1] - gap)
+        bounds = [first - 1, *long_gaps, len(ts)]
+        return chain.from_iterable(map(repeat, values, map(sub, islice(bounds, 1, None), bounds)))
 
     def _run_changes(self, position: int, state: int, kept: int) -> tuple[list[int], list[int]]:
         """Indexes from `position` on where a new run starts, and each run's code, given the

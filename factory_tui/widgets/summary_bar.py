@@ -32,6 +32,11 @@ FEED_WORDS: Final[dict[FeedState, str]] = {
 _GAP: Final = "  "
 
 Chip = list[tuple[str, Style]]
+Fit = Literal["full", "short", "lean", "leaner"]
+FITS: Final[tuple[Fit, ...]] = ("full", "short", "lean", "leaner")
+"""Tried in turn until the bar fits its usual height: full words; short ones (`sort util ↓`,
+no "press 4", PAUSED's "as of" without "space resumes"); without PAUSED's "as of" (the word
+PAUSED, the title and the footer say it); and without "0 alerts"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +113,19 @@ class ViewState:
     filter_text: str = ""
     shown: int = 0
     total: int = 0
+    sort_short: str = ""
+    """The sort in a word or two, for a narrow bar ("" : the label itself)."""
 
 
 class SummaryBar(Widget):
     """Feed status, shift and elapsed time, worker states and the factory's figures.
 
     Items are packed into as few lines as the width allows (two at 120 columns, three at 80);
-    an item is never split across lines.
+    an item is never split across lines. The bar keeps the height it has when live, whatever
+    the sort or a pause: where the full words need another line, it says them shorter (`sort
+    util ↓`, no "space resumes"), then leaves out what the screen says elsewhere (PAUSED's "as
+    of", "0 alerts"). Only what cannot go (a filter, a stale reason, a forward or MQTT outage)
+    may make it taller.
     """
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -192,10 +203,20 @@ class SummaryBar(Widget):
         return Text("\n", no_wrap=True).join(lines)
 
     def _lines(self, width: int) -> list[Text]:
-        return self._pack(self._chips(), max(1, width))
+        width = max(1, width)
+        # The bar's usual height (the longest feed word once loaded, short words, no filter).
+        budget = len(self._pack(self._chips(calm=True), width))
+        for fit_in in FITS:
+            lines = self._pack(self._chips(fit_in=fit_in), width)
+            if len(lines) <= budget:
+                break
+        return lines + [Text()] * (budget - len(lines))  # never shorter either
 
-    def _chips(self) -> list[Chip]:
-        """Feed status and window first, then the figures, then the view (sort, filter)."""
+    def _chips(self, *, fit_in: Fit = "full", calm: bool = False) -> list[Chip]:
+        """Feed status and window first, then the figures, then the view (sort, filter).
+
+        `fit_in`: how hard to try to fit (see `FITS`). `calm`: as when live, to measure the
+        bar's usual height."""
         label = self.get_component_rich_style("summary-bar--label")
         value = self.get_component_rich_style("summary-bar--value")
 
@@ -203,12 +224,21 @@ class SummaryBar(Widget):
             return (f"{count} {name}", self.get_component_rich_style(f"summary-bar--{name}"))
 
         status, figures, view = self.status, self.figures, self.view
+        short = calm or fit_in != "full"
+        lean = fit_in in ("lean", "leaner")
         feed_style = self.get_component_rich_style(f"summary-bar--{status.state}")
-        chips: list[Chip] = [[(f" {FEED_WORDS[status.state]} ", feed_style)]]
+        feed = FEED_WORDS[status.state]
+        if calm:
+            feed = FEED_WORDS["paused"]  # LIVE, STALE and PAUSED: the longest
+        chips: list[Chip] = [[(f" {feed} ", feed_style)]]
         if figures is not None:
             chips.append([(figures.window_title, value), (" " + figures.elapsed, label)])
-        if status.detail:
-            chips.append([(status.detail, label)])
+        detail = "" if calm else status.detail
+        if status.state == "paused" and detail:
+            # The word PAUSED, the title and the footer's space key say the rest.
+            detail = "" if lean else detail.split(" · ")[0] if short else detail
+        if detail:
+            chips.append([(detail, label)])
         if figures is not None:
             chips += [
                 [state("working", figures.working), ("  ", label), state("idle", figures.idle)],
@@ -234,11 +264,13 @@ class SummaryBar(Widget):
         if self.alerts:
             noun = "alert" if self.alerts == 1 else "alerts"
             style = self.get_component_rich_style("summary-bar--alerts")
-            chips.append([(f" {self.alerts} {noun} ", style), (" press 4", label)])
-        elif self.alerts == 0:
+            chip: Chip = [(f" {self.alerts} {noun} ", style)]
+            chips.append(chip if short else [*chip, (" press 4", label)])
+        elif self.alerts == 0 and fit_in != "leaner":
             chips.append([("0 alerts", label)])
-        chips.append([("sort ", label), (view.sort_label, value)])
-        if view.filter_text:
+        sort_label = view.sort_short if short and view.sort_short else view.sort_label
+        chips.append([("sort ", label), (sort_label, value)])
+        if view.filter_text and not calm:
             chips.append(
                 [
                     ("filter ", label),

@@ -38,6 +38,14 @@ SORT_LABELS: Final[dict[SortKey, str]] = {
     "uph": "UPH ↓",
     "last_seen": "last seen (stalest first)",
 }
+SORT_SHORT_LABELS: Final[dict[SortKey, str]] = {
+    "name": "name",
+    "utilization": "util ↓",
+    "units": "units ↓",
+    "uph": "UPH ↓",
+    "last_seen": "stalest",
+}
+"""The sort as a narrow summary bar says it."""
 SMALLEST_TILE_WIDTH: Final = 14
 """Below this a terminal is too narrow for a tile; the grid draws what fits rather than fail."""
 

@@ -36,7 +36,8 @@ class TestMainScreen:
     def test_dark_80x24(self, snap_compare: SnapCompare, console: ConsoleFactory) -> None:
         """Title "factory-tui — console"; a green LIVE marker, Shift A 4h30m of 8h00m, 2 working,
         1 idle, 1 absent, 2 unobserved, 106 units, a red "2 alerts" chip (W2 idle since 09:00,
-        W4's camera dark since 09:40) with "press 4", the health badge CPU 23% RAM 41% RSS 95 MB OK;
+        W4's camera dark since 09:40) without "press 4" (it would take a fourth line) beside
+        "sort name": the bar keeps three lines; the health badge CPU 23% RAM 41% RSS 95 MB OK;
         three columns of tiles, Ana Silva's (W1) drawn heavy as the cursor; the third row is
         cut by the footer (the grid scrolls); the footer lists the keys, the view keys as one
         "1234 Views" item."""
@@ -90,14 +91,15 @@ class TestFilter:
 
 class TestPaused:
     def test_paused_80x24(self, snap_compare: SnapCompare, console: ConsoleFactory) -> None:
-        """An amber PAUSED marker replaces LIVE, with "as of 10:30:00 · space resumes"; the
-        title reads "factory-tui — console · PAUSED"."""
+        """An amber PAUSED marker replaces LIVE; the bar keeps its three lines, so the "as of"
+        gives way (the title reads "factory-tui — console · PAUSED", the footer has space)."""
         assert snap_compare(
             console(), terminal_size=(80, 24), run_before=first_tick, press=["space"]
         )
 
     def test_paused_light_120x40(self, snap_compare: SnapCompare, console: ConsoleFactory) -> None:
-        """The paused screen in the light theme at 120x40."""
+        """The paused screen in the light theme at 120x40: "as of 10:30:00" (short of "space
+        resumes", to keep the bar at two lines)."""
         assert snap_compare(
             console(theme="textual-light"),
             terminal_size=(120, 40),

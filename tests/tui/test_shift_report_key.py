@@ -13,7 +13,7 @@ from textual.pilot import Pilot
 
 from factory_tui.console.app import FactoryApp
 from factory_tui.console.screens.alerts_screen import AlertsScreen
-from factory_tui.console.screens.view_screen import ViewScreen
+from factory_tui.console.screens.view_screen import ViewScreen, report_notice, toast_width
 from factory_tui.console.screens.worker_detail_screen import WorkerDetailScreen
 from tests.tui.conftest import ConsoleFactory
 from tests.tui.test_drilldown import SIZE, TICK_TIMEOUT_S, open_view, press_and_tick
@@ -29,7 +29,9 @@ async def write_report(app: FactoryApp, pilot: Pilot[None]) -> lxml.html.HtmlEle
     await pilot.pause()
     assert [path.name for path in Path.cwd().glob("shift-report-*")] == [NAME]
     messages = [notification.message for notification in app._notifications]
-    assert messages[-1] == f"Shift A, 2025-03-04: report written to {Path.cwd() / NAME}"
+    title, name, folder = messages[-1].split("\n")
+    assert (title, name) == ("Shift A, 2025-03-04: report written", NAME)
+    assert folder == f"in {Path.cwd()}" or folder.startswith("in ~")
     return lxml.html.fromstring((Path.cwd() / NAME).read_bytes())
 
 
@@ -54,3 +56,16 @@ async def test_h_writes_the_report_of_the_shift_on_screen(
         for row in page.xpath('//section[@id="workers"]//tr[@data-worker-id]')
     }
     assert units == {worker.worker_id: worker.units for worker in snapshot.workers}
+
+
+def test_the_notice_at_80_columns_wraps_between_parts_never_inside_the_file_name() -> None:
+    """At 80 columns a notification holds 37 cells a line: the path used to wrap mid-name."""
+    width = toast_width(80)
+    assert width == 37
+    deep = Path("/srv/factory/reports/north-plant/line-3/2025/march") / NAME
+    lines = report_notice("Shift A, 2025-03-04", deep, width).split("\n")
+    assert lines[1] == NAME
+    assert all(len(line) <= width for line in lines), lines
+    assert lines[2] == "in …/north-plant/line-3/2025/march"
+    home = Path.home() / "reports" / NAME
+    assert report_notice("Shift A", home, width).split("\n")[2] == "in ~/reports"

@@ -17,7 +17,7 @@ from textual.widgets import Footer, Header, Input
 from factory_tui.engine.snapshot import Snapshot
 from factory_tui.widgets.health_badge import HealthBadge
 from factory_tui.widgets.summary_bar import SummaryBar, ViewState
-from factory_tui.widgets.worker_grid import SORT_KEYS, SORT_LABELS, WorkerGrid
+from factory_tui.widgets.worker_grid import SORT_KEYS, SORT_LABELS, SORT_SHORT_LABELS, WorkerGrid
 
 
 class FloorScreen(Screen[None]):
@@ -83,7 +83,11 @@ class FloorScreen(Screen[None]):
         """Tell the summary bar the sort, the filter and how many tiles it shows."""
         grid = self.grid
         self.summary.view = ViewState(
-            SORT_LABELS[grid.sort_key], grid.filter_text, len(grid.shown_ids), grid.total
+            SORT_LABELS[grid.sort_key],
+            grid.filter_text,
+            len(grid.shown_ids),
+            grid.total,
+            sort_short=SORT_SHORT_LABELS[grid.sort_key],
         )
 
     def open_filter(self) -> None:

@@ -31,6 +31,27 @@ SHIFT_REPORT_KEY: Final = ("h", "Write this shift's report (one HTML page)")
 """The `?` screen's line for the views that bind `h`."""
 
 
+def toast_width(screen_width: int) -> int:
+    """Cells of text in a Textual notification: 60 wide at most, half the screen, less its
+    padding and its left edge."""
+    return max(12, min(60, screen_width // 2) - 3)
+
+
+def report_notice(title: str, path: Path, width: int) -> str:
+    """Where the report went, in lines that wrap between parts, never inside the file name:
+    the file on a line of its own, the folder under it (from the home folder as `~`, and cut
+    on its left, at a `/`, when still too long)."""
+    folder = str(path.parent)
+    home = str(Path.home())
+    if home not in ("", "/") and (folder == home or folder.startswith(home + "/")):
+        folder = "~" + folder[len(home) :]
+    words = f"in {folder}"
+    if len(words) > width:
+        tail = folder[-(width - 4) :]
+        words = "in …" + tail[tail.find("/") :] if "/" in tail else "in …" + tail
+    return f"{title}: report written\n{path.name}\n{words}"
+
+
 class ViewScreen(Screen[None]):
     """A drill-down view: `show(data)` on every tick while it is on top."""
 
@@ -109,7 +130,10 @@ class ViewScreen(Screen[None]):
         except (StoreError, OSError) as error:
             self.notify(f"The shift report was not written: {error}", severity="error")
             return
-        self.notify(f"{page.title}: report written to {path}", title="Shift report", timeout=10)
+        room = toast_width(self.app.size.width)
+        self.notify(
+            report_notice(page.title, path, room), title="Shift report", timeout=10, markup=False
+        )
 
     def _send_to_browser(self, page: ShiftReportPage) -> None:
         """A browser's viewer writes nothing on the server: the page goes to the browser."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from dataclasses import replace
 from datetime import timedelta
 
 from textual.app import App, ComposeResult
@@ -14,7 +15,9 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
 from factory_tui.console.app import FactoryApp
+from factory_tui.console.screens.alerts_screen import AlertsScreen
 from factory_tui.console.screens.event_log_screen import EventLogScreen
+from factory_tui.records import AlertRecord
 from factory_tui.widgets.table_rows import cell, fill_table
 from tests.tui.conftest import ConsoleFactory
 from tests.tui.floor import AT, line
@@ -146,3 +149,36 @@ async def test_fill_table_newest_first_counts_rows_that_arrive_above_a_held_view
         assert top_key(table) == held_top
         # Rows in the same order are updated in place: nothing arrived.
         assert fill_table(table, rows(105), newest_first=True) == 0
+
+
+async def test_recent_alerts_hold_when_moved_and_home_goes_live(console: ConsoleFactory) -> None:
+    """The alerts view's recent alerts, newest first: a new alert (one more row in the list
+    the tick hands down) joins on top; moved down, the cursor keeps its alert and the title
+    counts the newer one; Home goes back to the newest."""
+    app = console()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        screen = await open_view(app, pilot, "4", AlertsScreen)
+        data = screen.data
+        assert data is not None
+        assert data.alerts.history is not None
+        history = data.alerts.history
+        assert len(history) >= 2
+        table = screen.query_one("#alerts-history", DataTable)
+        title = screen.query_one("#history-title", Static)
+        table.focus()
+        await pilot.press("down")
+        await pilot.pause()
+        held = table_keys(table)[table.cursor_row]
+        newest = max(alert.id for alert in history) + 1
+        raised = AlertRecord(newest, "idle_too_long", "W5", "W5: idle", data.snapshot.at_us, None)
+        alerts = replace(data.alerts, history=(raised, *history))
+        screen.show(replace(data, alerts=alerts))
+        await pilot.pause()
+        assert table_keys(table)[0] == str(newest)
+        assert table_keys(table)[table.cursor_row] == held
+        assert "1 newer — Home to go live" in drawn(title)
+        await pilot.press("home")
+        await pilot.pause()
+        assert table.cursor_row == 0
+        assert "newer" not in drawn(title)

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import re
 import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -129,8 +131,11 @@ async def measure_ticks(db: Path, settings: Settings, size: tuple[int, int]) -> 
     frames: list[ChopsUpdate | LayoutUpdate] = []
     # Where a tick's time goes: stamps (perf_counter) of its stages, and the worker's own CPU.
     stages: dict[str, list[float]] = {
-        name: [] for name in ("to_worker", "worker_cpu", "to_ui", "to_paint")
+        name: [] for name in ("to_worker", "worker_cpu", "ui_meanwhile", "to_ui", "to_paint")
     }
+    # The UI thread's CPU clock, read from the worker thread: what the UI thread runs while the
+    # worker computes (each switch between them waits for the GIL).
+    ui_clock = time.pthread_getcpuclockid(threading.get_ident())
     worker: dict[str, float] = {}
     handled: list[float] = []
     painted = asyncio.Event()
@@ -154,6 +159,16 @@ async def measure_ticks(db: Path, settings: Settings, size: tuple[int, int]) -> 
         finish_tick(sequence, error)
 
     app._finish_tick = timed_finish  # type: ignore[method-assign]
+    # Full collections (generation 2) stop both threads: how many fell in the measured ticks.
+    full_collections: list[float] = []
+    collecting: dict[str, float] = {}
+
+    def watch_collections(phase: str, info: dict[str, int]) -> None:
+        if info["generation"] == 2 and collecting.get("on"):
+            if phase == "start":
+                collecting["start"] = time.perf_counter()
+            elif "start" in collecting:
+                full_collections.append(time.perf_counter() - collecting.pop("start"))
 
     async def paint_after(moment: float) -> float:
         # Waits on an event the paint sets: polling would wake the UI thread and take the GIL
@@ -179,11 +194,15 @@ async def measure_ticks(db: Path, settings: Settings, size: tuple[int, int]) -> 
 
         def timed_tick(**options: Any) -> Any:
             worker["start"], cpu = time.perf_counter(), time.thread_time()
+            ui_cpu = time.clock_gettime(ui_clock)
             result = pipeline_tick(**options)
             worker["cpu"], worker["end"] = time.thread_time() - cpu, time.perf_counter()
+            worker["ui_meanwhile"] = time.clock_gettime(ui_clock) - ui_cpu
             return result
 
         pipeline.tick = timed_tick  # type: ignore[method-assign]
+        gc.callbacks.append(watch_collections)
+        collecting["on"] = 1
         for _ in range(TICKS):
             step = int(SPEED * 1_000_000)
             lines = fleet.events_between(now[0], now[0] + step)
@@ -207,8 +226,11 @@ async def measure_ticks(db: Path, settings: Settings, size: tuple[int, int]) -> 
             drawn.append(app.grid.tiles_drawn - before)
             stages["to_worker"].append(worker["start"] - started)
             stages["worker_cpu"].append(worker["cpu"])
+            stages["ui_meanwhile"].append(worker["ui_meanwhile"])
             stages["to_ui"].append(done - timing.apply_s - worker["end"])
             stages["to_paint"].append(paint - done)
+        collecting.clear()
+        gc.callbacks.remove(watch_collections)
         columns = app.grid.columns
         visible = columns * (app.grid.scrollable_content_region.height // 6 + 1)
     print(f"\nTick at {size[0]}x{size[1]} ({columns} columns, ~{visible} tiles visible):")
@@ -222,10 +244,16 @@ async def measure_ticks(db: Path, settings: Settings, size: tuple[int, int]) -> 
     print(describe("  request to worker thread start", stages["to_worker"]))
     print(describe("  worker thread (read+engine+snap)", compute))
     print(describe("    its CPU", stages["worker_cpu"]))
+    print(describe("    UI thread CPU meanwhile", stages["ui_meanwhile"]))
     print(describe("  worker done to UI thread taking it", stages["to_ui"]))
     print(describe("  UI thread (hand Snapshot down)", apply))
     print(describe("  handed down to painted", stages["to_paint"]))
     print(describe("UI thread CPU, request to painted", ui_cpu))
+    longest = max(full_collections, default=0.0)
+    print(
+        f"  {'full GC passes in those ticks':<34} {len(full_collections)}, "
+        f"longest {longest * 1000:.1f} ms"
+    )
     encode_cost(frames, size[0])
 
 

@@ -10,6 +10,7 @@ pilot.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Callable
@@ -200,6 +201,7 @@ class TickPipeline:
             if self.store is not None:
                 self.store.close()
                 self.store = None
+                gc.unfreeze()  # what the warm start froze can be collected again
             self.alerts.close()
 
     def _warm_start(self, store: Store, shown: ShiftWindow, at_us: int) -> int:
@@ -214,6 +216,11 @@ class TickPipeline:
         load_drift_history(self.alerts.tracker, store, at_us)
         self.cursor = ceiling
         self.loaded = True
+        # What is held now (the history, the app's widgets) lives as long as the console: out of
+        # the cycle collector's sight, a full collection scans only what came later. One that
+        # fell in a tick stopped both threads for 50-270 ms at 200 workers (130,000 objects),
+        # 7-25 ms after this (benchmarks/tui.py). `close` gives them back.
+        gc.freeze()
         return applied
 
     def _model_figures(self, store: Store, window: Window, at_us: int) -> tuple[ModelSummary, ...]:

@@ -29,7 +29,7 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from itertools import compress, islice, repeat
-from operator import and_, attrgetter, eq, gt, itemgetter, le, mul, not_
+from operator import and_, attrgetter, eq, itemgetter, mul
 from typing import Any, Final
 
 from factory_tui.engine.snapshot import (
@@ -214,8 +214,6 @@ class Engine:
         products: defaultdict[int, list[tuple[int, int]]] = defaultdict(list)
         added = 0
         for worker_id, rows in groups.items():
-            # Sorted by ts, the timeline's merge needs no sort of its own (unless timestamps
-            # tie); rows come nearly in time order, so only the few late ones are moved.
             _, ts, hashes, types, station_ids, counts, confs, ids = _time_ordered(rows)
             self._cursor = max(self._cursor, max(ids))
             for station_id in sorted(set(station_ids).difference(index)):
@@ -673,30 +671,9 @@ class Engine:
 
 
 def _time_ordered(rows: list[EngineRow]) -> list[tuple[Any, ...]]:
-    """The rows' columns, the rows sorted by ts (stable for ties).
-
-    Rows arrive nearly in time order: a late row is one whose ts is below the row before it.
-    When taking those few out leaves the rest in order, each is put back where it belongs by
-    bisection, and the columns are picked in that order at C speed; otherwise, a full sort.
-    """
-    columns = list(zip(*rows, strict=True))
-    ts = columns[1]
-    late = list(compress(range(1, len(ts)), map(gt, ts, islice(ts, 1, None))))
-    if not late:
-        return columns
-    if len(late) * 8 < len(ts):
-        is_late = bytearray(len(ts))
-        for index in late:
-            is_late[index] = 1
-        on_time = list(compress(range(len(ts)), map(not_, is_late)))
-        on_time_ts = list(map(ts.__getitem__, on_time))
-        if all(map(le, on_time_ts, islice(on_time_ts, 1, None))):
-            for index in late:
-                place = bisect_right(on_time_ts, ts[index])
-                on_time_ts.insert(place, ts[index])
-                on_time.insert(place, index)
-            pick = itemgetter(*on_time)
-            return [pick(column) for column in columns]
+    """The rows' columns, the rows sorted by ts (stable for ties). Rows come nearly in time
+    order, so the sort is about one pass; sorted by ts, the timeline's merge needs no sort of
+    its own (unless timestamps tie)."""
     rows.sort(key=_TS)
     return list(zip(*rows, strict=True))
 

@@ -33,8 +33,8 @@ import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
-from itertools import accumulate, chain, compress, islice, repeat
-from operator import add, and_, gt, itemgetter, lt, ne, sub
+from itertools import accumulate, islice, repeat
+from operator import itemgetter, lt, sub
 from typing import Final
 
 WORKING: Final = 0
@@ -403,12 +403,21 @@ class WorkerTimeline:
             del column[kept:]
 
         state = cur[position - 1] if position else self.carry_code
+        in_run = run_code[-1] if kept else None
         del cur[position:]
-        starts, codes = self._run_changes(position, state, kept)
-        # The state in force after each event: the code of the run it is in.
-        bounds = [position, *starts, n]
-        lengths = map(sub, islice(bounds, 1, None), bounds)
-        cur.extend(chain.from_iterable(map(repeat, [state, *codes], lengths)))
+        carried: list[int] = []
+        append = carried.append
+        starts: list[int] = []
+        codes: list[int] = []
+        for index, code in enumerate(self.own[position:], position):
+            if code & 3 != PRODUCT:
+                state = code
+            append(state)
+            if state != in_run:
+                in_run = state
+                starts.append(index)
+                codes.append(state)
+        cur.fromlist(carried)
 
         # lost[i] = lost[i-1] + max(ts[i] - ts[i-1] - max_gap, 0), from position on.
         first = max(position, 1)
@@ -418,7 +427,9 @@ class WorkerTimeline:
         if n > first:
             base = self.lost[first - 1]
             del self.lost[first - 1 :]
-            self.lost.extend(self._lost_from(first, base))
+            window = ts[first - 1 :]
+            over = map(sub, map(sub, window[1:], window[:-1]), repeat(self.max_gap_us))
+            self.lost.fromlist(list(accumulate(map(max, over, repeat(0)), initial=base)))
 
         for start, code in zip(starts, codes, strict=True):
             totals = [0, 0, 0]
@@ -439,43 +450,6 @@ class WorkerTimeline:
         base_conf = self.conf_sum[position]
         del self.conf_sum[position:]
         self.conf_sum.fromlist(list(accumulate(self.conf[position:], initial=base_conf)))
-
-    def _lost_from(self, first: int, base: int) -> Iterator[int]:
-        """`lost[first - 1:]` given `lost[first - 1] == base`.
-
-        Gaps longer than max_gap are rare (a camera gone dark), so they are found with one
-        comparison per event and `lost` is built as runs of one value between them.
-        """
-        ts, gap = self.ts, self.max_gap_us
-        later = ts[first:]
-        reach = map(add, islice(ts, first - 1, len(ts) - 1), repeat(gap))
-        long_gaps = list(compress(range(first, len(ts)), map(gt, later, reach)))
-        values = [base]
-        for index in long_gaps:
-            values.append(values[-1] + ts[index] - ts[index - 1] - gap)
-        bounds = [first - 1, *long_gaps, len(ts)]
-        return chain.from_iterable(map(repeat, values, map(sub, islice(bounds, 1, None), bounds)))
-
-    def _run_changes(self, position: int, state: int, kept: int) -> tuple[list[int], list[int]]:
-        """Indexes from `position` on where a new run starts, and each run's code, given the
-        state in force before `position` (`kept`: runs kept before it; 0 starts a run there).
-
-        A run starts only at a state event whose code differs from the state in force, so the
-        state events are picked out and compared with their predecessors at C speed.
-        """
-        own = self.own
-        tail = own[position:]
-        is_state = list(map(ne, map(and_, tail, repeat(3)), repeat(PRODUCT)))
-        indexes = list(compress(range(position, len(own)), is_state))
-        state_codes = list(compress(tail, is_state))
-        changed = list(map(ne, state_codes, [state, *state_codes]))
-        starts = list(compress(indexes, changed))
-        codes = list(compress(state_codes, changed))
-        if not kept and len(own) > position and (not starts or starts[0] != position):
-            # Nothing before `position`: its first event opens a run in the carried state.
-            starts.insert(0, position)
-            codes.insert(0, state)
-        return starts, codes
 
     def _touched_from(self, position: int) -> int:
         # The interval before the first new event now ends earlier (or later).

@@ -409,8 +409,9 @@ class WorkerTimeline:
         append = carried.append
         starts: list[int] = []
         codes: list[int] = []
+        product = PRODUCT  # a local: this loop runs once per new event
         for index, code in enumerate(self.own[position:], position):
-            if code & 3 != PRODUCT:
+            if code & 3 != product:
                 state = code
             append(state)
             if state != in_run:

@@ -17,7 +17,9 @@ Prints figures; asserts nothing (the machine is shared and noisy, timings are no
    screen row was written, and how much of the output is colour codes (SGR).
 
 Run: `.venv/bin/python benchmarks/tui.py` (about three minutes); `--only ticks|start|cpu|bytes`
-runs one part.
+runs one part. `--against DIR` runs the tick part for another checkout (`git worktree add
+/tmp/base HEAD` before a change) and for this one, twice each, alternating, each in a process
+of its own: a before/after in one run.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import os
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -389,10 +392,32 @@ def terminal_bytes() -> None:
         describe_bytes(f"demo, {workers} workers", data, max(1.0, yardstick))
 
 
+def ticks_against(base: Path) -> None:
+    """The tick part for `base`'s tree and this one, alternating (the load drifts)."""
+    if not (base / "factory_tui" / "__init__.py").is_file():
+        raise SystemExit(f"--against {base}: no factory_tui package there")
+    for run in (1, 2):
+        for label, tree in (("before", base), ("after", ROOT)):
+            load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+            print(f"\n=== {label} ({tree}), run {run}, load {load}", flush=True)
+            subprocess.run(
+                [sys.executable, __file__, "--only", "ticks"],
+                env={**os.environ, "PYTHONPATH": str(tree)},
+                check=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=("ticks", "start", "cpu", "bytes"))
-    only = parser.parse_args().only
+    parser.add_argument(
+        "--against", type=Path, metavar="DIR", help="before/after ticks: DIR's tree, then this"
+    )
+    arguments = parser.parse_args()
+    if arguments.against is not None:
+        ticks_against(arguments.against.resolve())
+        return
+    only = arguments.only
     if only == "bytes":
         terminal_bytes()
         return

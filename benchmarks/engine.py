@@ -124,6 +124,18 @@ def timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def best_of(runs: int, action: Callable[[], object]) -> tuple[float, float]:
+    """The best wall and the best CPU time of `runs` runs (each taken apart, garbage freed)."""
+    walls, cpus = [], []
+    for _ in range(runs):
+        gc.collect()
+        wall, cpu = time.perf_counter(), time.process_time()
+        action()
+        cpus.append(time.process_time() - cpu)
+        walls.append(time.perf_counter() - wall)
+    return min(walls), min(cpus)
+
+
 def show(name: str, value: str, target: str = "") -> None:
     suffix = f"   (target {target})" if target else ""
     print(f"  {name:<58} {value:>14}{suffix}", flush=True)
@@ -236,8 +248,9 @@ def main() -> None:
         show(
             f"full build: Engine.apply({len(records):,} EventRecords)", f"{build_s:.2f} s", "< 3 s"
         )
-        tuples_s = timed(lambda: build(raw))
-        show("full build: Engine.apply_tuples(plain rows)", f"{tuples_s:.2f} s", "< 3 s")
+        tuples_s, tuples_cpu = best_of(3, lambda: build(raw))
+        show("full build: Engine.apply_tuples(plain rows), best of 3", f"{tuples_s:.2f} s", "< 3 s")
+        show("  ... its CPU time (what a busy box changes least)", f"{tuples_cpu:.2f} s")
         show("cold start: read EventRecords + apply", f"{read_s + build_s:.2f} s")
         show("cold start: read plain rows + apply_tuples", f"{raw_s + tuples_s:.2f} s")
         records.clear()

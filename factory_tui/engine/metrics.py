@@ -63,6 +63,8 @@ CHUNK_ROWS: Final = 50_000
 """`apply` folds long iterables in chunks of this many rows, to bound transient memory (a
 chunk's rows and their per-worker copies: about 40 MB at 50,000 rows, twice that at 100,000,
 for the same folding time: benchmarks/report.py)."""
+_CONFIDENCE_CACHE: Final = 4096
+"""Distinct confidence values remembered scaled; past this, each row is scaled on its own."""
 _SPARE_BLOCKS: Final = 64
 """Cached blocks kept outside the last queried window before the cache is trimmed."""
 
@@ -99,6 +101,8 @@ class Engine:
         self._station_ids: list[str] = []
         self._station_index: dict[str, int] = {}
         self._station_codes: dict[str, dict[str, int]] = {}
+        self._confidences: dict[float, int] = {}
+        """Confidence -> the same in billionths, for the values seen (see `_scaled`)."""
         """Station id -> {event type: own code of that event there}."""
         self._station_first: list[int] = []
         """Earliest event timestamp seen at each station (any event type)."""
@@ -207,7 +211,6 @@ class Engine:
         return added
 
     def _fold(self, chunk: list[EngineRow]) -> int:
-        index = self._station_index
         groups: defaultdict[str, list[EngineRow]] = defaultdict(list)
         for row in chunk:
             groups[row[0]].append(row)
@@ -216,8 +219,6 @@ class Engine:
         for worker_id, rows in groups.items():
             _, ts, hashes, types, station_ids, counts, confs, ids = _time_ordered(rows)
             self._cursor = max(self._cursor, max(ids))
-            for station_id in sorted(set(station_ids).difference(index)):
-                self._add_station(station_id)
             columns = self._columns(ts, hashes, types, station_ids, counts, confs)
             added += self._fold_worker(worker_id, columns, products)
         # One sorted batch per station: products of many workers interleave in time.
@@ -237,13 +238,37 @@ class Engine:
     ) -> Columns:
         """One worker's rows as the timeline's columns."""
         try:
-            # Two dictionary lookups per row: its station's own codes, then its event type's.
-            codes = map(self._station_codes.__getitem__, station_ids)
-            owns = list(map(dict.__getitem__, codes, types))
-        except KeyError as error:
-            raise ValueError(f"unknown event_type {error.args[0]!r}") from None
-        scaled = list(map(round, map(mul, confs, repeat(CONFIDENCE_SCALE))))
-        return (list(ts), hash_keys(hashes), owns, list(counts), scaled)
+            owns = self._owns(station_ids, types)
+        except KeyError:
+            # A station seen for the first time (or an unknown event type): number the new
+            # stations, then look again.
+            for station_id in sorted(set(station_ids).difference(self._station_index)):
+                self._add_station(station_id)
+            try:
+                owns = self._owns(station_ids, types)
+            except KeyError as error:
+                raise ValueError(f"unknown event_type {error.args[0]!r}") from None
+        return (list(ts), hash_keys(hashes), owns, list(counts), self._scaled(confs))
+
+    def _owns(self, station_ids: tuple[str, ...], types: tuple[str, ...]) -> list[int]:
+        """Each row's own code: two dictionary lookups, its station's codes, then its type's."""
+        codes = map(self._station_codes.__getitem__, station_ids)
+        return list(map(dict.__getitem__, codes, types))
+
+    def _scaled(self, confs: tuple[float, ...]) -> list[int]:
+        """Confidences in billionths. Cameras report few distinct values, so each is scaled
+        once and looked up after (no float product and rounding per row)."""
+        cache = self._confidences
+        try:
+            return list(map(cache.__getitem__, confs))
+        except KeyError:
+            pass
+        missing = set(confs).difference(cache)
+        if len(cache) + len(missing) > _CONFIDENCE_CACHE:
+            return list(map(round, map(mul, confs, repeat(CONFIDENCE_SCALE))))
+        for confidence in missing:
+            cache[confidence] = round(confidence * CONFIDENCE_SCALE)
+        return list(map(cache.__getitem__, confs))
 
     def _fold_worker(
         self,

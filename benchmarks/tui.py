@@ -132,6 +132,7 @@ async def measure_ticks(db: Path, settings: Settings, size: tuple[int, int]) -> 
     rows: list[int] = []
     ui_cpu: list[float] = []
     frames: list[ChopsUpdate | LayoutUpdate] = []
+    encoding = EncodeCost(size[0])
     # Where a tick's time goes: stamps (perf_counter) of its stages, and the worker's own CPU.
     stages: dict[str, list[float]] = {
         name: [] for name in ("to_worker", "worker_cpu", "ui_meanwhile", "to_ui", "to_paint")
@@ -205,7 +206,6 @@ async def measure_ticks(db: Path, settings: Settings, size: tuple[int, int]) -> 
 
         pipeline.tick = timed_tick  # type: ignore[method-assign]
         gc.callbacks.append(watch_collections)
-        collecting["on"] = 1
         for _ in range(TICKS):
             step = int(SPEED * 1_000_000)
             lines = fleet.events_between(now[0], now[0] + step)
@@ -215,9 +215,11 @@ async def measure_ticks(db: Path, settings: Settings, size: tuple[int, int]) -> 
             before = app.grid.tiles_drawn
             started = time.perf_counter()
             cpu_started = time.thread_time()
+            collecting["on"] = 1
             await app.tick_now()
             done = handled[-1]
             paint = await paint_after(done)
+            collecting["on"] = 0
             whole.append(paint - started)
             # CPU of the UI thread alone: what the load of a shared machine does not inflate.
             ui_cpu.append(time.thread_time() - cpu_started)
@@ -232,6 +234,7 @@ async def measure_ticks(db: Path, settings: Settings, size: tuple[int, int]) -> 
             stages["ui_meanwhile"].append(worker["ui_meanwhile"])
             stages["to_ui"].append(done - timing.apply_s - worker["end"])
             stages["to_paint"].append(paint - done)
+            encoding.add(frames)  # between ticks, outside the measured stretch
         collecting.clear()
         gc.callbacks.remove(watch_collections)
         columns = app.grid.columns
@@ -257,29 +260,39 @@ async def measure_ticks(db: Path, settings: Settings, size: tuple[int, int]) -> 
         f"  {'full GC passes in those ticks':<34} {len(full_collections)}, "
         f"longest {longest * 1000:.1f} ms"
     )
-    encode_cost(frames, size[0])
+    encoding.add(frames)
+    encoding.print()
 
 
-def encode_cost(frames: list[ChopsUpdate | LayoutUpdate], width: int) -> None:
+class EncodeCost:
     """What writing the run's frames costs (headless, the tick above wrote none): Textual's own
-    encoding beside TerminalShadow's (only changed cells, colour as differences)."""
-    console = Console(color_system="256", force_terminal=True, width=width)
-    shadow = TerminalShadow()
-    plain: list[float] = []
-    ours: list[float] = []
-    plain_bytes = our_bytes = 0
-    for frame in frames:
-        started = time.thread_time()
-        text = frame.render_segments(console)
-        plain.append(time.thread_time() - started)
-        started = time.thread_time()
-        encoded = shadow.encode(frame, ColorSystem.EIGHT_BIT)
-        ours.append(time.thread_time() - started)
-        plain_bytes += len(text.encode())
-        our_bytes += len(encoded.encode())
-    print(describe("frame encoding, Textual's", plain))
-    print(describe("frame encoding, TerminalShadow", ours))
-    print(f"  {'bytes of those frames':<34} {plain_bytes:,} -> {our_bytes:,}")
+    encoding beside TerminalShadow's (only changed cells, colour as differences). Frames are
+    encoded between ticks and dropped: kept to the end, their strips made the full GC passes
+    of the ticks longer with every tick."""
+
+    def __init__(self, width: int) -> None:
+        self.console = Console(color_system="256", force_terminal=True, width=width)
+        self.shadow = TerminalShadow()
+        self.plain: list[float] = []
+        self.ours: list[float] = []
+        self.plain_bytes = self.our_bytes = 0
+
+    def add(self, frames: list[ChopsUpdate | LayoutUpdate]) -> None:
+        for frame in frames:
+            started = time.thread_time()
+            text = frame.render_segments(self.console)
+            self.plain.append(time.thread_time() - started)
+            started = time.thread_time()
+            encoded = self.shadow.encode(frame, ColorSystem.EIGHT_BIT)
+            self.ours.append(time.thread_time() - started)
+            self.plain_bytes += len(text.encode())
+            self.our_bytes += len(encoded.encode())
+        frames.clear()
+
+    def print(self) -> None:
+        print(describe("frame encoding, Textual's", self.plain))
+        print(describe("frame encoding, TerminalShadow", self.ours))
+        print(f"  {'bytes of those frames':<34} {self.plain_bytes:,} -> {self.our_bytes:,}")
 
 
 def first_paint(workdir: Path, runs: int = 3) -> None:

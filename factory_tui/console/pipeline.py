@@ -217,9 +217,9 @@ class TickPipeline:
         self.cursor = ceiling
         self.loaded = True
         # What is held now (the history, the app's widgets) lives as long as the console: out of
-        # the cycle collector's sight, a full collection scans only what came later. One that
-        # fell in a tick stopped both threads for 50-270 ms at 200 workers (130,000 objects),
-        # 7-25 ms after this (benchmarks/tui.py). `close` gives them back.
+        # the cycle collector's sight, a full collection scans only what came later. At 200
+        # workers (about 90,000 objects) one that fell in a tick stopped both threads for
+        # 86-103 ms, 7-12 ms after this (benchmarks/tui.py). `close` gives them back.
         gc.freeze()
         return applied
 

@@ -146,8 +146,9 @@ class TestEmptyFloor:
         Day 2025-03-04 and 0 of everything; the grid says "No workers yet.", that cameras send
         to 127.0.0.1:7878 (no token needed), that with no roster unknown ids (W1 below too) are
         rejected unless --auto-register / [ingest] auto_register = true or a roster from
-        factory-tui init, then the example in three lines the shell joins (echo '{...W1",'\,
-        '"workstation_id"...0.9}' |, factory-tui send -p 7878 -) stamped 2025-03-04T10:30Z,
+        factory-tui init, then the example in three lines the shell joins (echo '{...W1",'
+        and a backslash, '"workstation_id"...0.9}' |, factory-tui send -p 7878 -) stamped
+        2025-03-04T10:30Z,
         and that factory-tui demo shows a simulated floor."""
         settings = Settings.model_validate(
             {"store": {"path": str(tmp_path / "factory.db")}, "ingest": {"port": 0}}

@@ -28,6 +28,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ingest import event_line as shared_event_line  # noqa: E402  (benchmarks/ingest.py)
 
 from factory_tui.config import load_settings  # noqa: E402
 from factory_tui.ingest.access import client_tls_context  # noqa: E402
@@ -39,13 +42,8 @@ CHUNK = 5_000
 
 
 def event_line(n: int) -> bytes:
-    """A valid wire event on an auto-registered roster, unique for every n."""
-    seconds, micros = divmod(n, 1_000_000)
-    return (
-        f'{{"timestamp":"2024-05-01T08:{seconds // 60 % 60:02d}:{seconds % 60:02d}.{micros:06d}Z",'
-        f'"worker_id":"W{n % 6 + 1}","workstation_id":"S{n % 6 + 1}",'
-        f'"event_type":"working","confidence":0.87}}'
-    ).encode()
+    """A valid wire event, unique for every n (ids are auto-registered)."""
+    return shared_event_line(n, workers=6)
 
 
 def make_certificates(folder: Path) -> dict[str, Path]:

@@ -43,12 +43,14 @@ HOUR_PREFIX = "2024-05-01T08:"
 them)."""
 
 
-def event_line(n: int, hour: str = HOUR_PREFIX) -> bytes:
-    """A valid wire event (demo roster), unique for every n."""
+def event_line(n: int, hour: str = HOUR_PREFIX, workers: int = 6) -> bytes:
+    """A valid wire event, unique for every n, of worker and station W1..W`workers` (the demo
+    roster's six by default; the other benchmarks auto-register theirs). Every benchmark that
+    sends events makes them here."""
     seconds, micros = divmod(n, 1_000_000)
     return (
         f'{{"timestamp":"{hour}{seconds // 60 % 60:02d}:{seconds % 60:02d}.{micros:06d}Z",'
-        f'"worker_id":"W{n % 6 + 1}","workstation_id":"S{n % 6 + 1}",'
+        f'"worker_id":"W{n % workers + 1}","workstation_id":"S{n % workers + 1}",'
         f'"event_type":"working","confidence":0.87,"model_version":"v3","camera_id":"cam-{n % 6}"}}'
     ).encode()
 

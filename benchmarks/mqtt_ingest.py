@@ -28,6 +28,9 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ingest import event_line as shared_event_line  # noqa: E402  (benchmarks/ingest.py)
 
 from factory_tui.ingest.client import IngestClient  # noqa: E402
 from factory_tui.ingest.mqtt_client import MqttPublisher  # noqa: E402
@@ -43,12 +46,7 @@ default, then drops)."""
 
 def event_line(n: int) -> bytes:
     """A valid wire event, unique for every n (ids are auto-registered)."""
-    seconds, micros = divmod(n, 1_000_000)
-    return (
-        f'{{"timestamp":"2024-05-01T08:{seconds // 60 % 60:02d}:{seconds % 60:02d}.{micros:06d}Z",'
-        f'"worker_id":"W{n % 50}","workstation_id":"S{n % 50}",'
-        f'"event_type":"working","confidence":0.87,"model_version":"v3"}}'
-    ).encode()
+    return shared_event_line(n, workers=50)
 
 
 class Serve:

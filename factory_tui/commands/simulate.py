@@ -8,7 +8,7 @@ import signal
 import ssl
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final
@@ -421,7 +421,6 @@ async def _run(
     span_s: float | None,
 ) -> SimSummary:
     from factory_tui.ingest.client import ClientError
-    from factory_tui.ingest.simulator import SimClock, run_fleet
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -432,23 +431,7 @@ async def _run(
             await pool.open()
         except ClientError as error:
             fail(str(error), code=1)
-        clock = SimClock(begin_us, speed)
-        timer = None
-        if rate is not None and span_s is not None:
-            # With --rate, --duration is how long the load test runs in real time.
-            timer = loop.call_later(span_s, stop.set)
-        summary = await run_fleet(
-            fleet,
-            clock,
-            None,
-            submit_for=pool.for_camera,
-            stop=stop,
-            rate=rate,
-            duration_s=None if rate is not None else span_s,
-        )
-        if timer is not None:
-            timer.cancel()
-        return summary
+        return await _drive(fleet, pool.for_camera, stop, begin_us, speed, rate, span_s)
     finally:
         await pool.close()
         if interrupted:
@@ -508,7 +491,6 @@ async def _run_mqtt(
     import os
 
     from factory_tui.ingest.mqtt_client import MqttError, MqttPublisher
-    from factory_tui.ingest.simulator import SimClock, run_fleet
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -532,10 +514,31 @@ async def _run_mqtt(
         return submit
 
     try:
-        timer = None
-        if rate is not None and span_s is not None:
-            timer = loop.call_later(span_s, stop.set)
-        summary = await run_fleet(
+        return await _drive(fleet, submit_for, stop, begin_us, speed, rate, span_s)
+    finally:
+        await publisher.close()
+        if interrupted:
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+async def _drive(
+    fleet: CameraFleet,
+    submit_for: Callable[[str], Submit],
+    stop: asyncio.Event,
+    begin_us: int,
+    speed: float,
+    rate: float | None,
+    span_s: float | None,
+) -> SimSummary:
+    """Run the fleet into `submit_for` (TCP connections or MQTT topics) until its span is
+    covered or `stop` is set; with --rate, --duration is how long the load test runs in real
+    time."""
+    from factory_tui.ingest.simulator import SimClock, run_fleet
+
+    loop = asyncio.get_running_loop()
+    timer = loop.call_later(span_s, stop.set) if rate is not None and span_s is not None else None
+    try:
+        return await run_fleet(
             fleet,
             SimClock(begin_us, speed),
             None,
@@ -544,13 +547,9 @@ async def _run_mqtt(
             rate=rate,
             duration_s=None if rate is not None else span_s,
         )
+    finally:
         if timer is not None:
             timer.cancel()
-        return summary
-    finally:
-        await publisher.close()
-        if interrupted:
-            loop.remove_signal_handler(signal.SIGINT)
 
 
 def _install_interrupt(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> bool:

@@ -13,7 +13,6 @@ import asyncio
 import os
 import re
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from factory_tui.engine.alerts import CAMERA_DARK
 from factory_tui.models import now_us
 from factory_tui.storage import OwnerClaim, OwnerTaken, claim_owner, open_store, postgres_claim
 from factory_tui.storage.sqlite_claim import owner_file
-from tests.ingest.conftest import ServeProcess
+from tests.ingest.conftest import ServeProcess, run_cli
 from tests.test_serve_alerts import Log, lines_of, recorder, send_now, stop, write_config
 from tests.tui.floor import floor_settings
 
@@ -41,26 +40,8 @@ POLL_S = 0.05
 
 async def refused_serve(*args: str) -> tuple[int, str]:
     """Run a `serve` expected to refuse: its exit status and stderr (bounded)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "factory_tui",
-        "serve",
-        "--port",
-        "0",
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        _, err = await asyncio.wait_for(process.communicate(), WAIT_S)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode is not None
-    return process.returncode, err.decode(errors="replace")
+    status, _, err = await run_cli("serve", "--port", "0", *args)
+    return status, err
 
 
 def site_config(tmp_path: Path, site: str) -> Path:

@@ -137,6 +137,22 @@ def _connect_refusal(error: psycopg.Error) -> StoreError:
     return StoreUnreachable(text)
 
 
+def connect(url: str, *, application_name: str = "factory-tui") -> psycopg.Connection[Any]:
+    """An autocommit connection with the connect timeout ($PGCONNECT_TIMEOUT) and keepalives,
+    or StoreUnreachable / StoreError (a refusal) saying why, with the password masked."""
+    try:
+        return psycopg.connect(
+            url,
+            autocommit=True,
+            connect_timeout=int(os.environ.get("PGCONNECT_TIMEOUT", CONNECT_TIMEOUT_S)),
+            application_name=application_name,
+            **_connect_options(url),
+        )
+    except psycopg.Error as error:
+        refusal = _connect_refusal(error)
+        raise type(refusal)(f"cannot connect to {mask_url(url)}: {refusal}") from None
+
+
 def _connect_options(url: str) -> dict[str, Any]:
     """TCP keepalives and a user timeout, unless the URL sets its own: without them a link
     that drops packets silently (a firewall's idle timeout, a cut fibre) leaves a query
@@ -356,17 +372,7 @@ class PostgresStore(BackendBase):
     ) -> PostgresStore:
         """Connect (creating or migrating the schema), or with `read_only` attach to it."""
         masked = mask_url(url)
-        try:
-            conn = psycopg.connect(
-                url,
-                autocommit=True,
-                connect_timeout=int(os.environ.get("PGCONNECT_TIMEOUT", CONNECT_TIMEOUT_S)),
-                application_name="factory-tui",
-                **_connect_options(url),
-            )
-        except psycopg.Error as error:
-            refusal = _connect_refusal(error)
-            raise type(refusal)(f"cannot connect to {masked}: {refusal}") from None
+        conn = connect(url)
         store = cls(conn, url, read_only=read_only, site_id=site)
         try:
             found = store.schema_version()

@@ -20,12 +20,7 @@ import psycopg
 
 from factory_tui.storage.base import StoreError
 from factory_tui.storage.claim import OwnerTaken
-from factory_tui.storage.postgres import (
-    CONNECT_TIMEOUT_S,
-    _connect_options,
-    _connect_refusal,
-    _one_line,
-)
+from factory_tui.storage.postgres import _one_line, connect
 from factory_tui.storage.urls import mask_url
 
 NAMESPACE: Final = 0x66745455
@@ -74,17 +69,7 @@ class AdvisoryClaim:
     def take(cls, url: str, site: str) -> Self:
         """Lock the site on a connection of its own, or raise OwnerTaken naming the holder."""
         masked = mask_url(url)
-        try:
-            conn = psycopg.connect(
-                url,
-                autocommit=True,
-                connect_timeout=int(os.environ.get("PGCONNECT_TIMEOUT", CONNECT_TIMEOUT_S)),
-                application_name=session_name(),
-                **_connect_options(url),
-            )
-        except psycopg.Error as error:
-            refusal = _connect_refusal(error)
-            raise type(refusal)(f"cannot connect to {masked}: {refusal}") from None
+        conn = connect(url, application_name=session_name())
         try:
             row = conn.execute("SELECT coalesce(current_schema(), '')").fetchone()
             key = site_key(row[0] if row else "", site)

@@ -432,18 +432,8 @@ class WorkerTimeline:
             over = map(sub, map(sub, window[1:], window[:-1]), repeat(self.max_gap_us))
             self.lost.fromlist(list(accumulate(map(max, over, repeat(0)), initial=base)))
 
-        for start, code in zip(starts, codes, strict=True):
-            totals = [0, 0, 0]
-            if run_start:
-                previous = len(run_start) - 1
-                totals = [column[previous] for column in run_totals]
-                kind = run_code[previous] & 3
-                if kind != PRODUCT:
-                    totals[kind] += self.counted_between(run_start[previous], start)
-            run_start.append(start)
-            run_code.append(code)
-            for column, total in zip(run_totals, totals, strict=True):
-                column.append(total)
+        if starts:
+            self._add_runs(starts, codes)
 
         base_units = self.units[position]
         del self.units[position:]
@@ -451,6 +441,34 @@ class WorkerTimeline:
         base_conf = self.conf_sum[position]
         del self.conf_sum[position:]
         self.conf_sum.fromlist(list(accumulate(self.conf[position:], initial=base_conf)))
+
+    def _add_runs(self, starts: list[int], codes: list[int]) -> None:
+        """Append runs (their first events and state codes) after the runs held, each with
+        the per-state totals at its start: those of the run before plus its counted time."""
+        ts, lost = self.ts, self.lost
+        run_start, run_code = self.run_start, self.run_code
+        totals = [0, 0, 0]
+        previous_start, previous_kind = 0, PRODUCT  # PRODUCT: nothing before counts
+        if run_start:
+            totals = [self.run_work[-1], self.run_idle[-1], self.run_absent[-1]]
+            previous_start, previous_kind = run_start[-1], run_code[-1] & 3
+        work: list[int] = []
+        idle: list[int] = []
+        absent: list[int] = []
+        for start, code in zip(starts, codes, strict=True):
+            if previous_kind != PRODUCT:
+                totals[previous_kind] += (ts[start] - ts[previous_start]) - (
+                    lost[start] - lost[previous_start]
+                )
+            work.append(totals[0])
+            idle.append(totals[1])
+            absent.append(totals[2])
+            previous_start, previous_kind = start, code & 3
+        run_start.fromlist(starts)
+        run_code.fromlist(codes)
+        self.run_work.fromlist(work)
+        self.run_idle.fromlist(idle)
+        self.run_absent.fromlist(absent)
 
     def _touched_from(self, position: int) -> int:
         # The interval before the first new event now ends earlier (or later).

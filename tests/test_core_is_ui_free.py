@@ -23,6 +23,7 @@ CORE = (
     "factory_tui.console.tick_loop",
     "factory_tui.console.services",
     "factory_tui.console.alert_keeper",
+    "factory_tui.console.headless",
     "factory_tui.console.drilldown",
     "factory_tui.console.health",
 )

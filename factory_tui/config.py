@@ -74,7 +74,8 @@ class IngestMqttSettings(_Section):
     topic: str = Field(default="factory/+/events", min_length=1)
     """Topic filter to subscribe to (QoS 1); `+` and `#` wildcards allowed."""
     client_id: str = ""
-    """Stable id the broker keeps our session under (default: factory-tui-<site id>)."""
+    """Stable id the broker keeps our session under (default: factory-tui-<site id>-<host>-<6 hex
+    of the database>, unique per box and database)."""
     username: str = ""
     password: str = ""
     ca_file: Path | None = None
@@ -893,7 +894,7 @@ max_connections = 64
 # acknowledged to the broker only once stored (QoS 1, a persistent session under client_id).
 # url = "mqtt://broker.example:1883"      # mqtts://...:8883 for TLS
 topic = "factory/+/events"
-# client_id = "factory-tui-main"          # default: factory-tui-<site id>; keep it stable
+# client_id = "factory-tui-main-box1"     # default: factory-tui-<site>-<host>-<db hash>; stable
 username = ""
 password = ""
 # Messages with rejected events are republished here with the errors (empty: not at all).

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import socket
@@ -175,6 +176,14 @@ class _TopicSink:
             self._ingest._sink_idle(self)
 
 
+def default_client_id(settings: Settings) -> str:
+    """`factory-tui-<site>-<host>-<6 hex of the database>`: stable across restarts (the broker
+    keeps our session under it) and different for two boxes, or two databases on one box, that
+    share a site id — the same id would make the broker drop one for the other every second."""
+    where = hashlib.sha256(str(settings.store.location).encode()).hexdigest()[:6]
+    return f"factory-tui-{settings.site.id}-{socket.gethostname()}-{where}"
+
+
 class MqttIngest:
     """Subscribes to `[ingest.mqtt] topic` and feeds the listener; start and stop it on the
     listener's loop, stopping it before the listener."""
@@ -188,7 +197,7 @@ class MqttIngest:
         self._config = config
         self._broker = parse_broker_url(config.url)
         self._options = ClientOptions(
-            client_id=config.client_id or f"factory-tui-{settings.site.id}",
+            client_id=config.client_id or default_client_id(settings),
             username=config.username,
             password=config.password,
             ca_file=config.ca_file,

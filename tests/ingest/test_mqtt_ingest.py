@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -16,10 +17,11 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from factory_tui.config import Settings
 from factory_tui.ingest.client import IngestClient
 from factory_tui.ingest.listener import Listener
 from factory_tui.ingest.mqtt_client import Broker, MqttError, MqttPublisher, mask, parse_broker_url
-from factory_tui.ingest.mqtt_ingest import MqttIngest, split_message
+from factory_tui.ingest.mqtt_ingest import MqttIngest, default_client_id, split_message
 from factory_tui.ingest.protocol import Refused
 from factory_tui.storage import open_store
 from tests.ingest.conftest import event_at, make_settings, wait_until
@@ -392,3 +394,13 @@ async def test_a_message_split_across_batches_is_acknowledged_once_wholly_stored
         await wait_until(lambda: listener.stats().accepted == 253)
         await wait_until(lambda: ingest.state().in_flight == 0)
         assert sum(listener.commit_latency().counts) >= 3  # it was split
+
+
+def test_the_default_client_id_differs_per_box_and_database(tmp_path: Path) -> None:
+    # Two boxes (or two databases on one box) of site "main" must not share a broker session:
+    # the broker would drop one for the other every second.
+    one = Settings.model_validate({"store": {"path": str(tmp_path / "a.db")}})
+    other = Settings.model_validate({"store": {"path": str(tmp_path / "b.db")}})
+    assert default_client_id(one) == default_client_id(one)
+    assert default_client_id(one) != default_client_id(other)
+    assert default_client_id(one).startswith(f"factory-tui-main-{socket.gethostname()}-")

@@ -46,6 +46,7 @@ from factory_tui.records import (
     ForwardState,
     IngestStats,
     ModelSummary,
+    MqttState,
 )
 from factory_tui.storage import READ_BATCH, Store, StoreError, open_store
 from factory_tui.warm_start import load_engine, roster_names, shift_window
@@ -78,6 +79,7 @@ class IngestFigures:
     stats: IngestStats
     commit_latency: CommitLatency
     forward: ForwardState | None = None
+    mqtt: MqttState | None = None
 
 
 FloorSource = Callable[[], FloorFigures | None]
@@ -317,6 +319,26 @@ def ingest_families(site: str, figures: IngestFigures) -> list[Metric]:
         up = _gauge("forward_up", "1 while the central database is reachable.", ["site", "target"])
         up.add_metric([site, forward.target], 0.0 if forward.down_s is not None else 1.0)
         families += [behind, up]
+    mqtt = figures.mqtt
+    if mqtt is not None:
+        labels = [site, mqtt.broker, mqtt.topic]
+        connected = _gauge(
+            "mqtt_up", "1 while subscribed to the broker.", ["site", "broker", "topic"]
+        )
+        connected.add_metric(labels, 0.0 if mqtt.down_s is not None else 1.0)
+        received = CounterMetricFamily(
+            f"{PREFIX}_mqtt_messages_received",
+            "MQTT messages received (one the broker sends again counts again).",
+            labels=["site", "broker", "topic"],
+        )
+        received.add_metric(labels, mqtt.messages)
+        in_flight = _gauge(
+            "mqtt_messages_in_flight",
+            "MQTT messages received and not yet acknowledged (not yet stored).",
+            ["site", "broker", "topic"],
+        )
+        in_flight.add_metric(labels, mqtt.in_flight)
+        families += [connected, received, in_flight]
     return families
 
 

@@ -50,6 +50,7 @@ from factory_tui.records import (
     HealthReading,
     IngestStats,
     ModelSummary,
+    MqttState,
     rejection_reason,
 )
 from factory_tui.storage import open_store
@@ -455,6 +456,22 @@ def test_one_way_peers_and_dropped_lines_are_counted() -> None:
     assert totals["factory_tui_ingest_one_way_connections_total"] == 2
     assert totals["factory_tui_ingest_replies_dropped_total"] == 7
     assert totals["factory_tui_ingest_lines_dropped_unread_total"] == 3
+
+
+def test_the_mqtt_subscription_is_exported() -> None:
+    stats = IngestStats(0, 0, 0, 0, 0.0, ())
+    latency = CommitLatency((0.1,), (0, 0), 0.0)
+    samples = {}
+    for up, state in ((1.0, None), (0.0, 120.0)):
+        mqtt = MqttState("mqtt://broker:1883", "factory/+/events", state, "", 9, 2)
+        families = ingest_families("porto", IngestFigures(stats, latency, None, mqtt))
+        samples = {s.name: s for family in families for s in family.samples}
+        assert samples["factory_tui_mqtt_up"].value == up
+    assert samples["factory_tui_mqtt_messages_received_total"].value == 9
+    assert samples["factory_tui_mqtt_messages_in_flight"].value == 2
+    assert samples["factory_tui_mqtt_up"].labels["broker"] == "mqtt://broker:1883"
+    without = ingest_families("porto", IngestFigures(stats, latency))
+    assert not any(family.name.startswith("factory_tui_mqtt") for family in without)
 
 
 def test_only_the_metrics_path_answers() -> None:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from typing import Annotated, Final
 
 import typer
@@ -37,6 +38,7 @@ from factory_tui.metrics_export import (
     StoreFloor,
     on_loop,
 )
+from factory_tui.records import MqttState
 from factory_tui.retention import BackgroundRetention
 from factory_tui.storage import OwnerClaim, StoreError, claim_owner, mask_url
 
@@ -153,16 +155,22 @@ async def _serve_owned(settings: Settings, log_every: float, claim: OwnerClaim) 
         print(f"HTTP ingest on http://{http_ingest.host}:{http_ingest.port}/api/events", flush=True)
     metrics_http: MetricsServer | None = None
     floor: StoreFloor | None = None
+    mqtt: MqttIngest | None = None
     if settings.metrics_http.port is not None:
         floor = StoreFloor(settings)
-        metrics_http = metrics_server(settings, listener, forwarder, floor)
+        metrics_http = metrics_server(
+            settings,
+            listener,
+            forwarder,
+            floor,
+            lambda: mqtt.state() if mqtt is not None else None,
+        )
         try:
             metrics_http.start()
         except MetricsHttpError as error:
             await listener.stop()
             return str(error)
         log.info("serving /metrics on %s:%d", metrics_http.host, metrics_http.port)
-    mqtt: MqttIngest | None = None
     if settings.ingest.mqtt.url is not None:
         try:
             mqtt = MqttIngest(listener)
@@ -254,12 +262,13 @@ def metrics_server(
     listener: Listener,
     forwarder: BackgroundForwarder | None,
     floor: StoreFloor,
+    mqtt_state: Callable[[], MqttState | None] = lambda: None,
 ) -> MetricsServer:
     """`/metrics` for `serve`: figures from the store, counters from the running listener."""
 
     def ingest() -> IngestFigures:
         forward = None if forwarder is None else forwarder.state()
-        return IngestFigures(listener.stats(), listener.commit_latency(), forward)
+        return IngestFigures(listener.stats(), listener.commit_latency(), forward, mqtt_state())
 
     collector = FloorCollector(settings.site.id, floor, on_loop(asyncio.get_running_loop(), ingest))
     http = settings.metrics_http

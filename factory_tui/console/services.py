@@ -219,7 +219,9 @@ class ConsoleServices:
             return FloorFigures(snapshot, latest.view.alerts.active, latest.models)
 
         def ingest() -> IngestFigures:
-            return IngestFigures(listener.stats(), listener.commit_latency(), self.forward_state())
+            return IngestFigures(
+                listener.stats(), listener.commit_latency(), self.forward_state(), self.mqtt_state()
+            )
 
         collector = FloorCollector(
             self.settings.site.id, floor, on_loop(asyncio.get_running_loop(), ingest)

@@ -446,8 +446,9 @@ def report(
         Path | None,
         typer.Option(
             "--html",
-            help="Write the shift report as one self-contained HTML page to this file (every "
-            "figure, timelines, units per hour, alerts, models; prints on A4 landscape).",
+            help="Write the shift report as one self-contained HTML page to this file, or to "
+            "stdout with - (every figure, timelines, units per hour, alerts, models; prints on "
+            "A4 landscape).",
             dir_okay=False,
         ),
     ] = None,
@@ -648,8 +649,12 @@ def write_html_report(settings: Settings, window: Window, at_us: int, path: Path
     """Write the HTML shift report of `window` at `at_us` to `path` and say where."""
     with open_store(settings, read_only=True) as store:
         shift_report = gather(store, settings, window, at_us, generated_us=now_us())
+    page = render(shift_report)
+    if str(path) == "-":
+        typer.echo(page, nl=False)  # stdout, as `send -` reads stdin: for a pipe or a mail
+        return
     try:
-        path.write_text(render(shift_report), encoding="utf-8")
+        path.write_text(page, encoding="utf-8")
     except OSError as error:
         fail(f"cannot write {path}: {error.strerror or error}")
     typer.echo(f"wrote {path} ({shift_report.title})")

@@ -7,6 +7,7 @@ the same shift; the text people read is checked where it is plain (units, ids, n
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,17 @@ def test_alerts_raised_in_the_shift_are_listed_oldest_first(
         ("W2", {"started_us": to_utc_us(at(9, 15)), "cleared_us": None}),
         ("W4", {"started_us": to_utc_us(at(9, 50)), "cleared_us": to_utc_us(at(10, 20))}),
     ]
+
+
+def test_a_dash_writes_the_page_to_stdout(floor: Path, tmp_path: Path) -> None:
+    target = tmp_path / "r.html"
+    invoke("--db", str(floor), *SHIFT, "--html", str(target))
+    printed = invoke("--db", str(floor), *SHIFT, "--html", "-")
+    assert not Path("-").exists()
+    # The same page but for when it was written (the two runs may fall in different minutes).
+    written = re.compile(r"; written [^<]*")
+    assert written.sub("", printed) == written.sub("", target.read_text())
+    assert printed.startswith("<!DOCTYPE html>")
 
 
 def test_the_page_loads_nothing_from_outside(floor: Path, tmp_path: Path) -> None:

@@ -60,6 +60,14 @@ def hours_minutes(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
 
 
+def span(seconds: float) -> str:
+    """How long something lasted: `37s` under a minute (thresholds may be that short, and
+    `0m` says nothing), else as `hours_minutes`."""
+    if seconds < 60:
+        return f"{max(0, int(seconds))}s"
+    return hours_minutes(seconds)
+
+
 def confidence(value: float | None) -> str:
     """A confidence (0..1) to two places, or the missing mark."""
     return MISSING if value is None else f"{value:.2f}"

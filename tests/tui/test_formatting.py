@@ -15,6 +15,7 @@ from factory_tui.widgets.formatting import (
     hours_minutes,
     percent,
     rate,
+    span,
     sparkline,
 )
 
@@ -45,6 +46,13 @@ def test_numbers() -> None:
     assert rate(1523.4) == "1,523"
     assert hours_minutes(2 * 3600 + 5 * 60 + 59) == "2h05m"
     assert hours_minutes(45 * 60) == "45m"
+
+
+def test_spans_under_a_minute_read_in_seconds() -> None:
+    assert span(37.9) == "37s"
+    assert span(0) == "0s"
+    assert span(60) == "1m"
+    assert span(2 * 3600 + 5 * 60) == "2h05m"
 
 
 def test_sparkline_maps_zero_to_lowest_and_one_to_full_block() -> None:

@@ -35,9 +35,9 @@ from factory_tui.view_models import ActionFailure, ViewData, ViewNeeds
 from factory_tui.widgets.formatting import (
     MISSING,
     confidence,
-    hours_minutes,
     minutes_text,
     rate,
+    span,
 )
 from factory_tui.widgets.newest_first_table import NewestFirstTable
 from factory_tui.widgets.table_rows import cell, fill_table, number
@@ -214,7 +214,7 @@ class AlertsScreen(ViewScreen):
                         cell(KIND_WORDS.get(alert.kind, alert.kind), "bold"),
                         cell(alert.subject),
                         cell(self.clock(alert.started_us, seconds=False)),
-                        number(hours_minutes(max(0, at_us - alert.started_us) / US_PER_S)),
+                        number(span(max(0, at_us - alert.started_us) / US_PER_S)),
                         cell(alert.details),
                     ],
                 )
@@ -284,7 +284,7 @@ class AlertsScreen(ViewScreen):
                 if alert.cleared_us is None
                 else self.clock(alert.cleared_us, seconds=False)
             ),
-            number(hours_minutes(max(0, end - alert.started_us) / US_PER_S)),
+            number(span(max(0, end - alert.started_us) / US_PER_S)),
             cell(alert.details, "dim"),
         ]
 

@@ -206,15 +206,15 @@ class BackgroundRetention:
         forwarded = "" if self.retention.forward_target is None else ", once forwarded"
         if self.retention.keep_days is not None:
             log.info(
-                "retention: events older than %g days are deleted every %.0f s%s",
-                self.retention.keep_days,
+                "retention: events older than %s are deleted every %.0f s%s",
+                _days(self.retention.keep_days),
                 self.interval_s,
                 forwarded,
             )
         if self.retention.audit_keep_days is not None:
             log.info(
-                "retention: audit entries older than %g days are deleted every %.0f s",
-                self.retention.audit_keep_days,
+                "retention: audit entries older than %s are deleted every %.0f s",
+                _days(self.retention.audit_keep_days),
                 self.interval_s,
             )
         self._thread.start()
@@ -273,3 +273,8 @@ def _close(store: Store | None) -> None:
     if store is not None:
         with contextlib.suppress(StoreError):
             store.close()
+
+
+def _days(count: float) -> str:
+    """`1 day`, `30 days`, `0.5 days`."""
+    return f"{count:g} day" if count == 1 else f"{count:g} days"

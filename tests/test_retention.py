@@ -20,6 +20,7 @@ from factory_tui.config import load_settings
 from factory_tui.console.services import ConsoleServices
 from factory_tui.forwarding import cursor_key
 from factory_tui.models import WireEvent, iso_utc, now_us, parse_event
+from factory_tui import retention
 from factory_tui.retention import US_PER_DAY, BackgroundRetention, Retention
 from factory_tui.storage import Store, StoreError, open_store
 from tests.conftest import StoreOpener
@@ -227,3 +228,9 @@ async def test_serve_sweeps_in_the_background_logs_it_and_stops_cleanly(tmp_path
     assert serve.process.returncode == 0, rest
     with open_store(db, read_only=True) as store:
         assert store.count_events() == 1
+
+
+def test_the_start_line_counts_days_as_people_do() -> None:
+    assert retention._days(1) == "1 day"
+    assert retention._days(30) == "30 days"
+    assert retention._days(0.5) == "0.5 days"

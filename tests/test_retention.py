@@ -20,8 +20,7 @@ from factory_tui.config import load_settings
 from factory_tui.console.services import ConsoleServices
 from factory_tui.forwarding import cursor_key
 from factory_tui.models import WireEvent, iso_utc, now_us, parse_event
-from factory_tui import retention
-from factory_tui.retention import US_PER_DAY, BackgroundRetention, Retention
+from factory_tui.retention import US_PER_DAY, BackgroundRetention, Retention, _days
 from factory_tui.storage import Store, StoreError, open_store
 from tests.conftest import StoreOpener
 from tests.ingest.conftest import ServeProcess, read_until
@@ -231,6 +230,6 @@ async def test_serve_sweeps_in_the_background_logs_it_and_stops_cleanly(tmp_path
 
 
 def test_the_start_line_counts_days_as_people_do() -> None:
-    assert retention._days(1) == "1 day"
-    assert retention._days(30) == "30 days"
-    assert retention._days(0.5) == "0.5 days"
+    assert _days(1) == "1 day"
+    assert _days(30) == "30 days"
+    assert _days(0.5) == "0.5 days"

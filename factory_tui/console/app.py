@@ -195,6 +195,7 @@ class FactoryApp(App[None]):
             self.exit(return_code=2)
             return
         self.role = self.services.role
+        self.settings = self.services.settings  # a viewer's: the stored site's, as it describes it
         self._update_title()  # a fleet names the site on screen
         if self.listener is not None:  # an empty floor says where cameras connect
             ingest = self.settings.ingest
@@ -213,10 +214,13 @@ class FactoryApp(App[None]):
             )
         self._timer = self.set_interval(self.settings.metrics.tick_s, self.on_timer_tick)
         self._request_tick()
-        if isinstance(self.pipeline, FleetPipeline):
-            await self.action_show_view("sites")  # a database of many sites opens on the fleet
         if self._start_view != "workers":
+            # A wall screen's view opens directly, over the site on screen (a fleet's `--site`,
+            # else its first). Not over the Sites list: a screen popped before its header is
+            # mounted crashed the header (textual's set_title: no HeaderTitle).
             await self.action_show_view(self._start_view)
+        elif isinstance(self.pipeline, FleetPipeline):
+            await self.action_show_view("sites")  # a database of many sites opens on the fleet
         self.started.set()
 
     # --- the tick -----------------------------------------------------------------------------

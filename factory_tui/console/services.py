@@ -35,7 +35,7 @@ from factory_tui.metrics_export import (
     MetricsServer,
     on_loop,
 )
-from factory_tui.records import ForwardState, MqttState
+from factory_tui.records import ForwardState, MqttState, SiteRecord
 from factory_tui.retention import BackgroundRetention
 from factory_tui.storage import (
     DEFAULT_SITE,
@@ -182,6 +182,8 @@ class ConsoleServices:
             )
             self._start_metrics_http(None)
             return self.pipeline
+        if self.listener is None and sites:
+            reader = self._as_stored_site(reader, sites[0])
         # The owner of the listener keeps the alerts table; it writes through its own
         # connection (the listener's thread has the other one).
         writer: Store | None = None
@@ -201,6 +203,15 @@ class ConsoleServices:
         )
         self._start_metrics_http(self.pipeline)
         return self.pipeline
+
+    def _as_stored_site(self, reader: Store, site: SiteRecord) -> Store:
+        """A viewer of a database of one site reads it as `report` does: when that site is
+        not ours (a box's file opened without its config) it is the one shown, and its stored
+        description (time zone, shifts, max_gap_s, roster) is what the floor uses."""
+        if site.id != self.settings.site.id:
+            reader = reader.scoped(site.id)
+        self.settings = self.settings.for_site(site.id, site.name, site.description)
+        return reader
 
     def _start_metrics_http(self, pipeline: TickPipeline | None) -> None:
         """Serve the last tick's figures and the listener's counters on `[metrics_http] port`

@@ -7,15 +7,20 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from textual.widgets import DataTable
 
+from factory_tui.config import Settings
 from factory_tui.console.app import make_app
 from factory_tui.console.fleet import FleetPipeline
 from factory_tui.console.health import fixed_health
 from factory_tui.console.screens.sites_screen import SitesScreen, data_age
+from factory_tui.console.screens.view_screen import ViewScreen
 from factory_tui.console.screens.worker_detail_screen import WorkerDetailScreen
+from factory_tui.models import parse_event
 from factory_tui.storage import SqliteStore
 from tests.tui.conftest import READING, SetClock
-from tests.tui.fleet import fill_fleet, site_settings
+from tests.tui.fleet import fill_fleet, site_lines, site_settings
+from tests.tui.floor import AT_US
 
 
 @pytest.fixture
@@ -162,3 +167,91 @@ async def test_demo_sites_feeds_three_sites_into_one_database(tmp_path: Path) ->
         counts = {site.id: store.scoped(site.id).count_events() for site in store.sites()}
     assert set(counts) == {"north", "pune", "austin"}
     assert all(count > 0 for count in counts.values())
+
+
+@pytest.mark.parametrize("view", ["stations", "alerts", "events"])
+async def test_a_start_view_opens_over_the_chosen_site(fleet_db: Path, view: str) -> None:
+    """`--view stations --site pune` on a fleet (a wall screen's `?view=stations&site=pune`):
+    that site's view, directly, not a crash on the Sites list's header."""
+    settings = site_settings(str(fleet_db), "north").for_site("pune", "", {})
+    app = make_app(
+        settings,
+        clock=SetClock(),
+        health=fixed_health(READING),
+        role="viewer",
+        view=view,  # type: ignore[arg-type]
+        animations=False,
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        await asyncio.wait_for(app.tick_now(), 10)  # it used to crash before starting
+        await pilot.pause()
+        assert app.error_message is None
+        assert isinstance(app.screen, ViewScreen)
+        assert view == app.screen.VIEW
+        assert "site Pune" in app.sub_title
+        assert str(app.zone) == "Asia/Kolkata"
+        await pilot.press("0")  # the Sites list is still a key away
+        await pilot.pause()
+        assert isinstance(app.screen, SitesScreen)
+
+
+@pytest.mark.parametrize("site", [None, "pune"])
+async def test_a_viewer_reads_a_database_of_one_other_site_as_that_site(
+    tmp_path: Path, site: str | None
+) -> None:
+    """`pune.db` written by pune's box, opened without its config (`--viewer`, with or without
+    `--site pune`): pune's floor, in its own zone, shifts and max_gap_s (as `report` reads it)."""
+    path = tmp_path / "pune.db"
+    pune = site_settings(str(path), "pune")
+    description = {**pune.site_description(), "max_gap_s": 600}
+    with SqliteStore.open(path) as base:
+        store = base.scoped("pune")
+        store.describe_site(pune.site.label, description, AT_US)
+        store.upsert_roster(pune.roster_workers(), pune.roster_workstations())
+        store.insert_batch([parse_event(raw) for raw in site_lines("pune")], AT_US)
+    data: dict[str, object] = {"store": {"path": str(path)}}
+    if site is not None:
+        data["site"] = {"id": site}
+    app = make_app(
+        Settings.model_validate(data),
+        clock=SetClock(),
+        health=fixed_health(READING),
+        role="viewer",
+        animations=False,
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        await asyncio.wait_for(app.tick_now(), 10)
+        await pilot.pause()
+        assert app.error_message is None
+        assert app.pipeline is not None
+        assert app.pipeline.settings.site.id == "pune"
+        assert app.pipeline.settings.timezone == "Asia/Kolkata"
+        assert app.pipeline.settings.metrics.max_gap_s == 600
+        assert app.view_data is not None
+        assert app.view_data.window_title == "Shift B"  # 16:00 in Kolkata, not "Day"
+        names = {worker.name for worker in app.snapshot.workers} if app.snapshot else set()
+        assert names == {"Ravi Kumar", "Priya Nair"}
+
+
+async def test_a_fleet_sites_alerts_view_lists_each_held_alert(fleet_db: Path) -> None:
+    """A fleet's alerts are held in memory, without the table's ids: each one still gets its
+    row (they all had the key "0", and a second alert ended the console)."""
+    clock = SetClock()
+    clock.advance(20 * 60)  # every camera of north and austin quiet for a while
+    app = make_app(
+        site_settings(str(fleet_db), "north"),
+        clock=clock,
+        health=fixed_health(READING),
+        role="viewer",
+        view="alerts",
+        animations=False,
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        await asyncio.wait_for(app.tick_now(), 10)
+        await app.tick_now()
+        await pilot.pause()
+        assert app.error_message is None
+        assert app.view_data is not None
+        assert app.view_data.alerts.count > 1
+        table = app.screen.query_one("#alerts-active", DataTable)
+        assert table.row_count == app.view_data.alerts.count

@@ -93,6 +93,12 @@ def thresholds(alerts: AlertSettings, max_gap_s: float) -> str:
     )
 
 
+def row_key(alert: AlertRecord) -> str:
+    """An alert's row: its id in the alerts table; a fleet's alerts, held in memory without
+    one (all id 0), by what they are about."""
+    return str(alert.id) if alert.id else f"{alert.kind}:{alert.subject}"
+
+
 class AlertsScreen(ViewScreen):
     """Active alerts, model drift and the recent alert history."""
 
@@ -209,7 +215,7 @@ class AlertsScreen(ViewScreen):
             self.query_one("#alerts-active", DataTable),
             [
                 (
-                    str(alert.id),
+                    row_key(alert),
                     [
                         cell(KIND_WORDS.get(alert.kind, alert.kind), "bold"),
                         cell(alert.subject),
@@ -236,7 +242,7 @@ class AlertsScreen(ViewScreen):
         self.history = alerts.history
         history = self.query_one("#alerts-history", NewestFirstTable)
         history.fill(
-            [(str(alert.id), self._history_cells(alert, at_us)) for alert in alerts.history],
+            [(row_key(alert), self._history_cells(alert, at_us)) for alert in alerts.history],
             elastic=(5,),
         )
         self.query_one("#history-title", Static).update(
@@ -293,7 +299,7 @@ class AlertsScreen(ViewScreen):
             return
         alerts = self.history if self.data is None else self.data.alerts.active + self.history
         for alert in alerts:
-            if str(alert.id) == event.row_key.value and alert.kind in WORKER_KINDS:
+            if row_key(alert) == event.row_key.value and alert.kind in WORKER_KINDS:
                 self.post_message(WorkerGrid.WorkerSelected(alert.subject))
                 return
 

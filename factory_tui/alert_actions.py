@@ -1,11 +1,13 @@
 """Alert actions (`[[alerts.actions]]`): a command run or a webhook called when an alert is
 raised and when it clears.
 
-The console's tick only queues what happened (`ActionRunner.submit` never waits); one worker
-thread runs the actions, each bounded by its `timeout_s`, so a hung command or a dead receiver
-never holds up the tick or the listener. The queue is bounded too: past `QUEUE_SIZE` waiting
-alerts, new ones are dropped and that is reported like any other failure. Failures are logged
-and the last few are kept for the alerts view.
+The console's tick only queues what happened (`ActionRunner.submit` never waits). Each action
+has a worker thread and a queue of its own and runs bounded by its `timeout_s`, so a hung command
+or a dead receiver never holds up the tick, the listener or the other actions (it delays only its
+own deliveries, which keep their order). Each queue is bounded too: past `QUEUE_SIZE` alerts
+waiting for an action, new ones are dropped for that action and that is reported like any other
+failure. Failures are logged, the last few are kept for the alerts view, and the process that
+owns the database stores each in the audit trail (kind `action_failed`) for its viewers.
 
 A command runs without a shell; it gets the alert as JSON on stdin and as FACTORY_TUI_ALERT_*
 environment variables. A webhook gets the same JSON in a POST (urllib: no new dependency),
@@ -22,6 +24,7 @@ import queue
 import signal
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections import deque
@@ -32,12 +35,13 @@ from typing import Any, Final, Literal
 from factory_tui.config import AlertAction, Settings
 from factory_tui.engine.alerts import Evidence
 from factory_tui.models import iso_utc, now_us
+from factory_tui.records import ACTION_FAILED, AuditEntry, AuditRecord
 from factory_tui.view_models import ActionFailure
 
 log = logging.getLogger("factory_tui.alerts")
 
 QUEUE_SIZE: Final = 256
-"""Alert events waiting for their actions; more are dropped (and reported)."""
+"""Alert events waiting for one action; more are dropped for it (and reported)."""
 FAILURES_KEPT: Final = 20
 """Failed actions kept for the alerts view, newest last."""
 CLOSE_WAIT_S: Final = 5.0
@@ -96,7 +100,12 @@ class ActionFailed(Exception):
 
 
 class ActionRunner:
-    """Runs the configured actions of alert events on a worker thread of its own."""
+    """Runs the configured actions of alert events, each action on a worker thread of its own.
+
+    Every action has its own worker and its own bounded queue, so a dead webhook delays only
+    its own deliveries (a command beside it still runs at once), and each action gets the
+    alerts in the order they were raised and cleared.
+    """
 
     def __init__(
         self,
@@ -110,13 +119,11 @@ class ActionRunner:
         self.token = token
         self._clock = clock
         self._queue_size = queue_size
-        # Unbounded underneath: the bound is enforced in `submit`, so `close` can always
-        # put its sentinel without waiting.
-        self._queue: queue.Queue[AlertEvent | None] = queue.Queue()
+        self._lanes = tuple(_Lane(action) for action in self.actions)
         self._failures: deque[ActionFailure] = deque(maxlen=FAILURES_KEPT)
+        self._unstored: deque[ActionFailure] = deque(maxlen=QUEUE_SIZE)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         self.done = 0
         """Actions that completed (for tests and logs)."""
 
@@ -129,69 +136,86 @@ class ActionRunner:
         return cls(alerts.actions, token=alerts.webhook_token)
 
     def submit(self, event: AlertEvent) -> None:
-        """Queue the actions of `event` (returns at once; dropped and reported when full)."""
-        if not any(event.kind in action.on for action in self.actions):
-            return
+        """Queue `event` for each action it concerns (returns at once; an action whose queue
+        is full drops it, and that is reported)."""
         with self._lock:
             if self._stopping.is_set():
                 return
-            if self._queue.qsize() >= self._queue_size:
-                self._fail(None, event, f"not run: {self._queue_size} alerts already waiting")
-                return
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._work, name="factory-tui alert actions", daemon=True
-                )
-                self._thread.start()
-            self._queue.put(event)
+            for lane in self._lanes:
+                if event.kind not in lane.action.on:
+                    continue
+                if lane.queue.qsize() >= self._queue_size:
+                    self._fail_locked(
+                        lane.action, event, f"not run: {self._queue_size} alerts already waiting"
+                    )
+                    continue
+                if lane.thread is None:
+                    lane.thread = threading.Thread(
+                        target=self._work,
+                        args=(lane,),
+                        name=f"factory-tui alert action {lane.action.describe()}",
+                        daemon=True,
+                    )
+                    lane.thread.start()
+                lane.queue.put(event)
 
     def failures(self) -> tuple[ActionFailure, ...]:
         """The last failed actions, newest last."""
         with self._lock:
             return tuple(self._failures)
 
+    def take_unstored(self) -> tuple[ActionFailure, ...]:
+        """The failures not handed out yet (to be stored in the audit trail), oldest first."""
+        with self._lock:
+            taken = tuple(self._unstored)
+            self._unstored.clear()
+            return taken
+
     def wait_idle(self, timeout_s: float) -> bool:
         """Wait until every queued alert's actions have run (True) or `timeout_s` passed."""
-        done = self._queue.all_tasks_done
-        with done:
-            return done.wait_for(lambda: self._queue.unfinished_tasks == 0, timeout_s)
+        deadline = time.monotonic() + timeout_s
+        return all(lane.wait_idle(max(0.0, deadline - time.monotonic())) for lane in self._lanes)
 
     def close(self, wait_s: float = CLOSE_WAIT_S) -> None:
-        """Stop taking events; let queued ones run for up to `wait_s` (no retry waits)."""
+        """Stop taking events; let queued ones run for up to `wait_s` in all (no retry waits)."""
         with self._lock:
             self._stopping.set()
-            thread = self._thread
-            self._queue.put(None)
-        if thread is None:
-            return
-        thread.join(wait_s)
-        if thread.is_alive():
-            log.warning("alert actions: stopped with %d alert(s) not handled", self._queue.qsize())
-
-    # --- the worker thread --------------------------------------------------------------------
-
-    def _work(self) -> None:
-        while (event := self._queue.get()) is not None:
-            try:
-                self._run_all(event)
-            finally:
-                self._queue.task_done()
-        self._queue.task_done()
-
-    def _run_all(self, event: AlertEvent) -> None:
-        for action in self.actions:
-            if event.kind not in action.on:
+            for lane in self._lanes:
+                lane.queue.put(None)
+        deadline = time.monotonic() + wait_s
+        for lane in self._lanes:
+            if lane.thread is None:
                 continue
+            lane.thread.join(max(0.0, deadline - time.monotonic()))
+            if lane.thread.is_alive():
+                log.warning(
+                    "alert actions: stopped with %d alert(s) not handled by %s",
+                    lane.queue.qsize(),
+                    lane.action.describe(),
+                )
+
+    # --- the worker threads -------------------------------------------------------------------
+
+    def _work(self, lane: _Lane) -> None:
+        while (event := lane.queue.get()) is not None:
             try:
-                self._run(action, event)
-            except ActionFailed as error:
-                self._fail(action, event, str(error))
-            except Exception as error:  # a bug must not stop every later action
-                log.exception("alert action %s crashed", action.describe())
-                self._fail(action, event, f"crashed: {error!r}")
-            else:
+                self._run_one(lane.action, event)
+            finally:
+                lane.queue.task_done()
+        lane.queue.task_done()
+
+    def _run_one(self, action: AlertAction, event: AlertEvent) -> None:
+        try:
+            self._run(action, event)
+        except ActionFailed as error:
+            self._fail(action, event, str(error))
+        except Exception as error:  # a bug must not stop every later action
+            log.exception("alert action %s crashed", action.describe())
+            self._fail(action, event, f"crashed: {error!r}")
+        else:
+            with self._lock:
                 self.done += 1
-                log.info("alert action %s: %s done", action.describe(), event.describe())
+            log.info("alert action %s: %s done", action.describe(), event.describe())
 
     def _run(self, action: AlertAction, event: AlertEvent) -> None:
         body = json.dumps(event.payload(), ensure_ascii=False).encode()
@@ -212,16 +236,54 @@ class ActionRunner:
         tries = attempt + 1
         raise ActionFailed(f"{last} ({tries} {'try' if tries == 1 else 'tries'})")
 
-    def _fail(self, action: AlertAction | None, event: AlertEvent, error: str) -> None:
-        what = "alert actions" if action is None else action.describe()
+    def _fail(self, action: AlertAction, event: AlertEvent, error: str) -> None:
+        with self._lock:
+            self._fail_locked(action, event, error)
+
+    def _fail_locked(self, action: AlertAction, event: AlertEvent, error: str) -> None:
+        what = action.describe()
         error = error[:ERROR_CHARS]
         log.warning("alert action %s failed for %s: %s", what, event.describe(), error)
         failure = ActionFailure(self._clock(), what, event.describe(), error)
-        if action is None:  # called under the lock already, from submit
-            self._failures.append(failure)
-            return
-        with self._lock:
-            self._failures.append(failure)
+        self._failures.append(failure)
+        self._unstored.append(failure)
+
+
+class _Lane:
+    """One action's worker: its queue (unbounded underneath: the bound is enforced in
+    `submit`, so `close` can always put its sentinel without waiting) and its thread."""
+
+    __slots__ = ("action", "queue", "thread")
+
+    def __init__(self, action: AlertAction) -> None:
+        self.action = action
+        self.queue: queue.Queue[AlertEvent | None] = queue.Queue()
+        self.thread: threading.Thread | None = None
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until this action has run every queued alert (True) or `timeout_s` passed."""
+        with self.queue.all_tasks_done:
+            return self.queue.all_tasks_done.wait_for(
+                lambda: self.queue.unfinished_tasks == 0, timeout_s
+            )
+
+
+def audit_entry(failure: ActionFailure) -> AuditEntry:
+    """A failed action as the audit trail keeps it (kind `action_failed`)."""
+    return AuditEntry(
+        failure.at_us, ACTION_FAILED, failure.action, f"{failure.alert}: {failure.error}"
+    )
+
+
+def failure_of(record: AuditRecord) -> ActionFailure:
+    """The failed action an `action_failed` audit entry stands for."""
+    alert, _, error = record.detail.partition(": ")
+    for phase in (" raised: ", " cleared: "):  # a subject may hold ": " itself
+        head, found, tail = record.detail.partition(phase)
+        if found:
+            alert, error = head + phase[:-2], tail
+            break
+    return ActionFailure(record.at_us, record.peer, alert, error)
 
 
 class RetryableError(ActionFailed):

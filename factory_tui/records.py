@@ -98,14 +98,19 @@ class AuditRecord(NamedTuple):
     detail: str
 
 
+ACTION_FAILED: Final = "action_failed"
+"""An alert action that failed (peer: the action, detail: `<alert>: <error>`), stored by the
+process that owns the database so its viewers list it too."""
+
 AUDIT_KINDS: Final = (
     "connection_opened",
     "connection_closed",
     "auth_failed",
     "tls_failed",
     "peer_refused",
+    ACTION_FAILED,
 )
-"""The kinds of audit entries the listener writes."""
+"""The kinds of audit entries: the listener's, and the failed alert actions (`ACTION_FAILED`)."""
 
 
 @dataclass(frozen=True, slots=True)

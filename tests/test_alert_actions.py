@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -189,10 +190,10 @@ def test_a_failing_or_missing_command_is_reported(tmp_path: Path) -> None:
     )
     runner.submit(AlertEvent("raised", CAMERA_DARK, "W3", "dark", "main", T0, T0))
     runner.close()
-    errors = [failure.error for failure in runner.failures()]
+    errors = sorted(failure.error for failure in runner.failures())  # two workers: any order
     assert errors == [
-        "exit status 1: no pipeline here",
         f"cannot run {tmp_path / 'missing'}: No such file or directory",
+        "exit status 1: no pipeline here",
     ]
 
 
@@ -302,3 +303,60 @@ def test_a_restart_holds_the_hand_raised_retrain_suggestions(fresh_db: Store) ->
     assert keeper.request_retrain("yolo-v8.2") == "retrain suggestion for yolo-v8.2 withdrawn"
     viewer = AlertKeeper(Settings(), None)
     assert "owns the listener" in viewer.request_retrain("yolo-v8.2")
+
+
+def test_a_hung_webhook_does_not_hold_up_a_command_beside_it(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """Each action has its own worker: the webhook hangs on every alert, the command still
+    gets every alert at once, raised before cleared."""
+    out = tmp_path / "got.txt"
+    script = (
+        "import json, sys\n"
+        "got = json.load(sys.stdin)\n"
+        f"open({str(out)!r}, 'a').write(got['subject'] + ' ' + got['event'] + '\\n')\n"
+    )
+    hung = AlertAction(on=[CAMERA_DARK], webhook=receiver.url + "/hang", timeout_s=WAIT_S * 3)
+    command = AlertAction(on=[CAMERA_DARK], command=[sys.executable, "-c", script])
+    runner = ActionRunner([hung, command], clock=lambda: T0)
+    events = [
+        AlertEvent(phase, CAMERA_DARK, subject, "dark", "main", T0, T0)
+        for subject in ("W1", "W2", "W3")
+        for phase in ("raised", "cleared")
+    ]
+    for event in events:
+        runner.submit(event)
+    receiver.wait_for(1)  # the webhook's worker is stuck in its first request
+    expected = [f"{event.subject} {event.phase}" for event in events]
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if out.exists() and len(out.read_text().splitlines()) == len(expected):
+            break
+        time.sleep(0.05)
+    assert out.read_text().splitlines() == expected
+    assert len(receiver.requests) == 1  # still held: the command did not wait for it
+    assert runner.failures() == ()
+    receiver.release.set()
+    runner.close(wait_s=WAIT_S)
+
+
+def test_a_viewer_lists_the_failures_the_owner_stored(fresh_db: Store, tmp_path: Path) -> None:
+    """`serve` owns the database; the console beside it is a viewer and lists the failed
+    actions from the audit trail (kind action_failed)."""
+    action = AlertAction(on=[CAMERA_DARK], command=[str(tmp_path / "missing")])
+    runner = ActionRunner([action], clock=lambda: T0)
+    owner = AlertKeeper(Settings(), fresh_db, actions=runner)
+    owner.sync((dark("W3"),), T0)
+    assert runner.wait_idle(WAIT_S)
+    owned = owner.state(fresh_db, _empty_snapshot(), lambda _w: None, history=False)
+    (failure,) = owned.action_failures
+    assert failure.alert == "camera_dark W3 raised"
+    (entry,) = [e for e in fresh_db.audit_entries() if e.kind == "action_failed"]
+    assert entry.peer == f"command {tmp_path / 'missing'}"
+    viewer = AlertKeeper(Settings(), None)
+    seen = viewer.state(fresh_db, _empty_snapshot(), lambda _w: None, history=True)
+    assert seen.action_failures == (failure,)
+    # Stored once: the next tick does not write it again.
+    owner.state(fresh_db, _empty_snapshot(), lambda _w: None, history=False)
+    assert len([e for e in fresh_db.audit_entries() if e.kind == "action_failed"]) == 1
+    runner.close()

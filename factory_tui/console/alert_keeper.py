@@ -13,13 +13,20 @@ No Textual, no clock reads: time is passed in.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from factory_tui.alert_actions import ActionRunner, AlertEvent
+from factory_tui.alert_actions import (
+    FAILURES_KEPT,
+    ActionRunner,
+    AlertEvent,
+    audit_entry,
+    failure_of,
+)
 from factory_tui.config import AlertSettings, Settings
 from factory_tui.engine.alerts import (
     BY_HAND,
@@ -31,12 +38,16 @@ from factory_tui.engine.alerts import (
 from factory_tui.engine.drift import DriftSettings, DriftTracker, ModelDrift
 from factory_tui.engine.snapshot import Snapshot
 from factory_tui.models import from_utc_us
-from factory_tui.records import AlertRecord
+from factory_tui.records import ACTION_FAILED, AlertRecord
 from factory_tui.storage import Store, StoreError
-from factory_tui.view_models import AlertsState
+from factory_tui.view_models import ActionFailure, AlertsState
+
+log = logging.getLogger("factory_tui.alerts")
 
 ALERT_HISTORY: Final = 200
 """Alerts (active and cleared) listed in the alerts view."""
+AUDIT_SCAN: Final = 500
+"""Newest audit entries a viewer looks through for failed alert actions."""
 
 
 def drift_settings(alerts: AlertSettings) -> DriftSettings:
@@ -234,10 +245,30 @@ class AlertKeeper:
                 error = self.sync(self.evaluate(snapshot, drift, idle_since_of), snapshot.at_us)
         active = tuple(reader.alerts(active_only=True))
         recent = tuple(reader.alerts(limit=ALERT_HISTORY)) if history else None
-        failures = self.actions.failures() if self.actions is not None else ()
+        if self.actions is not None:
+            self._store_failures()
+            failures = self.actions.failures()
+        elif self.writer is None:
+            failures = stored_failures(reader)
+        else:
+            failures = ()
         return AlertsState(
             active=active, drift=drift, history=recent, error=error, action_failures=failures
         )
+
+    def _store_failures(self) -> None:
+        """Write the actions' new failures to the audit trail (owner only, in the tick), so
+        the viewers beside `serve` list them too. If the write fails they are still logged and
+        listed by this process, but missing from the trail."""
+        if self.actions is None or self.writer is None:
+            return
+        failures = self.actions.take_unstored()
+        if not failures:
+            return
+        try:
+            self.writer.add_audit([audit_entry(failure) for failure in failures])
+        except StoreError as error:
+            log.warning("failed alert actions not stored in the audit trail: %s", error)
 
     def close(self) -> None:
         """Stop the alert actions (queued ones get a few seconds) and close the writable
@@ -248,6 +279,17 @@ class AlertKeeper:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+
+def stored_failures(reader: Store) -> tuple[ActionFailure, ...]:
+    """The failed alert actions the owner stored in the audit trail, newest last (a viewer's
+    alerts view); () when the trail cannot be read."""
+    try:
+        entries = reader.audit_entries(limit=AUDIT_SCAN)
+    except StoreError:
+        return ()
+    failed = [failure_of(entry) for entry in entries if entry.kind == ACTION_FAILED]
+    return tuple(reversed(failed[:FAILURES_KEPT]))
 
 
 @dataclass(frozen=True, slots=True)

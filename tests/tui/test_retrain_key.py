@@ -89,3 +89,42 @@ async def test_a_failed_action_is_listed_in_the_alerts_view(
         text = str(failed.render())
         assert "Failed alert actions (1)" in text
         assert f"webhook {dead}: retrain_suggested yolo-v8.2 raised: cannot reach" in text
+
+
+async def test_a_viewer_beside_the_owner_lists_its_failed_actions(
+    floor_db: Path, clock: SetClock
+) -> None:
+    """The owner (serve, or a console) stores each failed action in the audit trail; a console
+    viewing beside it lists them under its alerts view too."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}/hook"
+    settings = floor_settings(str(floor_db), port=0, tick_s=60.0)
+    settings.alerts = AlertSettings(
+        actions=[AlertAction(on=[RETRAIN_SUGGESTED], webhook=dead, retries=0, timeout_s=5)]
+    )
+    owner = make_app(settings, clock=clock, health=fixed_health(READING), animations=False)
+    async with owner.run_test(size=SIZE) as pilot:
+        await settle(owner, pilot)
+        await open_view(owner, pilot, "4", AlertsScreen)
+        await pilot.press("r")
+        await pilot.pause()
+        await settle(owner, pilot)
+        assert isinstance(owner.pipeline, TickPipeline)
+        runner = owner.pipeline.alerts.actions
+        assert runner is not None
+        assert await asyncio.to_thread(runner.wait_idle, 30)
+        await settle(owner, pilot)  # the owner's next tick stores the failure
+        assert owner.listener is not None
+        viewing = floor_settings(str(floor_db), port=owner.listener.port, tick_s=60.0)
+        viewer = make_app(viewing, clock=clock, health=fixed_health(READING), animations=False)
+        async with viewer.run_test(size=SIZE) as seen:
+            await settle(viewer, seen)
+            assert viewer.role == "viewer"
+            screen = await open_view(viewer, seen, "4", AlertsScreen)
+            await settle(viewer, seen)
+            failed = screen.query_one("#actions-failed", Static)
+            assert failed.display
+            text = str(failed.render())
+            assert "Failed alert actions (1)" in text
+            assert f"webhook {dead}: retrain_suggested yolo-v8.2 raised: cannot reach" in text

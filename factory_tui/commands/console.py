@@ -136,5 +136,6 @@ def run_console(
         feeder=feeder,
         role="viewer" if viewer else "console",
         view=view.value,
+        site_chosen=site is not None,
     )
     run_to_exit(app)

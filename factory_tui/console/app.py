@@ -124,6 +124,7 @@ class FactoryApp(App[None]):
         view: View = "workers",
         theme: str = "textual-dark",
         animations: bool = True,
+        site_chosen: bool = False,
     ) -> None:
         super().__init__()
         if not animations:
@@ -133,6 +134,8 @@ class FactoryApp(App[None]):
         self._health = health
         self._demo = demo
         self._start_view: View = view
+        self._site_chosen = site_chosen
+        """`--site` was given: a fleet database opens on that site's floor, not the Sites list."""
         self.theme = theme
         self.services = ConsoleServices(settings, role=role, feeder=feeder)
         self.services.on_lost = self._owner_lost
@@ -219,7 +222,7 @@ class FactoryApp(App[None]):
             # else its first). Not over the Sites list: a screen popped before its header is
             # mounted crashed the header (textual's set_title: no HeaderTitle).
             await self.action_show_view(self._start_view)
-        elif isinstance(self.pipeline, FleetPipeline):
+        elif isinstance(self.pipeline, FleetPipeline) and not self._site_chosen:
             await self.action_show_view("sites")  # a database of many sites opens on the fleet
         self.started.set()
 
@@ -498,13 +501,15 @@ def make_app(
     view: View = "workers",
     theme: str = "textual-dark",
     animations: bool = True,
+    site_chosen: bool = False,
 ) -> FactoryApp:
     """The console, as the CLI and the tests build it.
 
     `clock` is "now" in UTC microseconds (wall clock by default; the demo's simulated clock;
     a fixed instant in snapshot tests); `health` reads the machine and the database's disk
     (psutil by default); `view` is the top-level view open at start (a wall screen's
-    `--view stations`); `animations=False` (tests) switches off animation and the cursor blink.
+    `--view stations`); `animations=False` (tests) switches off animation and the cursor blink;
+    `site_chosen` (`--site`) opens a database of several sites on that site's floor.
     """
     return FactoryApp(
         settings,
@@ -516,4 +521,5 @@ def make_app(
         view=view,
         theme=theme,
         animations=animations,
+        site_chosen=site_chosen,
     )

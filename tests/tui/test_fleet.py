@@ -169,6 +169,27 @@ async def test_demo_sites_feeds_three_sites_into_one_database(tmp_path: Path) ->
     assert all(count > 0 for count in counts.values())
 
 
+async def test_a_chosen_site_opens_on_its_floor(fleet_db: Path) -> None:
+    """`factory-tui --db fleet.db --site pune`: pune's tiles, the Sites list a key away."""
+    settings = site_settings(str(fleet_db), "north").for_site("pune", "", {})
+    app = make_app(
+        settings,
+        clock=SetClock(),
+        health=fixed_health(READING),
+        role="viewer",
+        animations=False,
+        site_chosen=True,
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        await asyncio.wait_for(app.tick_now(), 10)
+        await pilot.pause()
+        assert not isinstance(app.screen, SitesScreen)
+        assert "site Pune" in app.sub_title
+        await pilot.press("0")
+        await pilot.pause()
+        assert isinstance(app.screen, SitesScreen)
+
+
 @pytest.mark.parametrize("view", ["stations", "alerts", "events"])
 async def test_a_start_view_opens_over_the_chosen_site(fleet_db: Path, view: str) -> None:
     """`--view stations --site pune` on a fleet (a wall screen's `?view=stations&site=pune`):

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from factory_tui.alert_actions import ActionRunner, AlertEvent
+from factory_tui.alert_actions import ActionRunner, AlertEvent, audit_entry
 from factory_tui.config import (
     ALERT_ACTION_KINDS,
     AlertAction,
@@ -27,7 +27,9 @@ from factory_tui.config import (
 from factory_tui.console.alert_keeper import AlertKeeper
 from factory_tui.engine.alerts import ALERT_KINDS, CAMERA_DARK, AlertCondition
 from factory_tui.engine.snapshot import FactoryMetrics, Snapshot, Window
+from factory_tui.records import AuditEntry
 from factory_tui.storage import Store
+from factory_tui.view_models import ActionFailure
 
 S = 1_000_000
 T0 = 1_800_000_000 * S
@@ -290,6 +292,19 @@ def test_config_knows_every_alert_kind() -> None:
 def _empty_snapshot() -> Snapshot:
     factory = FactoryMetrics(0.0, 0.0, 0.0, 0, None, None, None, 0, 0, 0, 0)
     return Snapshot(Window(T0, T0, "day"), T0, (), (), factory, 0, 0)
+
+
+def test_a_viewer_finds_a_failure_behind_many_newer_audit_entries(fresh_db: Store) -> None:
+    """A viewer reads only the action_failed entries: a busy listener's newer entries (here
+    600 refusals, more than any fixed look-back) do not hide an older failure."""
+    failure = ActionFailure(T0, "command /x", "camera_dark W3 raised", "exit status 1")
+    fresh_db.add_audit([audit_entry(failure)])
+    fresh_db.add_audit(
+        [AuditEntry(T0 + i, "peer_refused", f"10.0.0.1:{i}", "not allowed") for i in range(600)]
+    )
+    viewer = AlertKeeper(Settings(), None)
+    seen = viewer.state(fresh_db, _empty_snapshot(), lambda _w: None, history=False)
+    assert seen.action_failures == (failure,)
 
 
 def test_a_restart_holds_the_hand_raised_retrain_suggestions(fresh_db: Store) -> None:

@@ -358,6 +358,24 @@ def test_audit_entries_come_back_newest_first_per_site(any_store: Store) -> None
     assert [entry.kind for entry in any_store.scoped("pune").audit_entries()] == ["peer_refused"]
 
 
+def test_audit_entries_of_some_kinds(any_store: Store) -> None:
+    """A kind filter reads only those kinds, newest first, its limit counting only them."""
+    any_store.add_audit(
+        [AuditEntry(BASE, "action_failed", "command /x", "camera_dark W3 raised: exit 1")]
+        + [AuditEntry(BASE + i * S, "peer_refused", f"10.0.0.{i}:1", "x") for i in range(1, 6)]
+        + [AuditEntry(BASE + 9 * S, "auth_failed", "10.0.0.9:1", "wrong token")]
+    )
+    any_store.scoped("pune").add_audit([AuditEntry(BASE, "action_failed", "command /y", "")])
+    (failed,) = any_store.audit_entries(limit=1, kinds=("action_failed",))
+    assert (failed.kind, failed.peer) == ("action_failed", "command /x")
+    both = any_store.audit_entries(kinds=["auth_failed", "action_failed"])
+    assert [entry.kind for entry in both] == ["auth_failed", "action_failed"]
+    assert len(any_store.audit_entries(limit=3, kinds={"peer_refused"})) == 3
+    assert any_store.audit_entries(kinds=()) == []
+    assert any_store.audit_entries(kinds=("tls_failed",)) == []
+    assert len(any_store.audit_entries()) == 7
+
+
 def test_audit_is_read_only_for_a_viewer(store_opener: StoreOpener) -> None:
     """A read-only store reads the audit trail and refuses to write it."""
     with store_opener() as writer:

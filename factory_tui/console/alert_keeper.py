@@ -46,8 +46,6 @@ log = logging.getLogger("factory_tui.alerts")
 
 ALERT_HISTORY: Final = 200
 """Alerts (active and cleared) listed in the alerts view."""
-AUDIT_SCAN: Final = 500
-"""Newest audit entries a viewer looks through for failed alert actions."""
 
 
 def drift_settings(alerts: AlertSettings) -> DriftSettings:
@@ -285,11 +283,10 @@ def stored_failures(reader: Store) -> tuple[ActionFailure, ...]:
     """The failed alert actions the owner stored in the audit trail, newest last (a viewer's
     alerts view); () when the trail cannot be read."""
     try:
-        entries = reader.audit_entries(limit=AUDIT_SCAN)
+        entries = reader.audit_entries(limit=FAILURES_KEPT, kinds=(ACTION_FAILED,))
     except StoreError:
         return ()
-    failed = [failure_of(entry) for entry in entries if entry.kind == ACTION_FAILED]
-    return tuple(reversed(failed[:FAILURES_KEPT]))
+    return tuple(failure_of(entry) for entry in reversed(entries))
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ are named: `NewEventRow` in, `EventRecord` and `EngineRow` out, `UnitsBucket` fo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, Literal, NamedTuple, Protocol, Self
 
 from factory_tui.config import DEFAULT_SITE_ID
@@ -236,8 +236,10 @@ class Store(Protocol):
     def add_audit(self, entries: Sequence[AuditEntry]) -> None:
         """Append entries to this site's audit trail, in one transaction."""
 
-    def audit_entries(self, limit: int = 200) -> list[AuditRecord]:
-        """This site's newest audit entries, newest first."""
+    def audit_entries(
+        self, limit: int = 200, *, kinds: Collection[str] | None = None
+    ) -> list[AuditRecord]:
+        """This site's newest audit entries, newest first (with `kinds`: only those kinds)."""
 
     def delete_audit_before(self, before_us: int, *, limit: int) -> int:
         """Delete up to `limit` of this site's audit entries older than `before_us`

@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from itertools import chain
 from typing import Any, Final, ParamSpec, TypeVar
 
@@ -881,13 +881,22 @@ class PostgresStore(BackendBase):
             )
 
     @_translate_errors
-    def audit_entries(self, limit: int = 200) -> list[AuditRecord]:
-        """This site's newest audit entries, newest first."""
-        rows = self._conn.execute(
-            "SELECT id, at_us, kind, peer, detail FROM audit WHERE site_id = %s "
-            "ORDER BY id DESC LIMIT %s",
-            (self.site_id, limit),
-        ).fetchall()
+    def audit_entries(
+        self, limit: int = 200, *, kinds: Collection[str] | None = None
+    ) -> list[AuditRecord]:
+        """This site's newest audit entries, newest first (with `kinds`: only those kinds)."""
+        if kinds is None:
+            rows = self._conn.execute(
+                "SELECT id, at_us, kind, peer, detail FROM audit WHERE site_id = %s "
+                "ORDER BY id DESC LIMIT %s",
+                (self.site_id, limit),
+            ).fetchall()
+        else:
+            rows = self._conn.execute(
+                "SELECT id, at_us, kind, peer, detail FROM audit WHERE site_id = %s "
+                "AND kind = ANY(%s) ORDER BY id DESC LIMIT %s",
+                (self.site_id, list(kinds), limit),
+            ).fetchall()
         return [AuditRecord(*row) for row in rows]
 
     @_translate_errors

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from itertools import chain
 from pathlib import Path
 from typing import Any, Final, ParamSpec, TypeVar
@@ -809,13 +809,24 @@ class SqliteStore(BackendBase):
             )
 
     @_translate_errors
-    def audit_entries(self, limit: int = 200) -> list[AuditRecord]:
-        """This site's newest audit entries, newest first."""
-        rows = self._db.execute(
-            "SELECT id, at_us, kind, peer, detail FROM audit WHERE site_id = ? "
-            "ORDER BY id DESC LIMIT ?",
-            [self.site_id, limit],
-        ).fetchall()
+    def audit_entries(
+        self, limit: int = 200, *, kinds: Collection[str] | None = None
+    ) -> list[AuditRecord]:
+        """This site's newest audit entries, newest first (with `kinds`: only those kinds)."""
+        if kinds is None:
+            rows = self._db.execute(
+                "SELECT id, at_us, kind, peer, detail FROM audit WHERE site_id = ? "
+                "ORDER BY id DESC LIMIT ?",
+                [self.site_id, limit],
+            ).fetchall()
+        elif not kinds:
+            return []
+        else:
+            rows = self._db.execute(
+                "SELECT id, at_us, kind, peer, detail FROM audit WHERE site_id = ? "
+                f"AND kind IN ({', '.join('?' * len(kinds))}) ORDER BY id DESC LIMIT ?",
+                [self.site_id, *kinds, limit],
+            ).fetchall()
         return [AuditRecord(*row) for row in rows]
 
     @_translate_errors

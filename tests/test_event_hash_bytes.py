@@ -89,7 +89,7 @@ def test_migration_6_from_schema_5_with_data(tmp_path: Path) -> None:
         before = old.read_since(0)
         engine_before = Engine(max_gap_s=60)
         engine_before.apply(before)
-    with SqliteStore.open(path) as store:
+    with SqliteStore.open(path, migrate_to=6) as store:
         assert store.schema_version() == 6
         assert stored_types(store) == [("blob", 32)] * 9
         assert store.read_since(0) == before
@@ -127,7 +127,7 @@ def test_postgres_migration_4_from_schema_3_with_data(pg_url: str) -> None:
         assert old.insert_rows(rows) == ["accepted"] * 7
         before = old.read_since(0)
         assert [row.event_hash for row in before] == [row.event_hash for row in rows]
-    with PostgresStore.open(pg_url) as store:
+    with PostgresStore.open(pg_url, migrate_to=4) as store:
         assert store.schema_version() == 4
         assert store.read_since(0) == before
         assert store.insert_rows(rows[:2] + [event_row(20)]) == ["duplicate"] * 2 + ["accepted"]

@@ -333,7 +333,14 @@ def _migration_4(conn: psycopg.Connection[Any]) -> None:
     )
 
 
-MIGRATIONS: Final = (_migration_1, _migration_2, _migration_3, _migration_4)
+def _migration_5(conn: psycopg.Connection[Any]) -> None:
+    """Audit indexes for the console's reads, newest first (SQLite's version 7): of some
+    kinds (a viewer's failed alert actions, each tick) and of every kind (the event log)."""
+    conn.execute("CREATE INDEX audit_kind_id ON audit (site_id, kind, id)")
+    conn.execute("CREATE INDEX audit_site_id ON audit (site_id, id)")
+
+
+MIGRATIONS: Final = (_migration_1, _migration_2, _migration_3, _migration_4, _migration_5)
 _HASH_BYTES_SINCE: Final = 4
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

@@ -20,7 +20,7 @@ from textual.widget import Widget
 
 from factory_tui.engine.snapshot import Snapshot, Window
 from factory_tui.records import ForwardState, MqttState
-from factory_tui.widgets.formatting import MISSING, clip, hours_minutes, percent, rate
+from factory_tui.widgets.formatting import MISSING, clip, hours_minutes, percent, rate, span
 
 FeedState = Literal["loading", "live", "paused", "stale"]
 FEED_WORDS: Final[dict[FeedState, str]] = {
@@ -32,11 +32,16 @@ FEED_WORDS: Final[dict[FeedState, str]] = {
 _GAP: Final = "  "
 
 Chip = list[tuple[str, Style]]
-Fit = Literal["full", "short", "lean", "leaner"]
-FITS: Final[tuple[Fit, ...]] = ("full", "short", "lean", "leaner")
+Fit = Literal["full", "short", "lean", "leaner", "terse", "tersest"]
+FITS: Final[tuple[Fit, ...]] = ("full", "short", "lean", "leaner", "terse", "tersest")
 """Tried in turn until the bar fits its usual height: full words; short ones (`sort util ↓`,
 no "press 4", PAUSED's "as of" without "space resumes"); without PAUSED's "as of" (the word
-PAUSED, the title and the footer say it); and without "0 alerts"."""
+PAUSED, the title and the footer say it); without "0 alerts"; abbreviated (`3h02m/8h00m`,
+`131/h`, `util`, `UPH`, `rej`, `unobs`, `fwd 1,204 behind`, `fwd down 3m, 12k behind`,
+`/“W1” 1/6` for the filter); and without the calm states (the default sort, forward caught up,
+MQTT up) or the backlog beside a forward outage, the worker states as four items."""
+_TERSE_ERROR: Final = 24
+"""Cells of a forwarding failure's own words kept on a terse bar."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +120,8 @@ class ViewState:
     total: int = 0
     sort_short: str = ""
     """The sort in a word or two, for a narrow bar ("" : the label itself)."""
+    sort_default: bool = False
+    """The grid is in its default order (the tersest bar leaves the sort out)."""
 
 
 class SummaryBar(Widget):
@@ -122,10 +129,12 @@ class SummaryBar(Widget):
 
     Items are packed into as few lines as the width allows (two at 120 columns, three at 80);
     an item is never split across lines. The bar keeps the height it has when live, whatever
-    the sort or a pause: where the full words need another line, it says them shorter (`sort
-    util ↓`, no "space resumes"), then leaves out what the screen says elsewhere (PAUSED's "as
-    of", "0 alerts"). Only what cannot go (a filter, a stale reason, a forward or MQTT outage)
-    may make it taller.
+    the sort, a pause, a filter or a forward or MQTT chip: where the full words need another
+    line, it says them shorter (`sort util ↓`, no "space resumes"), then leaves out what the
+    screen says elsewhere (PAUSED's "as of", "0 alerts"), then abbreviates (`131/h`, `fwd`,
+    `/“W1” 1/6`), then leaves out the calm states (default sort, forward caught up, MQTT up).
+    Only what cannot go may still make it taller: a long stale reason, or an outage of both
+    links beside a pause, alerts, a sort and a filter at 80 columns.
     """
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -204,7 +213,8 @@ class SummaryBar(Widget):
 
     def _lines(self, width: int) -> list[Text]:
         width = max(1, width)
-        # The bar's usual height (the longest feed word once loaded, short words, no filter).
+        # The bar's usual height (the longest feed word once loaded, short words, no filter,
+        # no forward or MQTT chip).
         budget = len(self._pack(self._chips(calm=True), width))
         for fit_in in FITS:
             lines = self._pack(self._chips(fit_in=fit_in), width)
@@ -215,79 +225,100 @@ class SummaryBar(Widget):
     def _chips(self, *, fit_in: Fit = "full", calm: bool = False) -> list[Chip]:
         """Feed status and window first, then the figures, then the view (sort, filter).
 
-        `fit_in`: how hard to try to fit (see `FITS`). `calm`: as when live, to measure the
-        bar's usual height."""
+        `fit_in`: how hard to try to fit (see `FITS`). `calm`: as when live, with neither a
+        forward nor an MQTT chip, to measure the bar's usual height."""
         label = self.get_component_rich_style("summary-bar--label")
         value = self.get_component_rich_style("summary-bar--value")
 
-        def state(name: str, count: int) -> tuple[str, Style]:
-            return (f"{count} {name}", self.get_component_rich_style(f"summary-bar--{name}"))
+        def state(name: str, count: int, word: str = "") -> tuple[str, Style]:
+            style = self.get_component_rich_style(f"summary-bar--{name}")
+            return (f"{count} {word or name}", style)
 
         status, figures, view = self.status, self.figures, self.view
         short = calm or fit_in != "full"
-        lean = fit_in in ("lean", "leaner")
+        lean = fit_in in ("lean", "leaner", "terse", "tersest")
+        terse = fit_in in ("terse", "tersest")
         feed_style = self.get_component_rich_style(f"summary-bar--{status.state}")
         feed = FEED_WORDS[status.state]
         if calm:
             feed = FEED_WORDS["paused"]  # LIVE, STALE and PAUSED: the longest
         chips: list[Chip] = [[(f" {feed} ", feed_style)]]
         if figures is not None:
-            chips.append([(figures.window_title, value), (" " + figures.elapsed, label)])
+            elapsed = figures.elapsed.replace(" of ", "/") if terse else figures.elapsed
+            chips.append([(figures.window_title, value), (" " + elapsed, label)])
         detail = "" if calm else status.detail
         if status.state == "paused" and detail:
             # The word PAUSED, the title and the footer's space key say the rest.
             detail = "" if lean else detail.split(" · ")[0] if short else detail
         if detail:
             chips.append([(detail, label)])
+        tersest = fit_in == "tersest"
         if figures is not None:
-            chips += [
-                [state("working", figures.working), ("  ", label), state("idle", figures.idle)],
+            states = [
+                [state("working", figures.working), state("idle", figures.idle)],
                 [
                     state("absent", figures.absent),
-                    ("  ", label),
-                    state("unobserved", figures.unobserved),
+                    state("unobserved", figures.unobserved, "unobs" if terse else ""),
                 ],
-                [(figures.units, value), (" units", label)],
-                [(figures.throughput, value), (" units/h", label)],
-                [("avg util ", label), (figures.utilization, value)],
-                [("avg UPH ", label), (figures.uph, value)],
-                [(figures.ingest_rate, value), (" ev/s", label)],
-                [(figures.rejected, value), (" rejected", label)],
             ]
-        if self.forward is not None:
-            chips.append(self._forward_chip(label, value))
-        if self.mqtt is not None:
+            for pair in states:  # read as pairs; apart, the tersest bar packs them tighter
+                chips += [[one] for one in pair] if tersest else [[pair[0], ("  ", label), pair[1]]]
+            chips += [
+                [(figures.units, value), (" units", label)],
+                [(figures.throughput, value), ("/h" if terse else " units/h", label)],
+                [("util " if terse else "avg util ", label), (figures.utilization, value)],
+                [("UPH " if terse else "avg UPH ", label), (figures.uph, value)],
+                [(figures.ingest_rate, value), (" ev/s", label)],
+                [(figures.rejected, value), (" rej" if terse else " rejected", label)],
+            ]
+        # The tersest bar says the forward and MQTT states only when they need a look.
+        forward, mqtt = self.forward, self.mqtt
+        if forward is not None and not calm:
+            caught_up = forward.behind == 0 and forward.down_s is None and not forward.error
+            if not (tersest and caught_up):
+                chips.append(self._forward_chip(forward, label, value, fit_in=fit_in))
+        if mqtt is not None and not calm and not (tersest and mqtt.down_s is None):
             # Down in the outage colour; up, quietly.
-            down = self.mqtt.down_s is not None
+            down = mqtt.down_s is not None
             part = "summary-bar--forward-down" if down else "summary-bar--label"
-            chips.append([(self.mqtt.describe(), self.get_component_rich_style(part))])
+            chips.append([(mqtt.describe(), self.get_component_rich_style(part))])
         if self.alerts:
             noun = "alert" if self.alerts == 1 else "alerts"
             style = self.get_component_rich_style("summary-bar--alerts")
             chip: Chip = [(f" {self.alerts} {noun} ", style)]
             chips.append(chip if short else [*chip, (" press 4", label)])
-        elif self.alerts == 0 and fit_in != "leaner":
+        elif self.alerts == 0 and fit_in in ("full", "short", "lean"):
             chips.append([("0 alerts", label)])
-        sort_label = view.sort_short if short and view.sort_short else view.sort_label
-        chips.append([("sort ", label), (sort_label, value)])
+        if not (tersest and view.sort_default):
+            sort_label = view.sort_short if short and view.sort_short else view.sort_label
+            chips.append([("sort ", label), (sort_label, value)])
         if view.filter_text and not calm:
-            chips.append(
-                [
-                    ("filter ", label),
-                    (f"“{view.filter_text}”", value),
-                    (f" {view.shown}/{view.total}", label),
-                ]
-            )
+            counts = (f" {view.shown}/{view.total}", label)
+            if terse:  # `/` is the filter's key
+                chips.append([("/", label), (f"“{view.filter_text}”", value), counts])
+            else:
+                chips.append([("filter ", label), (f"“{view.filter_text}”", value), counts])
         return chips
 
-    def _forward_chip(self, label: Style, value: Style) -> Chip:
-        """The forward state: caught up, N events behind, or the central database unreachable."""
-        forward = self.forward
-        assert forward is not None
-        if forward.down_s is not None or forward.error:
-            down = self.get_component_rich_style("summary-bar--forward-down")
-            return [(forward.describe(), down)]
-        return [("forward ", label), (forward.describe(), value)]
+    def _forward_chip(
+        self, forward: ForwardState, label: Style, value: Style, *, fit_in: Fit
+    ) -> Chip:
+        """The forward state: caught up, N events behind, or the central database unreachable;
+        terse (see `FITS`), in fewer words: `fwd 1,204 behind`, `fwd down 3m, 1.2M behind`,
+        then `fwd down 3m`."""
+        down = self.get_component_rich_style("summary-bar--forward-down")
+        if fit_in not in ("terse", "tersest"):
+            if forward.down_s is not None or forward.error:
+                return [(forward.describe(), down)]
+            return [("forward ", label), (forward.describe(), value)]
+        backlog = f"{_compact(forward.behind)} behind" if forward.behind else ""
+        if forward.down_s is not None:
+            text = f"fwd down {span(forward.down_s)}"
+            # The outage is the news; the backlog drains once it ends.
+            return [(f"{text}, {backlog}" if backlog and fit_in == "terse" else text, down)]
+        if forward.error:
+            return [("fwd failing: " + clip(forward.error, _TERSE_ERROR), down)]
+        return [("fwd ", label), (backlog or forward.describe(), value)]
 
     @staticmethod
     def _pack(chips: list[Chip], width: int) -> list[Text]:
@@ -312,3 +343,12 @@ class SummaryBar(Widget):
         if current:
             lines.append(current)
         return lines
+
+
+def _compact(count: int) -> str:
+    """A count in at most five cells: `1,204`, `12k`, `1.2M`."""
+    if count < 10_000:
+        return f"{count:,}"
+    if count < 1_000_000:
+        return f"{count // 1000}k"
+    return f"{count / 1_000_000:.1f}M"

@@ -68,7 +68,8 @@ class TestFilter:
         self, snap_compare: SnapCompare, console: ConsoleFactory
     ) -> None:
         """The filter field under the summary holds "working"; only Ana Silva (W1) and Emeka
-        Obi (W5) are shown; the summary says filter “working” 2/6."""
+        Obi (W5) are shown; the summary keeps its 3 lines, abbreviated (`23.6/h`, `util`), and
+        ends /“working” 2/6."""
         assert snap_compare(
             console(),
             terminal_size=(80, 24),

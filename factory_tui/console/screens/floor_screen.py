@@ -88,6 +88,7 @@ class FloorScreen(Screen[None]):
             len(grid.shown_ids),
             grid.total,
             sort_short=SORT_SHORT_LABELS[grid.sort_key],
+            sort_default=grid.sort_key == SORT_KEYS[0],
         )
 
     def open_filter(self) -> None:

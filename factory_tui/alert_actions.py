@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from factory_tui.config import AlertAction, Settings
+from factory_tui.config import ALERT_ENV_FIELDS, ALERT_ENV_PREFIX, AlertAction, Settings
 from factory_tui.engine.alerts import Evidence
 from factory_tui.models import iso_utc, now_us
 from factory_tui.records import ACTION_FAILED, AuditEntry, AuditRecord
@@ -48,7 +48,6 @@ CLOSE_WAIT_S: Final = 5.0
 """How long closing waits for queued actions to finish before leaving them."""
 ERROR_CHARS: Final = 200
 """A failure's text is cut to this length (a command's stderr can be long)."""
-ENV_PREFIX: Final = "FACTORY_TUI_ALERT_"
 
 Phase = Literal["raised", "cleared"]
 
@@ -85,9 +84,8 @@ class AlertEvent:
         """The FACTORY_TUI_ALERT_* variables a command gets (the evidence stays in the JSON)."""
         payload = self.payload()
         return {
-            f"{ENV_PREFIX}{key.upper()}": "" if value is None else str(value)
-            for key, value in payload.items()
-            if key != "evidence"
+            f"{ALERT_ENV_PREFIX}{key.upper()}": "" if payload[key] is None else str(payload[key])
+            for key in ALERT_ENV_FIELDS
         }
 
     def describe(self) -> str:

@@ -31,6 +31,10 @@ from factory_tui.models import MAX_ID_LENGTH, RosterEntry
 
 CONFIG_ENV = "FACTORY_TUI_CONFIG"
 ENV_PREFIX = "FACTORY_TUI_"
+ALERT_ENV_PREFIX = ENV_PREFIX + "ALERT_"
+ALERT_ENV_FIELDS = ("event", "kind", "subject", "details", "site", "started_at", "cleared_at", "at")
+"""The alert's fields a command action gets as FACTORY_TUI_ALERT_<FIELD> variables: set by
+factory-tui itself, so they are no misspelled settings (a command may run factory-tui)."""
 DEFAULT_CONFIG_NAME = "factory.toml"
 
 
@@ -714,9 +718,10 @@ def unknown_env_names(environ: Mapping[str, str] | None = None) -> list[str]:
     """A warning for each FACTORY_TUI_* variable that sets nothing (a misspelled name)."""
     env = os.environ if environ is None else environ
     known = [*_env_names(), CONFIG_ENV]
+    ours = {ALERT_ENV_PREFIX + field.upper() for field in ALERT_ENV_FIELDS}
     warnings = []
     for name in sorted(env):
-        if name.startswith(ENV_PREFIX) and name not in known:
+        if name.startswith(ENV_PREFIX) and name not in known and name not in ours:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             warnings.append(f"{name} is not a factory-tui setting and is ignored{hint}")

@@ -23,12 +23,13 @@ from factory_tui.config import (
     ConfigError,
     Settings,
     load_settings,
+    unknown_env_names,
 )
 from factory_tui.console.alert_keeper import AlertKeeper
 from factory_tui.engine.alerts import ALERT_KINDS, CAMERA_DARK, AlertCondition
 from factory_tui.engine.snapshot import FactoryMetrics, Snapshot, Window
 from factory_tui.records import AuditEntry
-from factory_tui.storage import Store
+from factory_tui.storage import SqliteStore, Store
 from factory_tui.view_models import ActionFailure
 
 S = 1_000_000
@@ -177,6 +178,30 @@ def test_a_command_gets_the_alert_on_stdin_and_in_its_environment(
     assert env["FACTORY_TUI_ALERT_KIND"] == "camera_dark"
     assert env["FACTORY_TUI_ALERT_SUBJECT"] == "W7"
     assert env["FACTORY_TUI_ALERT_CLEARED_AT"] == "2027-01-15T08:05:00Z"
+
+
+def test_a_command_that_runs_factory_tui_gets_no_warning_about_the_alert_variables(
+    tmp_path: Path,
+) -> None:
+    """The FACTORY_TUI_ALERT_* variables are factory-tui's own: a command action that runs
+    factory-tui (here a report) is not told they are misspelled settings."""
+    db, err = tmp_path / "factory.db", tmp_path / "report.err"
+    SqliteStore.open(db).close()
+    report = (
+        "import subprocess, sys\n"
+        f"with open({str(err)!r}, 'w') as err:\n"
+        f"    subprocess.run([sys.executable, '-m', 'factory_tui', 'report', '--db', {str(db)!r},"
+        " '--format', 'json'], stdout=subprocess.DEVNULL, stderr=err, check=True)\n"
+    )
+    runner = ActionRunner([AlertAction(on=[CAMERA_DARK], command=[sys.executable, "-c", report])])
+    runner.submit(AlertEvent("raised", CAMERA_DARK, "W3", "dark", "main", T0, T0))
+    assert runner.wait_idle(WAIT_S * 3)
+    runner.close()
+    assert runner.failures() == ()
+    assert err.read_text() == ""
+    # A misspelled setting still warns, however close to the alert's variables it is.
+    (warning,) = unknown_env_names({"FACTORY_TUI_ALERT_IDLE_S": "60", "FACTORY_TUI_ALERT_AT": ""})
+    assert warning.startswith("FACTORY_TUI_ALERT_IDLE_S is not a factory-tui setting")
 
 
 def test_a_failing_or_missing_command_is_reported(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -366,6 +367,23 @@ class AlertSettings(_Section):
     in_serve: bool = True
     """`serve` evaluates the alerts, keeps the alerts table and runs the actions, as the console
     owning the listener does (false: a site box's alerts wait for a console owning it)."""
+
+    def token_in_clear(self) -> list[str]:
+        """A warning for each webhook action that would send `webhook_token` unencrypted: an
+        http:// URL to a host other than loopback, where anyone on the way can read it."""
+        if not self.webhook_token:
+            return []
+        warnings = []
+        for action in self.actions:
+            if action.webhook is None or not action.webhook.startswith("http://"):
+                continue
+            host = urlsplit(action.webhook).hostname or ""
+            if not is_loopback(host):
+                warnings.append(
+                    f"alert action {action.describe()} sends [alerts] webhook_token in clear "
+                    f"text to {host}; use an https:// URL"
+                )
+        return warnings
 
 
 class WebSettings(_Section):

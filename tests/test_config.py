@@ -9,6 +9,8 @@ import pytest
 
 from factory_tui.config import (
     EXAMPLE_CONFIG,
+    AlertAction,
+    AlertSettings,
     ConfigError,
     Settings,
     load_settings,
@@ -160,6 +162,22 @@ def test_a_misspelled_environment_name_is_named_with_the_closest_setting() -> No
     ]
     assert unknown_env_names({"FACTORY_TUI_SITE_ID": "pune"}) == []
     assert load_settings(environ={"FACTORY_TUI_SITE_ID": "pune"}).site.id == "pune"
+
+
+def test_a_webhook_token_over_plain_http_off_loopback_is_named() -> None:
+    def alerts(token: str, *urls: str) -> AlertSettings:
+        actions = [AlertAction(on=["camera_dark"], webhook=url) for url in urls]
+        return AlertSettings(webhook_token=token, actions=actions)
+
+    safe = ("https://hooks.example/a", "http://localhost:8080/b", "http://[::1]/c")
+    assert alerts("t", *safe).token_in_clear() == []
+    assert alerts("", "http://hooks.example/a").token_in_clear() == []
+    command = AlertAction(on=["camera_dark"], command=["/bin/true"])
+    assert AlertSettings(webhook_token="t", actions=[command]).token_in_clear() == []
+    assert alerts("t", *safe, "http://10.0.0.7:8080/hook").token_in_clear() == [
+        "alert action webhook http://10.0.0.7:8080/hook sends [alerts] webhook_token in clear "
+        "text to 10.0.0.7; use an https:// URL"
+    ]
 
 
 def test_loopback_detection() -> None:

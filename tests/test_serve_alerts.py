@@ -268,6 +268,36 @@ async def test_sigterm_does_not_wait_for_a_hung_action(tmp_path: Path) -> None:
         os.kill(hung, signal.SIGKILL)
 
 
+async def test_a_webhook_token_sent_in_clear_is_warned_of_once(tmp_path: Path) -> None:
+    """[alerts] webhook_token with an http:// webhook off loopback: serve says so once at
+    start, naming that action (not the https:// one, nor the one on loopback)."""
+    config = tmp_path / "alerts.toml"
+    config.write_text(
+        demo_config_text()
+        + '[alerts]\nwebhook_token = "s3cret"\n'
+        + "".join(
+            f'[[alerts.actions]]\non = ["retrain_suggested"]\nwebhook = "{url}"\n'
+            for url in (
+                "http://192.0.2.10:8080/hook",
+                "https://192.0.2.11/hook",
+                "http://127.0.0.1:9/hook",
+            )
+        )
+    )
+    serve = await ServeProcess.start("--config", str(config), "--db", str(tmp_path / "f.db"))
+    log = Log(serve)
+    try:
+        await log.wait_for("alerts: evaluated every")
+    finally:
+        status, text = await stop(serve, log)
+    assert status == 0, text
+    warnings = [line for line in text.splitlines() if "in clear text" in line]
+    assert len(warnings) == 1, text
+    assert "webhook http://192.0.2.10:8080/hook" in warnings[0]
+    assert "https://" in warnings[0]
+    assert "s3cret" not in text
+
+
 def test_a_tick_too_far_behind_holds_the_alerts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

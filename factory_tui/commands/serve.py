@@ -196,6 +196,8 @@ async def _serve_owned(settings: Settings, log_every: float, claim: OwnerClaim) 
     # child process of their own: their CPU does not come out of ingest's.
     headless = AlertProcess(settings) if settings.alerts.in_serve else None
     if headless is not None:
+        for warning in settings.alerts.token_in_clear():
+            log.warning("%s", warning)
         headless.start()
     disk_watch = asyncio.create_task(_watch_disk(settings, stop), name="factory-tui disk")
     lost: list[str] = []

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -40,7 +40,7 @@ from factory_tui.engine.snapshot import Snapshot
 from factory_tui.models import from_utc_us
 from factory_tui.records import ACTION_FAILED, AlertRecord
 from factory_tui.storage import Store, StoreError
-from factory_tui.view_models import ActionFailure, AlertsState
+from factory_tui.view_models import ActionFailure, AlertsState, natural_key
 
 log = logging.getLogger("factory_tui.alerts")
 
@@ -226,7 +226,9 @@ class AlertKeeper:
         The table is read back rather than the conditions shown, so the owner and its viewers
         show the same alerts, with the times they were raised.
         """
-        drift = self.tracker.status(snapshot.at_us)
+        drift = tuple(
+            sorted(self.tracker.status(snapshot.at_us), key=lambda m: natural_key(m.model_version))
+        )
         if self.in_memory:
             held = self.evaluate(snapshot, drift, idle_since_of) if evaluate else ()
             active = held_alerts(held, snapshot.at_us)
@@ -241,8 +243,8 @@ class AlertKeeper:
                     error = f"alerts not read: {failure}"
             if error is None:
                 error = self.sync(self.evaluate(snapshot, drift, idle_since_of), snapshot.at_us)
-        active = tuple(reader.alerts(active_only=True))
-        recent = tuple(reader.alerts(limit=ALERT_HISTORY)) if history else None
+        active = alert_order(reader.alerts(active_only=True))
+        recent = alert_order(reader.alerts(limit=ALERT_HISTORY)) if history else None
         if self.actions is not None:
             self._store_failures()
             failures = self.actions.failures()
@@ -306,5 +308,15 @@ def held_alerts(conditions: Sequence[AlertCondition], at_us: int) -> tuple[Alert
         )
         for item in conditions
     ]
-    records.sort(key=lambda record: (-record.started_us, record.kind, record.subject))
-    return tuple(records)
+    return alert_order(records)
+
+
+def alert_order(records: Iterable[AlertRecord]) -> tuple[AlertRecord, ...]:
+    """Newest first; alerts raised at the same moment by kind, then subject as people count
+    (W2 before W10)."""
+    return tuple(
+        sorted(
+            records,
+            key=lambda record: (-record.started_us, record.kind, natural_key(record.subject)),
+        )
+    )

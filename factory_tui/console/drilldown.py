@@ -28,6 +28,7 @@ from factory_tui.view_models import (
     ViewData,
     ViewNeeds,
     WorkerDetail,
+    natural_key,
 )
 
 
@@ -97,7 +98,7 @@ def _visits(
         )
         for station_id, (first, last) in span.items()
     ]
-    visits.sort(key=lambda visit: (visit.first_us, visit.station_id))
+    visits.sort(key=lambda visit: (visit.first_us, natural_key(visit.station_id)))
     return tuple(visits)
 
 
@@ -130,7 +131,7 @@ def station_detail(
                 present=worker.worker_id in present,
             )
         )
-    workers.sort(key=lambda item: (-item.working_s, item.worker_id))
+    workers.sort(key=lambda item: (-item.working_s, natural_key(item.worker_id)))
     return StationDetail(station=station, segments=segments, workers=tuple(workers))
 
 

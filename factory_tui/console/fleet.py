@@ -23,7 +23,7 @@ from factory_tui.console.pipeline import Clock, TickPipeline, TickResult
 from factory_tui.engine.snapshot import US_PER_S, Snapshot
 from factory_tui.records import SiteRecord
 from factory_tui.storage import Store
-from factory_tui.view_models import SiteRow, ViewData, ViewNeeds
+from factory_tui.view_models import SiteRow, ViewData, ViewNeeds, natural_key
 
 T = TypeVar("T")
 REDISCOVER_TICKS: Final = 30
@@ -178,4 +178,4 @@ class FleetPipeline:
                 monotonic=self._monotonic,
             )
             self._sites[record.id] = _Site(record, pipeline)
-        self._sites = dict(sorted(self._sites.items()))
+        self._sites = dict(sorted(self._sites.items(), key=lambda item: natural_key(item[0])))

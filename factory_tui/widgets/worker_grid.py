@@ -9,7 +9,6 @@ here; the data is only ever the Snapshot handed down by the app.
 
 from __future__ import annotations
 
-import re
 import textwrap
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from factory_tui.engine.snapshot import WORKER_STATES, Snapshot, WorkerMetrics
+from factory_tui.view_models import natural_key
 from factory_tui.widgets.formatting import fit
 from factory_tui.widgets.worker_tile import MIN_TILE_WIDTH, TILE_HEIGHT, TilePalette, WorkerTile
 
@@ -572,13 +572,6 @@ def example_command(address: ListenAddress, at_us: int) -> list[str]:
         """'"workstation_id":"S1","event_type":"working","confidence":0.9}' |""",
         f"{send} -p {address.port} -",
     ]
-
-
-def natural_key(text: str) -> tuple[str | int, ...]:
-    """Sort key that orders numbers inside text by value: W2 before W10, W10 before W100."""
-    parts = re.split(r"(\d+)", text.casefold())
-    # Alternate text and number so tuples compare like with like at each position.
-    return tuple(int(part) if index % 2 else part for index, part in enumerate(parts))
 
 
 def _or_low(value: float | int | None, low: float = _NO_VALUE) -> float:

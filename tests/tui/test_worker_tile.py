@@ -161,7 +161,7 @@ def test_an_unnamed_worker_shows_its_id_once() -> None:
 
 
 def test_workers_sort_by_name_with_numbers_in_order() -> None:
-    from factory_tui.widgets.worker_grid import natural_key
+    from factory_tui.view_models import natural_key
 
     names = ["W10", "W2", "W100", "W1", "ana 10", "Ana 2", "Bo"]
     assert sorted(names, key=natural_key) == ["Ana 2", "ana 10", "Bo", "W1", "W2", "W10", "W100"]

@@ -19,11 +19,10 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from factory_tui.console.screens.filtered_view import FilteredView
 from factory_tui.console.screens.sorted_table import SortedTableView
-from factory_tui.view_models import SiteRow, ViewData
+from factory_tui.view_models import SiteRow, ViewData, natural_key
 from factory_tui.widgets.formatting import MISSING, matches, percent, rate
 from factory_tui.widgets.headings import wrap_parts
 from factory_tui.widgets.table_rows import cell, fill_table, number
-from factory_tui.widgets.worker_grid import natural_key
 
 SiteSort = Literal["site", "utilization", "units", "throughput", "alerts", "behind"]
 SITE_SORTS: Final[tuple[SiteSort, ...]] = (

@@ -14,6 +14,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Footer, Header, Static
 
+from factory_tui.console.screens.stations_screen import present_now
 from factory_tui.console.screens.view_screen import ViewScreen
 from factory_tui.view_models import StationDetail, ViewData, ViewNeeds
 from factory_tui.widgets.formatting import hours_minutes, percent, rate
@@ -128,7 +129,7 @@ class StationDetailScreen(ViewScreen):
         heading.append(title, "bold")
         heading.append(f" · {data.window_title} so far, as of {self.clock(data.snapshot.at_us)}\n")
         names = {worker.worker_id: worker.name for worker in data.snapshot.workers}
-        present = ", ".join(names.get(w, w) for w in station.workers_present) or "nobody"
+        present = present_now(station.workers_present, names) or "nobody"
         heading.append(
             f"occupied {hours_minutes(station.occupancy_s)} ({percent(station.utilization)})"
             f" · {station.units:,} units · {rate(station.throughput_uph)} units/h"

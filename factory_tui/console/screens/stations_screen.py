@@ -17,11 +17,10 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from factory_tui.console.screens.sorted_table import SortedTableView
 from factory_tui.engine.snapshot import StationMetrics
-from factory_tui.view_models import ViewData
+from factory_tui.view_models import ViewData, natural_key
 from factory_tui.widgets.formatting import hours_minutes, percent, rate
 from factory_tui.widgets.headings import wrap_parts
 from factory_tui.widgets.table_rows import cell, fill_table, number
-from factory_tui.widgets.worker_grid import natural_key
 
 StationSort = Literal["name", "utilization", "units", "throughput", "present"]
 STATION_SORTS: Final[tuple[StationSort, ...]] = (
@@ -48,6 +47,16 @@ COLUMNS: Final[tuple[tuple[str, StationSort], ...]] = (
     ("Present", "present"),
 )
 """Column headings and the sort a click on each one picks."""
+
+
+def present_now(workers_present: tuple[str, ...], names: dict[str, str]) -> str:
+    """Who is at a station now, by name as the tiles order them (W7 before W13); "" for
+    nobody."""
+    people = sorted(
+        ((names.get(w, w), w) for w in workers_present),
+        key=lambda person: (natural_key(person[0]), natural_key(person[1])),
+    )
+    return ", ".join(name for name, _ in people)
 
 
 def sort_stations(stations: tuple[StationMetrics, ...], key: StationSort) -> list[StationMetrics]:
@@ -131,7 +140,7 @@ class StationsScreen(SortedTableView[StationSort]):
         names = {worker.worker_id: worker.name for worker in snapshot.workers}
         rows = []
         for station in sort_stations(snapshot.stations, self.sort_key):
-            present = ", ".join(names.get(w, w) for w in station.workers_present)
+            present = present_now(station.workers_present, names)
             rows.append(
                 (
                     station.workstation_id,

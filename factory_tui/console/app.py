@@ -1,6 +1,6 @@
 """The console: a Textual app over the tick pipeline and, when it owns the port, the listener.
 
-Data flows one way. Once per `tick_s` a thread worker runs `TickPipeline.tick` (read new rows,
+Data flows one way. Once per `tick_s` the tick thread runs `TickPipeline.tick` (read new rows,
 fold them in, Snapshot, alerts, the view on top's data) and posts the result; the UI thread
 hands it down to the widgets inside one `batch_update`. `ConsoleServices` starts and stops
 what runs beside the screen: the listener (or viewer mode), the stores, the simulator feed.
@@ -30,7 +30,7 @@ from textual.timer import Timer
 from factory_tui.config import Settings
 from factory_tui.console.fleet import FleetPipeline
 from factory_tui.console.health import HealthReader, PsutilHealth
-from factory_tui.console.messages import TickDone, TickFailed, ViewDone
+from factory_tui.console.messages import TickCrashed, TickDone, TickFailed, ViewDone
 from factory_tui.console.pipeline import Clock, TickPipeline, TickResult
 from factory_tui.console.screens.alerts_screen import AlertsScreen
 from factory_tui.console.screens.event_log_screen import EventLogScreen
@@ -45,10 +45,16 @@ from factory_tui.console.screens.station_detail_screen import StationDetailScree
 from factory_tui.console.screens.stations_screen import StationsScreen
 from factory_tui.console.screens.view_screen import ViewScreen
 from factory_tui.console.screens.worker_detail_screen import WorkerDetailScreen
-from factory_tui.console.services import ConsoleServices, Feeder, Role, StartError
+from factory_tui.console.services import (
+    STOP_TIMEOUT_S,
+    ConsoleServices,
+    Feeder,
+    Role,
+    StartError,
+)
 from factory_tui.console.status import clock_text, paused_status, stale_status, subtitle
 from factory_tui.console.terminal_frames import TerminalShadow, plain_terminal, shadowed
-from factory_tui.console.tick_loop import TickLoop
+from factory_tui.console.tick_loop import TickLoop, TickThread
 from factory_tui.engine.snapshot import Snapshot
 from factory_tui.ingest.listener import Listener
 from factory_tui.models import now_us
@@ -151,7 +157,9 @@ class FactoryApp(App[None]):
         """Why the console could not start (port taken by another program, no database...)."""
         self.started = asyncio.Event()
         """Set once the console is running, or has failed to start (see `error_message`)."""
-        self._ticks = TickLoop(self._start_tick, settings.metrics.tick_s, time.monotonic())
+        self._tick_thread = TickThread(self._run_tick)
+        """Where the ticks run: one thread for the app's life (started by the first tick)."""
+        self._ticks = TickLoop(self._tick_thread.start, settings.metrics.tick_s, time.monotonic())
         self._rows_per_s = 0.0
         self._timer: Timer | None = None
         self._stopped = False
@@ -238,18 +246,21 @@ class FactoryApp(App[None]):
         if not (self.paused or self._stopped or self.pipeline is None):
             self._ticks.request()
 
-    def _start_tick(self, sequence: int) -> None:
-        if self.pipeline is not None:
-            self._tick_worker(self.pipeline, sequence)
-
-    @work(thread=True, exclusive=True, group="tick")
-    def _tick_worker(self, pipeline: TickPipeline, sequence: int) -> None:
-        """Run one tick of the pipeline and post its result."""
+    def _run_tick(self, sequence: int) -> None:
+        """In the tick thread: run one tick of the pipeline and post its result."""
         started = time.perf_counter()
+        pipeline = self.pipeline  # set before the first tick is requested
         try:
-            result = pipeline.tick(evaluate_alerts=self.services.feed_caught_up.is_set())
+            result = (
+                None
+                if pipeline is None
+                else pipeline.tick(evaluate_alerts=self.services.feed_caught_up.is_set())
+            )
         except StoreError as error:
             self.post_message(TickFailed(sequence, str(error)))
+            return
+        except Exception as error:  # a bug: the app ends with its traceback, as on a worker's
+            self.post_message(TickCrashed(error))
             return
         if result is not None:  # None: the console is shutting down
             self.post_message(TickDone(sequence, result, time.perf_counter() - started))
@@ -287,6 +298,9 @@ class FactoryApp(App[None]):
 
     def on_tick_failed(self, message: TickFailed) -> None:
         self._finish_tick(message.sequence, message.error)
+
+    def on_tick_crashed(self, message: TickCrashed) -> None:
+        raise message.error  # Textual ends the app and prints the traceback
 
     def _finish_tick(self, sequence: int, error: str | None) -> None:
         if self._ticks.finished(sequence, time.monotonic(), error):
@@ -487,7 +501,10 @@ class FactoryApp(App[None]):
         self._stopped = True
         if self._timer is not None:
             self._timer.stop()
+        self._tick_thread.stop()  # no tick after the running one, which closing the stores awaits
         await self.services.stop()
+        if self._tick_thread.alive:
+            await asyncio.to_thread(self._tick_thread.join, STOP_TIMEOUT_S)
 
 
 def make_app(

@@ -1,4 +1,5 @@
-"""What the console's tick workers post to the app, from their threads to the UI thread."""
+"""What the console's tick thread and view workers post to the app, from their threads to the UI
+thread."""
 
 from __future__ import annotations
 
@@ -31,5 +32,13 @@ class TickFailed(Message):
 
     def __init__(self, sequence: int, error: str) -> None:
         self.sequence = sequence
+        self.error = error
+        super().__init__()
+
+
+class TickCrashed(Message):
+    """The tick raised something other than a StoreError (a bug): the app ends with it."""
+
+    def __init__(self, error: Exception) -> None:
         self.error = error
         super().__init__()

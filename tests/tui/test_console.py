@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from tests.tui.conftest import READING, ConsoleFactory, SetClock
 from tests.tui.floor import AT, fill, floor_settings, line, spell
 
 ALL = ("W1", "W2", "W3", "W4", "W5", "W6")
+TICK_THREAD = "factory-tui tick"
 
 
 def tile_text(app: FactoryApp, worker_id: str) -> str:
@@ -252,6 +254,44 @@ class TestLiveUpdates:
             monkeypatch.undo()
             await app.tick_now()
             assert app.summary.status.state == "live"
+
+
+class TestTickThread:
+    async def test_the_ticks_run_in_one_thread_that_ends_with_the_app(
+        self, console: ConsoleFactory
+    ) -> None:
+        app = console()
+        async with app.run_test(size=(120, 40)):
+            for _ in range(3):
+                await app.tick_now()
+            ticks = [thread for thread in threading.enumerate() if thread.name == TICK_THREAD]
+            assert len(ticks) == 1
+            assert ticks[0].is_alive()
+        assert not ticks[0].is_alive()  # the tests run many apps: none may leave it behind
+
+    async def test_a_tick_that_raises_a_bug_ends_the_app_with_it(
+        self, console: ConsoleFactory
+    ) -> None:
+        app = console()
+
+        def broken_tick(**_: object) -> None:
+            raise ZeroDivisionError("a bug in the tick")
+
+        async def tick_broken() -> None:
+            async with app.run_test(size=(120, 40)):
+                await app.tick_now()
+                assert app.pipeline is not None
+                app.pipeline.tick = broken_tick  # type: ignore[assignment, method-assign]
+                waiting = asyncio.ensure_future(app.tick_now())  # never lands: the app ends
+                for _ in range(200):  # bounded: 10 s
+                    if app.return_code is not None:
+                        break
+                    await asyncio.sleep(0.05)
+                waiting.cancel()
+
+        with pytest.raises(ZeroDivisionError, match="a bug in the tick"):
+            await tick_broken()
+        assert app.return_code == 1
 
 
 class TestNightShiftAcrossDst:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from factory_tui.console.alert_keeper import AlertKeeper
 from factory_tui.console.pipeline import TickPipeline
 from factory_tui.console.status import paused_status, stale_status, subtitle
-from factory_tui.console.tick_loop import STALE_AFTER_TICKS, TickLoop
+from factory_tui.console.tick_loop import STALE_AFTER_TICKS, TickLoop, TickThread
 from factory_tui.engine import Engine
 from factory_tui.models import parse_event, to_utc_us
 from factory_tui.storage import SqliteStore
@@ -288,6 +289,52 @@ class TestTickLoop:
         assert loop.stale_reason(11.0) is None
         loop.resumed(100.0)
         assert loop.stale_reason(100.0 + STALE_AFTER_TICKS) is None
+
+
+class TestTickThread:
+    def test_every_tick_runs_in_one_thread_that_join_ends(self) -> None:
+        ran: list[tuple[int, str]] = []
+        done = threading.Semaphore(0)
+
+        def run(sequence: int) -> None:
+            ran.append((sequence, threading.current_thread().name))
+            done.release()
+
+        ticks = TickThread(run, name="test tick")
+        for sequence in (1, 2, 3):  # TickLoop starts the next only after the last one ended
+            ticks.start(sequence)
+            assert done.acquire(timeout=10)
+        assert ran == [(1, "test tick"), (2, "test tick"), (3, "test tick")]
+        assert ticks.alive
+        assert ticks.join(10)
+        assert not ticks.alive
+        ticks.start(4)  # a timer firing while the app closes: nothing runs, no thread starts
+        assert not ticks.alive
+        assert ran[-1][0] == 3
+
+    def test_join_waits_for_the_running_tick_and_drops_the_one_asked_for(self) -> None:
+        ran: list[int] = []
+        running, release = threading.Event(), threading.Event()
+
+        def run(sequence: int) -> None:
+            running.set()
+            assert release.wait(10)
+            ran.append(sequence)
+
+        ticks = TickThread(run)
+        ticks.start(1)
+        assert running.wait(10)
+        ticks.start(2)  # asked for while 1 runs
+        ticks.stop()
+        assert not ticks.join(0)  # tick 1 still runs: the thread waits for it
+        release.set()
+        assert ticks.join(10)
+        assert ran == [1]
+
+    def test_a_thread_never_started_joins_at_once(self) -> None:
+        ticks = TickThread(lambda _: None)
+        assert ticks.join(0)
+        assert not ticks.alive
 
 
 class TestStatusText:

@@ -36,6 +36,14 @@ ALERT_WORDS: Final = {
 }
 TIMELINE_WIDTH: Final = 1000
 """The timeline's drawing width in SVG units (it scales to the column)."""
+LABEL_STEPS_H: Final = (1, 2, 3, 4, 6, 8, 12, 24, 48, 72, 168)
+"""Hours between two labels of the timeline's axis: the first step whose labels fit."""
+CHAR_WIDTH: Final = 6.2
+"""Width of a digit at the charts' font size (10 SVG units), with a little to spare."""
+LABEL_SPACE: Final = 14.0
+"""SVG units kept clear between two axis labels."""
+TICK_MIN_GAP: Final = 6.0
+"""Hourly ticks closer than this (a window of many days) are drawn at the labels only."""
 
 CSS: Final = """
 @page { size: A4 landscape; margin: 10mm; }
@@ -65,6 +73,7 @@ tr { break-inside: avoid; page-break-inside: avoid; }
 .charts td.uph { width: 28%; }
 svg { display: block; width: 100%; height: auto; }
 .none { color: #777; font-style: italic; }
+.notice { font-weight: 600; border-left: 4px solid #888; padding: 2px 8px; }
 .defs { color: #555; font-size: 8.5pt; }
 @media print {
   body { margin: 0; font-size: 8.5pt; }
@@ -95,6 +104,7 @@ def render(report: ShiftReport) -> str:
         f"<h1>{escape(title)}</h1>",
         f'<p class="meta" data-field="window" data-from="{window.from_us}" '
         f'data-to="{window.to_us}" data-at="{snapshot.at_us}">{escape(meta)}</p>',
+        _empty_notice(report),
         _factory(report),
         _workers(snapshot.workers, zone, snapshot.at_us),
         _charts(report),
@@ -108,6 +118,25 @@ def render(report: ShiftReport) -> str:
 
 
 # --- sections -------------------------------------------------------------------------------
+
+
+NO_EVENTS: Final = "No events in this shift"
+
+
+def _has_events(report: ShiftReport) -> bool:
+    """Some event is timestamped in the window (up to the report's instant)."""
+    return any(worker.events for worker in report.snapshot.workers)
+
+
+def _empty_notice(report: ShiftReport) -> str:
+    """One plain line at the top when the window holds no event, so a page of zeros is not
+    read as an idle floor."""
+    if _has_events(report):
+        return ""
+    return (
+        f'<p class="notice" data-field="no_events">{NO_EVENTS}: no event is timestamped in '
+        "this window, so the worker and station figures are all zero.</p>"
+    )
 
 
 def _factory(report: ShiftReport) -> str:
@@ -198,6 +227,11 @@ def _workers(workers: Sequence[WorkerMetrics], zone: tzinfo, at_us: int) -> str:
 
 def _charts(report: ShiftReport) -> str:
     snapshot = report.snapshot
+    if not _has_events(report) and not any(_draws(chart) for chart in report.charts):
+        return (
+            '<section id="timelines"><h2>Timelines and units per hour</h2>'
+            f'<p class="none">{NO_EVENTS}: no timeline or units to draw.</p></section>'
+        )
     window = snapshot.window
     end_us = min(window.to_us, snapshot.at_us)
     names = {w.worker_id: w.name for w in snapshot.workers}
@@ -219,6 +253,12 @@ def _charts(report: ShiftReport) -> str:
         '<table class="charts"><thead><tr><th>Worker</th><th>Timeline</th>'
         "<th>Units per hour</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></section>"
     )
+
+
+def _draws(chart: WorkerCharts) -> bool:
+    """The worker's charts show something: a counted stretch (a state carried into the
+    window draws one even without an event in it) or units."""
+    return any(chart.hourly_units) or any(s.state != "unobserved" for s in chart.segments)
 
 
 STATION_COLUMNS: Final = (
@@ -353,26 +393,51 @@ def _timeline_svg(segments: Iterable[Segment], window: Window, end_us: int, zone
         )
     if end_us < window.to_us:
         shapes.append(f'<line x1="{x(end_us)}" x2="{x(end_us)}" y1="0" y2="16" stroke="#000"/>')
-    hour = window.from_us
-    while hour <= window.to_us:
-        position = x(hour)
-        shapes.append(
-            f'<line x1="{position}" x2="{position}" y1="16" y2="20" stroke="#888"/>'
-            f'<text x="{position}" y="30" font-size="10" fill="#555" '
-            f'text-anchor="{_anchor(position)}">{_clock(hour, zone)}</text>'
-        )
-        hour += HOUR_US
+    hour_width = HOUR_US / span * TIMELINE_WIDTH
+    step, form = _label_step(hour_width, span)
+    for index in range(int(span // HOUR_US) + 1):
+        labelled = index % step == 0
+        if not labelled and hour_width < TICK_MIN_GAP:
+            continue
+        position = x(window.from_us + index * HOUR_US)
+        shapes.append(f'<line x1="{position}" x2="{position}" y1="16" y2="20" stroke="#888"/>')
+        if labelled:
+            shapes.append(
+                f'<text x="{position}" y="30" font-size="10" fill="#555" '
+                f'text-anchor="{_anchor(position)}">'
+                f"{_local(window.from_us + index * HOUR_US, zone, form)}</text>"
+            )
     return (
         f'<svg viewBox="0 0 {TIMELINE_WIDTH} 32" role="img" '
         f'aria-label="timeline" xmlns="http://www.w3.org/2000/svg">{"".join(shapes)}</svg>'
     )
 
 
+def _label_step(hour_width: float, span_us: int) -> tuple[int, str]:
+    """Hours between two axis labels and their format: the fewest hours for which the labels
+    keep clear of each other (every hour on a shift, every 2 h on 24 h); the date joins the
+    clock on a window of more than a day, and replaces it once labels are a day apart."""
+    for step in LABEL_STEPS_H:
+        form = _axis_format(step, span_us)
+        # 1.5 widths: the first and last labels are drawn inward (anchored at their end).
+        text_width = len(f"{datetime(2000, 1, 1):{form}}") * CHAR_WIDTH
+        if step * hour_width >= 1.5 * text_width + LABEL_SPACE:
+            return step, form
+    return LABEL_STEPS_H[-1], _axis_format(LABEL_STEPS_H[-1], span_us)
+
+
+def _axis_format(step: int, span_us: int) -> str:
+    if step >= 24:
+        return "%m-%d"
+    return "%m-%d %H:%M" if span_us > 24 * HOUR_US else "%H:%M"
+
+
 def _output_svg(chart: WorkerCharts, window: Window, end_us: int) -> str:
     """Units per hour of shift time, one bar per hour (the running hour: per hour so far)."""
-    width, height, gap = 400, 60, 4
+    width, height = 400, 60
     hours = max(1, -(-(window.to_us - window.from_us) // HOUR_US))
     slot = width / hours
+    gap = min(4.0, slot / 4)  # bars of a long window stay wider than the space between them
     rates = []
     for index, units in enumerate(chart.hourly_units):
         start = window.from_us + index * HOUR_US
@@ -388,10 +453,11 @@ def _output_svg(chart: WorkerCharts, window: Window, end_us: int) -> str:
             f'width="{round(slot - gap, 2)}" height="{round(bar, 2)}" fill="#1565c0">'
             f"<title>hour {index + 1}: {units} units ({per_hour:.1f}/h)</title></rect>"
         )
-        if units:
+        label = f"{per_hour:.0f}"
+        if units and len(label) * CHAR_WIDTH <= slot:  # else the bar's title still says it
             shapes.append(
                 f'<text x="{round(left + (slot - gap) / 2, 2)}" y="{round(height - 14 - bar, 2)}"'
-                f' font-size="10" text-anchor="middle" fill="#333">{per_hour:.0f}</text>'
+                f' font-size="10" text-anchor="middle" fill="#333">{label}</text>'
             )
     return (
         f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="units per hour" '
@@ -437,8 +503,8 @@ def _text_colour(state: str) -> str:
     return "#555" if state == "unobserved" else STATE_COLOURS[state]
 
 
-def _local(us: int, zone: tzinfo) -> str:
-    return datetime.fromtimestamp(us / US_PER_S, zone).strftime("%Y-%m-%d %H:%M")
+def _local(us: int, zone: tzinfo, form: str = "%Y-%m-%d %H:%M") -> str:
+    return datetime.fromtimestamp(us / US_PER_S, zone).strftime(form)
 
 
 def _clock(us: int, zone: tzinfo) -> str:

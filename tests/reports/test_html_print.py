@@ -64,3 +64,29 @@ def test_the_report_prints_to_a4_landscape_without_errors(browser: Browser, tmp_
         assert (round(float(width)), round(float(height))) == A4_LANDSCAPE_PT
     assert problems == []
     page.close()
+
+
+def test_no_two_time_labels_overlap_on_a_24_hour_report(browser: Browser, tmp_path: Path) -> None:
+    """On a 24-hour window the hourly labels under each timeline ran into each other; as
+    Chromium lays them out, each ends before the next begins."""
+    db = tmp_path / "factory.db"
+    fill(str(db))
+    html = tmp_path / "day.html"
+    day = ["--from", "2025-03-04T00:00Z", "--to", "2025-03-05T00:00Z", "--at", "2025-03-05T00:00Z"]
+    result = CliRunner().invoke(app, ["report", "--db", str(db), *day, "--html", str(html)])
+    assert result.exit_code == 0, result.stderr
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(html.as_uri())
+    spans: list[list[list[float]]] = page.evaluate(
+        """() => [...document.querySelectorAll('#timelines svg[aria-label="timeline"]')].map(
+            svg => [...svg.querySelectorAll('text')].map(text => {
+                const box = text.getBoundingClientRect();
+                return [box.left, box.right];
+            }))"""
+    )
+    page.close()
+    assert len(spans) == 6
+    for labels in spans:
+        assert len(labels) >= 12  # every 2 hours at least
+        for (_, right), (left, _) in zip(labels, labels[1:], strict=False):
+            assert right < left, spans

@@ -134,6 +134,46 @@ def test_alerts_raised_in_the_shift_are_listed_oldest_first(
     ]
 
 
+def test_an_empty_shift_says_so_plainly(
+    floor: Path, tmp_path: Path, pages: tuple[Any, dict[str, Any]]
+) -> None:
+    """Shift A of the next day holds no event: one line says so and no empty chart is drawn
+    (a page of blank bars read like an idle floor); the roster is still listed. A shift with
+    events has no such line."""
+    target = tmp_path / "empty.html"
+    next_day = ("--shift", "A", "--date", "2025-03-05", "--at", "2025-03-06T09:00Z")
+    invoke("--db", str(floor), *next_day, "--html", str(target))
+    page = lxml.html.fromstring(target.read_bytes())
+    (notice,) = page.xpath('//p[@data-field="no_events"]')
+    assert notice.text_content().startswith("No events in this shift")
+    timelines = page.get_element_by_id("timelines")
+    assert not timelines.xpath(".//svg")
+    assert "No events in this shift" in timelines.text_content()
+    assert len(page.xpath('//section[@id="workers"]//tr[@data-worker-id]')) == 6
+    shift_a, _ = pages
+    assert not shift_a.xpath('//p[@data-field="no_events"]')
+
+
+def axis_labels(floor: Path, target: Path, *window: str) -> list[str]:
+    """The labels under the first worker's timeline in the report of `window`."""
+    invoke("--db", str(floor), *window, "--html", str(target))
+    page = lxml.html.fromstring(target.read_bytes())
+    timeline = page.xpath('//section[@id="timelines"]//svg[@aria-label="timeline"]')[0]
+    return [text.text for text in timeline.xpath(".//text")]
+
+
+def test_the_time_axis_is_thinned_to_fit(floor: Path, tmp_path: Path) -> None:
+    """An 8-hour shift is labelled every hour; 24 hours every 2 hours (hourly labels ran into
+    each other); a week once a day, by date."""
+    target = tmp_path / "axis.html"
+    assert axis_labels(floor, target, *SHIFT) == [f"{hour:02d}:00" for hour in range(6, 15)]
+    day = ("--from", "2025-03-04T00:00Z", "--to", "2025-03-05T00:00Z", "--at", "2025-03-05T00:00Z")
+    every_2h = [f"{hour:02d}:00" for hour in range(0, 24, 2)]
+    assert axis_labels(floor, target, *day) == [*every_2h, "00:00"]
+    week = ("--from", "2025-03-01T00:00Z", "--to", "2025-03-08T00:00Z", "--at", "2025-03-08T00:00Z")
+    assert axis_labels(floor, target, *week) == [f"03-{day:02d}" for day in range(1, 9)]
+
+
 def test_a_dash_writes_the_page_to_stdout(floor: Path, tmp_path: Path) -> None:
     target = tmp_path / "r.html"
     invoke("--db", str(floor), *SHIFT, "--html", str(target))

@@ -3,7 +3,9 @@
 The place to debug a misbehaving camera: accepted events as stored (with the camera and model
 that sent them and when they arrived), and the lines the listener refused with the error it
 answered and the connection they came from. `/` filters both lists (every word must appear in
-a row); `esc` clears the filter, or goes back when there is none.
+a row); `esc` clears the filter, or goes back when there is none. Long errors, lines and audit
+details are cut to the width (no sideways scroll at 80 columns); with the rejected or the audit
+list focused, the highlighted row's whole text shows under it.
 
 Rejected lines never reach the database: only the process that owns the port knows them. A
 read-only viewer says so rather than showing an empty list. Below them, under its own heading,
@@ -16,7 +18,7 @@ from datetime import tzinfo
 from typing import ClassVar, Final
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Input, Static
@@ -43,6 +45,8 @@ ACCEPTED_COLUMNS: Final = (
 )
 REJECTED_COLUMNS: Final = ("Received", "Connection", "Error", "Line")
 AUDIT_COLUMNS: Final = ("At", "What", "Peer", "Detail")
+DETAIL_LINES: Final = 4
+"""Lines of a rejected line's detail at most (a line can be kilobytes long)."""
 ALARMING: Final = frozenset({"auth_failed", "tls_failed", "peer_refused"})
 """Audit entries shown in bold: someone was kept out."""
 
@@ -65,6 +69,8 @@ class EventLogScreen(FilteredView):
         "Rejected: the last lines the listener refused, with its error and the connection.",
         f"Audit trail: the last {LOG_AUDIT} connections opened and closed, refused peers, TLS "
         "and auth failures, as stored in the audit table.",
+        "Long errors, lines and details are cut to the width: tab to the rejected or audit "
+        "list and the highlighted row's whole text shows under it.",
         "Each list follows new rows while its cursor is on the first row. Moved down, it holds "
         "still and its title counts the newer rows; Home (or clearing the filter) goes live.",
     )
@@ -87,6 +93,11 @@ class EventLogScreen(FilteredView):
     EventLogScreen #log-rejected {
         height: 1fr;
     }
+    EventLogScreen .row-detail {
+        display: none;
+        height: auto;
+        padding: 0 1;
+    }
     EventLogScreen #log-audit {
         height: 1fr;
     }
@@ -100,6 +111,7 @@ class EventLogScreen(FilteredView):
         """Rejected lines listed, newest first."""
         self.shown_audit: tuple[int, ...] = ()
         """Ids of the audit entries listed, newest first."""
+        self._audit_rows: tuple[AuditRecord, ...] = ()
 
     @property
     def needs(self) -> ViewNeeds:
@@ -118,8 +130,10 @@ class EventLogScreen(FilteredView):
         yield NewestFirstTable(id="log-accepted", cursor_type="row", zebra_stripes=True)
         yield Static("Rejected lines, newest first", id="rejected-title", classes="section-title")
         yield NewestFirstTable(id="log-rejected", cursor_type="row", zebra_stripes=True)
+        yield Static(id="rejected-detail", classes="row-detail")
         yield Static("Audit trail, newest first", id="audit-title", classes="section-title")
         yield NewestFirstTable(id="log-audit", cursor_type="row", zebra_stripes=True)
+        yield Static(id="audit-detail", classes="row-detail")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -190,11 +204,51 @@ class EventLogScreen(FilteredView):
             rejected_title += f" ({matched}; {data.ingest.rejected:,} since start)"
         self.shown_rejected = tuple(shown)
         rejected_table = self.query_one("#log-rejected", NewestFirstTable)
-        rejected_table.fill(rejected_rows)
+        # The line, then the error, give way at 80 columns; the detail under the list has both.
+        rejected_table.fill(rejected_rows, elastic=(3, 2, 1))
         self.query_one("#rejected-title", Static).update(
             rejected_title + rejected_table.newer_note()
         )
         self._audit_trail(data.audit, words)
+        self._show_detail()
+
+    @on(DataTable.RowHighlighted)
+    @on(events.DescendantFocus)
+    @on(events.DescendantBlur)
+    def _show_detail(self) -> None:
+        """Under the rejected or audit list, while it has focus: the highlighted row's whole
+        text, wrapped (its cells are cut to the width), up to `DETAIL_LINES`."""
+        for table_id, detail_id in (
+            ("#log-rejected", "#rejected-detail"),
+            ("#log-audit", "#audit-detail"),
+        ):
+            table = self.query_one(table_id, DataTable)
+            detail = self.query_one(detail_id, Static)
+            text = self._detail_text(table_id, table.cursor_row) if table.has_focus else None
+            detail.display = text is not None
+            if text is not None:
+                detail.update(self._cut(text))
+
+    def _detail_text(self, table_id: str, row: int) -> Text | None:
+        if table_id == "#log-rejected" and 0 <= row < len(self.shown_rejected):
+            rejection = self.shown_rejected[row]
+            return Text.assemble((rejection.error, "bold"), "\n", (rejection.line, "dim"))
+        if table_id == "#log-audit" and 0 <= row < len(self._audit_rows):
+            entry = self._audit_rows[row]
+            return Text.assemble(
+                (entry.kind.replace("_", " "), "bold"), f" {entry.peer}: {entry.detail}"
+            )
+        return None
+
+    def _cut(self, text: Text) -> Text:
+        """`text` wrapped to the screen's width, its last line ending in … when cut."""
+        width = max(10, self.size.width - 2)
+        lines = list(text.wrap(self.app.console, width))
+        if len(lines) > DETAIL_LINES:
+            lines = lines[:DETAIL_LINES]
+            lines[-1].truncate(width - 1)
+            lines[-1].append("…")
+        return Text("\n").join(lines)
 
     def filter_changed(self) -> None:
         """A new filter (or none) is a new list: show its newest rows, live."""
@@ -209,11 +263,13 @@ class EventLogScreen(FilteredView):
     def _audit_trail(self, entries: tuple[AuditRecord, ...], words: list[str]) -> None:
         rows: list[Row] = []
         ids: list[int] = []
+        listed: list[AuditRecord] = []
         for entry in entries:
             at = self.clock(entry.at_us)
             what = entry.kind.replace("_", " ")
             if matches(words, at, what, entry.peer, entry.detail):
                 ids.append(entry.id)
+                listed.append(entry)
                 style = "bold" if entry.kind in ALARMING else ""
                 rows.append(
                     (
@@ -222,8 +278,9 @@ class EventLogScreen(FilteredView):
                     )
                 )
         self.shown_audit = tuple(ids)
+        self._audit_rows = tuple(listed)
         table = self.query_one("#log-audit", NewestFirstTable)
-        table.fill(rows)
+        table.fill(rows, elastic=(3, 2))
         count = f"{len(ids)} of {len(entries)} match" if words else f"last {len(entries)}"
         # What the trail holds is in the help (?): the title must fit one line at 80 columns.
         self.query_one("#audit-title", Static).update(

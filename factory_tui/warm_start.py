@@ -149,12 +149,15 @@ def drift_keep_floor(tracker: DriftTracker, at_us: int) -> int:
     return (at_us // BUCKET_US - int(minutes) - 2) * BUCKET_US
 
 
-def load_drift_history(tracker: DriftTracker, store: Store, at_us: int) -> int:
+def load_drift_history(
+    tracker: DriftTracker, store: Store, at_us: int, *, until_us: int | None = None
+) -> int:
     """Fold into `tracker` what its checks at `at_us` need; returns how many events were new.
 
-    That is every event from `drift_floor` on, and for each model seen before it, the events
-    of its baseline period (its first `baseline_s`). Events in between cannot change a check
-    at `at_us`; leaving them out keeps a start-up on a long history quick. The tracker's
+    That is every event from `drift_floor` on (up to `until_us` inclusive, when given: a
+    report at a past instant needs nothing later), and for each model seen before it, the
+    events of its baseline period (its first `baseline_s`). Events in between cannot change a
+    check at `at_us`; leaving them out keeps a start-up on a long history quick. The tracker's
     all-time `events` and `mean_confidence` then cover only what was loaded, so the console
     does not show them.
     """
@@ -168,5 +171,5 @@ def load_drift_history(tracker: DriftTracker, store: Store, at_us: int) -> int:
         added += tracker.apply(
             row for row in store.iter_range(first_us, end) if row.model_version == model
         )
-    added += tracker.apply(store.iter_range(floor, None))
+    added += tracker.apply(store.iter_range(floor, None if until_us is None else until_us + 1))
     return added

@@ -15,7 +15,7 @@ from factory_tui.warm_start import load_drift_history
 def retrain_suggestions(store: Store, settings: DriftSettings, at_us: int) -> list[AlertCondition]:
     """The retrain_suggested alerts holding at `at_us`, by model_version, with their evidence."""
     tracker = DriftTracker(settings)
-    load_drift_history(tracker, store, at_us)
+    load_drift_history(tracker, store, at_us, until_us=at_us)  # not the events since
     by_hand = {
         alert.subject
         for alert in store.alerts_raised(0, at_us + 1)

@@ -28,7 +28,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 
 from factory_tui.config import Settings
-from factory_tui.console.fleet import FleetPipeline
+from factory_tui.console.fleet import FleetPipeline, unknown_site_notice
 from factory_tui.console.health import HealthReader, PsutilHealth
 from factory_tui.console.messages import TickCrashed, TickDone, TickFailed, ViewDone
 from factory_tui.console.pipeline import Clock, TickPipeline, TickResult
@@ -68,6 +68,8 @@ from factory_tui.widgets.summary_bar import (
 from factory_tui.widgets.worker_grid import SORT_KEYS, SORT_LABELS, ListenAddress, WorkerGrid
 
 THEMES: Final = ("textual-dark", "textual-light")
+UNKNOWN_SITE_S: Final = 30.0
+"""How long the notice of an unknown `--site` stays up (a wall screen's passer-by reads it)."""
 View = Literal["workers", "stations", "events", "alerts", "sites"]
 VIEW_KEYS: Final[tuple[tuple[str, View, str], ...]] = (
     ("1", "workers", "Workers"),
@@ -206,6 +208,8 @@ class FactoryApp(App[None]):
             self.exit(return_code=2)
             return
         self.role = self.services.role
+        if self._site_chosen:
+            self._say_if_site_unknown(self.settings.site.id)
         self.settings = self.services.settings  # a viewer's: the stored site's, as it describes it
         self._update_title()  # a fleet names the site on screen
         if self.listener is not None:  # an empty floor says where cameras connect
@@ -233,6 +237,18 @@ class FactoryApp(App[None]):
         elif isinstance(self.pipeline, FleetPipeline) and not self._site_chosen:
             await self.action_show_view("sites")  # a database of many sites opens on the fleet
         self.started.set()
+
+    def _say_if_site_unknown(self, requested: str) -> None:
+        """`--site` (a browser tab's `?site=`) named a site the database does not hold: say so,
+        with the sites it holds, over the site shown instead (not silently)."""
+        pipeline = self.pipeline
+        if isinstance(pipeline, FleetPipeline):
+            notice = unknown_site_notice(requested, pipeline.focus, pipeline.site_ids)
+        else:  # a viewer of a database of one site shows that site, whatever was asked
+            shown = self.services.settings.site.id
+            notice = unknown_site_notice(requested, shown, (shown,))
+        if notice is not None:
+            self.notify(notice, title="Unknown site", severity="warning", timeout=UNKNOWN_SITE_S)
 
     # --- the tick -----------------------------------------------------------------------------
 

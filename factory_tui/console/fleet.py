@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Final, TypeVar
 
@@ -27,6 +27,8 @@ from factory_tui.view_models import SiteRow, ViewData, ViewNeeds, natural_key
 
 T = TypeVar("T")
 REDISCOVER_TICKS: Final = 30
+SITES_NAMED: Final = 12
+"""Sites an unknown site's notice names; the rest are counted."""
 """Look for sites that appeared (a new box started forwarding) every this many ticks."""
 
 
@@ -179,3 +181,14 @@ class FleetPipeline:
             )
             self._sites[record.id] = _Site(record, pipeline)
         self._sites = dict(sorted(self._sites.items(), key=lambda item: natural_key(item[0])))
+
+
+def unknown_site_notice(requested: str, shown: str, known: Sequence[str]) -> str | None:
+    """What a console asked for a site the database does not hold (`--site`, a tab's `?site=`)
+    says, naming the sites it holds and the one shown instead; None when it was there."""
+    if requested == shown or requested in known:
+        return None
+    listed = ", ".join(known[:SITES_NAMED])
+    if len(known) > SITES_NAMED:
+        listed += f" and {len(known) - SITES_NAMED} more"
+    return f"No site “{requested}” in this database (it holds {listed}): showing {shown}."

@@ -169,3 +169,24 @@ def test_with_a_token_no_console_without_it(browser: Browser, floor_db: Path) ->
         screen.wait_for("Alerts ·", "Model drift")  # ?view= opened the tab on that view
         assert page.request.get(url).status == 200  # the cookie alone is enough from now on
         page.close()
+
+
+def test_an_unknown_site_in_the_address_is_named_on_screen(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """`?site=nope` on a database of several sites: the tab says there is no such site, names
+    the ones there are, and shows the first (it was silently ignored)."""
+    from tests.tui.fleet import fill_fleet
+
+    db = tmp_path / "fleet.db"
+    fill_fleet(str(db))
+    write_demo_config(tmp_path)
+    with web_server(db) as (url, _):
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        screen = ScreenText(page)
+        with page.expect_websocket():
+            page.goto(f"{url}?site=nope")
+        # The notice wraps in its toast: "(it holds austin, north," / "pune): showing austin."
+        screen.wait_for("Unknown site", "No site “nope”", "austin, north", "showing austin")
+        assert screen.shows("site Austin")
+        page.close()

@@ -14,15 +14,20 @@ windows, not the whole history.
 
 from __future__ import annotations
 
+import os
+import pickle
+import signal
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from factory_tui.config import Settings
 from factory_tui.engine import Engine
 from factory_tui.engine.drift import BUCKET_US, DriftTracker
-from factory_tui.engine.metrics import ACTIVITY_BUCKET_US, ACTIVITY_BUCKETS
+from factory_tui.engine.metrics import ACTIVITY_BUCKET_US, ACTIVITY_BUCKETS, HeldEvents
 from factory_tui.engine.snapshot import US_PER_S, Window
 from factory_tui.models import from_utc_us, to_utc_us
-from factory_tui.storage import Store
+from factory_tui.storage import Store, StoreError
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,18 +86,30 @@ def history_floor(window: Window, at_us: int, max_gap_s: float) -> int:
     return min(window.from_us, at_us - ACTIVITY_BUCKETS * ACTIVITY_BUCKET_US) - max_gap_us
 
 
-def load_history(engine: Engine, store: Store, floor_us: int, until_us: int | None = None) -> int:
+def load_history(
+    engine: Engine,
+    store: Store,
+    floor_us: int,
+    until_us: int | None = None,
+    *,
+    reopen: Callable[[], Store] | None = None,
+) -> int:
     """Fold into `engine` every event with `floor_us <= ts <= until_us` (no upper bound when None)
     and what each worker carries in from before the floor; returns how many events were new.
 
     The engine ignores events it already holds, so rows stored while this runs may be read again
-    by the next cursor read without harm.
+    by the next cursor read without harm. With `reopen` (a second connection to the same data)
+    a long read is split in two processes (`fold_in_two`).
     """
     span = store.time_span()
     if span is None:
         return 0
     first, last = span
-    added = engine.apply_tuples(store.engine_rows(floor_us, last if until_us is None else until_us))
+    to_us = last if until_us is None else until_us
+    if reopen is not None and _rows_about(store, span, floor_us, to_us) >= SPLIT_READ_ROWS:
+        added = fold_in_two(engine, store, reopen, max(floor_us, first), min(to_us, last))
+    else:
+        added = engine.apply_tuples(store.engine_rows(floor_us, to_us))
     if first < floor_us:
         for worker_id in store.worker_ids():
             rows = store.engine_rows_before(worker_id, floor_us, state_only=False)
@@ -109,12 +126,14 @@ def load_engine(
     *,
     until_us: int | None = None,
     every_station: bool = False,
+    reopen: Callable[[], Store] | None = None,
 ) -> Engine:
     """An engine holding every stored event that can affect `snapshot(window, at_us)`.
 
     Events after `until_us` are left out (None: everything stored now, as a live console
     wants). `every_station` also names the stations seen only before the history floor (one
-    table scan), so a report lists the same stations as with the whole history.
+    table scan), so a report lists the same stations as with the whole history. `reopen`
+    lets a long read use a second process (`load_history`): for one-off commands only.
     """
     max_gap_s = settings.metrics.max_gap_s
     floor = history_floor(window, at_us, max_gap_s)
@@ -123,7 +142,7 @@ def load_engine(
         for station_id in store.stations_before(floor):
             stations.setdefault(station_id, station_id)
     engine = Engine(max_gap_s, workers, stations)
-    load_history(engine, store, floor, until_us)
+    load_history(engine, store, floor, until_us, reopen=reopen)
     return engine
 
 
@@ -173,3 +192,70 @@ def load_drift_history(
         )
     added += tracker.apply(store.iter_range(floor, None if until_us is None else until_us + 1))
     return added
+
+
+# --- a long read in two processes -------------------------------------------------------------
+
+SPLIT_READ_ROWS: Final = 200_000
+"""Reads expected to hold at least this many events are split in two processes."""
+LATER_SHARE: Final = 0.55
+"""The share of the time range the second process reads: it only reads and folds, while this
+process also folds its part in afterwards, so it gets a little more."""
+
+
+def _rows_about(store: Store, span: tuple[int, int], from_us: int, to_us: int) -> int:
+    """About how many events lie in [from_us, to_us]: the site's row count (its newest id, one
+    index seek) times the range's share of its time span. Only chooses how to read."""
+    first, last = span
+    share = (min(to_us, last) - max(from_us, first)) / max(last - first, 1)
+    return int(store.max_event_id() * max(share, 0.0))
+
+
+def fold_in_two(
+    engine: Engine, store: Store, reopen: Callable[[], Store], from_us: int, to_us: int
+) -> int:
+    """Fold the events with from_us <= ts <= to_us into `engine`: a forked child reads and folds
+    the later part through its own connection (`reopen`) while this process reads and folds the
+    earlier one, then its events join ours (`Engine.apply_held`); returns how many were new.
+
+    Reading rows is Python work under one lock per process, so on two cores this halves the
+    longest part of a report over a long history; the figures are those of one engine fed all
+    (the engine's result does not depend on order or chunking). Fork only where no other thread
+    runs (one-off commands); the child leaves with `os._exit`, touching nothing it inherited.
+    """
+    split_us = to_us - int((to_us - from_us) * LATER_SHARE)
+    receive, send = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: read the later part, send its events, leave
+        os.close(receive)
+        outcome: tuple[bool, object]
+        try:
+            with reopen() as own:
+                part = Engine(engine.max_gap_us / US_PER_S)
+                part.apply_tuples(own.engine_rows(split_us, to_us))
+            outcome = (True, part.held_events())
+        except BaseException as error:  # noqa: BLE001 - every failure goes back to the parent
+            outcome = (False, f"{type(error).__name__}: {error}")
+        try:
+            with os.fdopen(send, "wb") as pipe:
+                pickle.dump(outcome, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+        finally:
+            os._exit(0)
+    os.close(send)
+    done = False
+    try:
+        added = engine.apply_tuples(store.engine_rows(from_us, split_us - 1))
+        with os.fdopen(receive, "rb") as pipe:
+            try:
+                succeeded, value = pickle.load(pipe)
+            except EOFError:
+                raise StoreError("the second reading process ended without an answer") from None
+        done = True
+    finally:
+        if not done:
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    if not succeeded:
+        raise StoreError(f"reading the later events failed: {value}")
+    assert isinstance(value, HeldEvents)
+    return added + engine.apply_held(value)

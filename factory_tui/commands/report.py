@@ -482,7 +482,15 @@ def report(
     models: list[ModelSummary] | None = None
     retrain: list[AlertCondition] | None = None
     with open_store(settings, read_only=True) as store:
-        engine = load_engine(store, settings, window, at_us, until_us=at_us, every_station=True)
+        engine = load_engine(
+            store,
+            settings,
+            window,
+            at_us,
+            until_us=at_us,
+            every_station=True,
+            reopen=lambda: open_store(settings, read_only=True),
+        )
         if by is ReportBy.model_version:
             models = store.model_summary(window.from_us, window.instants_end(at_us))
             if output is not ReportFormat.csv:
@@ -539,7 +547,15 @@ def _site_report(
     """One site's Snapshot for `report --all-sites`."""
     window, at_us = _report_window(settings, at, start, end, shift, day)
     with open_store(settings, read_only=True) as store:
-        engine = load_engine(store, settings, window, at_us, until_us=at_us, every_station=True)
+        engine = load_engine(
+            store,
+            settings,
+            window,
+            at_us,
+            until_us=at_us,
+            every_station=True,
+            reopen=lambda: open_store(settings, read_only=True),
+        )
     return settings, engine.snapshot(window, at_us)
 
 

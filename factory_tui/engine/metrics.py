@@ -25,12 +25,13 @@ worker does both).
 from __future__ import annotations
 
 import gc
+from array import array
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from itertools import compress, islice, repeat
 from operator import and_, attrgetter, eq, itemgetter, mul
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from factory_tui.engine.snapshot import (
     US_PER_S,
@@ -49,7 +50,9 @@ from factory_tui.engine.timeline import (
     PRODUCT,
     WORKING,
     Columns,
+    HeldColumns,
     WorkerTimeline,
+    as_lists,
     hash_keys,
 )
 from factory_tui.models import EngineRow, EventRecord
@@ -76,6 +79,17 @@ ROW_FIELDS: Final = attrgetter(
     "worker_id", "ts_us", "event_hash", "event_type", "workstation_id", "count", "confidence", "id"
 )
 """Turns an `EventRecord` into an `EngineRow`'s fields (a plain tuple in its order)."""
+
+
+class HeldEvents(NamedTuple):
+    """An engine's events as columns (`Engine.held_events`), to fold into another engine."""
+
+    stations: tuple[str, ...]
+    """Station ids, in the numbering the `own` codes use (station index * 4 + kind)."""
+    workers: dict[str, HeldColumns]
+    """Per worker, its events in timeline order (ts, hash key, own code, count, confidence)."""
+    cursor: int
+    """The highest store row id among them."""
 
 
 class Engine:
@@ -210,6 +224,39 @@ class Engine:
                 gc.enable()
         return added
 
+    def held_events(self) -> HeldEvents:
+        """The events held, as columns per worker, for another engine's `apply_held`: how a
+        history read in parts (in other processes) comes together in one engine."""
+        workers = {
+            worker_id: timeline.held_columns()
+            for worker_id, timeline in self._timelines.items()
+            if len(timeline)
+        }
+        return HeldEvents(tuple(self._station_ids), workers, self._cursor)
+
+    def apply_held(self, held: HeldEvents) -> int:
+        """Fold in another engine's `held_events`; returns how many events were new.
+
+        Exactly as if that engine's rows had been folded in here (what it only carried
+        forward from pruned rows is not passed on: export from an engine that never pruned).
+        """
+        # Its station numbers are its own: renumber its events' codes (station * 4 + kind).
+        codes: list[int] = []
+        for station_id in held.stations:
+            position = self._station_index.get(station_id)
+            if position is None:
+                position = self._add_station(station_id)
+            codes += range(position * 4, position * 4 + 4)
+        same = codes == list(range(len(codes)))
+        products: defaultdict[int, list[tuple[int, int]]] = defaultdict(list)
+        added = 0
+        for worker_id, (ts, hk, own, count, conf) in held.workers.items():
+            if not same:
+                own = array("i", list(map(codes.__getitem__, own)))
+            added += self._fold_worker(worker_id, (ts, hk, own, count, conf), products)
+        self._cursor = max(self._cursor, held.cursor)
+        return self._add_products(products, added)
+
     def _fold(self, chunk: list[EngineRow]) -> int:
         groups: defaultdict[str, list[EngineRow]] = defaultdict(list)
         for row in chunk:
@@ -221,6 +268,10 @@ class Engine:
             self._cursor = max(self._cursor, max(ids))
             columns = self._columns(ts, hashes, types, station_ids, counts, confs)
             added += self._fold_worker(worker_id, columns, products)
+        return self._add_products(products, added)
+
+    def _add_products(self, products: Mapping[int, list[tuple[int, int]]], added: int) -> int:
+        """Count `added` new events and add their products to their stations' units."""
         # One sorted batch per station: products of many workers interleave in time.
         for station, events in products.items():
             self._station_units[station].add(events)
@@ -273,7 +324,7 @@ class Engine:
     def _fold_worker(
         self,
         worker_id: str,
-        columns: Columns,
+        columns: Columns | HeldColumns,
         products: defaultdict[int, list[tuple[int, int]]],
     ) -> int:
         """Fold one worker's rows (as timeline columns, sorted by ts); returns how many were new."""
@@ -282,9 +333,10 @@ class Engine:
             timeline = self._timelines[worker_id] = WorkerTimeline(self.max_gap_us)
         horizon = self._horizon
         if horizon is not None and columns[0][0] < horizon:
-            old = bisect_left(columns[0], horizon)
-            self._carry_in(worker_id, timeline, _head(columns, old))
-            columns = _tail(columns, old)
+            listed = as_lists(columns)
+            old = bisect_left(listed[0], horizon)
+            self._carry_in(worker_id, timeline, _head(listed, old))
+            columns = _tail(listed, old)
             if not columns[0]:
                 return 0
         fresh, touched_from, touched_until = timeline.merge(columns)
@@ -323,7 +375,7 @@ class Engine:
     def _note_fresh(
         self,
         worker_id: str,
-        fresh: Columns,
+        fresh: Columns | HeldColumns,
         products: defaultdict[int, list[tuple[int, int]]],
     ) -> None:
         """Station bookkeeping for new events: first sighting, who worked where, and the

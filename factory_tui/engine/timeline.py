@@ -33,8 +33,8 @@ import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
-from itertools import accumulate, islice, repeat
-from operator import itemgetter, lt, sub
+from itertools import accumulate, chain, compress, islice, repeat
+from operator import and_, gt, itemgetter, lt, ne, sub
 from typing import Final
 
 WORKING: Final = 0
@@ -63,6 +63,8 @@ Entry = tuple[int, int, int, int, float]
 billionths)."""
 Columns = tuple[list[int], list[int], list[int], list[int], list[int]]
 """Events as five equally long lists, in `Entry` field order."""
+HeldColumns = tuple["array[int]", "array[int]", "array[int]", "array[int]", "array[int]"]
+"""A timeline's own columns (`WorkerTimeline.held_columns`), in `Entry` field order."""
 
 _PREFIX = itemgetter(slice(0, 16))
 _BIG_ENDIAN_HOST: Final = sys.byteorder == "big"
@@ -293,7 +295,9 @@ class WorkerTimeline:
     def _runs(self) -> tuple[array[int], array[int], array[int], array[int], array[int]]:
         return self.run_start, self.run_code, self.run_work, self.run_idle, self.run_absent
 
-    def merge(self, columns: Columns) -> tuple[Columns | None, int, int]:
+    def merge(
+        self, columns: Columns | HeldColumns
+    ) -> tuple[Columns | HeldColumns | None, int, int]:
         """Fold events in (any order, duplicates allowed); only the touched tail is recomputed.
 
         `columns` holds equally long lists (ts_us, hash key, own code, count, confidence in
@@ -310,6 +314,7 @@ class WorkerTimeline:
             new_ts, new_hk = columns[0], columns[1]
         n = len(self.ts)
         split = self._count_not_after_last(new_ts, new_hk)
+        fresh: Columns | HeldColumns
         if not split:
             # The common case: everything new sorts after everything seen so far.
             position = n
@@ -317,13 +322,15 @@ class WorkerTimeline:
             self._append(columns)
         else:
             # Only the events that sort before the last one held can be repeats or need a
-            # merge with the held tail; the rest is appended after them.
+            # merge with the held tail; the rest is appended after them. (Events given as
+            # arrays, another timeline's columns, go this way as lists.)
+            listed = as_lists(columns)
             early = [
                 entry
-                for entry in zip(*(column[:split] for column in columns), strict=True)
+                for entry in zip(*(column[:split] for column in listed), strict=True)
                 if not self._contains(entry[0], entry[1])
             ]
-            later = _slice_columns(columns, split)
+            later = _slice_columns(listed, split)
             if not early and not later[0]:
                 return None, 0, 0
             position = n
@@ -343,7 +350,7 @@ class WorkerTimeline:
         last_ts, last_hk = fresh[0][-1], fresh[1][-1]
         return fresh, self._touched_from(position), self._touched_until(last_ts, last_hk)
 
-    def _count_not_after_last(self, new_ts: list[int], new_hk: list[int]) -> int:
+    def _count_not_after_last(self, new_ts: Sequence[int], new_hk: Sequence[int]) -> int:
         """How many of the (sorted) new events sort at or before the last event held."""
         ts = self.ts
         if not ts or new_ts[0] > ts[-1]:
@@ -355,16 +362,19 @@ class WorkerTimeline:
             split += 1
         return split
 
-    def _columns(self) -> tuple[array[int], array[int], array[int], array[int], array[int]]:
+    def _columns(self) -> HeldColumns:
         return self.ts, self.hk, self.own, self.count, self.conf
 
-    def _append(self, columns: Columns) -> None:
-        ts, hk, own, count, conf = columns
-        self.ts.fromlist(ts)
-        self.hk.fromlist(hk)
-        self.own.fromlist(own)
-        self.count.fromlist(count)
-        self.conf.fromlist(conf)
+    def held_columns(self) -> HeldColumns:
+        """The events held, in timeline order (ts, hash key, own code, count, confidence)."""
+        return self._columns()
+
+    def _append(self, columns: Columns | HeldColumns) -> None:
+        for held, values in zip(self._columns(), columns, strict=True):
+            if isinstance(values, list):
+                held.fromlist(values)
+            else:  # an array of the same type (another timeline's column): copied as is
+                held.extend(values)
 
     def _after_last(self, ts_us: int, key: int) -> bool:
         """True when (ts_us, key) sorts after every event held."""
@@ -391,7 +401,13 @@ class WorkerTimeline:
         return index
 
     def _recompute(self, position: int) -> None:
-        """Recompute the derived columns and the runs from `position` to the end."""
+        """Recompute the derived columns and the runs from `position` to the end.
+
+        Every pass over the new events is a C-level `map`/`compress`/`accumulate`: this runs
+        once per event folded in, and a report folds millions. What is filled in piece by piece
+        (the state in force, the time lost) changes only at state changes and long gaps, which
+        are few, so those columns are built as runs of repeated values.
+        """
         ts, cur = self.ts, self.cur
         n = len(ts)
         run_start, run_code = self.run_start, self.run_code
@@ -403,24 +419,29 @@ class WorkerTimeline:
             del column[kept:]
 
         state = cur[position - 1] if position else self.carry_code
-        in_run = run_code[-1] if kept else None
         del cur[position:]
-        carried: list[int] = []
-        append = carried.append
-        starts: list[int] = []
-        codes: list[int] = []
-        product = PRODUCT  # a local: this loop runs once per new event
-        for index, code in enumerate(self.own[position:], position):
-            if code & 3 != product:
-                state = code
-            append(state)
-            if state != in_run:
-                in_run = state
-                starts.append(index)
-                codes.append(state)
-        cur.fromlist(carried)
+        fresh = self.own[position:]
+        # A state event sets the state in force; a product event keeps it. A run starts at each
+        # state event whose code differs from the state in force before it.
+        is_state = list(map(ne, map(and_, fresh, repeat(3)), repeat(PRODUCT)))
+        set_at = list(compress(range(position, n), is_state))
+        set_codes = list(compress(fresh, is_state))
+        changed = list(map(ne, set_codes, [state, *set_codes[:-1]]))
+        starts = list(compress(set_at, changed))
+        codes = list(compress(set_codes, changed))
+        if not kept and (not starts or starts[0] != position):
+            # The first run starts at the first event, in the state carried in (or none).
+            starts.insert(0, position)
+            codes.insert(0, state)
+        # The state in force after each new event: the state held before `position` up to the
+        # first new run, then each run's code through its length.
+        bounds = [*starts, n]
+        head = bounds[0] - position
+        cur.extend(array("i", [state]) * head)
+        cur.fromlist(list(chain.from_iterable(map(repeat, codes, map(sub, bounds[1:], bounds)))))
 
-        # lost[i] = lost[i-1] + max(ts[i] - ts[i-1] - max_gap, 0), from position on.
+        # lost[i] = lost[i-1] + max(ts[i] - ts[i-1] - max_gap, 0), from position on: constant
+        # between the few gaps longer than max_gap.
         first = max(position, 1)
         if position == 0:
             del self.lost[:]
@@ -429,8 +450,17 @@ class WorkerTimeline:
             base = self.lost[first - 1]
             del self.lost[first - 1 :]
             window = ts[first - 1 :]
-            over = map(sub, map(sub, window[1:], window[:-1]), repeat(self.max_gap_us))
-            self.lost.fromlist(list(accumulate(map(max, over, repeat(0)), initial=base)))
+            gaps = list(map(sub, window[1:], window[:-1]))
+            cap = self.max_gap_us
+            over = list(compress(range(len(gaps)), map(gt, gaps, repeat(cap))))
+            if not over:
+                self.lost.extend(array("q", [base]) * (len(gaps) + 1))
+            else:
+                levels = accumulate((gaps[j] - cap for j in over), initial=base)
+                steps = [0, *(j + 1 for j in over), len(gaps) + 1]
+                self.lost.fromlist(
+                    list(chain.from_iterable(map(repeat, levels, map(sub, steps[1:], steps))))
+                )
 
         if starts:
             self._add_runs(starts, codes)
@@ -674,6 +704,14 @@ class WorkerTimeline:
 
 def _transpose(entries: list[Entry]) -> Columns:
     ts, hk, own, count, conf = (list(column) for column in zip(*entries, strict=True))
+    return ts, hk, own, count, conf
+
+
+def as_lists(columns: Columns | HeldColumns) -> Columns:
+    """Columns as lists (the general merge path edits lists, not arrays)."""
+    ts, hk, own, count, conf = (
+        column if isinstance(column, list) else column.tolist() for column in columns
+    )
     return ts, hk, own, count, conf
 
 

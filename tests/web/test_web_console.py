@@ -190,3 +190,18 @@ def test_an_unknown_site_in_the_address_is_named_on_screen(
         screen.wait_for("Unknown site", "No site “nope”", "austin, north", "showing austin")
         assert screen.shows("site Austin")
         page.close()
+
+
+def test_keys_work_without_a_click_first(browser: Browser, server: tuple[str, int]) -> None:
+    """The page focuses the terminal on load: a wall screen's keyboard works at once."""
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    screen = ScreenText(page)
+    with page.expect_websocket():
+        page.goto(url)
+    screen.wait_for("LIVE", "Ana Silva", "viewer")
+    assert page.evaluate("document.activeElement.className") == "xterm-helper-textarea"
+    mark = screen.mark()
+    page.keyboard.press("2")  # no click, no page.focus()
+    screen.wait_for("Stations ·", "Occupied", since=mark)
+    page.close()

@@ -495,7 +495,7 @@ def report(
             models = store.model_summary(window.from_us, window.instants_end(at_us))
             if output is not ReportFormat.csv:
                 retrain = retrain_suggestions(store, drift_settings(settings.alerts), at_us)
-    snapshot = engine.snapshot(window, at_us)
+    snapshot = engine.snapshot(window, at_us, once=True)
     if output is ReportFormat.json:
         data = report_data(snapshot, models, retrain)
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
@@ -556,7 +556,7 @@ def _site_report(
             every_station=True,
             reopen=lambda: open_store(settings, read_only=True),
         )
-    return settings, engine.snapshot(window, at_us)
+    return settings, engine.snapshot(window, at_us, once=True)
 
 
 def fleet_rows(reports: list[tuple[Settings, Snapshot]]) -> list[dict[str, Any]]:

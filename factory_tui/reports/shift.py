@@ -145,7 +145,7 @@ def gather(
 ) -> ShiftReport:
     """Read everything the report of `window` at `at_us` shows (the store stays read-only)."""
     engine = load_engine(store, settings, window, at_us, until_us=at_us, every_station=True)
-    snapshot = engine.snapshot(window, at_us)
+    snapshot = engine.snapshot(window, at_us, once=True)
     end = window.instants_end(at_us)
     hours = max(0, -(-(end - window.from_us) // HOUR_US))
     charts = []

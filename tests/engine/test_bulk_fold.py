@@ -144,3 +144,20 @@ def test_rows_older_than_the_horizon_are_carried_alike(seed: int, cut_share: flo
         reference.apply_tuples([row])
     assert state(bulk) == state(reference)
     assert bulk.dropped == reference.dropped
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), edges=st.lists(st.floats(0, 1), min_size=3, max_size=3))
+def test_a_one_off_snapshot_sums_occupancy_as_the_cached_one(seed: int, edges: list[float]) -> None:
+    """`snapshot(once=True)` (a report: occupancy in one sweep, no five-minute blocks filled)
+    answers as the live views' cached path does, for windows of any length and alignment."""
+    rows = stream(seed, workers=3, length=200, late_share=0.03)
+    engine = Engine(max_gap_s=GAP_S)
+    engine.apply_tuples(rows)
+    first, last = min(row[1] for row in rows), max(row[1] for row in rows)
+    start, end, now = sorted(first + int((last - first) * edge) for edge in edges)
+    window = Window(start, end + 1)
+    once = engine.snapshot(window, now, once=True)
+    assert not engine._blocks
+    assert once == engine.snapshot(window, now)
+    assert once.stations == engine.snapshot(window, now).stations  # from the filled cache too

@@ -350,11 +350,15 @@ class TestKeys:
         async with app.run_test() as pilot:
             await app.tick_now()
             assert app.theme == "textual-dark"
+            dark = [span.style for span in app.summary.render().spans]
             await pilot.press("t")
             assert app.theme == "textual-light"
             assert not app.current_theme.dark
+            # The bar's packed lines are kept between paints: the switch recolours them.
+            assert [span.style for span in app.summary.render().spans] != dark
             await pilot.press("t")
             assert app.theme == "textual-dark"
+            assert [span.style for span in app.summary.render().spans] == dark
 
     async def test_question_mark_lists_every_key(self, console: ConsoleFactory) -> None:
         app = console()

@@ -19,7 +19,7 @@ import sys
 from datetime import UTC, date, datetime, tzinfo
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
 
@@ -34,13 +34,9 @@ from factory_tui.commands.common import (
     settings_from,
 )
 from factory_tui.config import Settings
-from factory_tui.console.alert_keeper import drift_settings
 from factory_tui.engine import Snapshot, Window
-from factory_tui.engine.alerts import AlertCondition
 from factory_tui.models import from_utc_us, iso_utc, now_us, to_utc_us
 from factory_tui.records import ModelSummary
-from factory_tui.reports.html import render
-from factory_tui.reports.retrain import retrain_data, retrain_suggestions
 from factory_tui.reports.shift import (
     ShiftNotFound,
     gather,
@@ -50,6 +46,9 @@ from factory_tui.reports.shift import (
 )
 from factory_tui.reports.text import duration, number, percent
 from factory_tui.warm_start import load_engine, shift_window
+
+if TYPE_CHECKING:
+    from factory_tui.engine.alerts import AlertCondition
 
 
 class ReportFormat(StrEnum):
@@ -177,6 +176,8 @@ def report_data(
             for m in models
         ]
     if retrain is not None:
+        from factory_tui.reports.retrain import retrain_data
+
         data["retrain_suggested"] = retrain_data(retrain)
     return data
 
@@ -494,6 +495,10 @@ def report(
         if by is ReportBy.model_version:
             models = store.model_summary(window.from_us, window.instants_end(at_us))
             if output is not ReportFormat.csv:
+                # Loaded here: the alert machinery is a third of a plain report's start-up.
+                from factory_tui.console.alert_keeper import drift_settings
+                from factory_tui.reports.retrain import retrain_suggestions
+
                 retrain = retrain_suggestions(store, drift_settings(settings.alerts), at_us)
     snapshot = engine.snapshot(window, at_us, once=True)
     if output is ReportFormat.json:
@@ -665,6 +670,8 @@ def write_html_report(settings: Settings, window: Window, at_us: int, path: Path
     """Write the HTML shift report of `window` at `at_us` to `path` and say where."""
     with open_store(settings, read_only=True) as store:
         shift_report = gather(store, settings, window, at_us, generated_us=now_us())
+    from factory_tui.reports.html import render
+
     page = render(shift_report)
     if str(path) == "-":
         typer.echo(page, nl=False)  # stdout, as `send -` reads stdin: for a pipe or a mail

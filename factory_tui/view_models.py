@@ -3,6 +3,7 @@ which builds them in a worker thread, and the screens and widgets, which only re
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -29,11 +30,13 @@ LOG_AUDIT: Final = 100
 """Audit entries kept in the event log view."""
 
 
+@functools.lru_cache(maxsize=4096)
 def natural_key(text: str) -> tuple[str | int, ...]:
     """Sort key that orders numbers inside text by value: W2 before W10, W10 before W100.
 
     Every list of ids the console shows (tiles, stations, sites, alerts, drift models) sorts
-    by it, so W1, W2, W10 read in the order people count."""
+    by it, so W1, W2, W10 read in the order people count. Kept per text: the tiles are sorted
+    every tick by name and id (400 keys at 200 workers)."""
     parts = re.split(r"(\d+)", text.casefold())
     # Alternate text and number so tuples compare like with like at each position.
     return tuple(int(part) if index % 2 else part for index, part in enumerate(parts))

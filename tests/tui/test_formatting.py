@@ -60,6 +60,15 @@ def test_sparkline_maps_zero_to_lowest_and_one_to_full_block() -> None:
     assert sparkline(()) == ""
 
 
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=12))
+def test_sparkline_rounds_each_clamped_fraction_to_the_nearest_of_eight_levels(
+    values: list[float],
+) -> None:
+    levels = "▁▂▃▄▅▆▇█"
+    clamped = (min(1.0, max(0.0, value)) for value in values)  # NaN counts as zero
+    assert sparkline(tuple(values)) == "".join(levels[round(value * 7)] for value in clamped)
+
+
 def test_bar_fills_in_proportion_and_marks_null_differently() -> None:
     assert bar(0.5, 10) == ("█" * 5, "░" * 5)
     assert bar(0.0, 4) == ("", "░░░░")

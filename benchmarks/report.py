@@ -7,7 +7,9 @@ each backend, in fresh processes, interleaved, best of `--repeat`:
 
 - the floor: a bare driver read (sqlite3 / psycopg, nothing else imported) of every row's
   columns a metric needs (worker, time, hash, type, station, count, confidence);
-- `factory-tui report --format json` over all of those events (the CLI, start-up included);
+- `factory-tui report --format json` over all of those events (the CLI, start-up included; it
+  reads a long history in two processes, see `warm_start.fold_in_two`), and the same with its
+  read in one process;
 
 and prints the report's time as a ratio to the floor (target at most 2.5x) and its peak RSS
 (target under 250 MB; the floor's beside it). Then the insert rate of `Store.insert_rows` into a
@@ -196,6 +198,18 @@ def run(command: list[str], cwd: Path, code: Path | None = None) -> Run:
     return Run(float(wall), float(cpu), int(peak_kib) / 1024, done.stdout.decode())
 
 
+# `report` with its read in one process (issue 17's first figures were of this): the same
+# command with the two-process split switched off.
+ONE_PROCESS: Final = """
+import sys
+from factory_tui import warm_start
+warm_start.SPLIT_READ_ROWS = 2**62
+from factory_tui.cli import main
+sys.argv[0] = "factory-tui"
+main()
+"""
+
+
 def compare(
     name: str,
     db: str,
@@ -211,18 +225,21 @@ def compare(
     first = min(row.ts_us for row in rows)
     last = max(row.ts_us for row in rows) + 1
     window = ["--from", iso_utc(first), "--to", iso_utc(last), "--at", iso_utc(last)]
-    common = [sys.executable, "-m", "factory_tui", "report", "--format", "json", *window]
-    runs: dict[str, list[Run]] = {"floor": [], "report": [], "baseline": []}
+    arguments = ["report", "--format", "json", *window]
+    common = [sys.executable, "-m", "factory_tui", *arguments]
+    alone = [sys.executable, "-c", ONE_PROCESS, *arguments]
+    runs: dict[str, list[Run]] = {"floor": [], "report": [], "alone": [], "baseline": []}
     for _ in range(repeat):
         floor_run = run([sys.executable, "-c", floor, db], cwd)
         if int(floor_run.stdout) != len(rows):
             raise SystemExit(f"the floor read {floor_run.stdout.strip()} rows of {len(rows):,}")
         runs["floor"].append(floor_run)
-        cases: list[tuple[str, Path | None, str]] = [("report", None, db)]
+        cases: list[tuple[str, Path | None, str]] = [("alone", None, db), ("report", None, db)]
         if baseline is not None:
             cases.insert(0, ("baseline", *baseline))
         for label, code, location in cases:
-            done = run([*common, "--db", location], cwd, code)
+            command = alone if label == "alone" else common
+            done = run([*command, "--db", location], cwd, code)
             counted = sum(worker["events"] for worker in json.loads(done.stdout)["workers"])
             if counted != len(rows):
                 raise SystemExit(f"{label} counted {counted:,} events of {len(rows):,}")
@@ -232,6 +249,7 @@ def compare(
     lines = [("floor", "bare read of the metric columns (floor)")]
     if baseline is not None:
         lines.append(("baseline", f"report, {baseline[0].name} (baseline)"))
+    lines.append(("alone", "report, read in one process"))
     lines.append(("report", "report --format json, all events"))
     print(f"  {name:<10} {'':<42} {'wall':>8} {'cpu':>8} {'peak RSS':>9}  wall and cpu / floor")
     for label, text in lines:
@@ -242,7 +260,8 @@ def compare(
         print(f"  {name:<10} {text:<42} {wall:6.2f} s {cpu:6.2f} s {peak:6.0f} MB{ratio}")
     print(
         f"  {'':<10} (targets: wall at most {RATIO_TARGET}x the floor's, under {RSS_TARGET_MB} MB"
-        " peak; cpu counts this side only, not a PostgreSQL server's)",
+        " peak; cpu counts this side only, both processes of a split read, not a PostgreSQL"
+        " server's)",
         flush=True,
     )
 

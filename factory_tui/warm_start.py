@@ -106,7 +106,7 @@ def load_history(
         return 0
     first, last = span
     to_us = last if until_us is None else until_us
-    if reopen is not None and _rows_about(store, span, floor_us, to_us) >= SPLIT_READ_ROWS:
+    if reopen is not None and _worth_splitting(store, span, floor_us, to_us):
         added = fold_in_two(engine, store, reopen, max(floor_us, first), min(to_us, last))
     else:
         added = engine.apply_tuples(store.engine_rows(floor_us, to_us))
@@ -204,12 +204,19 @@ of the two parts, then folds the other's events in (a fifth of folding them from
 halves are best."""
 
 
-def _rows_about(store: Store, span: tuple[int, int], from_us: int, to_us: int) -> int:
-    """About how many events lie in [from_us, to_us]: the site's row count (its newest id, one
-    index seek) times the range's share of its time span. Only chooses how to read."""
+def _worth_splitting(store: Store, span: tuple[int, int], from_us: int, to_us: int) -> bool:
+    """True when [from_us, to_us] holds about SPLIT_READ_ROWS events or more (the site's row
+    count, its newest id, times the range's share of its time span) and a core is spare."""
     first, last = span
     share = (min(to_us, last) - max(from_us, first)) / max(last - first, 1)
-    return int(store.max_event_id() * max(share, 0.0))
+    return store.max_event_id() * share >= SPLIT_READ_ROWS and _spare_core()
+
+
+def _spare_core() -> bool:
+    """True when another core is idle enough for the second process: on a busy machine it
+    would only take turns with this one (and the split costs about a tenth more work)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (cores or 1) >= 2 and os.getloadavg()[0] <= (cores or 1) - 1
 
 
 def fold_in_two(

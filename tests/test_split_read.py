@@ -61,6 +61,7 @@ def split_always(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         return fold_in_two(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(warm_start, "SPLIT_READ_ROWS", 1)
+    monkeypatch.setattr(warm_start, "_spare_core", lambda: True)  # however busy the machine
     monkeypatch.setattr(warm_start, "fold_in_two", counted)
     return splits
 
@@ -114,6 +115,23 @@ def test_a_second_process_that_dies_is_one_error(
         fill(store, 50)
         with pytest.raises(StoreError, match="ended without an answer"):
             snapshots(store, dies)
+
+
+def test_no_split_for_a_short_read_or_without_a_spare_core(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with open_store(str(tmp_path / "factory.db")) as store:
+        fill(store, 100)
+        span = store.time_span()
+        assert span is not None
+        monkeypatch.setattr(warm_start, "_spare_core", lambda: True)
+        assert not warm_start._worth_splitting(store, span, *span)  # 100 events
+        monkeypatch.setattr(warm_start, "SPLIT_READ_ROWS", 100)
+        assert warm_start._worth_splitting(store, span, *span)
+        middle = (span[0] + span[1]) // 2
+        assert not warm_start._worth_splitting(store, span, middle, span[1])  # about 50
+        monkeypatch.setattr(warm_start, "_spare_core", lambda: False)
+        assert not warm_start._worth_splitting(store, span, *span)
 
 
 def test_report_over_a_split_read_prints_the_same(

@@ -33,8 +33,8 @@ import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
-from itertools import accumulate, chain, compress, islice, repeat
-from operator import and_, gt, itemgetter, lt, ne, sub
+from itertools import accumulate, islice, repeat
+from operator import itemgetter, lt, sub
 from typing import Final
 
 WORKING: Final = 0
@@ -370,10 +370,15 @@ class WorkerTimeline:
         return self._columns()
 
     def _append(self, columns: Columns | HeldColumns) -> None:
-        for held, values in zip(self._columns(), columns, strict=True):
-            if isinstance(values, list):
-                held.fromlist(values)
-            else:  # an array of the same type (another timeline's column): copied as is
+        ts, hk, own, count, conf = columns
+        if isinstance(ts, list):
+            self.ts.fromlist(ts)
+            self.hk.fromlist(hk)  # type: ignore[arg-type]
+            self.own.fromlist(own)  # type: ignore[arg-type]
+            self.count.fromlist(count)  # type: ignore[arg-type]
+            self.conf.fromlist(conf)  # type: ignore[arg-type]
+        else:  # arrays of the same types (another timeline's columns): copied as they are
+            for held, values in zip(self._columns(), columns, strict=True):
                 held.extend(values)
 
     def _after_last(self, ts_us: int, key: int) -> bool:
@@ -401,13 +406,7 @@ class WorkerTimeline:
         return index
 
     def _recompute(self, position: int) -> None:
-        """Recompute the derived columns and the runs from `position` to the end.
-
-        Every pass over the new events is a C-level `map`/`compress`/`accumulate`: this runs
-        once per event folded in, and a report folds millions. What is filled in piece by piece
-        (the state in force, the time lost) changes only at state changes and long gaps, which
-        are few, so those columns are built as runs of repeated values.
-        """
+        """Recompute the derived columns and the runs from `position` to the end."""
         ts, cur = self.ts, self.cur
         n = len(ts)
         run_start, run_code = self.run_start, self.run_code
@@ -419,29 +418,24 @@ class WorkerTimeline:
             del column[kept:]
 
         state = cur[position - 1] if position else self.carry_code
+        in_run = run_code[-1] if kept else None
         del cur[position:]
-        fresh = self.own[position:]
-        # A state event sets the state in force; a product event keeps it. A run starts at each
-        # state event whose code differs from the state in force before it.
-        is_state = list(map(ne, map(and_, fresh, repeat(3)), repeat(PRODUCT)))
-        set_at = list(compress(range(position, n), is_state))
-        set_codes = list(compress(fresh, is_state))
-        changed = list(map(ne, set_codes, [state, *set_codes[:-1]]))
-        starts = list(compress(set_at, changed))
-        codes = list(compress(set_codes, changed))
-        if not kept and (not starts or starts[0] != position):
-            # The first run starts at the first event, in the state carried in (or none).
-            starts.insert(0, position)
-            codes.insert(0, state)
-        # The state in force after each new event: the state held before `position` up to the
-        # first new run, then each run's code through its length.
-        bounds = [*starts, n]
-        head = bounds[0] - position
-        cur.extend(array("i", [state]) * head)
-        cur.fromlist(list(chain.from_iterable(map(repeat, codes, map(sub, bounds[1:], bounds)))))
+        carried: list[int] = []
+        append = carried.append
+        starts: list[int] = []
+        codes: list[int] = []
+        product = PRODUCT  # a local: this loop runs once per new event
+        for index, code in enumerate(self.own[position:], position):
+            if code & 3 != product:
+                state = code
+            append(state)
+            if state != in_run:
+                in_run = state
+                starts.append(index)
+                codes.append(state)
+        cur.fromlist(carried)
 
-        # lost[i] = lost[i-1] + max(ts[i] - ts[i-1] - max_gap, 0), from position on: constant
-        # between the few gaps longer than max_gap.
+        # lost[i] = lost[i-1] + max(ts[i] - ts[i-1] - max_gap, 0), from position on.
         first = max(position, 1)
         if position == 0:
             del self.lost[:]
@@ -450,17 +444,8 @@ class WorkerTimeline:
             base = self.lost[first - 1]
             del self.lost[first - 1 :]
             window = ts[first - 1 :]
-            gaps = list(map(sub, window[1:], window[:-1]))
-            cap = self.max_gap_us
-            over = list(compress(range(len(gaps)), map(gt, gaps, repeat(cap))))
-            if not over:
-                self.lost.extend(array("q", [base]) * (len(gaps) + 1))
-            else:
-                levels = accumulate((gaps[j] - cap for j in over), initial=base)
-                steps = [0, *(j + 1 for j in over), len(gaps) + 1]
-                self.lost.fromlist(
-                    list(chain.from_iterable(map(repeat, levels, map(sub, steps[1:], steps))))
-                )
+            over = map(sub, map(sub, window[1:], window[:-1]), repeat(self.max_gap_us))
+            self.lost.fromlist(list(accumulate(map(max, over, repeat(0)), initial=base)))
 
         if starts:
             self._add_runs(starts, codes)

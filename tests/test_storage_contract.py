@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 
 import psycopg
 import pytest
@@ -291,6 +292,41 @@ def test_fresh_rows_are_stored_like_any_others_and_a_known_one_is_a_duplicate(
     assert any_store.model_first_seen() == [("m1", BASE + 99 * S), ("m2", BASE)]
     assert any_store.scoped("pune").insert_fresh_rows(rows[:1]) == ["accepted"]
     assert any_store.count_events() == 4
+
+
+def test_fresh_rows_keep_every_value_as_insert_rows_does(any_store: Store) -> None:
+    """The fresh path (SQLite: multi-row INSERTs; PostgreSQL: COPY) stores the very values
+    `insert_rows` stores: full-precision confidences, any text, absent fields, a made-up hash
+    kept as text."""
+    pick = random.Random(17)
+    events = [
+        line(
+            second,
+            worker=f"W{second % 7}",
+            confidence=pick.random() if second % 3 else round(pick.random(), 2),
+            model_version=None if second % 5 == 0 else 'v-é😀"\\',
+            camera_id=None if second % 4 == 0 else f"cam {second}",
+        )
+        for second in range(300)
+    ]
+    rows = [prepare_row(event, 7 + second) for second, event in enumerate(events)]
+    made_up = [rows[0]._replace(event_hash="made-up")]
+    plain, fresh = any_store, any_store.scoped("fresh")
+    assert plain.insert_rows([*rows, *made_up]) == ["accepted"] * 301
+    assert fresh.insert_fresh_rows(rows) == ["accepted"] * 300
+    assert fresh.insert_fresh_rows(made_up) == ["accepted"]
+    stored, expected = fresh.read_since(0), plain.read_since(0)
+    assert [replace(row, id=0) for row in stored] == [replace(row, id=0) for row in expected]
+    assert [row.id for row in stored] == sorted(row.id for row in stored)
+    assert fresh.model_first_seen() == plain.model_first_seen()
+
+
+def test_a_fresh_value_the_database_cannot_hold_is_a_row_error(any_store: Store) -> None:
+    for field in ("ts_us", "unit_count", "received_us"):
+        rows = [prepare_row(line(1), BASE), prepare_row(line(2), BASE)._replace(**{field: 2**70})]
+        with pytest.raises(RowError):
+            any_store.insert_fresh_rows(rows)
+        assert any_store.count_events() == 0  # the whole batch was rolled back
 
 
 def test_count_since_counts_this_sites_rows_after_a_cursor(store_opener: StoreOpener) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from factory_tui.models import RosterEntry, WireEvent, parse_event, prepare_row
+from factory_tui.models import NewEventRow, RosterEntry, WireEvent, parse_event, prepare_row
 from factory_tui.storage import SCHEMA_VERSION, ReadOnlyError, SqliteStore, Store, StoreError
 
 
@@ -298,3 +298,42 @@ def test_migration_4_puts_existing_data_in_site_main(tmp_path: Path) -> None:
         assert other.insert_batch([parse_event(event(2, model_version="a"))]) == ["accepted"]
         assert other.workers() == {}
         assert store.count_events() == 4
+
+
+def test_fresh_rows_take_few_statements_and_exact_statuses_when_they_fall_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's `insert_fresh_rows`: new rows go in as multi-row INSERTs, every size of
+    batch cut into the statements it keeps; a batch holding a known row, or a hash that is not
+    a SHA-256 digest (kept as text), goes through `insert_rows`."""
+    store = SqliteStore.open(tmp_path / "fresh.db")
+    row_by_row: list[int] = []
+    insert_rows = store.insert_rows
+
+    def counted(rows: list[NewEventRow]) -> list[str]:
+        row_by_row.append(len(rows))
+        return list(insert_rows(rows))
+
+    monkeypatch.setattr(store, "insert_rows", counted)
+    rows = [
+        prepare_row(
+            parse_event(event(timestamp=f"2026-03-02T10:{second // 60:02d}:{second % 60:02d}Z")), 5
+        )
+        for second in range(1_300)
+    ]
+    assert store.insert_fresh_rows(rows[:1_203]) == ["accepted"] * 1_203  # 500 500 128 64 8 2 1
+    assert row_by_row == []
+    assert [row.event_hash for row in store.read_since(0, 2_000)] == [
+        row.event_hash for row in rows[:1_203]
+    ]
+    assert store.insert_fresh_rows(rows[1_200:1_210]) == ["duplicate"] * 3 + ["accepted"] * 7
+    assert row_by_row == [10]
+    with_nul = rows[1_210]._replace(camera_id="cam\x001")
+    made_up = rows[1_211]._replace(event_hash="made-up")
+    assert store.insert_fresh_rows([with_nul]) == ["accepted"]
+    assert row_by_row == [10]
+    assert store.insert_fresh_rows([made_up]) == ["accepted"]
+    assert row_by_row == [10, 1]
+    assert [row.camera_id for row in store.latest_events(2)][1] == "cam\x001"
+    assert store.count_events() == 1_212
+    store.close()

@@ -7,6 +7,7 @@ that never keep a read transaction open (a long-lived WAL reader blocks checkpoi
 from __future__ import annotations
 
 import functools
+import operator
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from itertools import chain
@@ -67,12 +68,39 @@ _INSERT_EVENT: Final = (
     "count, model_version, camera_id, received_us, event_hash, site_id) "
     "VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 )
+FRESH_CHUNK_ROWS: Final = 500
+"""Rows per multi-row INSERT of `insert_fresh_rows` (10 bound values each: under SQLite's
+default limit of 32,766, and measured cheaper per row than 100, 250 or 2,000)."""
+_FRESH_SIZES: Final = (FRESH_CHUNK_ROWS, 256, 128, 64, 32, 16, 8, 4, 2, 1)
+"""The statement sizes a batch is cut into, so a handful of prepared statements serve every
+batch (the driver's statement cache keeps them)."""
+
+
+@functools.cache
+def _insert_values(rows: int) -> str:
+    """INSERT OR IGNORE of `rows` events in one statement: ?1 their hashes as 32 raw bytes
+    each, in order, ?2 the site, then each `NewEventRow`'s ten values in order (its hex hash
+    bound but unused: ?1 holds it; the last row's is left off, as no placeholder follows it)."""
+    values = ",".join(
+        "("
+        + ",".join(f"?{3 + 10 * row + column}" for column in range(9))
+        + f",substr(?1,{32 * row + 1},32),?2)"
+        for row in range(rows)
+    )
+    return (
+        "INSERT OR IGNORE INTO events (ts_us, worker_id, workstation_id, event_type, confidence, "
+        f"count, model_version, camera_id, received_us, event_hash, site_id) VALUES {values}"
+    )
+
+
 _UPSERT_MODEL: Final = (
     "INSERT INTO models (site_id, model_key, first_ts_us) VALUES (?, ?, ?) "
     "ON CONFLICT (site_id, model_key) "
     "DO UPDATE SET first_ts_us = min(first_ts_us, excluded.first_ts_us)"
 )
 _NEVER: Final = 2**63 - 1
+_HASH_OF: Final = operator.itemgetter(9)
+"""A `NewEventRow`'s event_hash."""
 FETCH_ROWS: Final = 4_096
 """Rows per fetch of a streamed bulk read."""
 _WIDE_READ: Final = 0.3
@@ -521,6 +549,44 @@ class SqliteStore(BackendBase):
                 [(self.site_id, key, first) for key, first in model_firsts(rows).items()],
             )
         return statuses
+
+    @_translate_errors
+    def insert_fresh_rows(self, rows: Sequence[NewEventRow]) -> list[InsertStatus]:
+        """Rows that are most likely all new (the listener's batches, a forwarded backlog):
+        multi-row INSERTs of `FRESH_CHUNK_ROWS` (`_insert_values`), which spare SQLite a
+        statement step per row and the interpreter a call per row (about 5 us a row against
+        8 here). When fewer rows are stored than sent (one was there already), the transaction
+        rolls back and the batch goes through `insert_rows` for exact statuses; a hash that is
+        not a 64-digit lowercase SHA-256 (`stored_hash` keeps those as text) sends the batch
+        there at once."""
+        if not rows:
+            return []
+        hexes = "".join(map(_HASH_OF, rows))
+        try:
+            digests = bytes.fromhex(hexes)
+        except (ValueError, TypeError):
+            return self.insert_rows(rows)
+        if len(digests) != 32 * len(rows) or digests.hex() != hexes:
+            return self.insert_rows(rows)
+        site = self.site_id
+        stored = start = 0
+        with self._transaction() as conn:
+            for size in _FRESH_SIZES:
+                while len(rows) - start >= size:
+                    chunk = rows[start : start + size]
+                    values: list[Any] = [digests[32 * start : 32 * (start + size)], site]
+                    values.extend(chain.from_iterable(chunk))
+                    values.pop()  # the last row's hex hash: no placeholder follows it
+                    stored += conn.execute(_insert_values(size), values).rowcount
+                    start += size
+            if stored == len(rows):
+                conn.executemany(
+                    _UPSERT_MODEL,
+                    [(site, key, first) for key, first in model_firsts(rows).items()],
+                )
+            else:
+                conn.rollback()
+        return ["accepted"] * len(rows) if stored == len(rows) else self.insert_rows(rows)
 
     @_translate_errors
     def model_first_seen(self) -> list[tuple[str | None, int]]:

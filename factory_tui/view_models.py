@@ -3,12 +3,11 @@ which builds them in a worker thread, and the screens and widgets, which only re
 
 from __future__ import annotations
 
-import functools
-import re
 from dataclasses import dataclass
 from typing import Final
 
 from factory_tui.engine.drift import ModelDrift
+from factory_tui.engine.natural import natural_key as natural_key  # the console imports it here
 from factory_tui.engine.snapshot import (
     US_PER_S,
     Segment,
@@ -28,18 +27,6 @@ LOG_EVENTS: Final = 200
 """Accepted events kept in the event log view."""
 LOG_AUDIT: Final = 100
 """Audit entries kept in the event log view."""
-
-
-@functools.lru_cache(maxsize=4096)
-def natural_key(text: str) -> tuple[str | int, ...]:
-    """Sort key that orders numbers inside text by value: W2 before W10, W10 before W100.
-
-    Every list of ids the console shows (tiles, stations, sites, alerts, drift models) sorts
-    by it, so W1, W2, W10 read in the order people count. Kept per text: the tiles are sorted
-    every tick by name and id (400 keys at 200 workers)."""
-    parts = re.split(r"(\d+)", text.casefold())
-    # Alternate text and number so tuples compare like with like at each position.
-    return tuple(int(part) if index % 2 else part for index, part in enumerate(parts))
 
 
 @dataclass(frozen=True, slots=True)

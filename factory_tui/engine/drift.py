@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from factory_tui.engine.natural import natural_key
 from factory_tui.models import EventRecord
 
 BUCKET_US = 60_000_000
@@ -156,7 +157,7 @@ class DriftTracker:
         now = at_us // BUCKET_US
         return tuple(
             self._model_status(model, series, now)
-            for model, series in sorted(self._series.items())
+            for model, series in sorted(self._series.items(), key=lambda item: natural_key(item[0]))
             if series.first_us is not None and series.first_us // BUCKET_US < now
         )
 

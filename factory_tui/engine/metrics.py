@@ -33,6 +33,7 @@ from itertools import compress, islice, repeat
 from operator import and_, attrgetter, eq, itemgetter, mul
 from typing import Any, Final, NamedTuple
 
+from factory_tui.engine.natural import natural_key
 from factory_tui.engine.snapshot import (
     US_PER_S,
     FactoryMetrics,
@@ -431,7 +432,7 @@ class Engine:
         counted: list[tuple[int, int, int]] = []
         workers = tuple(
             self._worker_metrics(worker_id, start, end, units_end, at_us, counted)
-            for worker_id in sorted(worker_ids)
+            for worker_id in sorted(worker_ids, key=natural_key)
         )
 
         present: defaultdict[str, list[str]] = defaultdict(list)
@@ -449,7 +450,7 @@ class Engine:
             self._station_metrics(
                 station_id, occupancy, start, units_end, length_us, present[station_id]
             )
-            for station_id in sorted(station_ids)
+            for station_id in sorted(station_ids, key=natural_key)
         )
         return Snapshot(
             window=window,

@@ -169,6 +169,52 @@ async def test_shadowed_frames_paint_the_same_screen_with_fewer_bytes(
         assert shown == text, f"row {y} is stale"
 
 
+async def test_tiles_that_changed_off_screen_read_current_once_scrolled_to(
+    console: ConsoleFactory, clock: SetClock
+) -> None:
+    """A tick refreshes only the tiles on screen; scrolling shows the others as they are now."""
+    size = (60, 16)  # two tiles across, a row and a half of six workers on screen
+    app = console()
+    frames: list[CompositorUpdate] = []
+    display = app._display
+
+    def capture(screen: Any, renderable: Any) -> None:
+        if isinstance(renderable, ChopsUpdate | LayoutUpdate):
+            frames.append(renderable)
+        display(screen, renderable)
+
+    app._display = capture  # type: ignore[method-assign]
+    async with app.run_test(size=size) as pilot:
+        await app.tick_now()
+        await pilot.pause()
+        grid = app.grid
+        off_screen = grid.shown_ids[-2:]
+        drawn = {
+            worker_id: grid._tiles[grid.shown_ids.index(worker_id)] for worker_id in off_screen
+        }
+        for _ in range(3):  # the ages and figures of every tile move, off screen too
+            clock.advance(600)
+            await app.tick_now()
+            await pilot.pause()
+        assert any(grid._tiles[grid.shown_ids.index(id_)] != drawn[id_] for id_ in off_screen)
+        await pilot.press("end")  # the cursor to the last tile: the grid scrolls to it
+        await pilot.pause()
+        assert grid.scroll_offset.y > 0
+        grid._rows.clear()  # drawn afresh, not from what the grid kept
+        grid._cache.clear()
+        tiles_now = [
+            (grid.region.y + y, grid.region.x, grid.render_line(y).text)
+            for y in range(grid.scrollable_content_region.height)
+        ]
+    terminal = Console(color_system="256", force_terminal=True, width=size[0])
+    screen = ScreenModel(*size)
+    for frame in frames:
+        screen.feed(frame.render_segments(terminal))
+    for y, x, text in tiles_now:
+        shown = "".join(char for char, _ in screen.cells[y][x : x + len(text)])
+        assert shown == text, f"row {y} is stale"
+
+
 def test_a_style_change_sends_only_what_differs() -> None:
     shadow = TerminalShadow()
     first = LayoutUpdate(

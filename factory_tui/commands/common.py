@@ -159,7 +159,8 @@ def for_site(settings: Settings, site_id: str | None, *, other_choice: str = "")
 
 
 def all_sites(settings: Settings) -> list[Settings]:
-    """The settings of every site in the database, in id order (ours alone if none is)."""
+    """The settings of every site in the database, in counting order of id (S2 before S10; ours
+    alone if none is)."""
     with open_store(settings, read_only=True) as store:
         try:
             sites = store.sites()
@@ -167,7 +168,10 @@ def all_sites(settings: Settings) -> list[Settings]:
             fail(str(error))
     if not sites:
         return [settings]
-    return [settings.for_site(site.id, site.name, site.description) for site in sites]
+    from factory_tui.engine.natural import natural_key  # the engine loads only when needed
+
+    ordered = sorted(sites, key=lambda site: natural_key(site.id))
+    return [settings.for_site(site.id, site.name, site.description) for site in ordered]
 
 
 def dotted(**flags: Any) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from factory_tui.reports.shift import (
     ShiftNotFound,
     gather,
     named_shift,
+    natural_models,
     previous_shift,
     report_instant,
 )
@@ -106,7 +107,7 @@ def report_data(
     """The JSON document of a snapshot: docs/metrics.md field names, seconds, fractions, nulls.
 
     With `models` (from `--by model_version`) it has a "models" list too, one object per
-    model_version in the store's order (events that named no model, `null`, first); with
+    model_version in counting order of version (events that named no model, `null`, first); with
     `retrain`, a "retrain_suggested" list (model_version, details, evidence).
     """
     window = snapshot.window
@@ -493,7 +494,7 @@ def report(
             reopen=lambda: open_store(settings, read_only=True),
         )
         if by is ReportBy.model_version:
-            models = store.model_summary(window.from_us, window.instants_end(at_us))
+            models = natural_models(store.model_summary(window.from_us, window.instants_end(at_us)))
             if output is not ReportFormat.csv:
                 # Loaded here: the alert machinery is a third of a plain report's start-up.
                 from factory_tui.console.alert_keeper import drift_settings

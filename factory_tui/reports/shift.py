@@ -8,11 +8,13 @@ window and instant, because they come from the same `load_engine` and the same S
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Final
 
 from factory_tui.config import Settings, Shift
+from factory_tui.engine.natural import natural_key
 from factory_tui.engine.snapshot import US_PER_S, Segment, Snapshot, Window
 from factory_tui.models import to_utc_us
 from factory_tui.records import AlertRecord, ModelSummary
@@ -49,8 +51,9 @@ class ShiftReport:
     charts: tuple[WorkerCharts, ...]
     """One per worker of the Snapshot, in its order."""
     alerts: tuple[AlertRecord, ...]
-    """Alerts raised in the window, oldest first."""
+    """Alerts raised in the window, oldest first (at one instant: by kind, then subject)."""
     models: tuple[ModelSummary, ...]
+    """In counting order of version (`natural_models`)."""
     max_gap_s: float
     generated_us: int | None = None
     """When the file was written (None: not shown, as in tests)."""
@@ -135,6 +138,15 @@ def file_name(window: Window, zone: tzinfo) -> str:
 # --- what the page shows -------------------------------------------------------------------------
 
 
+def natural_models(models: Iterable[ModelSummary]) -> list[ModelSummary]:
+    """The models in counting order of version (v1.9 before v1.10), events that named no model
+    first (the store gives them in text order)."""
+    return sorted(
+        models,
+        key=lambda m: (m.model_version is not None, natural_key(m.model_version or "")),
+    )
+
+
 def gather(
     store: Store,
     settings: Settings,
@@ -162,14 +174,17 @@ def gather(
                 tuple(per_hour),
             )
         )
-    raised = store.alerts_raised(window.from_us, end)
+    raised = sorted(
+        store.alerts_raised(window.from_us, end),
+        key=lambda alert: (alert.started_us, alert.kind, natural_key(alert.subject), alert.id),
+    )
     return ShiftReport(
         title=shift_title(window, settings.tz, settings),
         zone=settings.tz,
         snapshot=snapshot,
         charts=tuple(charts),
         alerts=tuple(raised),
-        models=tuple(store.model_summary(window.from_us, end)),
+        models=tuple(natural_models(store.model_summary(window.from_us, end))),
         max_gap_s=settings.metrics.max_gap_s,
         generated_us=generated_us,
     )

@@ -2,16 +2,18 @@
 
 The listener is split by where code runs. This module and `connection.py` run on the event loop
 and never block: the listener accepts connections (one `Connection` per peer, which only frames
-lines and writes replies), batches their lines, and hands each batch to the writer thread
-(`writer.py`), which validates, hashes and stores it in its own `Store`, so the console can run
-the listener inside Textual's loop without its commits blocking the screen. Lines wait in one
-queue per connection (and per `submit` call); a batch is due `batch_delay_s` after its first
-line or once `batch_max_lines` wait, and is then built by taking an equal share from each queue
-in turn, so one peer's backlog never starves another's. A line's reply is written only after
-the batch holding it has committed, and replies keep each connection's order because batches
-commit one at a time, in order. Lines that arrive while a commit is running go together into
-the next batch (up to `merge_max_lines`), and a checkpoint thread checkpoints the WAL after each
-commit, beside the writer rather than inside its commits.
+lines and writes replies), batches their lines, and hands each batch to a parse thread, which
+validates and hashes it, then to the writer thread, which stores it in its own `Store`
+(`writer.py`), so the console can run the listener inside Textual's loop without its commits
+blocking the screen; the next batch is validated while the one before it is stored. Lines wait
+in one queue per connection (and per `submit` call); a batch is due `batch_delay_s` after its
+first line or once `batch_max_lines` wait, and is then built by taking an equal share from each
+queue in turn, so one peer's backlog never starves another's. A line's reply is written only
+after the batch holding it has committed, and replies keep each connection's order because
+batches are validated and commit one at a time, in order. Lines that arrive while a commit is
+running go together into the batch after the one being validated (up to `merge_max_lines`), and
+a checkpoint thread checkpoints the WAL after each commit, beside the writer rather than inside
+its commits.
 
 Memory stays bounded whatever the peers do: each connection bounds its own input and replies
 (see `connection.py`), and connections stop being read while the total pending input passes
@@ -67,7 +69,7 @@ from factory_tui.ingest.protocol import (
     excerpt,
     too_long_error,
 )
-from factory_tui.ingest.writer import BatchOutcome, BatchWriter, Checkpointer
+from factory_tui.ingest.writer import BatchOutcome, BatchWriter, Checkpointer, Prepared
 from factory_tui.models import now_us
 from factory_tui.records import (
     AuditEntry,
@@ -222,6 +224,7 @@ class Listener:
             site=settings.site.id,
         )
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._parse_executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._checkpointer = Checkpointer(self.store_path, settings.store.durability)
         self._checkpoint_executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._checkpoint_running: asyncio.Future[None] | None = None
@@ -236,7 +239,9 @@ class Listener:
         self._turns: deque[ReplySink] = deque()  # sinks with queued lines, next to serve first
         self._queued_lines = 0  # in queues, not yet in a batch
         self._due = False  # a batch is due: its delay ran out or enough lines wait
-        self._in_flight: _Batch | None = None
+        self._parsing: _Batch | None = None  # being validated (the parse thread)
+        self._parsed: tuple[_Batch, Prepared] | None = None  # validated, waiting for the writer
+        self._in_flight: _Batch | None = None  # being stored (the writer thread)
         self._cut_timer: asyncio.TimerHandle | None = None
         self._pending_bytes = 0
         self._pending_lines = 0
@@ -355,6 +360,9 @@ class Listener:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="ingest-writer"
         )
+        self._parse_executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="ingest-parse"
+        )
         self._checkpoint_executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="ingest-checkpoint"
         )
@@ -448,6 +456,9 @@ class Listener:
             await loop.run_in_executor(self._checkpoint_executor, self._checkpointer.close)
             self._checkpoint_executor.shutdown(wait=True)
             self._checkpoint_executor = None
+        if self._parse_executor is not None:
+            self._parse_executor.shutdown(wait=True)
+            self._parse_executor = None
         if self._executor is not None:
             await loop.run_in_executor(self._executor, self._writer.close)
             self._executor.shutdown(wait=True)
@@ -681,22 +692,54 @@ class Listener:
         return batch
 
     def _pump(self) -> None:
-        if self._in_flight is not None:
+        """Cut the next batch and start validating it, unless the validation stage is busy:
+        one batch is validated (`BatchWriter.prepare`, in its own thread) while the one before
+        it is stored (`BatchWriter.store_batch`, in the writer's), so the lines that arrive
+        during a commit still go together into the batch after it."""
+        if self._parsing is not None or self._parsed is not None:
             return
         if not self._due or not self._queued_lines:
-            if not self._queued_lines:
+            if not self._queued_lines and self._in_flight is None:
                 self._idle.set()
             return
         batch = self._take_batch()
         if not batch.lines:  # every queue left belonged to peers that vanished
-            self._idle.set()
+            if self._in_flight is None:
+                self._idle.set()
             return
+        self._parsing = batch
+        assert self._loop is not None
+        assert self._parse_executor is not None
+        future = self._loop.run_in_executor(self._parse_executor, self._writer.prepare, batch.lines)
+        future.add_done_callback(lambda done: self._prepared(batch, done))
+
+    def _prepared(self, batch: _Batch, done: asyncio.Future[Prepared]) -> None:
+        self._parsing = None
+        try:
+            prepared = done.result()
+        except Exception as error:
+            self._pending_bytes -= batch.nbytes
+            self._pending_lines -= len(batch.lines)
+            self._fail(batch, error)
+            self._after_pending_fell()
+            self._pump()
+            return
+        self._parsed = (batch, prepared)
+        self._store_next()
+
+    def _store_next(self) -> None:
+        """Store the validated batch once the writer is free, and validate the next meanwhile."""
+        if self._in_flight is not None or self._parsed is None:
+            return
+        batch, prepared = self._parsed
+        self._parsed = None
         self._in_flight = batch
         assert self._loop is not None
         assert self._executor is not None
         started = time.monotonic()
-        future = self._loop.run_in_executor(self._executor, self._writer.commit, batch.lines)
+        future = self._loop.run_in_executor(self._executor, self._writer.store_batch, prepared)
         future.add_done_callback(lambda done: self._committed(batch, done, started))
+        self._pump()
 
     def _committed(self, batch: _Batch, done: asyncio.Future[BatchOutcome], started: float) -> None:
         self._in_flight = None
@@ -710,11 +753,7 @@ class Listener:
         try:
             outcome = done.result()
         except Exception as error:
-            message = f"could not store a batch of {len(batch.lines)} lines: {error}"
-            log.error("%s", message, exc_info=not isinstance(error, StoreError | OSError))
-            for sink, count, nbytes in batch.owners:
-                sink.fail(message, count, nbytes)
-            self._last_commit_failed = True
+            self._fail(batch, error)
         else:
             self._last_commit_at = time.monotonic()
             self._last_commit_failed = False
@@ -726,7 +765,16 @@ class Listener:
                 start += count
             self._checkpoint()
         self._after_pending_fell()
+        self._store_next()
         self._pump()
+
+    def _fail(self, batch: _Batch, error: Exception) -> None:
+        """Answer every line of a batch that could not be stored with why."""
+        message = f"could not store a batch of {len(batch.lines)} lines: {error}"
+        log.error("%s", message, exc_info=not isinstance(error, StoreError | OSError))
+        for sink, count, nbytes in batch.owners:
+            sink.fail(message, count, nbytes)
+        self._last_commit_failed = True
 
     def _after_pending_fell(self) -> None:
         if self._pending_bytes <= self.total_pending_bytes:

@@ -1,21 +1,25 @@
 """The ingest listener's threads: validation, hashing and SQLite writes, and WAL checkpoints.
 
 Everything heavy runs off the event loop, so the console can run the listener inside
-Textual's loop without its commits blocking the screen. `BatchWriter` lives in one writer
-thread and owns its own `Store` (opened with `bulk_writer=True`): it turns a batch of framed
-lines into one transaction and one reply per line, in order. `Checkpointer` lives in a second
+Textual's loop without its commits blocking the screen. `BatchWriter` turns a batch of framed
+lines into one transaction and one reply per line, in order, in two steps: `prepare`
+(validation and hashing, pure, in a parse thread) and `store_batch` (the roster check and the
+insert, in the writer thread, which owns its own `Store`, opened with `bulk_writer=True`). The
+listener prepares the next batch while the writer stores the one before: SQLite's insert runs
+without the interpreter lock, so the two overlap on two cores. `Checkpointer` lives in a third
 thread with a connection of its own and checkpoints the WAL after each commit, beside the
 writer rather than inside its commits.
 
 Nothing here touches the event loop or a socket: the listener hands each object to its own
-single-thread executor and calls every method through it, so each object is only ever used
-from one thread. Memory is whatever batch the listener hands in (bounded there) plus the
-roster's ids.
+single-thread executor and calls every method through it (`prepare` through the parse
+thread's), so the store is only ever used from one thread. Memory is whatever batches the
+listener hands in (bounded there: one being prepared, one being stored) plus the roster's ids.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
@@ -40,6 +44,8 @@ log = logging.getLogger("factory_tui.ingest")
 # Bad lines shorter than this are remembered within a batch (events are longer: about 100
 # bytes at the least), so the lookup costs valid lines nothing and the memory stays small.
 SHORT_LINE_BYTES: Final = 64
+# Validation lets other threads have the interpreter lock after this many lines (about 1 ms).
+YIELD_EVERY_LINES: Final = 256
 
 
 @dataclass(slots=True)
@@ -51,6 +57,19 @@ class BatchOutcome:
     duplicates: int
     rejections: list[tuple[int, str, str]]
     """(index in the batch, line excerpt, error) of every rejected line."""
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A batch validated and hashed (`BatchWriter.prepare`), waiting to be stored."""
+
+    lines: Sequence[Line]
+    rows: list[NewEventRow]
+    """The valid lines' rows, in line order (the roster is checked when they are stored)."""
+    slots: list[int]
+    """Each row's index in `lines`."""
+    rejections: list[tuple[int, str, str]]
+    """(index, line excerpt, error) of every line that is not a valid event, in order."""
 
 
 class BatchWriter:
@@ -121,18 +140,27 @@ class BatchWriter:
 
     def commit(self, lines: Sequence[Line]) -> BatchOutcome:
         """Validate and store one batch in one transaction; one reply per line, in order."""
+        return self.store_batch(self.prepare(lines))
+
+    def prepare(self, lines: Sequence[Line]) -> Prepared:
+        """Validate and hash one batch (any thread: it reads only the time zone).
+
+        The listener runs it in a thread of its own while the writer stores the batch before:
+        SQLite's insert runs without the interpreter lock (`Store.insert_fresh_rows`)."""
         received = now_us()
         tz = self._tz
-        workers, stations = self._workers, self._stations
-        replies: list[bytes] = [b""] * len(lines)
         rejections: list[tuple[int, str, str]] = []
         rows: list[NewEventRow] = []
         slots: list[int] = []
-        unknown: list[tuple[int, NewEventRow]] = []
         # A short bad line seen before in this batch is not parsed again: a flood of `x` lines
         # costs a dict lookup each instead of a failed parse (about 20 us).
         bad_lines: dict[bytes, tuple[str, str]] = {}
         for index, line in enumerate(lines):
+            if not index % YIELD_EVERY_LINES:
+                # Let a thread waiting for the interpreter lock have it (the writer back from
+                # SQLite, the event loop): it would otherwise wait out a whole switch interval
+                # (5 ms) for every chunk it stores while this runs.
+                time.sleep(0)
             if isinstance(line, Refused):
                 rejections.append((index, excerpt(line.head), line.error))
                 continue
@@ -147,16 +175,34 @@ class BatchWriter:
                     bad_lines[line] = why
                 rejections.append((index, *why))
                 continue
-            if row[1] in workers and row[2] in stations:
-                rows.append(row)
-                slots.append(index)
-            else:
-                unknown.append((index, row))
-        if unknown:
+            rows.append(row)
+            slots.append(index)
+        return Prepared(lines, rows, slots, rejections)
+
+    def store_batch(self, batch: Prepared) -> BatchOutcome:
+        """Check a prepared batch against the roster and store it in one transaction (writer
+        thread); one reply per line, in order. Batches must come in the order of their lines."""
+        lines, rows, slots, rejections = batch.lines, batch.rows, batch.slots, batch.rejections
+        workers, stations = self._workers, self._stations
+        known = [row[1] in workers and row[2] in stations for row in rows]
+        if not all(known):
+            unknown: list[tuple[int, NewEventRow]] = []
+            kept_slots: list[int] = []
+            kept_rows: list[NewEventRow] = []
+            for slot, row, is_known in zip(slots, rows, known, strict=True):
+                if is_known:
+                    kept_slots.append(slot)
+                    kept_rows.append(row)
+                else:
+                    unknown.append((slot, row))
+            slots, rows = kept_slots, kept_rows
             self._settle_unknown(unknown, lines, rows, slots, rejections)
         accepted = duplicates = 0
         if rows:
             statuses = self._insert(rows)
+            if not rejections and statuses.count("accepted") == len(lines):
+                return BatchOutcome([ACCEPTED] * len(lines), len(lines), 0, [])
+            replies: list[bytes] = [b""] * len(lines)
             for slot, status in zip(slots, statuses, strict=True):
                 if status == "accepted":
                     replies[slot] = ACCEPTED
@@ -169,6 +215,8 @@ class BatchWriter:
                     assert isinstance(line, bytes)
                     rejections.append((slot, excerpt(line), status))
             rejections.sort(key=lambda item: item[0])
+        else:
+            replies = [b""] * len(lines)
         reply_to: dict[str, bytes] = {}  # garbage repeats its error: build each reply once
         for index, _line, message in rejections:
             reply = reply_to.get(message)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import socket
 import sqlite3
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -370,7 +371,8 @@ async def test_a_batch_that_cannot_be_committed_is_not_acknowledged(
     def locked(rows: object) -> list[str]:
         raise sqlite3.OperationalError("database is locked")
 
-    monkeypatch.setattr(listener._writer.store, "insert_rows", locked)
+    for insert in ("insert_rows", "insert_fresh_rows"):
+        monkeypatch.setattr(listener._writer.store, insert, locked)
     with pytest.raises(ListenerError, match="database is locked"):
         await listener.submit([make_event(1)])
     # A camera gets no reply at all, only a dropped connection: it will send again.
@@ -378,3 +380,47 @@ async def test_a_batch_that_cannot_be_committed_is_not_acknowledged(
     assert await peer.reader.read() == b""
     monkeypatch.undo()
     assert await listener.submit([make_event(1), make_event(2)]) == [{"status": "accepted"}] * 2
+
+
+async def test_the_next_batch_is_validated_while_one_is_stored_and_replies_keep_order(
+    start_listener: Start,
+) -> None:
+    """Two stages: batch B is prepared (parse thread) while batch A is stored (writer thread);
+    batch C waits in its queue until B goes to the writer; replies come in line order, and a
+    line of B that repeats one of A is a duplicate (A committed first)."""
+    listener: Listener = await start_listener(batch_max_lines=2, batch_delay_s=0.01)
+    release = threading.Event()
+    prepared: list[int] = []
+    stored_batches: list[int] = []
+    prepare, store_batch = listener._writer.prepare, listener._writer.store_batch
+
+    def counted_prepare(lines: Any) -> writer.Prepared:
+        prepared.append(len(lines))
+        return prepare(lines)
+
+    def held_store(batch: writer.Prepared) -> writer.BatchOutcome:
+        stored_batches.append(len(batch.lines))
+        if len(stored_batches) == 1:
+            release.wait(10)
+        return store_batch(batch)
+
+    listener._writer.prepare = counted_prepare  # type: ignore[method-assign]
+    listener._writer.store_batch = held_store  # type: ignore[method-assign]
+    peer = await Peer.open(listener.port)
+    try:
+        await peer.send(make_event(1) + b"\n" + make_event(2) + b"\n")
+        await wait_until(lambda: stored_batches == [2])
+        await peer.send(make_event(1) + b"\n" + make_event(3) + b"\n")
+        await wait_until(lambda: prepared == [2, 2])
+        await peer.send(make_event(4) + b"\n" + make_event(5) + b"\n")
+        await wait_until(lambda: listener.stats().pending == 6)
+        assert stored_batches == [2]
+        assert prepared == [2, 2]  # C waits in its queue for B to be stored
+        release.set()
+        replies = await peer.replies(6)
+    finally:
+        release.set()
+        await peer.close()
+    statuses = [reply["status"] for reply in replies]
+    assert statuses == ["accepted", "accepted", "duplicate", "accepted", "accepted", "accepted"]
+    assert stored_batches == prepared == [2, 2, 2]

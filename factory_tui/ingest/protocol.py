@@ -21,7 +21,6 @@ from factory_tui.models import (
     MAX_ID_LENGTH,
     EventError,
     NewEventRow,
-    canonical_form,
     parse_event,
     prepare_row,
     to_utc_us,
@@ -100,6 +99,7 @@ class _FastEvent(msgspec.Struct, forbid_unknown_fields=True):
 
 
 _decode_fast = msgspec.json.Decoder(_FastEvent).decode
+_quote: Final = json.encoder.encode_basestring_ascii
 # The usual spellings only: date, "T", time, up to 6 fraction digits, "Z" or +HH:MM or naive,
 # ASCII digits. Anything else (7+ digits, "t", a space, basic format...) goes to pydantic.
 _PLAIN_TIMESTAMP: Final = re.compile(
@@ -116,6 +116,24 @@ def _plain_id(value: str | None) -> bool:
     )
 
 
+_QUOTED_CACHE_SIZE: Final = 4_096
+_quoted: dict[str | None, str] = {}
+"""Plain ids, event types and model versions seen (they repeat from event to event) -> their
+JSON text in the canonical form; at most `_QUOTED_CACHE_SIZE`, then emptied."""
+
+
+def _quoted_plain(value: str | None) -> str | None:
+    """`value` as the canonical form writes it (`null` for None) when `_plain_id`, else None."""
+    quoted = _quoted.get(value)
+    if quoted is None:
+        if not _plain_id(value):
+            return None
+        if len(_quoted) >= _QUOTED_CACHE_SIZE:
+            _quoted.clear()
+        quoted = _quoted[value] = "null" if value is None else _quote(value)
+    return quoted
+
+
 def _fast_row(line: bytes, tz: tzinfo, received_us: int) -> NewEventRow | None:
     """The row when the line is valid and plainly spelled; None to let pydantic decide."""
     try:
@@ -123,15 +141,16 @@ def _fast_row(line: bytes, tz: tzinfo, received_us: int) -> NewEventRow | None:
     except msgspec.MsgspecError:
         return None
     count = raw.count
+    confidence = raw.confidence
     if (
         raw.event_type not in _EVENT_TYPES
-        or not 0.0 <= raw.confidence <= 1.0
+        or not 0.0 <= confidence <= 1.0
         or not 0 <= count <= MAX_COUNT
         or (count < 1 if raw.event_type == "product_count" else count != 0)
-        or not _plain_id(raw.worker_id)
-        or not _plain_id(raw.workstation_id)
-        or not _plain_id(raw.model_version)
-        or not _plain_id(raw.camera_id)
+        or (worker := _quoted_plain(raw.worker_id)) is None
+        or (station := _quoted_plain(raw.workstation_id)) is None
+        or (model := _quoted_plain(raw.model_version)) is None
+        or _quoted_plain(raw.camera_id) is None
         or _PLAIN_TIMESTAMP.fullmatch(raw.timestamp) is None
     ):
         return None
@@ -144,21 +163,15 @@ def _fast_row(line: bytes, tz: tzinfo, received_us: int) -> NewEventRow | None:
     if moment.year in (1, 9999):
         return None  # it may leave years 1-9999 in UTC: pydantic words the error
     ts_us = to_utc_us(moment)
-    canonical = canonical_form(
-        ts_us,
-        raw.worker_id,
-        raw.workstation_id,
-        raw.event_type,
-        raw.confidence,
-        count,
-        raw.model_version,
-    )
+    # canonical_form's text, its repeating parts quoted once (tests/ingest/test_protocol.py
+    # checks both paths give the same hash); a float's repr needs no JSON escaping.
+    canonical = f'[{ts_us},{worker},{station},"{raw.event_type}","{confidence!r}",{count},{model}]'
     return NewEventRow(
         ts_us,
         raw.worker_id,
         raw.workstation_id,
         raw.event_type,
-        raw.confidence,
+        confidence,
         count,
         raw.model_version,
         raw.camera_id,

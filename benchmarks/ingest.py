@@ -6,13 +6,21 @@ read. Prints sustained events/s (first byte sent to last reply read), the server
 and two yardsticks measured in the same run, each case as a ratio of them: the serial
 bare-minimum loop (the listener's parse + validate + sha256, batched INSERT OR IGNORE of 5,000,
 no sockets; issue 17's target is 1.0x for 4 x 100,000) and SQLite's bare insert of rows built
-beforehand (the ceiling).
+beforehand (the ceiling). Both are printed a second way too, storing with insert_fresh_rows (the
+multi-row insert the listener itself uses) instead of insert_rows: the same loop with the
+faster insert, a stricter yardstick.
 
     python benchmarks/ingest.py              # default cases (about a minute on 2 cores)
     python benchmarks/ingest.py --quick      # smaller cases
     python benchmarks/ingest.py --profile    # also write a cProfile of the server per case
+                                             # (its event loop's thread only)
     python benchmarks/ingest.py --transports # also time Protocol vs start_server, sockets only
     python benchmarks/ingest.py --alerts     # serve with its alert tick against --no-alerts
+    python benchmarks/ingest.py --case 4x100000 --before /tmp/old   # an older checkout's serve
+                                             # and this one's, in turn (--rounds each)
+
+serve runs with its defaults, as a user runs it: its alerts process folds every row in too
+(niced), and its CPU is printed beside serve's.
 """
 
 from __future__ import annotations
@@ -206,9 +214,13 @@ def transports(connections: int, per_conn: int) -> None:
 
 
 def start_server(
-    db: Path, profile: Path | None, extra: tuple[str, ...] = ()
+    db: Path, profile: Path | None, extra: tuple[str, ...] = (), tree: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], int]:
+    """serve on a fresh database; `tree`: a checkout whose factory_tui it runs (its alerts
+    process too) instead of this one's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACTORY_TUI_")}
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
     command = [sys.executable]
     if profile is not None:
         command += ["-m", "cProfile", "-o", str(profile)]
@@ -280,14 +292,16 @@ def run_case(
     profile_dir: Path | None,
     extra: tuple[str, ...] = (),
     hour: str = HOUR_PREFIX,
+    tree: Path | None = None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
         db = Path(tmp) / "bench.db"
         profile = None
         if profile_dir is not None:
             profile = profile_dir / f"serve-{connections}x{per_conn}.prof"
-        server, port = start_server(db, profile, extra)
-        alerts = "--alerts" in extra
+        server, port = start_server(db, profile, extra, tree)
+        # serve starts its alerts process unless told not to (as a user runs it).
+        alerts = "--no-alerts" not in extra
         try:
             # The alerts process's start-up (a fresh interpreter) is not part of the figure.
             alerts_before = settled_children_cpu(server.pid)[0] if alerts else 0.0
@@ -316,7 +330,10 @@ def baseline(events: int, plain: bool = True) -> dict[str, float]:
     """The bare minimum per event, in a tight loop with no sockets, batches of 5,000.
 
     "pydantic": WireEvent.model_validate_json + event_hash + insert_rows, the plain way.
-    "ingest": the listener's own parse_row (msgspec fast path) + insert_rows.
+    "ingest": the listener's own parse_row (msgspec fast path) + insert_rows (the floor of
+    issue 17: a plain batched INSERT OR IGNORE, one statement per row).
+    "fresh": parse_row + insert_fresh_rows, the insert the listener itself uses (on SQLite the
+    batch as JSON in one statement): the same loop with today's faster insert.
     """
     sys.path.insert(0, str(ROOT))
     from datetime import UTC
@@ -338,19 +355,22 @@ def baseline(events: int, plain: bool = True) -> dict[str, float]:
         parsers: list[tuple[str, Callable[[bytes, int], NewEventRow]]] = [
             ("pydantic", pydantic_row),
             ("ingest", ingest_row),
+            ("fresh", ingest_row),
         ]
         if not plain:
             parsers = parsers[1:]
         for name, parse in parsers:
-            start = time.perf_counter()
-            for line in lines:
-                parse(line, 0)
-            out[f"{name}_parse"] = events / (time.perf_counter() - start)
+            if name != "fresh":
+                start = time.perf_counter()
+                for line in lines:
+                    parse(line, 0)
+                out[f"{name}_parse"] = events / (time.perf_counter() - start)
             store = SqliteStore.open(Path(tmp) / f"{name}.db")
+            insert = store.insert_fresh_rows if name == "fresh" else store.insert_rows
             start = time.perf_counter()
             for first in range(0, events, 5_000):
                 received = now_us()
-                store.insert_rows([parse(line, received) for line in lines[first : first + 5_000]])
+                insert([parse(line, received) for line in lines[first : first + 5_000]])
             out[f"{name}_total"] = events / (time.perf_counter() - start)
             store.close()
     return out
@@ -398,8 +418,9 @@ def alerts_ratio(cases: list[tuple[int, int]], rounds: int) -> None:
         )
 
 
-def bare_insert(events: int) -> float:
-    """Rows/s of insert_rows alone, the rows parsed beforehand: the ceiling of any ingest."""
+def bare_insert(events: int, fresh: bool = False) -> float:
+    """Rows/s of insert_rows alone (`fresh`: insert_fresh_rows, the listener's), the rows
+    parsed beforehand: the ceiling of any ingest."""
     sys.path.insert(0, str(ROOT))
     from datetime import UTC
 
@@ -411,9 +432,10 @@ def bare_insert(events: int) -> float:
     rows = [parse_row(event_line(n), UTC, received) for n in range(events)]
     with tempfile.TemporaryDirectory(prefix="ingest-bare-") as tmp:
         store = SqliteStore.open(Path(tmp) / "bare.db")
+        insert = store.insert_fresh_rows if fresh else store.insert_rows
         start = time.perf_counter()
         for first in range(0, events, 5_000):
-            store.insert_rows(rows[first : first + 5_000])
+            insert(rows[first : first + 5_000])
         elapsed = time.perf_counter() - start
         store.close()
     return events / elapsed
@@ -432,7 +454,16 @@ def main() -> None:
         action="store_true",
         help="only compare serve's ingest with and without its alert tick (ratio)",
     )
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of --alerts (best of)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of --alerts (best of) and of --before"
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also run serve from this checkout (e.g. a `git worktree` of an older commit), "
+        "alternating with this one, against the same yardsticks",
+    )
     parser.add_argument("--echo-server", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="smaller cases")
     parser.add_argument(
@@ -472,29 +503,50 @@ def main() -> None:
             f"{base[f'{name}_total']:,.0f} events/s (parse+validate+hash alone "
             f"{base[f'{name}_parse']:,.0f}/s)"
         )
-    bare = bare_insert(base_events)
+    print(
+        f"baseline (ingest, insert_fresh_rows as the listener stores), no sockets: "
+        f"{base['fresh_total']:,.0f} events/s"
+    )
+    bare, bare_fresh = bare_insert(base_events), bare_insert(base_events, fresh=True)
     print(
         f"SQLite's bare insert (rows built beforehand, batches of 5,000, INSERT OR IGNORE): "
-        f"{bare:,.0f} rows/s"
+        f"{bare:,.0f} rows/s (insert_fresh_rows, the listener's: {bare_fresh:,.0f} rows/s)"
     )
     if args.transports:
         transports(4, 25_000 if args.quick else 100_000)
-    floor = base["ingest_total"]
+    floor, fresh = base["ingest_total"], base["fresh_total"]
+    # --before: each case runs on that checkout and on this one in turn, `--rounds` times.
+    trees: list[tuple[str, Path | None]] = [("", None)]
+    if args.before is not None:
+        trees = [(f"before ({args.before}) ", args.before), ("after ", None)] * args.rounds
     for connections, per_conn in cases:
-        result = run_case(connections, per_conn, args.profile)
-        rate = result["events_per_s"]
-        # The shared box's load drifts: the serial loop runs again right after each case, and
-        # the case is a ratio of the loop's mean over the runs just before and just after it.
-        after = baseline(base_events, plain=False)["ingest_total"]
-        print(
-            f"serve, {connections} connection(s) x {per_conn:,} events: "
-            f"{rate:,.0f} events/s end to end "
-            f"({result['elapsed_s']:.2f} s, every reply read), "
-            f"server peak RSS {result['peak_rss_mib']:.0f} MiB, WAL {result['wal_mib']:.0f} MiB; "
-            f"{rate / ((floor + after) / 2):.2f}x the serial loop (target 1.0x; the loop "
-            f"{floor:,.0f} before and {after:,.0f} after), {rate / bare:.2f}x SQLite's bare insert"
-        )
-        floor = after
+        for label, tree in trees:
+            load = os.getloadavg()[0]
+            # serve as a user runs it: its defaults, so its alerts process folds the rows in.
+            result = run_case(connections, per_conn, args.profile, tree=tree)
+            rate = result["events_per_s"]
+            # The shared box's load drifts: the serial loop runs again right after each case,
+            # and the case is a ratio of the loop's mean over the runs just before and after it.
+            again = baseline(base_events, plain=False)
+            after, fresh_after = again["ingest_total"], again["fresh_total"]
+            print(
+                f"{label}serve, {connections} connection(s) x {per_conn:,} events: "
+                f"{rate:,.0f} events/s end to end "
+                f"({result['elapsed_s']:.2f} s, every reply read, load {load:.1f} before), "
+                f"server peak RSS {result['peak_rss_mib']:.0f} MiB, "
+                f"WAL {result['wal_mib']:.0f} MiB; "
+                f"{rate / ((floor + after) / 2):.2f}x the serial loop (target 1.0x; the loop "
+                f"{floor:,.0f} before and {after:,.0f} after), "
+                f"{rate / ((fresh + fresh_after) / 2):.2f}x the loop storing as the listener "
+                f"does, {rate / bare:.2f}x SQLite's bare insert "
+                f"({rate / bare_fresh:.2f}x its fresh one)"
+            )
+            print(
+                f"  CPU: serve {result['cpu_s']:.1f} s, its alerts process (nice 10) "
+                f"{result['children_cpu_s']:.1f} s folding the rows in, caught up "
+                f"{result['alerts_lag_s']:.0f} s after the last reply"
+            )
+            floor, fresh = after, fresh_after
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from rich.style import Style
 from textual._compositor import ChopsUpdate, CompositorUpdate, LayoutUpdate
 from textual.geometry import Region
 from textual.strip import Strip
+from textual.widget import Widget
 
 from factory_tui.console.app import FactoryApp
 from factory_tui.console.terminal_frames import ASCII, TerminalShadow, plain_terminal
@@ -213,6 +214,25 @@ async def test_tiles_that_changed_off_screen_read_current_once_scrolled_to(
     for y, x, text in tiles_now:
         shown = "".join(char for char, _ in screen.cells[y][x : x + len(text)])
         assert shown == text, f"row {y} is stale"
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+async def test_the_summary_bar_draws_its_lines_as_textual_draws_its_text(
+    console: ConsoleFactory, size: tuple[int, int]
+) -> None:
+    """The bar draws its own lines (faster): the same segments, styles and selection offsets
+    as Textual's drawing of `render`'s text, live, paused and in the light theme."""
+    app = console()
+    async with app.run_test(size=size) as pilot:
+        await app.tick_now()
+        await pilot.pause()
+        bar = app.summary
+        for keys in ([], ["space"], ["t"]):
+            await pilot.press(*keys)
+            await pilot.pause()
+            assert bar.content_region.height >= 1
+            for y in range(bar.content_region.height):
+                assert list(bar.render_line(y)) == list(Widget.render_line(bar, y)), (keys, y)
 
 
 def test_a_style_change_sends_only_what_differs() -> None:

@@ -213,6 +213,19 @@ class SummaryBar(Widget):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._packed = None  # a theme switch recolours every chip
+        self._components = None
+
+    _components: dict[str, Style] | None = None
+
+    def _component(self, name: str) -> Style:
+        """A component class's style, kept until the styles change: Textual drops its own
+        copy on every `refresh`, and the bar refreshes every tick (a DOM walk per chip)."""
+        if self._components is None:
+            self._components = {}
+        style = self._components.get(name)
+        if style is None:
+            style = self._components[name] = self.get_component_rich_style(name)
+        return style
 
     def render(self) -> Text:
         """The packed lines (as text; the screen draws them with `render_line`)."""
@@ -262,18 +275,18 @@ class SummaryBar(Widget):
 
         `fit_in`: how hard to try to fit (see `FITS`). `calm`: as when live, with neither a
         forward nor an MQTT chip, to measure the bar's usual height."""
-        label = self.get_component_rich_style("summary-bar--label")
-        value = self.get_component_rich_style("summary-bar--value")
+        label = self._component("summary-bar--label")
+        value = self._component("summary-bar--value")
 
         def state(name: str, count: int, word: str = "") -> tuple[str, Style]:
-            style = self.get_component_rich_style(f"summary-bar--{name}")
+            style = self._component(f"summary-bar--{name}")
             return (f"{count} {word or name}", style)
 
         status, figures, view = self.status, self.figures, self.view
         short = calm or fit_in != "full"
         lean = fit_in in ("lean", "leaner", "terse", "tersest")
         terse = fit_in in ("terse", "tersest")
-        feed_style = self.get_component_rich_style(f"summary-bar--{status.state}")
+        feed_style = self._component(f"summary-bar--{status.state}")
         feed = FEED_WORDS[status.state]
         if calm:
             feed = FEED_WORDS["paused"]  # LIVE, STALE and PAUSED: the longest
@@ -316,10 +329,10 @@ class SummaryBar(Widget):
             # Down in the outage colour; up, quietly.
             down = mqtt.down_s is not None
             part = "summary-bar--forward-down" if down else "summary-bar--label"
-            chips.append([(mqtt.describe(), self.get_component_rich_style(part))])
+            chips.append([(mqtt.describe(), self._component(part))])
         if self.alerts:
             noun = "alert" if self.alerts == 1 else "alerts"
-            style = self.get_component_rich_style("summary-bar--alerts")
+            style = self._component("summary-bar--alerts")
             chip: Chip = [(f" {self.alerts} {noun} ", style)]
             chips.append(chip if short else [*chip, (" press 4", label)])
         elif self.alerts == 0 and fit_in in ("full", "short", "lean"):
@@ -341,7 +354,7 @@ class SummaryBar(Widget):
         """The forward state: caught up, N events behind, or the central database unreachable;
         terse (see `FITS`), in fewer words: `fwd 1,204 behind`, `fwd down 3m, 1.2M behind`,
         then `fwd down 3m`."""
-        down = self.get_component_rich_style("summary-bar--forward-down")
+        down = self._component("summary-bar--forward-down")
         if fit_in not in ("terse", "tersest"):
             if forward.down_s is not None or forward.error:
                 return [(forward.describe(), down)]

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
@@ -17,6 +18,67 @@ from factory_tui.storage import SqliteStore, Store, mask_url, open_store
 # Read before the autouse fixture below clears every FACTORY_TUI_* variable.
 PG_URL = os.environ.get("FACTORY_TUI_TEST_PG", "postgresql://127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI") == "true"
+
+PARALLEL_WORKERS = min(8, 2 * (os.cpu_count() or 1))
+"""pytest-xdist workers when `-n` is not given: twice the cores, since the suite mostly waits
+(servers starting, sockets, polling, Textual pauses). `-n 0` or `-p no:xdist` runs serially."""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """The whole suite (`make test`, `pytest` without paths) runs on PARALLEL_WORKERS xdist
+    workers; a run of named files or folders runs in this process, where a file's tests take
+    well under a second instead of the workers' start-up (8-9 s for tests/test_models.py).
+    `-n N` chooses either way; nothing changes when xdist is off (`-p no:xdist`) or pytest is
+    to stop in the debugger (--pdb, --trace), which needs one process.
+
+    Parallel runs use the `loadgroup` schedule unless `--dist` says otherwise: one test at a
+    time to whichever worker is free, the largest xdist_group first and each group's tests on
+    one worker (xdist's `load` hands out runs of ~60 tests, so the long ones bunched up).
+
+    A hook rather than `-n` in addopts, so that `-p no:xdist` still parses (mutmut passes it:
+    its runs must stay in one process). Runs before xdist's own hook turns `-n` into workers.
+    """
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:  # a worker runs what it is sent
+        if workerinput.get("dist") == "loadgroup":
+            config.option.loadgroup = True  # xdist sets it from the worker's own --dist only
+        return
+    if (
+        not config.pluginmanager.hasplugin("xdist")
+        or config.getoption("usepdb", False)
+        or config.getoption("trace", False)
+        or config.getoption("collectonly", False)
+    ):
+        return
+    if config.option.numprocesses is None:
+        if config.args_source is not pytest.Config.ArgsSource.TESTPATHS:
+            return
+        config.option.numprocesses = PARALLEL_WORKERS
+    if config.option.numprocesses and config.option.dist == "no":
+        config.option.dist = "loadgroup"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Tell each xdist worker the schedule (see pytest_cmdline_main)."""
+    node.workerinput["dist"] = node.config.option.dist
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "long: a test of many seconds, started first so that it is not a parallel run's tail",
+    )
+    # xdist's own (registered here too for runs with -p no:xdist).
+    config.addinivalue_line("markers", "xdist_group(name): run these tests on one xdist worker")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The `long` tests first, in the order pytest-randomly left them (a stable sort): the
+    loadgroup schedule hands them out first (after the groups), so they overlap the rest of
+    the run instead of finishing it alone (the README test takes 15-35 s on a busy box)."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
 
 
 @pytest.fixture(autouse=True)

@@ -169,6 +169,7 @@ def test_the_readme_parses_into_blocks_and_every_skip_still_matches() -> None:
         assert any(long in command for command in commands), long
 
 
+@pytest.mark.long
 def test_every_readme_command_that_runs_offline_runs(tmp_path: Path) -> None:
     folder = Folder(tmp_path)
     folder.run("factory-tui init")

@@ -185,6 +185,7 @@ async def stop(serve: ServeProcess, log: Log) -> tuple[int, str]:
     return status, await log.end()
 
 
+@pytest.mark.long
 async def test_a_dark_camera_fires_the_action_raised_then_cleared(tmp_path: Path) -> None:
     out = tmp_path / "got.jsonl"
     db = tmp_path / "factory.db"
@@ -243,6 +244,7 @@ async def test_a_dark_camera_fires_the_action_raised_then_cleared(tmp_path: Path
     assert (first["started_at"], second["cleared_at"]) in stored, stored
 
 
+@pytest.mark.long
 async def test_sigterm_does_not_wait_for_a_hung_action(tmp_path: Path) -> None:
     out = tmp_path / "got.jsonl"
     db = tmp_path / "factory.db"

@@ -149,6 +149,7 @@ async def test_serve_logs_counters_and_stops_cleanly_on_a_signal(
     assert "Traceback" not in rest
 
 
+@pytest.mark.long
 async def test_send_retries_until_the_listener_is_back(tmp_path: Path) -> None:
     """The listener stops while `send` is between chunks of its input (a pipe we hold open, so
     it is still sending whenever the signal lands); the next chunk finds the connection gone,

@@ -6,6 +6,8 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 from factory_tui.ingest.client import IngestClient
 from factory_tui.storage import SqliteStore
 from tests.ingest.conftest import ServeProcess, event_at
@@ -14,6 +16,7 @@ TOTAL = 60_000
 KILL_AFTER_REPLIES = 8_000
 
 
+@pytest.mark.long
 async def test_kill_9_mid_stream_keeps_every_acked_event(tmp_path: Path) -> None:
     db = tmp_path / "crash.db"
     lines = [event_at(n) for n in range(TOTAL)]

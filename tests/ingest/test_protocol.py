@@ -348,6 +348,7 @@ def slow_row(line: bytes, tz: tzinfo) -> NewEventRow | str:
     return prepare_row(event, 0)
 
 
+@pytest.mark.long
 @settings(max_examples=1500, deadline=None)
 @given(line=wire_lines(), tz=st.sampled_from(ZONES))
 def test_fast_path_accepts_a_subset_of_pydantic_with_the_same_row(line: bytes, tz: tzinfo) -> None:

@@ -18,6 +18,7 @@ from tests.tui.floor import fill
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
+pytestmark = pytest.mark.xdist_group("html_print")  # one browser and floor per run
 A4_LANDSCAPE_PT = (842, 595)
 
 

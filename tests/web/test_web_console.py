@@ -34,6 +34,7 @@ from tests.demo_config import write_demo_config
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
+pytestmark = pytest.mark.xdist_group("web_console")  # one browser and floor per run
 START_TIMEOUT_S = 30.0
 TOKEN = "floor-secret-7"
 

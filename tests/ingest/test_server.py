@@ -387,8 +387,9 @@ async def test_the_next_batch_is_validated_while_one_is_stored_and_replies_keep_
 ) -> None:
     """Two stages: batch B is prepared (parse thread) while batch A is stored (writer thread);
     batch C waits in its queue until B goes to the writer; replies come in line order, and a
-    line of B that repeats one of A is a duplicate (A committed first)."""
-    listener: Listener = await start_listener(batch_max_lines=2, batch_delay_s=0.01)
+    line of B that repeats one of A is a duplicate (A committed first). Batches are cut by
+    size alone (two lines), however the lines are split into reads."""
+    listener: Listener = await start_listener(batch_max_lines=2, batch_delay_s=30.0)
     release = threading.Event()
     prepared: list[int] = []
     stored_batches: list[int] = []

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import inspect
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -77,8 +80,38 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The `long` tests first, in the order pytest-randomly left them (a stable sort): the
     loadgroup schedule hands them out first (after the groups), so they overlap the rest of
-    the run instead of finishing it alone (the README test takes 15-35 s on a busy box)."""
+    the run instead of finishing it alone (the README test takes 15-35 s on a busy box).
+
+    And every async test is bounded by ASYNC_TEST_LIMIT_S (see `_bounded`)."""
     items.sort(key=lambda item: item.get_closest_marker("long") is None)
+    for item in items:
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
+            item.obj = _bounded(item.obj)
+
+
+ASYNC_TEST_LIMIT_S = 300.0
+"""Far above any async test's time (the longest take 10-15 s on a busy box)."""
+
+
+def _bounded(test: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """`test` cancelled after ASYNC_TEST_LIMIT_S: an await that never returns (a tick
+    waited for in an app that has crashed, say) fails that test with the await it was stuck
+    in, instead of holding its xdist worker, and so the whole run, until CI's limit."""
+
+    @functools.wraps(test)
+    async def bounded(*args: Any, **kwargs: Any) -> None:
+        limit = asyncio.timeout(ASYNC_TEST_LIMIT_S)
+        try:
+            async with limit:
+                await test(*args, **kwargs)
+        except TimeoutError as error:
+            if not limit.expired():
+                raise  # the test's own
+            raise TimeoutError(
+                f"the test did not end in {ASYNC_TEST_LIMIT_S:g} s (tests/conftest.py)"
+            ) from error
+
+    return bounded
 
 
 @pytest.fixture(autouse=True)

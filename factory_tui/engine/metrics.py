@@ -540,13 +540,14 @@ class Engine:
         ts, lost = timeline.ts, timeline.lost
         run_start, run_code, run_work = timeline.run_start, timeline.run_code, timeline.run_work
         n, gap = len(ts), timeline.max_gap_us
-        marks: list[int] = []
+        fractions: list[float] = []
         index = run = 0
+        previous = 0
         mark = at_us - ACTIVITY_BUCKETS * ACTIVITY_BUCKET_US
-        for _ in range(ACTIVITY_BUCKETS + 1):
+        for step in range(ACTIVITY_BUCKETS + 1):
             index = bisect_right(ts, mark, index) - 1
             if index < 0:
-                marks.append(0)
+                total = 0
                 index = 0
             else:
                 run = bisect_right(run_start, index, run) - 1
@@ -561,12 +562,11 @@ class Engine:
                         end = ts[index + 1]
                     total += (start - ts[first]) - (lost[index] - lost[first])
                     total += (mark if mark < end else end) - start
-                marks.append(total)
+            if step:  # each bucket's fraction as soon as its end is known
+                fractions.append((total - previous) / ACTIVITY_BUCKET_US)
+            previous = total
             mark += ACTIVITY_BUCKET_US
-        return tuple(
-            (marks[number + 1] - marks[number]) / ACTIVITY_BUCKET_US
-            for number in range(ACTIVITY_BUCKETS)
-        )
+        return tuple(fractions)
 
     def _station_metrics(
         self,

@@ -60,6 +60,8 @@ class IngestClient:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._buffer = b""
+        self._answered = 0
+        """Replies received on this connection so far (the token's included)."""
 
     @property
     def connected(self) -> bool:
@@ -93,6 +95,7 @@ class IngestClient:
             raise ClientError(f"cannot connect to {self.host}:{self.port}: {reason}") from None
         self._reader, self._writer = reader, writer
         self._buffer = b""
+        self._answered = 0
         if self.token is None:
             return
         writer.write(auth_line(self.token))
@@ -136,18 +139,20 @@ class IngestClient:
             await self.close()
             if isinstance(sent, Exception) and not error.fatal:
                 raise ClientError(
-                    f"connection lost while sending: {sent}{self._tls_hint(error.replies)}",
+                    f"connection lost while sending: {sent}{self._earlier()}{self._tls_hint()}",
                     error.replies,
                 ) from None
             raise
         # The write failed after the last line went out, and every reply still arrived.
         return replies
 
-    def _tls_hint(self, replies: Sequence[dict[str, Any]]) -> str:
-        """What may be wrong when a TLS listener drops us before any reply."""
+    def _tls_hint(self) -> str:
+        """What may be wrong when a TLS listener drops us before any reply: only when nothing
+        at all was answered on this connection (a listener that answered before speaks our
+        protocol, and merely stopped)."""
         # A listener that wants client certificates closes a TLS connection without a good
         # one, and asyncio mostly reports its alert as a plain close or reset.
-        if replies:
+        if self._answered:
             return ""
         if self.tls is None:
             # A TLS port drops a plain client at its first line (the listener's audit says
@@ -157,6 +162,13 @@ class IngestClient:
             "; a listener that wants a client certificate does this to a camera without one "
             "(--cert/--key) or with one its CA did not sign"
         )
+
+    def _earlier(self) -> str:
+        """`; it stopped after 61820 replies on this connection` when the listener had
+        answered on it: it speaks our protocol (and TLS, if any), and stopped or dropped us."""
+        if not self._answered:
+            return ""
+        return f"; it stopped after {self._answered} replies on this connection"
 
     async def _write_all(self, lines: Sequence[bytes]) -> None:
         assert self._writer is not None
@@ -194,13 +206,13 @@ class IngestClient:
                 ) from None
             except (ConnectionError, OSError) as error:
                 raise ClientError(
-                    f"connection lost: {error}{self._tls_hint(replies)}", replies
+                    f"connection lost: {error}{self._earlier()}{self._tls_hint()}", replies
                 ) from None
             if not data:
                 self._buffer = b""
                 raise ClientError(
                     f"the listener closed the connection ({len(replies)} of {count} "
-                    f"lines answered){self._tls_hint(replies)}",
+                    f"lines answered){self._earlier()}{self._tls_hint()}",
                     replies,
                 )
             buffer += data
@@ -222,6 +234,7 @@ class IngestClient:
                         fatal=not refusal.startswith(TOO_MANY_CONNECTIONS),
                     )
                 replies.append(reply)
+                self._answered += 1
         if len(replies) > count:
             raise ClientError(
                 f"the listener sent {len(replies)} replies for {count} lines", replies[:count]

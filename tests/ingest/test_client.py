@@ -96,3 +96,44 @@ async def test_no_reply_at_all_points_to_the_one_way_port(start_listener: Any) -
     await client.close()
     await listener.stop()
     assert "a one-way port answers nothing" in str(raised.value)
+
+
+async def test_a_listener_that_answered_then_stopped_is_not_taken_for_a_tls_port(
+    start_listener: Start,
+) -> None:
+    """A plain listener that answered lines on a connection and then stopped said our protocol:
+    the error says it stopped, and gives no hint of TLS (only a connection closed before any
+    reply at all gets that)."""
+    listener: Listener = await start_listener()
+    client = IngestClient("127.0.0.1", listener.port)
+    await client.connect()
+    assert await client.send([event_at(n) for n in range(3)]) == [{"status": "accepted"}] * 3
+    await listener.stop()
+    with pytest.raises(ClientError) as broken:
+        await client.send([event_at(n) for n in range(3, 5_226)])
+    await client.close()
+    text = str(broken.value)
+    assert "it stopped after 3 replies on this connection" in text
+    assert "TLS" not in text
+    assert broken.value.replies == []
+
+
+async def test_a_connection_closed_before_any_reply_still_points_to_tls() -> None:
+    """A port that closes a new connection before answering anything may be a TLS port: the
+    hint stays (a plain peer cannot tell that from a crash)."""
+
+    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        writer.close()
+
+    server = await asyncio.start_server(drop, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = IngestClient("127.0.0.1", port)
+    await client.connect()
+    with pytest.raises(ClientError) as broken:
+        await client.send([event_at(1)])
+    await client.close()
+    server.close()
+    await server.wait_closed()
+    assert "send with --tls" in str(broken.value)
+    assert "stopped after" not in str(broken.value)

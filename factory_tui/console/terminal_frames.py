@@ -6,8 +6,10 @@ that is most of the traffic. `TerminalShadow` keeps what the terminal shows, cel
 partial update is compared with it, and only the runs of cells that differ are written, each
 style change as the difference from the pen's current style (one reset per frame).
 
-A full update (first paint, resize, a new screen) is written whole and re-seeds the shadow,
-so a terminal that was cleared or reflowed never keeps stale cells.
+A layout update (a new screen, a view that reflowed: the views with tables send one every
+tick) is compared with the shadow like any other. Only when the terminal's cells are not known
+(the first paint, a new size, a resume) is an update written whole, re-seeding the shadow, so a
+terminal that was cleared or reflowed never keeps stale cells.
 
 A terminal without colour (`NO_COLOR`, `TERM=vt100` or `dumb`) gets plain text: no colour
 codes, ASCII for the box-drawing and block characters, and only bold, underline and reverse
@@ -110,6 +112,8 @@ class TerminalShadow:
         self.plain = plain
         """No colour, ASCII drawing (see the module doc)."""
         self._rows: dict[int, list[Cell]] = {}
+        self._size: tuple[int, int] | None = None
+        """The screen size the shadow holds (None: the terminal's cells are not known)."""
         self._pens: dict[Style, Pen] = {}
         self._screen_lightness: float | None = None
         self.frames = 0
@@ -119,14 +123,19 @@ class TerminalShadow:
     def reset(self) -> None:
         """Forget what the terminal shows (it was cleared, resized or resumed)."""
         self._rows.clear()
+        self._size = None
 
     def encode(self, update: CompositorUpdate, color_system: ColorSystem) -> str:
-        """The bytes that bring the terminal from the shadow to `update` (a full update is
-        written whole)."""
+        """The bytes that bring the terminal from the shadow to `update` (written whole when
+        the terminal's cells are not known: see the module doc)."""
         self.frames += 1
-        full = isinstance(update, LayoutUpdate)
-        if full:
-            self.reset()
+        full = False
+        if isinstance(update, LayoutUpdate):
+            size = (update.region.right, update.region.bottom)
+            if size != self._size:
+                self.reset()
+                self._size = size
+                full = True
         placements = list(_placements(update))
         if self.plain and (full or self._screen_lightness is None):
             self._learn_screen(placements)

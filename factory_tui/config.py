@@ -532,6 +532,9 @@ class Settings(_Section):
     workstations: list[RosterItem] = Field(default_factory=list)
     source: Path | None = Field(default=None, exclude=True)
     """The file these settings came from (None: defaults, no roster, no shifts)."""
+    described_in: str | None = Field(default=None, exclude=True)
+    """The database whose stored description of the site gave its time zone, shifts,
+    max_gap_s and roster (None: they are this config's; see `commands.common.for_site`)."""
 
     @field_validator("timezone")
     @classmethod
@@ -882,6 +885,15 @@ in_serve = true
 # on = ["retrain_suggested"]
 # command = ["/usr/local/bin/start-retraining"]
 # timeout_s = 30
+
+[web]
+# `factory-tui web`: the console served to browsers. A non-loopback host requires a token.
+host = "127.0.0.1"
+port = 8000                       # 0 picks a free port
+# When set, a browser opens the address once with ?token=<token> (then a cookie keeps it).
+token = ""
+# Only these addresses and networks may connect (empty: any); others get 403.
+allow = []                        # e.g. ["10.0.0.0/8"]
 
 [audit]
 # Connections opened and closed, refused peers, TLS and auth failures go to the audit table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,8 +12,11 @@ from factory_tui.config import (
     EXAMPLE_CONFIG,
     AlertAction,
     AlertSettings,
+    AuditSettings,
     ConfigError,
+    MetricsHttpSettings,
     Settings,
+    WebSettings,
     load_settings,
     unknown_env_names,
 )
@@ -252,3 +256,23 @@ def test_commands_warn_of_a_misspelled_variable_and_name_a_bad_one(
     result = runner.invoke(app, ["export", "events"])
     assert result.exit_code == 2
     assert "factory-tui: FACTORY_TUI_PORT=abc: ingest.port: " in result.stderr
+
+
+def test_the_example_has_every_section_and_key_of_the_web_and_metrics_http() -> None:
+    """`[web]` (host, port, token, allow) is in the example init writes, as README refers to
+    `[web] token`; so are `[metrics_http]` and `[audit]`, their keys written or commented."""
+    for section, model in (
+        ("web", WebSettings),
+        ("metrics_http", MetricsHttpSettings),
+        ("audit", AuditSettings),
+    ):
+        assert f"\n[{section}]\n" in EXAMPLE_CONFIG
+        body = EXAMPLE_CONFIG.split(f"\n[{section}]\n", 1)[1].split("\n[", 1)[0]
+        for key in model.model_fields:
+            assert f"\n{key} =" in body or f"\n# {key} =" in body, f"{section}.{key}"
+    assert tomllib.loads(EXAMPLE_CONFIG)["web"] == {
+        "host": "127.0.0.1",
+        "port": 8000,
+        "token": "",
+        "allow": [],
+    }

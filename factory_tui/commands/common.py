@@ -15,6 +15,7 @@ import typer
 from factory_tui import storage
 from factory_tui.config import ConfigError, Settings, load_settings, unknown_env_names
 from factory_tui.ingest.access import AccessError, client_tls_context
+from factory_tui.records import SiteRecord
 from factory_tui.storage import Store, StoreError
 
 ConfigOption = Annotated[
@@ -44,8 +45,9 @@ SiteOption = Annotated[
     str | None,
     typer.Option(
         "--site",
-        help="The site to read (default: [site] id, main); its time zone, shifts and max_gap_s "
-        "come from the database when its box described it.",
+        help="The site to read (default: [site] id, main). Another site's time zone, shifts, "
+        "max_gap_s and roster come from the database, as its box described them; ours from the "
+        "config file (from the database too when there is none).",
     ),
 ]
 AutoRegisterOption = Annotated[
@@ -128,8 +130,8 @@ def open_store(settings: Settings, *, read_only: bool = False) -> Store:
 
 
 def for_site(settings: Settings, site_id: str | None, *, other_choice: str = "") -> Settings:
-    """The settings of site `site_id` (None: ours) as the database describes it: its name,
-    time zone, shifts, max_gap_s and roster, which its box recorded or forwarded.
+    """The settings of site `site_id` (None: ours): see `_as_described` for whose time zone,
+    shifts, max_gap_s and roster they carry.
 
     With no `site_id`, a database that holds one other site alone means that one; one that
     holds several others is a mistake to say (an empty report would look like an idle floor).
@@ -144,8 +146,7 @@ def for_site(settings: Settings, site_id: str | None, *, other_choice: str = "")
     if site_id is None and wanted not in known and len(known) == 1:
         wanted = next(iter(known))
     if wanted in known:
-        site = known[wanted]
-        return settings.for_site(site.id, site.name, site.description)
+        return _as_described(settings, known[wanted])
     if not known:
         return settings
     where = storage.mask_url(str(settings.store.location))
@@ -171,7 +172,34 @@ def all_sites(settings: Settings) -> list[Settings]:
     from factory_tui.engine.natural import natural_key  # the engine loads only when needed
 
     ordered = sorted(sites, key=lambda site: natural_key(site.id))
-    return [settings.for_site(site.id, site.name, site.description) for site in ordered]
+    return [_as_described(settings, site) for site in ordered]
+
+
+def _as_described(settings: Settings, site: SiteRecord) -> Settings:
+    """Site `site` of the database as a report reads it. Our own site (`[site] id`) read with a
+    config file is what that file says: the user passed it (or keeps it in ./factory.toml),
+    and the description our listener stored is only what the file said when `serve` last
+    started. Any other site, or ours with no config file, is what its box stored: that is all
+    there is of it here."""
+    if site.id == settings.site.id and settings.source is not None:
+        if settings.site.name or not site.name:
+            return settings
+        return settings.model_copy(
+            update={"site": settings.site.model_copy(update={"name": site.name})}
+        )
+    described = settings.for_site(site.id, site.name, site.description)
+    described.described_in = storage.mask_url(str(settings.store.location))
+    return described
+
+
+def settings_origin(settings: Settings) -> str:
+    """Where the site's time zone, shifts and roster come from, to begin a message with: the
+    config file, the database that describes the site, or no config file."""
+    if settings.described_in is not None:
+        return f"site {settings.site.id!r} as its box described it in {settings.described_in}"
+    if settings.source is not None:
+        return str(settings.source)
+    return "no config file (--config, $FACTORY_TUI_CONFIG or ./factory.toml)"
 
 
 def dotted(**flags: Any) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from factory_tui.commands.common import (
     for_site,
     open_store,
     settings_from,
+    settings_origin,
 )
 from factory_tui.config import Settings
 from factory_tui.engine import Snapshot, Window
@@ -664,7 +665,7 @@ def _shift_window(settings: Settings, name: str, day: str | None, at_us: int) ->
                 fail(f"--date: {day!r} is not a date like 2026-03-02")
         return named_shift(settings, name, date_, at_us)
     except ShiftNotFound as error:
-        fail(str(error))
+        fail(f"{settings_origin(settings)}: {error}")
 
 
 def write_html_report(settings: Settings, window: Window, at_us: int, path: Path) -> None:

@@ -10,7 +10,13 @@ import typer
 from typer.core import TyperGroup
 
 from factory_tui import __version__
-from factory_tui.commands.common import AutoRegisterOption, ConfigOption, DbOption, PortOption
+from factory_tui.commands.common import (
+    AutoRegisterOption,
+    ConfigOption,
+    DbOption,
+    PortOption,
+    fail,
+)
 from factory_tui.commands.console import SiteOption, ViewerOption, ViewName, ViewOption
 
 if TYPE_CHECKING:
@@ -81,6 +87,69 @@ class LazyCommands(TyperGroup):
 
     def list_commands(self, ctx: Context) -> list[str]:
         return list(self.commands)  # the names only: typer's own reads every command
+
+    def resolve_command(
+        self, ctx: Context, args: list[str]
+    ) -> tuple[str | None, Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if name is not None and command is not None:
+            _hand_on(ctx, name, command, rest)
+        return name, command, rest
+
+
+def _typed(ctx: Context, name: str) -> bool:
+    """True when the option `name` of `ctx` was given on the command line."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def _hand_on(ctx: Context, name: str, command: Command, rest: list[str]) -> None:
+    """Options given before a command: `-c/--config` is passed on to it (as if written after
+    it); the console's others (`--db`, `--port`, `--site`, ...) are refused in one line rather
+    than silently ignored."""
+    ignored = [
+        param.opts[0]
+        for param in ctx.command.params
+        if param.name not in (None, "config", "version") and _typed(ctx, param.name)
+    ]
+    if ignored:
+        verb = "is an option" if len(ignored) == 1 else "are options"
+        fail(
+            f"{', '.join(ignored)} before `{name}` {verb} of the console, not of `{name}`: "
+            f"put the command's own options after its name (factory-tui {name} --help)"
+        )
+    if not _typed(ctx, "config"):
+        return
+    config = ctx.params["config"]
+    if _config_flag_in(rest):
+        fail(f"--config is given both before and after `{name}`: give it once")
+    defaults = _config_defaults(command, str(config))
+    if defaults is None:
+        fail(f"--config before `{name}`: `{name}` reads no config file")
+    ctx.default_map = {**(ctx.default_map or {}), name: defaults}
+
+
+def _config_flag_in(args: list[str]) -> bool:
+    """True when `args` (a command's own) hold -c/--config."""
+    for arg in args:
+        if arg == "--":
+            return False
+        if arg in ("-c", "--config") or arg.startswith("--config="):
+            return True
+        if arg.startswith("-c") and not arg.startswith("--"):
+            return True
+    return False
+
+
+def _config_defaults(command: Command, config: str) -> dict[str, Any] | None:
+    """The default map that gives `command` (and each command of a group) this config file
+    (None: it takes none)."""
+    if any(param.name == "config" for param in command.params):
+        return {"config": config}
+    commands: Mapping[str, Command] = getattr(command, "commands", {})
+    nested = {sub: _config_defaults(commands[sub], config) for sub in commands}
+    taken = {sub: value for sub, value in nested.items() if value is not None}
+    return taken or None
 
 
 app = typer.Typer(

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -68,3 +69,61 @@ def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
 def test_init_defaults_to_factory_toml_in_current_folder() -> None:
     assert runner.invoke(app, ["init"]).exit_code == 0
     assert Path("factory.toml").is_file()
+
+
+def test_init_into_a_directory_writes_factory_toml_there(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["init", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert load_settings(tmp_path / "factory.toml", environ={}).workers[0].id == "W1"
+    again = runner.invoke(app, ["init", str(tmp_path)])
+    assert again.exit_code == 2
+    assert f"{tmp_path / 'factory.toml'} already exists; pass --force" in again.stderr
+    assert runner.invoke(app, ["init", str(tmp_path), "--force"]).exit_code == 0
+
+
+def test_init_where_factory_toml_is_a_directory_is_one_sentence(tmp_path: Path) -> None:
+    (tmp_path / "factory.toml").mkdir()
+    result = runner.invoke(app, ["init", str(tmp_path), "--force"])
+    assert result.exit_code == 2
+    assert "is a directory: give the path of the file to write" in result.stderr
+    assert "Traceback" not in result.output
+
+
+# --- options before the command -----------------------------------------------------------
+
+
+def test_config_before_a_command_is_the_commands_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`factory-tui -c other.toml export events` reads other.toml, not ./factory.toml."""
+    monkeypatch.chdir(tmp_path)
+    Path("factory.toml").write_text('[store]\npath = "here.db"\n')
+    Path("other.toml").write_text('[store]\npath = "other.db"\n')
+    for args in (["export", "events"], ["report"]):
+        result = runner.invoke(app, ["-c", "other.toml", *args])
+        assert result.exit_code == 2
+        assert "database other.db does not exist" in result.stderr, args
+    typo = runner.invoke(app, ["-c", "bad.toml", "report", "--db", "k.db"])
+    assert typo.exit_code == 2
+    assert "config file bad.toml does not exist" in typo.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-c", "a.toml", "report", "-c", "b.toml"], "--config is given both before and after"),
+        (["-c", "a.toml", "export", "events", "--config=b.toml"], "given both before and after"),
+        (["-c", "a.toml", "init"], "--config before `init`: `init` reads no config file"),
+        (["--db", "k.db", "report"], "--db before `report` is an option of the console"),
+        (["--site", "x", "--port", "1", "export", "events"], "--port, --site before `export`"),
+    ],
+)
+def test_options_before_a_command_that_cannot_apply_are_one_sentence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # nothing was run: no database, no file written

@@ -12,14 +12,19 @@ from factory_tui.config import DEFAULT_CONFIG_NAME, EXAMPLE_CONFIG
 
 
 def init(
-    path: Annotated[Path, typer.Argument(help="Where to write the file.")] = Path(
-        DEFAULT_CONFIG_NAME
-    ),
+    path: Annotated[
+        Path,
+        typer.Argument(help=f"Where to write the file (a directory: {DEFAULT_CONFIG_NAME} in it)."),
+    ] = Path(DEFAULT_CONFIG_NAME),
     force: Annotated[
         bool, typer.Option("--force", "-f", help="Overwrite an existing file.")
     ] = False,
 ) -> None:
     """Write a commented example config file (factory.toml) to start from."""
+    if path.is_dir():
+        path = path / DEFAULT_CONFIG_NAME
+        if path.is_dir():
+            fail(f"{path} is a directory: give the path of the file to write")
     if path.exists() and not force:
         fail(f"{path} already exists; pass --force to overwrite it")
     try:

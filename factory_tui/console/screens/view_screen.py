@@ -88,7 +88,16 @@ class ViewScreen(Screen[None]):
             # moment is reported once it is already gone, with no widgets left to update.
             return
         self.data = data
-        self.render_data(data)
+        if self.is_mounted:
+            self.render_data(data)
+        # Else it is shown by on_mount: a view just pushed may hear of a tick (run in its own
+        # thread) before it has its widgets, and render_data would find none (NoMatches).
+
+    def on_mount(self) -> None:
+        """Show the data that reached the view before its widgets did. Textual calls this after
+        the view's own on_mount (which sets its widgets up)."""
+        if self.data is not None:
+            self.render_data(self.data)
 
     def render_data(self, data: ViewData) -> None:
         """Update the widgets from `data`; each view implements it."""

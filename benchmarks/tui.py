@@ -14,7 +14,8 @@ Prints figures; asserts nothing (the machine is shared and noisy, timings are no
 4. Bytes to the terminal: `factory-tui demo` (6 workers, then 200) on a 120x40 pty; after the
    first live figures and a 10 s warm-up, every byte it writes for 30 s is counted, beside
    `top -d 1` on the same pty size in the same run (the yardstick). Also how many times each
-   screen row was written, and how much of the output is colour codes (SGR).
+   screen row was written, and how much of the output is colour codes (SGR). Then the 6-worker
+   demo's other views for 15 s each: stations, event log, alerts and a worker's detail.
 
 Run: `.venv/bin/python benchmarks/tui.py` (about three minutes); `--only ticks|start|cpu|bytes`
 runs one part. `--against DIR` runs the tick part for another checkout (`git worktree add
@@ -371,8 +372,34 @@ def count_bytes(args: list[str], workdir: Path, ready: bytes | None) -> bytes:
         terminal.close()
 
 
-def describe_bytes(label: str, data: bytes, yardstick: float) -> None:
-    rate = len(data) / BYTES_S
+VIEW_S: Final = 15.0
+VIEWS: Final = (("stations (2)", b"2"), ("event log (3)", b"3"), ("alerts (4)", b"4"))
+VIEWS_DETAIL: Final = ("worker detail (1, enter)", b"1", b"\r")
+
+
+def count_view_bytes(args: list[str], workdir: Path) -> list[tuple[str, bytes]]:
+    """What `args` writes to a 120x40 pty over VIEW_S on each view after LIVE (3 s to settle
+    after each key): the views with tables and the worker detail."""
+    terminal = Terminal(args, workdir, size=BYTES_SIZE)
+    found: list[tuple[str, bytes]] = []
+    try:
+        assert terminal.read_until(b"LIVE", timeout=120), terminal.output[-500:]
+        terminal.read_until(b"\0never\0", timeout=BYTES_WARM_S)
+        for label, *keys in (*VIEWS, VIEWS_DETAIL):
+            for key in keys:
+                terminal.send(key)
+                terminal.read_until(b"\0never\0", timeout=1.5)
+            terminal.read_until(b"\0never\0", timeout=3.0)
+            start = len(terminal.output)
+            terminal.read_until(b"\0never\0", timeout=VIEW_S)
+            found.append((label, bytes(terminal.output[start:])))
+        return found
+    finally:
+        terminal.close()
+
+
+def describe_bytes(label: str, data: bytes, yardstick: float, seconds: float = BYTES_S) -> None:
+    rate = len(data) / seconds
     rows: dict[int, int] = {}
     pieces = _MOVE.split(data)  # text, then (row, text) after each cursor move
     for row, text in zip(pieces[1::2], pieces[2::2], strict=True):
@@ -383,7 +410,7 @@ def describe_bytes(label: str, data: bytes, yardstick: float) -> None:
     print(
         f"  {label:<34} {rate / 1000:6.2f} KB/s = {rate / yardstick:4.2f}x top; "
         f"SGR {100 * sgr / max(1, len(data)):3.0f} %; text on {len(rows)} rows, "
-        f"the busiest written {most} times in {BYTES_S:.0f} s"
+        f"the busiest written {most} times in {seconds:.0f} s"
     )
 
 
@@ -403,6 +430,10 @@ def terminal_bytes() -> None:
             args = [FACTORY_TUI, "demo", "--port", "0", "--workers", str(workers)]
             data = count_bytes(args, Path(folder), b"LIVE")
         describe_bytes(f"demo, {workers} workers", data, max(1.0, yardstick))
+    with tempfile.TemporaryDirectory() as folder:
+        views = count_view_bytes([FACTORY_TUI, "demo", "--port", "0"], Path(folder))
+    for label, data in views:
+        describe_bytes(f"demo, 6 workers, {label}", data, max(1.0, yardstick), VIEW_S)
 
 
 def ticks_against(base: Path) -> None:

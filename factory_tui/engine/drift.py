@@ -33,7 +33,8 @@ class DriftSettings:
     rate_window_s: float = 1800.0
     rate_change: float = 0.5
     min_events: int = 5
-    """A rolling window with fewer events than this is too thin to judge."""
+    """A rolling window (confidence or rate) with fewer events of the model than this is too
+    thin to judge."""
     retrain_after_s: float = 3600.0
     """A confidence or rate drift held this long suggests retraining the model."""
 
@@ -53,6 +54,9 @@ class ModelDrift:
     confidence_drifting: bool
     baseline_uph: float | None
     rolling_uph: float | None
+    """Units/h over the part of the last `rate_window_s` the model sent in; None before the
+    baseline period ends, or when that window is too thin to judge (fewer than `min_events`
+    events, or sending in less than half of it)."""
     rate_drifting: bool
     confidence_held_s: int = 0
     """How long the confidence has been low without a break, in whole minutes (as seconds),
@@ -100,6 +104,38 @@ class _Series:
             total.events += bucket.events
             total.units += bucket.units
         return total
+
+    def sending(self, first: int, stop: int) -> tuple[_Bucket, int]:
+        """Events and units summed over the buckets with index in [first, stop), and how many
+        of those minutes the model was sending in (0: no event there).
+
+        That is from the minute of its first event there to that of its last, widened on each
+        side by its longest gap between two minutes with events there (a model whose events
+        come every few minutes still covers the minutes between them), within [first, stop).
+        Silence before its first event or after its last one, longer than that, is left out.
+        """
+        total = _Bucket()
+        buckets = self.buckets
+        if stop - first > len(buckets):
+            minutes: Iterable[int] = sorted(i for i in buckets if first <= i < stop)
+        else:
+            minutes = range(first, stop)
+        low = last = 0
+        gap = 1
+        for index in minutes:
+            bucket = buckets.get(index)
+            if bucket is None:
+                continue
+            if not total.events:
+                low = index
+            elif index - last > gap:
+                gap = index - last
+            last = index
+            total.events += bucket.events
+            total.units += bucket.units
+        if not total.events:
+            return total, 0
+        return total, min(stop, last + gap) - max(first, low - gap + 1)
 
 
 def _minutes(seconds: float) -> int:
@@ -192,7 +228,6 @@ class DriftTracker:
         )
 
         rolling = series.totals(now - _minutes(cfg.window_s), now)
-        rate_window = series.totals(now - _minutes(cfg.rate_window_s), now)
         return ModelDrift(
             model_version=model,
             events=everything.events,
@@ -201,9 +236,7 @@ class DriftTracker:
             rolling_confidence=_mean(rolling) if rolling.events >= cfg.min_events else None,
             confidence_drifting=conf_held >= sustain_checks,
             baseline_uph=base_uph,
-            rolling_uph=rate_window.units / (_minutes(cfg.rate_window_s) / 60)
-            if has_baseline
-            else None,
+            rolling_uph=self._rolling_uph(series, now) if has_baseline else None,
             rate_drifting=rate_held >= sustain_checks,
             confidence_held_s=max(0, conf_held - 1) * BUCKET_S,
             rate_held_s=max(0, rate_held - 1) * BUCKET_S,
@@ -230,9 +263,22 @@ class DriftTracker:
     ) -> bool:
         if not baseline_uph or boundary < baseline_end:
             return False
-        minutes = _minutes(self.settings.rate_window_s)
-        uph = series.totals(boundary - minutes, boundary).units / (minutes / 60)
+        uph = self._rolling_uph(series, boundary)
+        if uph is None:
+            return False
         return abs(uph - baseline_uph) > self.settings.rate_change * baseline_uph
+
+    def _rolling_uph(self, series: _Series, boundary: int) -> float | None:
+        """Units per hour over the part of the `rate_window_s` before `boundary` that the
+        model was sending in; None (not judged) when the window holds fewer than `min_events`
+        events of the model (none: silence is not a rate, a stopped camera is camera_dark's
+        alert) or the model sent in less than half of it (a camera that stopped or started
+        within it: its rate is not yet, or no longer, known)."""
+        minutes = _minutes(self.settings.rate_window_s)
+        window, sending = series.sending(boundary - minutes, boundary)
+        if window.events < max(1, self.settings.min_events) or 2 * sending < minutes:
+            return None
+        return window.units * 60 / sending
 
 
 def _held(holds: Callable[[int], bool], now: int, limit: int) -> int:

@@ -16,7 +16,12 @@ The rules (README "Alerts", the `[alerts]` settings, `DriftSettings` and `ModelD
   thin to judge (and then no rolling mean is shown).
 - Rate drifts when, at each of those boundaries, units/h over the `rate_window_s` before it
   departs from the baseline units/h by more than `rate_change` of it, either way. A baseline of
-  zero units/h never drifts (there is no rate to depart from).
+  zero units/h never drifts (there is no rate to depart from). The units/h are taken over the
+  minutes the model was sending in: from the minute of its first event in the window to the
+  minute of its last, inclusive, widened on each side by its longest gap between two minutes
+  with events in the window, and kept within the window. A rate window with fewer than
+  `min_events` events (and always one without any: silence is not drift), or sent in for less
+  than half its minutes, is not judged (and then no rolling rate is shown).
 
 Nothing here is incremental: every figure filters the raw event list again, with exact
 fractions. Confidences are taken in micro-units (the tracker's documented resolution).
@@ -119,10 +124,24 @@ def _model(model: str, events: list[EventRecord], cfg: DriftSettings, now: int) 
             return False
         return baseline - mean > Fraction(cfg.drop)
 
+    def rolling_uph(boundary: int) -> Fraction | None:
+        recent = before(boundary - rate_minutes * MINUTE_US, boundary)
+        if len(recent) < max(1, cfg.min_events):
+            return None
+        sent = sorted({_minute_start(e.ts_us) // MINUTE_US for e in recent})
+        gap = max([1] + [b - a for a, b in zip(sent, sent[1:], strict=False)])
+        lo = boundary // MINUTE_US - rate_minutes
+        sending = min(boundary // MINUTE_US, sent[-1] + gap) - max(lo, sent[0] - gap + 1)
+        if 2 * sending < rate_minutes:
+            return None
+        return _units_per_hour(recent, sending)
+
     def rate_departs(boundary: int) -> bool:
         if not baseline_uph or boundary < baseline_end:
             return False
-        uph = _units_per_hour(before(boundary - rate_minutes * MINUTE_US, boundary), rate_minutes)
+        uph = rolling_uph(boundary)
+        if uph is None:
+            return False
         return abs(uph - baseline_uph) > Fraction(cfg.rate_change) * baseline_uph
 
     sustain = whole_minutes(cfg.sustain_s) if cfg.sustain_s > 0 else 0
@@ -136,10 +155,6 @@ def _model(model: str, events: list[EventRecord], cfg: DriftSettings, now: int) 
         rolling_confidence=_mean(rolling) if len(rolling) >= cfg.min_events else None,
         confidence_drifting=all(confidence_low(b) for b in boundaries),
         baseline_uph=baseline_uph,
-        rolling_uph=(
-            _units_per_hour(before(now - rate_minutes * MINUTE_US, now), rate_minutes)
-            if complete
-            else None
-        ),
+        rolling_uph=rolling_uph(now) if complete else None,
         rate_drifting=all(rate_departs(b) for b in boundaries),
     )

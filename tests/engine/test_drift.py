@@ -112,6 +112,85 @@ def test_production_rate_departing_from_baseline() -> None:
     assert stopped.rate_drifting
 
 
+def every(period: int, units: int, start: int, stop: int) -> list[EventRecord]:
+    """A product_count of `units` every `period` minutes (at second 30) in [start, stop)."""
+    return [row(20_000 + m, m + 0.5, 0.9, units=units) for m in range(start, stop, period)]
+
+
+@pytest.mark.parametrize("period", [1, 5])
+def test_silence_after_data_is_not_rate_drift(period: int) -> None:
+    """QA's night: 90 minutes of production at 120 units/h (events every minute, or every 5),
+    then no events at all. Silence is not a rate (a camera that stopped is camera_dark's
+    alert): at no minute of the edge, nor hours later, is the rate judged to drift, and
+    nothing suggests retraining."""
+    cfg = DriftSettings(rate_window_s=1800, rate_change=0.5, sustain_s=300, retrain_after_s=3600)
+    tracker = DriftTracker(cfg)
+    tracker.apply(every(period, 2 * period, 0, 90))
+    for minute in [*range(60, 200), 600, 24 * 60]:
+        (model,) = tracker.status(T0 + minute * MIN)
+        assert not model.rate_drifting, minute
+        assert not model.retrain_suggested, minute
+        assert model.rate_held_s == 0, minute
+    (night,) = tracker.status(T0 + 600 * MIN)
+    assert night.baseline_uph == 120
+    assert night.rolling_uph is None  # "—", like a thin confidence window
+
+
+def test_events_every_few_minutes_are_read_at_their_real_rate() -> None:
+    """A unit every 5 minutes is 12 units/h at every minute, though the last minutes of most
+    windows hold no event (their longest gap widens the minutes the model was sending in)."""
+    tracker = DriftTracker(DriftSettings(rate_window_s=1800, sustain_s=0, min_events=1))
+    tracker.apply(every(5, 1, 0, 180))
+    for minute in range(60, 180):
+        (model,) = tracker.status(T0 + minute * MIN)
+        assert model.rolling_uph == 12, minute
+        assert not model.rate_drifting, minute
+
+
+def test_a_shift_starting_after_silence_is_not_rate_drift() -> None:
+    """The next morning the rate window fills up from nothing: its first minutes are not a
+    slow rate."""
+    cfg = DriftSettings(rate_window_s=1800, rate_change=0.5, sustain_s=300)
+    tracker = DriftTracker(cfg)
+    tracker.apply(steady(90, 0.9, per_minute=1, units=2))
+    tracker.apply(steady(60, 0.9, start=24 * 60, per_minute=1, units=2))
+    for minute in range(24 * 60, 24 * 60 + 61):
+        (model,) = tracker.status(T0 + minute * MIN)
+        assert not model.rate_drifting, minute
+        assert model.rolling_uph in (None, 120), minute
+
+
+@pytest.mark.parametrize(("min_events", "judged"), [(5, False), (4, True)])
+def test_a_rate_window_with_too_few_events_is_not_judged(min_events: int, judged: bool) -> None:
+    """Four events and no units in the last 30 minutes: with min_events 5 too thin to call a
+    rate (shown as None, "—"), with min_events 4 a rate of 0 that drifts."""
+    cfg = DriftSettings(rate_window_s=1800, rate_change=0.5, sustain_s=0, min_events=min_events)
+    tracker = DriftTracker(cfg)
+    tracker.apply(steady(60, 0.9, per_minute=1, units=2))
+    tracker.apply([row(5000 + k, 60 + 7 * k, 0.9) for k in range(4)])  # minutes 60 .. 81
+    (model,) = tracker.status(T0 + 90 * MIN)
+    assert model.baseline_uph == 120
+    assert model.rolling_uph == (0 if judged else None)
+    assert model.rate_drifting is judged
+    assert not model.retrain_suggested
+
+
+def test_a_real_drop_with_events_still_flowing_drifts_and_suggests_retraining() -> None:
+    """The model keeps seeing the workers (an event a minute) but counts a fifth of the units:
+    real rate drift, raised after sustain_s and suggesting retraining after retrain_after_s."""
+    cfg = DriftSettings(rate_window_s=1800, rate_change=0.5, sustain_s=300, retrain_after_s=3600)
+    tracker = DriftTracker(cfg)
+    tracker.apply(steady(60, 0.9, per_minute=2, units=1))  # 120 units/h
+    slow = [row(7000 + m, m + 0.5, 0.9, units=1 if m % 5 == 0 else 0) for m in range(60, 240)]
+    tracker.apply(slow)  # an event a minute, a unit every 5 minutes: 12 units/h
+    (model,) = tracker.status(T0 + 120 * MIN)
+    assert model.rolling_uph == 12
+    assert model.rate_drifting
+    (later,) = tracker.status(T0 + 200 * MIN)
+    assert later.rate_drifting
+    assert later.retrain_suggested
+
+
 def test_models_are_tracked_apart_and_missing_versions_grouped() -> None:
     tracker = DriftTracker()
     tracker.apply([row(1, 0, 0.9, "b"), row(2, 0, 0.8, "a"), row(3, 0, 0.7, None)])
@@ -391,7 +470,7 @@ def test_tracker_agrees_with_the_reference(
 
 def test_duration_settings_round_to_whole_minutes_half_to_even() -> None:
     """150 s is 2.5 minutes: a rate window of 2 minutes (Python's round), not 3."""
-    tracker = DriftTracker(DriftSettings(rate_window_s=150, baseline_s=60))
+    tracker = DriftTracker(DriftSettings(rate_window_s=150, baseline_s=60, min_events=1))
     tracker.apply(minutes_of_units([0] * 9 + [5]))
     (model,) = tracker.status(T0 + 10 * MIN)
     assert model.rolling_uph == 5 / (2 / 60)

@@ -8,13 +8,14 @@ import pytest
 from factory_tui.engine.alerts import (
     BY_HAND,
     CONFIDENCE_DRIFT,
+    RATE_DRIFT,
     RETRAIN_SUGGESTED,
     AlertCondition,
     evaluate_alerts,
 )
 from factory_tui.engine.drift import DriftSettings, DriftTracker
 from factory_tui.engine.snapshot import FactoryMetrics, Snapshot, Window
-from tests.engine.test_drift import MIN, T0, steady
+from tests.engine.test_drift import MIN, T0, row, steady
 
 SETTINGS = DriftSettings(
     window_s=600, drop=0.1, sustain_s=300, baseline_s=3600, retrain_after_s=1800
@@ -125,3 +126,28 @@ def test_never_before_the_drift_itself_is_sustained() -> None:
         (model,) = tracker.status(T0 + minute * MIN)
         assert model.retrain_suggested == model.confidence_drifting, minute
     assert tracker.status(T0 + 119 * MIN)[0].retrain_suggested
+
+
+def test_a_floor_gone_silent_raises_no_drift_and_suggests_no_retraining() -> None:
+    """QA's night: 90 minutes at 124 units/h, then the cameras stop (an outage, the end of the
+    shift). Silence is not drift: no rate_drift and no retrain_suggested, at the edge or all
+    night (a stopped camera is camera_dark's alert, during shifts)."""
+    tracker = DriftTracker(SETTINGS)
+    rows = []
+    for m in range(90):  # 124 units/h: 2 units a minute, 4 more over the hour
+        units = 3 if m % 15 == 0 else 2
+        rows.append(row(50_000 + m, m + 0.5, 0.9, units=units))
+        rows.append(row(60_000 + m, m + 0.75, 0.9))
+    tracker.apply(rows)
+    assert tracker.status(T0 + 60 * MIN)[0].baseline_uph == 124
+    for minute in [*range(60, 240), 600, 14 * 60]:
+        assert kinds(tracker, minute) == set(), minute
+
+
+def test_a_rate_drop_with_events_still_flowing_suggests_retraining() -> None:
+    """The model keeps sending (two events a minute) but counts no units: rate drift, and
+    retrain_suggested once it has held retrain_after_s."""
+    tracker = DriftTracker(SETTINGS)
+    tracker.apply(steady(60, 0.9, units=1) + steady(120, 0.9, start=60))
+    assert RATE_DRIFT in kinds(tracker, 100)
+    assert RETRAIN_SUGGESTED in kinds(tracker, 175)

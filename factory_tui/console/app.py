@@ -30,7 +30,14 @@ from textual.timer import Timer
 from factory_tui.config import Settings
 from factory_tui.console.fleet import FleetPipeline, unknown_site_notice
 from factory_tui.console.health import HealthReader, PsutilHealth
-from factory_tui.console.messages import TickCrashed, TickDone, TickFailed, ViewDone
+from factory_tui.console.messages import (
+    OwnerChanged,
+    TickCrashed,
+    TickDone,
+    TickFailed,
+    ViewDone,
+)
+from factory_tui.console.owner_watch import OwnerWatch
 from factory_tui.console.pipeline import Clock, TickPipeline, TickResult
 from factory_tui.console.screens.alerts_screen import AlertsScreen
 from factory_tui.console.screens.event_log_screen import EventLogScreen
@@ -58,7 +65,7 @@ from factory_tui.console.tick_loop import TickLoop, TickThread
 from factory_tui.engine.snapshot import Snapshot
 from factory_tui.ingest.listener import Listener
 from factory_tui.models import now_us
-from factory_tui.storage import StoreError
+from factory_tui.storage import StoreError, probe_owner
 from factory_tui.view_models import ViewData, ViewNeeds
 from factory_tui.widgets.summary_bar import (
     FeedStatus,
@@ -163,6 +170,10 @@ class FactoryApp(App[None]):
         """Where the ticks run: one thread for the app's life (started by the first tick)."""
         self._ticks = TickLoop(self._tick_thread.start, settings.metrics.tick_s, time.monotonic())
         self._rows_per_s = 0.0
+        self._owner_watch: OwnerWatch | None = None
+        """A viewer's check that the database has an owner (None: we own it)."""
+        self.unowned = False
+        """A viewer found nobody owning the database: cameras are not being stored."""
         self._timer: Timer | None = None
         self._stopped = False
         # Held, so that ticks reach the tiles whatever screen is on top (help, or a detail
@@ -208,6 +219,8 @@ class FactoryApp(App[None]):
             self.exit(return_code=2)
             return
         self.role = self.services.role
+        if self.listener is None:
+            self._owner_watch = self._watch_owner(self.pipeline)
         if self._site_chosen:
             self._say_if_site_unknown(self.settings.site.id)
         self.settings = self.services.settings  # a viewer's: the stored site's, as it describes it
@@ -237,6 +250,23 @@ class FactoryApp(App[None]):
         elif isinstance(self.pipeline, FleetPipeline) and not self._site_chosen:
             await self.action_show_view("sites")  # a database of many sites opens on the fleet
         self.started.set()
+
+    def _watch_owner(self, pipeline: TickPipeline | FleetPipeline) -> OwnerWatch:
+        """A viewer's check of the owner of the site on screen (see owner_watch)."""
+
+        def site() -> str:
+            if isinstance(pipeline, FleetPipeline):
+                return pipeline.focus
+            return pipeline.settings.site.id
+
+        probe = probe_owner(self.settings.store.location)
+
+        def recorded() -> bool:
+            if probe.owned_before():
+                return True
+            return bool(pipeline.read(lambda store: store.owner() is not None))
+
+        return OwnerWatch(probe, site, recorded)
 
     def _say_if_site_unknown(self, requested: str) -> None:
         """`--site` (a browser tab's `?site=`) named a site the database does not hold: say so,
@@ -272,12 +302,16 @@ class FactoryApp(App[None]):
                 if pipeline is None
                 else pipeline.tick(evaluate_alerts=self.services.feed_caught_up.is_set())
             )
+            watch = self._owner_watch
+            unowned = None if watch is None or result is None else watch.poll(time.monotonic())
         except StoreError as error:
             self.post_message(TickFailed(sequence, str(error)))
             return
         except Exception as error:  # a bug: the app ends with its traceback, as on a worker's
             self.post_message(TickCrashed(error))
             return
+        if unowned is not None:
+            self.post_message(OwnerChanged(unowned))
         if result is not None:  # None: the console is shutting down
             self.post_message(TickDone(sequence, result, time.perf_counter() - started))
 
@@ -312,6 +346,17 @@ class FactoryApp(App[None]):
         )
         self._finish_tick(message.sequence, None)
 
+    def on_owner_changed(self, message: OwnerChanged) -> None:
+        self.unowned = message.unowned
+        if not self.paused and self.summary.status.state in ("live", "unowned"):
+            self.summary.status = self._live_status()
+
+    def _live_status(self) -> FeedStatus:
+        """Ticks succeed: LIVE, unless a viewer found nobody owning the database."""
+        if self.unowned:
+            return FeedStatus("unowned", "cameras are not being stored")
+        return FeedStatus("live")
+
     def on_tick_failed(self, message: TickFailed) -> None:
         self._finish_tick(message.sequence, message.error)
 
@@ -338,7 +383,7 @@ class FactoryApp(App[None]):
                 view.shift,
                 IngestFigures(*self.services.ingest_rate(self._rows_per_s)),
             )
-            self.summary.status = FeedStatus("live")
+            self.summary.status = self._live_status()
             self.summary.forward = self.services.forward_state()
             self.summary.mqtt = self.services.mqtt_state()
             if result.health is not None:
@@ -400,7 +445,9 @@ class FactoryApp(App[None]):
         if paused:
             self.summary.status = paused_status(self._shown_at())
         else:
-            self.summary.status = FeedStatus("loading" if self.snapshot is None else "live")
+            self.summary.status = (
+                FeedStatus("loading") if self.snapshot is None else self._live_status()
+            )
             self._ticks.resumed(time.monotonic())
             self._request_tick()
 
@@ -521,6 +568,8 @@ class FactoryApp(App[None]):
         await self.services.stop()
         if self._tick_thread.alive:
             await asyncio.to_thread(self._tick_thread.join, STOP_TIMEOUT_S)
+        if self._owner_watch is not None:
+            await asyncio.to_thread(self._owner_watch.close)
 
 
 def make_app(

@@ -42,3 +42,11 @@ class TickCrashed(Message):
     def __init__(self, error: Exception) -> None:
         self.error = error
         super().__init__()
+
+
+class OwnerChanged(Message):
+    """A viewer found the database without an owner (`unowned`), or with one again."""
+
+    def __init__(self, unowned: bool) -> None:
+        self.unowned = unowned
+        super().__init__()

@@ -19,7 +19,7 @@ from factory_tui.storage.base import (
     StoreUnreachable,
     UnitsBucket,
 )
-from factory_tui.storage.claim import OwnerClaim, OwnerTaken, claim_owner
+from factory_tui.storage.claim import OwnerClaim, OwnerProbe, OwnerTaken, claim_owner, probe_owner
 from factory_tui.storage.sqlite import SCHEMA_VERSION, SqliteStore
 from factory_tui.storage.urls import is_postgres_url, mask_url
 
@@ -34,6 +34,7 @@ __all__ = [
     "Durability",
     "InsertStatus",
     "OwnerClaim",
+    "OwnerProbe",
     "OwnerTaken",
     "PostgresStore",
     "ReadOnlyError",
@@ -47,6 +48,7 @@ __all__ = [
     "is_postgres_url",
     "mask_url",
     "open_store",
+    "probe_owner",
 ]
 
 

@@ -43,6 +43,23 @@ class OwnerClaim(Protocol):
         """Give the claim up (idempotent; the process ending gives it up too)."""
 
 
+class OwnerProbe(Protocol):
+    """Whether some process holds the claim, asked without taking it (a viewer's check)."""
+
+    def held(self, site: str) -> bool | None:
+        """True while a process owns the database (on PostgreSQL, its site `site`), False
+        when none does, None when it cannot be told (the server cannot be reached).
+        Blocking, and cheap: a viewer asks every few seconds."""
+
+    def owned_before(self) -> bool:
+        """An owner has run on the database, as far as the claim's own trace tells: the
+        `<db>.owner` file exists (it outlives its owners). On PostgreSQL the lock leaves no
+        trace: False (the `meta` table's owner says more)."""
+
+    def close(self) -> None:
+        """Let go of what the probe keeps open (idempotent)."""
+
+
 def claim_owner(location: Path | str, site: str) -> OwnerClaim:
     """Take the claim on the database at `location` (on PostgreSQL: on its site `site`).
 
@@ -56,6 +73,18 @@ def claim_owner(location: Path | str, site: str) -> OwnerClaim:
     from factory_tui.storage.sqlite_claim import FileClaim
 
     return FileClaim.take(Path(location))
+
+
+def probe_owner(location: Path | str) -> OwnerProbe:
+    """A probe of the claim on the database at `location` that never takes it (so an owner
+    starting meanwhile is not refused). Opens nothing yet."""
+    if is_postgres_url(location):
+        from factory_tui.storage.postgres_claim import AdvisoryProbe
+
+        return AdvisoryProbe(str(location))
+    from factory_tui.storage.sqlite_claim import FileProbe
+
+    return FileProbe(Path(location))
 
 
 def describe_self(address: tuple[str, int] | None = None) -> str:

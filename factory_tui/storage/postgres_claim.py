@@ -137,3 +137,38 @@ class AdvisoryClaim:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+
+class AdvisoryProbe:
+    """Whether a session holds a site's advisory lock, read from pg_locks without taking it
+    (implements `OwnerProbe`), on a connection of its own opened at the first question."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._conn: psycopg.Connection[Any] | None = None
+        self._schema = ""
+
+    def held(self, site: str) -> bool | None:
+        """True while some session holds the site's lock; None when the server cannot be
+        asked (the connection is opened again at the next question)."""
+        try:
+            if self._conn is None:
+                conn = connect(self._url, application_name=f"{NAME_PREFIX}viewer")
+                row = conn.execute("SELECT coalesce(current_schema(), '')").fetchone()
+                self._conn, self._schema = conn, row[0] if row else ""
+            key = site_key(self._schema, site)
+            return self._conn.execute(_HOLDER, (NAMESPACE, key)).fetchone() is not None
+        except (psycopg.Error, StoreError):
+            self.close()
+            return None
+
+    def owned_before(self) -> bool:
+        """An advisory lock leaves no trace once dropped: False."""
+        return False
+
+    def close(self) -> None:
+        """Close its connection (idempotent)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                conn.close()

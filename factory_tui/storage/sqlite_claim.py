@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from pathlib import Path
 from typing import Final, Self
 
@@ -22,6 +23,10 @@ HOLDER_MAX_BYTES: Final = 512
 """The most of the file a refused process reads (one line naming the owner)."""
 TAKE_TRIES: Final = 3
 """Opens tried when the file is replaced between open and lock (a person deleting it)."""
+BUSY_TRIES: Final = 3
+BUSY_WAIT_S: Final = 0.02
+"""A lock found held is tried again this many times, this far apart, before the claim is
+refused: a viewer's probe (`FileProbe`) holds a shared lock for a few microseconds."""
 
 
 def owner_file(db: Path) -> Path:
@@ -45,7 +50,7 @@ class FileClaim:
         for _ in range(TAKE_TRIES):
             fd = _open(db, path)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _lock_exclusive(fd)
             except BlockingIOError:
                 holder = _read(fd)
                 os.close(fd)
@@ -86,6 +91,53 @@ class FileClaim:
         with contextlib.suppress(OSError):
             os.ftruncate(self._fd, 0)
             os.pwrite(self._fd, (text + "\n").encode(), 0)
+
+
+class FileProbe:
+    """Whether an owner holds `<db>.owner`, asked with a shared lock held for an instant
+    (implements `OwnerProbe`). The file is opened afresh each time: one deleted and made
+    again by a new owner is the one asked about."""
+
+    def __init__(self, db: Path) -> None:
+        self.path = owner_file(db)
+
+    def held(self, site: str) -> bool | None:
+        """True while a process holds the flock (every site of a file has the one owner)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False  # no owner has run here (or the file was deleted while none ran)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return None
+        finally:
+            os.close(fd)  # drops the shared lock, if taken
+        return False
+
+    def owned_before(self) -> bool:
+        """The claim's file exists: an owner has run here (and its file was not deleted)."""
+        return self.path.exists()
+
+    def close(self) -> None:
+        """Nothing is kept open between two questions."""
+
+
+def _lock_exclusive(fd: int) -> None:
+    """flock(LOCK_EX), tried again for a moment: a probe's shared lock is not an owner.
+    Raises BlockingIOError when another process holds it."""
+    for attempt in range(BUSY_TRIES):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if attempt == BUSY_TRIES - 1:
+                raise
+            time.sleep(BUSY_WAIT_S)
 
 
 def _open(db: Path, path: Path) -> int:

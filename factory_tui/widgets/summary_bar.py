@@ -1,7 +1,7 @@
 """The summary bar: feed status, shift, worker states and factory figures, packed to the width.
 
 The bar renders frozen values handed down by the app — `SummaryFigures` (from the Snapshot),
-`FeedStatus` (live / paused / stale), `ViewState` (sort and filter), the number of active
+`FeedStatus` (live / paused / stale / no owner), `ViewState` (sort and filter), the number of active
 alerts and, on a site that forwards its events, the `ForwardState` — each a reactive that only
 redraws the bar when its displayed text changed.
 """
@@ -24,12 +24,13 @@ from factory_tui.engine.snapshot import Snapshot, Window
 from factory_tui.records import ForwardState, MqttState
 from factory_tui.widgets.formatting import MISSING, clip, hours_minutes, percent, rate, span
 
-FeedState = Literal["loading", "live", "paused", "stale"]
+FeedState = Literal["loading", "live", "paused", "stale", "unowned"]
 FEED_WORDS: Final[dict[FeedState, str]] = {
     "loading": "LOADING",
     "live": "LIVE",
     "paused": "PAUSED",
     "stale": "STALE",
+    "unowned": "NO OWNER",
 }
 _GAP: Final = "  "
 
@@ -148,6 +149,7 @@ class SummaryBar(Widget):
         "summary-bar--live",
         "summary-bar--paused",
         "summary-bar--stale",
+        "summary-bar--unowned",
         "summary-bar--working",
         "summary-bar--idle",
         "summary-bar--absent",
@@ -167,7 +169,7 @@ class SummaryBar(Widget):
     figures: reactive[SummaryFigures | None] = reactive(None)
     """Figures of the latest Snapshot (None until the first one)."""
     status: reactive[FeedStatus] = reactive(FeedStatus("loading"))
-    """Live, paused, stale or loading."""
+    """Live, paused, stale, loading, or no owner (a viewer of a database nobody listens for)."""
     view: reactive[ViewState] = reactive(ViewState("name"))
     """Sort and filter of the grid."""
     alerts: reactive[int | None] = reactive(None)

@@ -142,6 +142,12 @@ def demo(
     ] = DEMO_WEB_PORT,
     viewer: ViewerOption = False,
     view: ViewOption = ViewName.workers,
+    site: Annotated[
+        str | None,
+        typer.Option(
+            "--site", help="A viewer's site to show (a `--sites` demo's; a browser tab's ?site=)."
+        ),
+    ] = None,
 ) -> None:
     """The console with simulated cameras, on a fresh factory-demo.db in this folder.
 
@@ -149,7 +155,7 @@ def demo(
     simulated time running --speed times faster than the clock; the current shift's history is
     filled in first. A second `factory-tui demo` while one runs becomes its read-only viewer.
     With --web the simulator runs here and the console opens in the browser (one viewer per
-    tab, on http://127.0.0.1:8000/ unless --web-port says otherwise).
+    tab, on http://127.0.0.1:8000/ unless --web-port says otherwise; with --sites, the fleet).
     """
     from factory_tui.console.app import make_app
     from factory_tui.console.services import live_owner
@@ -158,16 +164,36 @@ def demo(
         settings = demo_settings(port=DEMO_PORT if port is None else port, workers=workers)
     except ConfigError as error:
         fail(str(error))
-    owner = live_owner(DEMO_DB, settings.ingest.port) if settings.ingest.port else None
+    if viewer and web:
+        fail("--web serves viewers of the demo, and a --viewer runs in this terminal: pick one")
+    owner = live_owner(DEMO_DB)
+    if site is not None and web:
+        fail("--web serves every site, so --site is a tab's: add ?site=ID to its address")
+    if site is not None and not viewer and owner is None:
+        fail(
+            "--site picks what a demo viewer shows, and this demo would run the simulator: "
+            "open the fleet with --sites N, then a second `factory-tui demo --site ID`"
+        )
+    if web:
+        fleet = sites if owner is None else None  # a running demo is only served, as it is
+        _demo_web(settings, owner=owner, speed=speed, seed=seed, web_port=web_port, sites=fleet)
+        return
     if sites is not None and owner is None and not viewer:
         _demo_sites(settings, sites, speed=speed, seed=seed)
         return
-    if web:
-        _demo_web(settings, owner=owner, speed=speed, seed=seed, web_port=web_port)
-        return
     if viewer or owner is not None:
+        if site is not None:
+            try:
+                settings = settings.for_site(site, site, {})
+            except ValueError as error:  # pydantic's ValidationError: not a site id
+                fail(f"--site {site!r}: {error}")
         app = make_app(
-            settings, clock=NewestEventClock(DEMO_DB), role="viewer", demo=True, view=view.value
+            settings,
+            clock=NewestEventClock(DEMO_DB),
+            role="viewer",
+            demo=True,
+            view=view.value,
+            site_chosen=site is not None,
         )
     else:
         # Each demo starts from an empty floor; the file is ours (see demo_settings).
@@ -179,25 +205,42 @@ def demo(
 
 def _demo_sites(settings: Settings, count: int, *, speed: float, seed: int) -> None:
     """`demo --sites N`: N simulated sites into one fresh demo database, seen as a fleet."""
-    from factory_tui.commands.demo_sites import describe_sites, fleet_feeder, fleet_settings
     from factory_tui.console.app import make_app
 
     remove_database(DEMO_DB)
+    owned, clock, feeder = _fleet(settings, count, speed=speed, seed=seed)
+    app = make_app(owned, clock=clock.now_us, feeder=feeder, demo=True)
+    run_to_exit(app)
+
+
+def _fleet(
+    settings: Settings, count: int, *, speed: float, seed: int
+) -> tuple[Settings, SimClock, Feeder]:
+    """`count` demo sites described in the (fresh) demo database: the settings of the site
+    whose listener the owner runs, the simulated clock and the feeder of every site."""
+    from factory_tui.commands.demo_sites import describe_sites, fleet_feeder, fleet_settings
+
     sites = fleet_settings(settings, count)
     try:
         describe_sites(DEMO_DB, sites)
     except StoreError as error:
         fail(str(error))
     clock, feeder = fleet_feeder(sites, speed=speed, seed=seed)
-    app = make_app(sites[0], clock=clock.now_us, feeder=feeder, demo=True)
-    run_to_exit(app)
+    return sites[0], clock, feeder
 
 
 def _demo_web(
-    settings: Settings, *, owner: int | None, speed: float, seed: int, web_port: int
+    settings: Settings,
+    *,
+    owner: int | None,
+    speed: float,
+    seed: int,
+    web_port: int,
+    sites: int | None = None,
 ) -> None:
     """`demo --web`: the simulator and its listener here (unless a demo already runs), and a
-    web server whose tabs each run `factory-tui demo --viewer`."""
+    web server whose tabs each run `factory-tui demo --viewer`; with `sites`, the simulated
+    fleet (`demo --sites N`), each tab opening on its Sites view (or `?site=`'s floor)."""
     from factory_tui.commands.web import make_server, serve_web
     from factory_tui.console.services import ConsoleServices, StartError
 
@@ -209,8 +252,14 @@ def _demo_web(
         if owner is not None:  # another demo feeds the database: only serve it
             return await serve_web(server, browser=True)
         remove_database(DEMO_DB)
-        clock, feeder = simulator_feeder(settings, speed=speed, seed=seed)
-        services = ConsoleServices(settings, role="console", feeder=feeder)
+        clock: SimClock
+        feeder: Feeder
+        if sites is None:
+            owned = settings
+            clock, feeder = simulator_feeder(settings, speed=speed, seed=seed)
+        else:
+            owned, clock, feeder = _fleet(settings, sites, speed=speed, seed=seed)
+        services = ConsoleServices(owned, role="console", feeder=feeder)
         try:
             pipeline = await services.start(clock.now_us, None)
         except StartError as error:
@@ -220,7 +269,7 @@ def _demo_web(
             server,
             services=services,
             tick=pipeline.tick,
-            tick_s=settings.metrics.tick_s,
+            tick_s=owned.metrics.tick_s,
             browser=True,
         )
 

@@ -1,6 +1,7 @@
 """`demo --web` as a browser's tabs reach it: a tab's `?site=` (the viewer it runs is
 `demo --viewer --site ID`, which once had no `--site` and died, leaving the tab on "starting
-the console…"), and `demo --sites N --web` (once the terminal fleet, `--web` ignored).
+the console…"), and `demo --sites N --web` (once the terminal fleet, `--web` ignored); and a
+`factory-tui web` tab of a database whose owner is gone (it said LIVE).
 
 Each tab is read through its websocket, as the page would open it, without a browser (the
 address's options are the websocket's path: `/ws/<view>/<site>`).
@@ -21,7 +22,9 @@ import pytest
 from typer.testing import CliRunner
 
 from factory_tui.cli import app
+from factory_tui.storage import claim_owner
 from tests.browser import ANSI
+from tests.tui.floor import fill
 
 runner = CliRunner()
 WAIT_S = 60.0
@@ -30,16 +33,17 @@ WAIT_S = 60.0
 @asynccontextmanager
 async def demo_web(folder: Path, *args: str) -> AsyncIterator[str]:
     """`factory-tui demo --web` on free ports in `folder`: yields the address it printed."""
+    async with served(folder, "demo", "--web", "--web-port", "0", "--port", "0", *args) as url:
+        yield url
+
+
+@asynccontextmanager
+async def served(folder: Path, *args: str) -> AsyncIterator[str]:
+    """`factory-tui <args>` serving the web console: yields the address it printed."""
     demo = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "factory_tui",
-        "demo",
-        "--web",
-        "--web-port",
-        "0",
-        "--port",
-        "0",
         *args,
         cwd=folder,
         stdout=asyncio.subprocess.PIPE,
@@ -109,3 +113,18 @@ def test_demo_site_without_a_viewer_to_show_it_is_refused(
         assert result.exit_code == 2, args
         assert "--site" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+async def test_a_web_tab_of_a_database_whose_owner_is_gone_says_no_owner(tmp_path: Path) -> None:
+    """The tab's viewer checks the owner's claim as a terminal viewer does: NO OWNER while
+    nobody holds it (an owner ran here once), LIVE in a tab opened while one does."""
+    db = tmp_path / "factory.db"
+    fill(str(db))
+    claim_owner(db, "main").release()  # an owner ran, and is gone
+    async with served(tmp_path, "web", "--db", str(db), "--port", "0") as url:
+        await tab_shows(url, "ws/-/-", "NO OWNER", "cameras are not being stored", "viewer")
+        claim = claim_owner(db, "main")
+        try:
+            await tab_shows(url, "ws/-/-", "LIVE", "viewer")
+        finally:
+            claim.release()

@@ -144,9 +144,11 @@ async def test_a_viewer_of_a_database_no_owner_ever_ran_on_says_live(
     app = make_app(
         floor_settings(str(db), tick_s=60.0), clock=now_us, role="viewer", animations=False
     )
-    async with app.run_test(size=(120, 40)):
+    async with app.run_test(size=(80, 24)) as pilot:
         await asyncio.wait_for(app.started.wait(), WAIT_S)
         await wait_for_state(app, "live")
+        await pilot.pause()
+        live_height = app.summary.size.height
         for _ in range(3):  # several checks, each finding no claim
             await asyncio.sleep(2 * POLL_S)
             await app.tick_now()
@@ -154,6 +156,10 @@ async def test_a_viewer_of_a_database_no_owner_ever_ran_on_says_live(
         with open_store(db) as store:
             store.set_owner(4242, "127.0.0.1", 7878)  # an owner ran here once, and is gone
         await wait_for_state(app, "unowned")
+        await pilot.pause()
+        # The bar says it in the height it has when live: the tiles under it do not jump.
+        assert app.summary.size.height == live_height, bar_text(app)
+        assert "NO OWNER" in bar_text(app)
 
 
 async def test_a_postgres_viewer_watches_the_owner_of_its_site(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any, ClassVar, Final, Literal
@@ -77,6 +78,9 @@ from factory_tui.widgets.worker_grid import SORT_KEYS, SORT_LABELS, ListenAddres
 THEMES: Final = ("textual-dark", "textual-light")
 UNKNOWN_SITE_S: Final = 30.0
 """How long the notice of an unknown `--site` stays up (a wall screen's passer-by reads it)."""
+START_NOTE_S: Final = 30.0
+"""How long a warning said on stderr before the console started stays up on it (the screen
+covers stderr until the console ends)."""
 View = Literal["workers", "stations", "events", "alerts", "sites"]
 VIEW_KEYS: Final[tuple[tuple[str, View, str], ...]] = (
     ("1", "workers", "Workers"),
@@ -140,6 +144,7 @@ class FactoryApp(App[None]):
         theme: str = "textual-dark",
         animations: bool = True,
         site_chosen: bool = False,
+        notes: Sequence[str] = (),
     ) -> None:
         super().__init__()
         if not animations:
@@ -151,6 +156,8 @@ class FactoryApp(App[None]):
         self._start_view: View = view
         self._site_chosen = site_chosen
         """`--site` was given: a fleet database opens on that site's floor, not the Sites list."""
+        self._notes = tuple(notes)
+        """Warnings said on stderr before the console started: shown on it too, at mount."""
         self.theme = theme
         self.services = ConsoleServices(settings, role=role, feeder=feeder)
         self.services.on_lost = self._owner_lost
@@ -208,6 +215,8 @@ class FactoryApp(App[None]):
     async def on_mount(self) -> None:
         # The first screen mounts in its own task; the title and an early exit need its header.
         await self.floor.mounted.wait()
+        for note in self._notes:
+            self.notify(note, title="Warning", severity="warning", timeout=START_NOTE_S)
         self.app_resume_signal.subscribe(self, lambda _app: self.terminal_shadow.reset())
         self.role = self.services.role  # a viewer asked for (a demo's second console) says so
         self._update_title()
@@ -584,6 +593,7 @@ def make_app(
     theme: str = "textual-dark",
     animations: bool = True,
     site_chosen: bool = False,
+    notes: Sequence[str] = (),
 ) -> FactoryApp:
     """The console, as the CLI and the tests build it.
 
@@ -591,7 +601,8 @@ def make_app(
     a fixed instant in snapshot tests); `health` reads the machine and the database's disk
     (psutil by default); `view` is the top-level view open at start (a wall screen's
     `--view stations`); `animations=False` (tests) switches off animation and the cursor blink;
-    `site_chosen` (`--site`) opens a database of several sites on that site's floor.
+    `site_chosen` (`--site`) opens a database of several sites on that site's floor; `notes`
+    are warnings already said on stderr, shown on the console at start too.
     """
     return FactoryApp(
         settings,
@@ -604,4 +615,5 @@ def make_app(
         theme=theme,
         animations=animations,
         site_chosen=site_chosen,
+        notes=notes,
     )

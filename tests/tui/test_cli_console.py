@@ -81,23 +81,72 @@ def test_simulate_feeds_the_console_from_the_camera_simulator(
     assert last <= to_utc_us(datetime.now(UTC))
 
 
+def acked_event(terminal: Terminal, db: Path) -> int:
+    """Send one camera line to the console's listener and read its answer; the events the
+    database then holds."""
+    with SqliteStore.open(db, read_only=True) as store:
+        recorded = store.owner()
+    assert recorded is not None
+    _pid, _host, port = recorded
+    with socket.create_connection(("127.0.0.1", port), timeout=SAFETY_S) as camera:
+        camera.sendall(line(AT, "W6", "S6", "working") + b"\n")
+        assert camera.makefile("rb").readline() == b'{"status":"accepted"}\n'
+    with SqliteStore.open(db, read_only=True) as store:
+        return store.count_events()
+
+
+def assert_stopped_cleanly(terminal: Terminal, db: Path, events: int) -> None:
+    """The console exited 0 (not by the signal's default action) and closed its database
+    with the acked event in it."""
+    status = terminal.wait()
+    assert status is not None, "the console kept running after the signal"
+    assert os.WIFEXITED(status), f"ended by signal {os.WTERMSIG(status)}, not an orderly stop"
+    assert os.WEXITSTATUS(status) == 0
+    # The last connection closed checkpoints the WAL into the database and deletes it.
+    assert not Path(f"{db}-wal").exists(), "the stores were not closed"
+    with SqliteStore.open(db, read_only=True) as store:
+        assert store.count_events() == events
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+def test_a_signal_stops_the_console_as_q_does(
+    tmp_path: Path, terminals: list[Terminal], signum: signal.Signals
+) -> None:
+    """`kill` (systemd, a session manager) or `kill -HUP` with the terminal still there: the
+    orderly stop of `q`, and the terminal restored (alternate screen left, cursor shown, mouse
+    tracking off)."""
+    db = tmp_path / "factory.db"
+    fill(str(db))
+    terminal = Terminal([FACTORY_TUI, "--db", "factory.db", "--port", "0"], tmp_path)
+    terminals.append(terminal)
+    assert terminal.read_until(b"LIVE"), terminal.output[-2000:]
+    events = acked_event(terminal, db)
+    os.kill(terminal.pid, signum)
+    terminal.drain()
+    assert_stopped_cleanly(terminal, db, events)
+    output = bytes(terminal.output)
+    for on, off in [(b"\x1b[?1049h", b"\x1b[?1049l"), (b"\x1b[?25l", b"\x1b[?25h")]:
+        assert output.rfind(off) > output.rfind(on), (on, output[-300:])
+    assert output.rfind(b"\x1b[?1000l") > output.rfind(b"\x1b[?1000h"), output[-300:]
+
+
 @pytest.mark.parametrize("ignore_hangup", [False, True], ids=["", "under-nohup"])
-def test_a_vanished_terminal_ends_the_console(
+def test_a_vanished_terminal_stops_the_console_as_q_does(
     tmp_path: Path, terminals: list[Terminal], ignore_hangup: bool
 ) -> None:
-    """An SSH drop hangs up the terminal: the console must exit, not spin (dolphie#101), also
-    when it was started with SIGHUP ignored (nohup, some session managers)."""
-    fill(str(tmp_path / "factory.db"))
+    """An SSH drop hangs up the terminal (SIGHUP): the console must stop as on `q`, not spin
+    (dolphie#101) nor block drawing to a terminal that is gone, also when it was started with
+    SIGHUP ignored (nohup, some session managers)."""
+    db = tmp_path / "factory.db"
+    fill(str(db))
     terminal = Terminal(
         [FACTORY_TUI, "--db", "factory.db", "--port", "0"], tmp_path, ignore_hangup=ignore_hangup
     )
     terminals.append(terminal)
     assert terminal.read_until(b"LIVE"), terminal.output[-2000:]
+    events = acked_event(terminal, db)
     terminal.hang_up()
-    status = terminal.wait()
-    assert status is not None, "the console kept running after its terminal went away"
-    ended_by_hangup = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGHUP
-    assert ended_by_hangup or os.WIFEXITED(status)
+    assert_stopped_cleanly(terminal, db, events)
 
 
 def test_a_second_console_on_the_same_database_is_a_viewer(

@@ -57,9 +57,11 @@ class TestStartup:
             assert figures.elapsed == "4h30m of 8h00m"
 
     async def test_sighup_is_left_to_its_default(self, console: ConsoleFactory) -> None:
-        """A vanished SSH terminal must end the process: nothing may catch SIGHUP.
+        """A vanished SSH terminal must end the process: the app itself catches no SIGHUP.
 
-        The CLI sets the default first (`end_on_hangup`: the tests may run under nohup)."""
+        The CLI sets the default first (`end_on_hangup`: the tests may run under nohup), then
+        stops on SIGHUP as on `q` once the console runs (`stop_on_signals`, tested on a pty in
+        test_cli_console)."""
         import signal
 
         from factory_tui.commands.console import end_on_hangup

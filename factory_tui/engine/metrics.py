@@ -48,6 +48,7 @@ from factory_tui.engine.stations import Span, StationUnits, union_length, union_
 from factory_tui.engine.timeline import (
     CONFIDENCE_SCALE,
     KIND_CODES,
+    NO_STATE,
     PRODUCT,
     WORKING,
     Columns,
@@ -87,8 +88,8 @@ class HeldEvents(NamedTuple):
 
     stations: tuple[str, ...]
     """Station ids, in the numbering the `own` codes use (station index * 4 + kind)."""
-    workers: dict[str, HeldColumns]
-    """Per worker, its events in timeline order (ts, hash key, own code, count, confidence)."""
+    workers: dict[str, WorkerTimeline]
+    """Per worker, its timeline (never pruned: nothing carried)."""
     cursor: int
     """The highest store row id among them."""
 
@@ -226,12 +227,10 @@ class Engine:
         return added
 
     def held_events(self) -> HeldEvents:
-        """The events held, as columns per worker, for another engine's `apply_held`: how a
+        """The events held, as each worker's timeline, for another engine's `apply_held`: how a
         history read in parts (in other processes) comes together in one engine."""
         workers = {
-            worker_id: timeline.held_columns()
-            for worker_id, timeline in self._timelines.items()
-            if len(timeline)
+            worker_id: timeline for worker_id, timeline in self._timelines.items() if len(timeline)
         }
         return HeldEvents(tuple(self._station_ids), workers, self._cursor)
 
@@ -240,6 +239,8 @@ class Engine:
 
         Exactly as if that engine's rows had been folded in here (what it only carried
         forward from pruned rows is not passed on: export from an engine that never pruned).
+        A worker's events that all come after ours (a history split by time) are joined on
+        with their figures rebased (`WorkerTimeline.extend_with`); others are merged as rows.
         """
         # Its station numbers are its own: renumber its events' codes (station * 4 + kind).
         codes: list[int] = []
@@ -248,12 +249,26 @@ class Engine:
             if position is None:
                 position = self._add_station(station_id)
             codes += range(position * 4, position * 4 + 4)
-        same = codes == list(range(len(codes)))
+        renumber = None if codes == list(range(len(codes))) else [*codes, NO_STATE]
         products: defaultdict[int, list[tuple[int, int]]] = defaultdict(list)
         added = 0
-        for worker_id, (ts, hk, own, count, conf) in held.workers.items():
-            if not same:
-                own = array("i", list(map(codes.__getitem__, own)))
+        for worker_id, later in held.workers.items():
+            timeline = self._timelines.get(worker_id)
+            if timeline is None:
+                timeline = self._timelines[worker_id] = WorkerTimeline(self.max_gap_us)
+            horizon = self._horizon
+            if timeline.follows(later) and (horizon is None or later.ts[0] >= horizon):
+                first = len(timeline)
+                touched = timeline.extend_with(later, renumber)
+                ts, hk, own, count, conf = (column[first:] for column in timeline.held_columns())
+                fresh: HeldColumns = (ts, hk, own, count, conf)
+                self._note_fresh(worker_id, fresh, products)
+                self._invalidate(*touched)
+                added += len(later)
+                continue
+            ts, hk, own, count, conf = later.held_columns()
+            if renumber is not None:
+                own = array("i", list(map(renumber.__getitem__, own)))
             added += self._fold_worker(worker_id, (ts, hk, own, count, conf), products)
         self._cursor = max(self._cursor, held.cursor)
         return self._add_products(products, added)

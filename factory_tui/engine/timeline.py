@@ -34,7 +34,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from itertools import accumulate, islice, repeat
-from operator import itemgetter, lt, sub
+from operator import add, itemgetter, lt, sub
 from typing import Final
 
 WORKING: Final = 0
@@ -349,6 +349,83 @@ class WorkerTimeline:
         self._recompute(position)
         last_ts, last_hk = fresh[0][-1], fresh[1][-1]
         return fresh, self._touched_from(position), self._touched_until(last_ts, last_hk)
+
+    def follows(self, later: WorkerTimeline) -> bool:
+        """True when `later` can be joined on by `extend_with`: it never pruned or carried
+        anything, counts gaps as this one does, and all its events sort after all of ours."""
+        if later.carry_ts is not None or later.max_gap_us != self.max_gap_us or not later.ts:
+            return False
+        return not self.ts or (later.ts[0], later.hk[0]) > (self.ts[-1], self.hk[-1])
+
+    def extend_with(self, later: WorkerTimeline, codes: Sequence[int] | None) -> tuple[int, int]:
+        """Append the events of `later` (see `follows`) with its derived columns rebased, not
+        recomputed: the same columns `merge` would give, at a few C-level passes per event.
+        `codes` renumbers its own codes (index: its code, -1 last; None: same numbering).
+        Returns [start, end) of the instants whose counted state may have changed."""
+        n1, n2, gap = len(self.ts), len(later.ts), self.max_gap_us
+        state = self.cur[-1] if n1 else self.carry_code  # in force before its first event
+        own, cur, run_code = later.own, later.cur, later.run_code
+        if codes is not None:
+            own, cur, run_code = (
+                array("i", list(map(codes.__getitem__, column))) for column in (own, cur, run_code)
+            )
+        # Its first events may come before any state event of its own (-1): ours holds there.
+        leading = 0
+        if run_code[0] == NO_STATE:
+            leading = later.run_start[1] if len(later.run_start) > 1 else n2
+        base_lost = 0
+        if n1:
+            base_lost = self.lost[-1] + max(later.ts[0] - self.ts[-1] - gap, 0)
+        self.ts.extend(later.ts)
+        self.hk.extend(later.hk)
+        self.own.extend(own)
+        self.count.extend(later.count)
+        self.conf.extend(later.conf)
+        self.cur.extend(array("i", [state]) * leading)
+        self.cur.extend(cur[leading:])
+        for held, theirs in ((self.lost, later.lost), (self.units, later.units[1:])):
+            base = base_lost if held is self.lost else held[-1]
+            held.fromlist(list(map(add, theirs, repeat(base))) if base else theirs.tolist())
+        self.conf_sum.fromlist(list(map(add, later.conf_sum[1:], repeat(self.conf_sum[-1]))))
+        self._join_runs(later, n1, state, run_code, leading)
+        return self._touched_from(n1), self._touched_until(self.ts[-1], self.hk[-1])
+
+    def _join_runs(
+        self, later: WorkerTimeline, n1: int, state: int, codes: array[int], leading: int
+    ) -> None:
+        """The runs of `later` after ours: shifted by `n1`, its leading no-state run in our
+        state, each run's totals ours at its first event plus its own (plus the leading run's
+        time, which it did not count and we do); a run that continues the one before it joins
+        it."""
+        totals = [0, 0, 0]
+        if self.run_start:
+            first = self.run_start[-1]
+            totals = [self.run_work[-1], self.run_idle[-1], self.run_absent[-1]]
+            if state & 3 != PRODUCT:
+                totals[state & 3] += self.counted_between(first, n1)
+        extra = [0, 0, 0]
+        if leading and leading < len(later.ts) and state & 3 != PRODUCT:
+            extra[state & 3] = later.counted_between(0, leading)
+        previous = self.run_code[-1] if self.run_code else None
+        theirs = zip(
+            later.run_start, codes, later.run_work, later.run_idle, later.run_absent, strict=True
+        )
+        for number, (start, code, work, idle, absent) in enumerate(theirs):
+            if number == 0 and code == NO_STATE:
+                code = state
+            if code == previous:
+                continue  # the state goes on: the run before it continues
+            previous = code
+            self.run_start.append(start + n1)
+            self.run_code.append(code)
+            if number == 0:
+                self.run_work.append(totals[0])
+                self.run_idle.append(totals[1])
+                self.run_absent.append(totals[2])
+            else:
+                self.run_work.append(totals[0] + extra[0] + work)
+                self.run_idle.append(totals[1] + extra[1] + idle)
+                self.run_absent.append(totals[2] + extra[2] + absent)
 
     def _count_not_after_last(self, new_ts: Sequence[int], new_hk: Sequence[int]) -> int:
         """How many of the (sorted) new events sort at or before the last event held."""

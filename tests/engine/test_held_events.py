@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import pickle
 import random
+from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from factory_tui.engine import Engine, Window
-from factory_tui.engine.timeline import hash_key
+from factory_tui.engine.timeline import WorkerTimeline, hash_key
 from factory_tui.models import EngineRow
 from tests.engine.eventkit import at
 from tests.engine.test_bulk_fold import GAP_S, state, stream
@@ -57,7 +59,18 @@ def test_held_events_joined_equal_one_engine_fed_everything(
     engine, other = bulk(ours), bulk(theirs)
     # Sent between processes as the report does.
     held = pickle.loads(pickle.dumps(other.held_events()))
-    added = engine.apply_held(held)
+    joined: list[str] = []
+    extend_with = WorkerTimeline.extend_with
+
+    def spied(timeline: WorkerTimeline, *args: Any) -> Any:
+        joined.append("x")
+        return extend_with(timeline, *args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(WorkerTimeline, "extend_with", spied)
+        added = engine.apply_held(held)
+    if split == "by time" and ours:
+        assert joined  # later events are joined on, not merged as rows
     reference = bulk(rows)
     assert state(engine) == state(reference)
     assert added == reference.events - bulk(ours).events

@@ -19,7 +19,7 @@ import pickle
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NoReturn
 
 from factory_tui.config import Settings
 from factory_tui.engine import Engine
@@ -232,25 +232,15 @@ def fold_in_two(
     longest part of a report over a long history; the figures are those of one engine fed all
     (the engine's result does not depend on order or chunking). Fork only where no other thread
     runs (one-off commands); the child leaves with `os._exit`, touching nothing it inherited.
+    The child's workers come through the pipe one at a time and are folded in as they come,
+    so their copies are never all held at once.
     """
     split_us = to_us - int((to_us - from_us) * LATER_SHARE)
     receive, send = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: read the later part, send its events, leave
         os.close(receive)
-        outcome: tuple[bool, object]
-        try:
-            with reopen() as own:
-                part = Engine(engine.max_gap_us / US_PER_S)
-                part.apply_tuples(own.engine_rows(split_us, to_us))
-            outcome = (True, part.held_events())
-        except BaseException as error:  # noqa: BLE001 - every failure goes back to the parent
-            outcome = (False, f"{type(error).__name__}: {error}")
-        try:
-            with os.fdopen(send, "wb") as pipe:
-                pickle.dump(outcome, pipe, protocol=pickle.HIGHEST_PROTOCOL)
-        finally:
-            os._exit(0)
+        _send_later_part(engine, reopen, split_us, to_us, send)
     os.close(send)
     done = False
     try:
@@ -258,6 +248,11 @@ def fold_in_two(
         with os.fdopen(receive, "rb") as pipe:
             try:
                 succeeded, value = pickle.load(pipe)
+                if not succeeded:
+                    raise StoreError(f"reading the later events failed: {value}")
+                stations, cursor, count = value
+                workers = (pickle.load(pipe) for _ in range(count))
+                added += engine.apply_held(HeldEvents(stations, workers, cursor))
             except EOFError:
                 raise StoreError("the second reading process ended without an answer") from None
         done = True
@@ -265,7 +260,31 @@ def fold_in_two(
         if not done:
             os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-    if not succeeded:
-        raise StoreError(f"reading the later events failed: {value}")
-    assert isinstance(value, HeldEvents)
-    return added + engine.apply_held(value)
+    return added
+
+
+def _send_later_part(
+    engine: Engine, reopen: Callable[[], Store], from_us: int, to_us: int, send: int
+) -> NoReturn:
+    """The child of `fold_in_two`: fold [from_us, to_us] into an engine of its own, send
+    (True, (stations, cursor, worker count)) then each (worker id, timeline), or (False, why);
+    then leave at once."""
+    try:
+        outcome: tuple[bool, object]
+        held: HeldEvents | None = None
+        try:
+            with reopen() as own:
+                part = Engine(engine.max_gap_us / US_PER_S)
+                part.apply_tuples(own.engine_rows(from_us, to_us))
+            held = part.held_events()
+            workers = list(held.workers)
+            outcome = (True, (held.stations, held.cursor, len(workers)))
+        except BaseException as error:  # noqa: BLE001 - every failure goes back to the parent
+            outcome = (False, f"{type(error).__name__}: {error}")
+        with os.fdopen(send, "wb") as pipe:
+            pickle.dump(outcome, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+            if held is not None:
+                for item in workers:
+                    pickle.dump(item, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+    finally:
+        os._exit(0)

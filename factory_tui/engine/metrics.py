@@ -84,12 +84,13 @@ ROW_FIELDS: Final = attrgetter(
 
 
 class HeldEvents(NamedTuple):
-    """An engine's events as columns (`Engine.held_events`), to fold into another engine."""
+    """An engine's events, per worker (`Engine.held_events`), to fold into another engine."""
 
     stations: tuple[str, ...]
     """Station ids, in the numbering the `own` codes use (station index * 4 + kind)."""
-    workers: dict[str, WorkerTimeline]
-    """Per worker, its timeline (never pruned: nothing carried)."""
+    workers: Iterable[tuple[str, WorkerTimeline]]
+    """(worker id, its timeline), never pruned: nothing carried. Folded in one at a time, so
+    they may arrive one at a time (from a pipe) without all being held at once."""
     cursor: int
     """The highest store row id among them."""
 
@@ -229,9 +230,9 @@ class Engine:
     def held_events(self) -> HeldEvents:
         """The events held, as each worker's timeline, for another engine's `apply_held`: how a
         history read in parts (in other processes) comes together in one engine."""
-        workers = {
-            worker_id: timeline for worker_id, timeline in self._timelines.items() if len(timeline)
-        }
+        workers = [
+            (worker_id, timeline) for worker_id, timeline in self._timelines.items() if timeline
+        ]
         return HeldEvents(tuple(self._station_ids), workers, self._cursor)
 
     def apply_held(self, held: HeldEvents) -> int:
@@ -252,7 +253,7 @@ class Engine:
         renumber = None if codes == list(range(len(codes))) else [*codes, NO_STATE]
         products: defaultdict[int, list[tuple[int, int]]] = defaultdict(list)
         added = 0
-        for worker_id, later in held.workers.items():
+        for worker_id, later in held.workers:
             timeline = self._timelines.get(worker_id)
             if timeline is None:
                 timeline = self._timelines[worker_id] = WorkerTimeline(self.max_gap_us)

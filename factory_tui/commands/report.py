@@ -35,7 +35,7 @@ from factory_tui.commands.common import (
     settings_origin,
 )
 from factory_tui.config import Settings
-from factory_tui.engine import Snapshot, Window
+from factory_tui.engine import Engine, Snapshot, Window
 from factory_tui.models import from_utc_us, iso_utc, now_us, to_utc_us
 from factory_tui.records import ModelSummary
 from factory_tui.reports.shift import (
@@ -47,6 +47,7 @@ from factory_tui.reports.shift import (
     report_instant,
 )
 from factory_tui.reports.text import duration, number, percent
+from factory_tui.storage import Store
 from factory_tui.warm_start import load_engine, shift_window
 
 if TYPE_CHECKING:
@@ -485,15 +486,7 @@ def report(
     models: list[ModelSummary] | None = None
     retrain: list[AlertCondition] | None = None
     with open_store(settings, read_only=True) as store:
-        engine = load_engine(
-            store,
-            settings,
-            window,
-            at_us,
-            until_us=at_us,
-            every_station=True,
-            reopen=lambda: open_store(settings, read_only=True),
-        )
+        engine = _report_engine(store, settings, window, at_us)
         if by is ReportBy.model_version:
             models = natural_models(store.model_summary(window.from_us, window.instants_end(at_us)))
             if output is not ReportFormat.csv:
@@ -554,16 +547,22 @@ def _site_report(
     """One site's Snapshot for `report --all-sites`."""
     window, at_us = _report_window(settings, at, start, end, shift, day)
     with open_store(settings, read_only=True) as store:
-        engine = load_engine(
-            store,
-            settings,
-            window,
-            at_us,
-            until_us=at_us,
-            every_station=True,
-            reopen=lambda: open_store(settings, read_only=True),
-        )
+        engine = _report_engine(store, settings, window, at_us)
     return settings, engine.snapshot(window, at_us, once=True)
+
+
+def _report_engine(store: Store, settings: Settings, window: Window, at_us: int) -> Engine:
+    """The engine of a report of `window` at `at_us`: every event up to `at_us` that can
+    change it, every station ever seen, a long read in two processes (a second connection)."""
+    return load_engine(
+        store,
+        settings,
+        window,
+        at_us,
+        until_us=at_us,
+        every_station=True,
+        reopen=lambda: open_store(settings, read_only=True),
+    )
 
 
 def fleet_rows(reports: list[tuple[Settings, Snapshot]]) -> list[dict[str, Any]]:

@@ -109,10 +109,8 @@ class ScreenModel:
         return list(self.cells[y])
 
 
-async def test_shadowed_frames_paint_the_same_screen_with_fewer_bytes(
-    console: ConsoleFactory, clock: SetClock
-) -> None:
-    app = console()
+def captured_frames(app: FactoryApp) -> list[CompositorUpdate]:
+    """Every compositor update `app` displays from now on, in order (it still displays them)."""
     frames: list[CompositorUpdate] = []
     display = app._display
 
@@ -122,6 +120,14 @@ async def test_shadowed_frames_paint_the_same_screen_with_fewer_bytes(
         display(screen, renderable)
 
     app._display = capture  # type: ignore[method-assign]
+    return frames
+
+
+async def test_shadowed_frames_paint_the_same_screen_with_fewer_bytes(
+    console: ConsoleFactory, clock: SetClock
+) -> None:
+    app = console()
+    frames = captured_frames(app)
     async with app.run_test(size=SIZE) as pilot:
         await app.tick_now()
         await pilot.pause()
@@ -189,15 +195,7 @@ async def test_tiles_that_changed_off_screen_read_current_once_scrolled_to(
     """A tick refreshes only the tiles on screen; scrolling shows the others as they are now."""
     size = (60, 16)  # two tiles across, a row and a half of six workers on screen
     app = console()
-    frames: list[CompositorUpdate] = []
-    display = app._display
-
-    def capture(screen: Any, renderable: Any) -> None:
-        if isinstance(renderable, ChopsUpdate | LayoutUpdate):
-            frames.append(renderable)
-        display(screen, renderable)
-
-    app._display = capture  # type: ignore[method-assign]
+    frames = captured_frames(app)
     async with app.run_test(size=size) as pilot:
         await app.tick_now()
         await pilot.pause()
@@ -276,15 +274,7 @@ def test_a_style_change_sends_only_what_differs() -> None:
 
 async def captured_frames(app: FactoryApp, clock: SetClock) -> list[CompositorUpdate]:
     """The compositor updates of a first paint and two live ticks at 80x24."""
-    frames: list[CompositorUpdate] = []
-    display = app._display
-
-    def capture(screen: Any, renderable: Any) -> None:
-        if isinstance(renderable, ChopsUpdate | LayoutUpdate):
-            frames.append(renderable)
-        display(screen, renderable)
-
-    app._display = capture  # type: ignore[method-assign]
+    frames = captured_frames(app)
     async with app.run_test(size=(80, 24)) as pilot:
         await app.tick_now()
         await pilot.pause()

@@ -109,7 +109,7 @@ class ScreenModel:
         return list(self.cells[y])
 
 
-def captured_frames(app: FactoryApp) -> list[CompositorUpdate]:
+def frames_of(app: FactoryApp) -> list[CompositorUpdate]:
     """Every compositor update `app` displays from now on, in order (it still displays them)."""
     frames: list[CompositorUpdate] = []
     display = app._display
@@ -127,7 +127,7 @@ async def test_shadowed_frames_paint_the_same_screen_with_fewer_bytes(
     console: ConsoleFactory, clock: SetClock
 ) -> None:
     app = console()
-    frames = captured_frames(app)
+    frames = frames_of(app)
     async with app.run_test(size=SIZE) as pilot:
         await app.tick_now()
         await pilot.pause()
@@ -195,7 +195,7 @@ async def test_tiles_that_changed_off_screen_read_current_once_scrolled_to(
     """A tick refreshes only the tiles on screen; scrolling shows the others as they are now."""
     size = (60, 16)  # two tiles across, a row and a half of six workers on screen
     app = console()
-    frames = captured_frames(app)
+    frames = frames_of(app)
     async with app.run_test(size=size) as pilot:
         await app.tick_now()
         await pilot.pause()
@@ -274,7 +274,7 @@ def test_a_style_change_sends_only_what_differs() -> None:
 
 async def captured_frames(app: FactoryApp, clock: SetClock) -> list[CompositorUpdate]:
     """The compositor updates of a first paint and two live ticks at 80x24."""
-    frames = captured_frames(app)
+    frames = frames_of(app)
     async with app.run_test(size=(80, 24)) as pilot:
         await app.tick_now()
         await pilot.pause()

@@ -6,6 +6,7 @@ Snapshot it was handed.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from typing import Final
 
@@ -73,10 +74,21 @@ def confidence(value: float | None) -> str:
     return MISSING if value is None else f"{value:.2f}"
 
 
+def folded(text: str) -> str:
+    """`text` without case or accents (NFKD, combining marks dropped): `José` reads `jose`."""
+    if text.isascii():
+        return text.lower()  # the common case, several times cheaper than normalizing
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
 def matches(words: Sequence[str], *fields: str) -> bool:
-    """True when every (lower-case) word appears in one of the fields (the filters' rule)."""
-    haystack = " ".join(fields).lower()
-    return all(word in haystack for word in words)
+    """True when every word appears in one of the fields, ignoring case and accents (the
+    filters' rule: `/jose` finds José and `/josé` finds Jose)."""
+    if not words:
+        return True  # no filter (every tile, every tick): skip the folding
+    haystack = folded(" ".join(fields))
+    return all(folded(word) in haystack for word in words)
 
 
 def minutes_text(seconds: float) -> str:

@@ -13,6 +13,7 @@ from factory_tui.widgets.formatting import (
     clip,
     fit,
     hours_minutes,
+    matches,
     percent,
     rate,
     span,
@@ -86,3 +87,11 @@ def test_fit_marks_a_cut_with_an_ellipsis() -> None:
     assert fit("Assembly 1", 6) == "Assem…"
     assert fit("ab", 4) == "ab  "
     assert fit("工場作業員", 5) == "工場…"
+
+
+def test_matches_ignores_accents_and_case_on_either_side() -> None:
+    assert matches(["jose"], "W1", "José Núñez")
+    assert matches(["josé"], "W1", "Jose Nunez")
+    assert matches(["nunez", "JOSE"], "W1", "José Núñez")
+    assert matches(["ﬁ"], "W2", "Fitting")  # NFKD folds the ligature too
+    assert not matches(["josep"], "W1", "José Núñez")

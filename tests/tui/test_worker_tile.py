@@ -83,6 +83,12 @@ def test_matches_every_word_in_id_name_station_or_state() -> None:
     assert tile.matches(())
 
 
+def test_matches_an_accented_name_without_the_accent() -> None:
+    tile = WorkerTile.from_metrics(worker("W7", "José Núñez"), AT_US, STATIONS)
+    assert tile.matches(("jose",))
+    assert tile.matches(("núñez",))
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     name=st.text(min_size=1, max_size=40),

@@ -38,8 +38,27 @@ ViewerOption = Annotated[
         help="Only view: never take the ingest port, never write (what each browser tab runs).",
     ),
 ]
+
+
+def view_name(value: str) -> ViewName:
+    """`--view`'s value as a view, or one sentence that lists the views (the option's own
+    message quoted the validator: "Value error, 'foo' is not one of ...")."""
+    try:
+        return ViewName(value)
+    except ValueError:
+        *first, last = ViewName
+        views = f"{', '.join(first)} and {last}"
+        raise typer.BadParameter(f"there is no view {value!r}; the views are {views}.") from None
+
+
 ViewOption = Annotated[
-    ViewName, typer.Option("--view", help="The view open at start (a wall screen's stations).")
+    ViewName,
+    typer.Option(
+        "--view",
+        parser=view_name,
+        metavar="<" + "|".join(ViewName) + ">",
+        help="The view open at start (a wall screen's stations).",
+    ),
 ]
 SiteOption = Annotated[
     str | None,

@@ -137,6 +137,12 @@ async def _serve_owned(settings: Settings, log_every: float, claim: OwnerClaim) 
         except ForwardError as error:
             return str(error)
     listener = Listener(settings)
+    # Before "listening on": whoever waits for that line may stop us at once, and a SIGTERM
+    # then must be the orderly stop, not the default action.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     try:
         await listener.start()
     except ListenerError as error:
@@ -182,10 +188,6 @@ async def _serve_owned(settings: Settings, log_every: float, claim: OwnerClaim) 
             return str(error)
     if forwarder is not None:
         forwarder.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     # After the handlers: a sweep's log line must not come before SIGTERM stops us cleanly.
     retention = BackgroundRetention.from_settings(settings)
     if retention is not None:

@@ -149,6 +149,18 @@ async def test_serve_logs_counters_and_stops_cleanly_on_a_signal(
     assert "Traceback" not in rest
 
 
+async def test_serve_stopped_as_soon_as_it_listens_stops_cleanly(tmp_path: Path) -> None:
+    """A script that waits for "listening on" may stop serve at once: that SIGTERM is the
+    orderly stop too (serve set its handlers after starting everything, and a SIGTERM in
+    between ended it by the signal's default action, exit -15)."""
+    for run in range(3):
+        server = await ServeProcess.start("--db", str(tmp_path / f"s{run}.db"))
+        server.process.send_signal(signal.SIGTERM)
+        rest = await server.stderr_rest()
+        assert await asyncio.wait_for(server.process.wait(), 30.0) == 0, rest
+        assert "stopped: accepted 0" in rest
+
+
 @pytest.mark.long
 async def test_send_retries_until_the_listener_is_back(tmp_path: Path) -> None:
     """The listener stops while `send` is between chunks of its input (a pipe we hold open, so

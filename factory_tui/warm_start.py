@@ -217,6 +217,8 @@ def _spare_core() -> bool:
     counts this process too when it has been busy, leaves at least half a core free. On a
     busy machine the two processes would only take turns (and a split costs about a tenth
     more work)."""
+    if not hasattr(os, "fork") or not hasattr(os, "getloadavg"):
+        return False  # not a POSIX system: read in one process
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (cores or 1) >= 2 and os.getloadavg()[0] <= (cores or 1) - 0.5
 

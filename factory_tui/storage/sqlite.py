@@ -395,6 +395,9 @@ class SqliteStore(BackendBase):
                     )
                 conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            # Reads the file's header: a file that is not a database fails here, named below
+            # (a read-only open's next read would say only "database error: ...").
+            conn.execute("PRAGMA schema_version").fetchone()
             store = cls(sqlite_utils.Database(conn), path, read_only=read_only, site_id=site)
             if read_only:
                 store._check_version(read_only=True)

@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from factory_tui.models import MAX_ID_LENGTH, RosterEntry
+from factory_tui.records import SiteRecord
 
 CONFIG_ENV = "FACTORY_TUI_CONFIG"
 ENV_PREFIX = "FACTORY_TUI_"
@@ -591,6 +592,24 @@ class Settings(_Section):
         if "max_gap_s" in description:
             data["metrics"] = {**data["metrics"], "max_gap_s": description["max_gap_s"]}
         return Settings.model_validate(data)
+
+    def as_read(self, site: SiteRecord, database: str) -> Settings:
+        """Site `site` of `database` (its location, password masked) as a reader sees it:
+        `report`, `export` and the console (a viewer, the fleet). Our own site (`[site] id`)
+        read with a config file is what that file says: the user passed it (or keeps it in
+        ./factory.toml), and the description our listener stored is only what the file said
+        when `serve` last started; only its name comes from the database when the file gives
+        none. Any other site, or ours with no config file, is what its box stored: that is
+        all there is of it here."""
+        if site.id == self.site.id and self.source is not None:
+            if self.site.name or not site.name:
+                return self
+            return self.model_copy(
+                update={"site": self.site.model_copy(update={"name": site.name})}
+            )
+        described = self.for_site(site.id, site.name, site.description)
+        described.described_in = database
+        return described
 
     def roster_workers(self) -> tuple[RosterEntry, ...]:
         """The worker roster."""

@@ -176,20 +176,9 @@ def all_sites(settings: Settings) -> list[Settings]:
 
 
 def _as_described(settings: Settings, site: SiteRecord) -> Settings:
-    """Site `site` of the database as a report reads it. Our own site (`[site] id`) read with a
-    config file is what that file says: the user passed it (or keeps it in ./factory.toml),
-    and the description our listener stored is only what the file said when `serve` last
-    started. Any other site, or ours with no config file, is what its box stored: that is all
-    there is of it here."""
-    if site.id == settings.site.id and settings.source is not None:
-        if settings.site.name or not site.name:
-            return settings
-        return settings.model_copy(
-            update={"site": settings.site.model_copy(update={"name": site.name})}
-        )
-    described = settings.for_site(site.id, site.name, site.description)
-    described.described_in = storage.mask_url(str(settings.store.location))
-    return described
+    """Site `site` of our database as a report reads it (`Settings.as_read`: ours from the
+    config file when there is one, any other as its box described it)."""
+    return settings.as_read(site, storage.mask_url(str(settings.store.location)))
 
 
 def settings_origin(settings: Settings) -> str:

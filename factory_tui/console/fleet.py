@@ -1,5 +1,7 @@
 """The console over many sites, without Textual: one tick pipeline per site, each with that
 site's own time zone, shifts and max_gap_s, and one row of figures per site for the Sites view.
+Our own site (`[site] id`) read with a config file has that file's; every other site (and ours
+with no config file) what its box described (`Settings.as_read`, as `report` reads them).
 
 A database holding more than one site (a central PostgreSQL fed by site boxes, or one SQLite
 file of a small company or the demo) opens on the fleet. Every tick brings every site up to
@@ -22,7 +24,7 @@ from factory_tui.console.health import HealthReader
 from factory_tui.console.pipeline import Clock, TickPipeline, TickResult
 from factory_tui.engine.snapshot import US_PER_S, Snapshot
 from factory_tui.records import SiteRecord
-from factory_tui.storage import Store
+from factory_tui.storage import Store, mask_url
 from factory_tui.view_models import SiteRow, ViewData, ViewNeeds, natural_key
 
 T = TypeVar("T")
@@ -78,6 +80,7 @@ class FleetPipeline:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._base_settings = settings
+        self._database = mask_url(str(settings.store.location))
         self._reader = reader
         self._clock = clock
         self._health = health
@@ -171,7 +174,7 @@ class FleetPipeline:
         for record in self._reader.sites():
             if record.id in self._sites:
                 continue
-            settings = self._base_settings.for_site(record.id, record.name, record.description)
+            settings = self._base_settings.as_read(record, self._database)
             pipeline = TickPipeline(
                 settings,
                 self._reader.scoped(record.id),

@@ -44,6 +44,7 @@ from factory_tui.storage import (
     Store,
     StoreError,
     claim_owner,
+    mask_url,
     open_store,
 )
 from factory_tui.view_models import ViewData
@@ -206,11 +207,12 @@ class ConsoleServices:
 
     def _as_stored_site(self, reader: Store, site: SiteRecord) -> Store:
         """A viewer of a database of one site reads it as `report` does: when that site is
-        not ours (a box's file opened without its config) it is the one shown, and its stored
-        description (time zone, shifts, max_gap_s, roster) is what the floor uses."""
+        not ours (a box's file opened without its config) it is the one shown, with its stored
+        description (time zone, shifts, max_gap_s, roster); ours read with a config file is
+        what that file says (`Settings.as_read`)."""
         if site.id != self.settings.site.id:
             reader = reader.scoped(site.id)
-        self.settings = self.settings.for_site(site.id, site.name, site.description)
+        self.settings = self.settings.as_read(site, mask_url(str(self.settings.store.location)))
         return reader
 
     def _start_metrics_http(self, pipeline: TickPipeline | None) -> None:

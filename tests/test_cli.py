@@ -81,6 +81,30 @@ def test_init_into_a_directory_writes_factory_toml_there(tmp_path: Path) -> None
     assert runner.invoke(app, ["init", str(tmp_path), "--force"]).exit_code == 0
 
 
+def test_init_into_a_new_directory_with_a_slash_makes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`init newdir/` makes newdir and writes newdir/factory.toml (a Path alone loses the
+    slash: this wrote a file named newdir)."""
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["init", "newdir/"])
+    assert result.exit_code == 0, result.output
+    assert Path("newdir").is_dir()
+    assert load_settings(Path("newdir/factory.toml"), environ={}).workers[0].id == "W1"
+    assert "Wrote newdir/factory.toml" in result.stdout
+    nested = runner.invoke(app, ["init", str(tmp_path / "a" / "b") + "/"])
+    assert nested.exit_code == 0, nested.output
+    assert (tmp_path / "a" / "b" / "factory.toml").is_file()
+    # Without the slash a path that does not exist is the file's own name.
+    assert runner.invoke(app, ["init", "plain"]).exit_code == 0
+    assert Path("plain").is_file()
+    # A slash after a file's name cannot make it a directory: one sentence.
+    taken = runner.invoke(app, ["init", "plain/"])
+    assert taken.exit_code == 2
+    assert "cannot make the directory plain" in taken.stderr
+    assert "Traceback" not in taken.output
+
+
 def test_init_where_factory_toml_is_a_directory_is_one_sentence(tmp_path: Path) -> None:
     (tmp_path / "factory.toml").mkdir()
     result = runner.invoke(app, ["init", str(tmp_path), "--force"])

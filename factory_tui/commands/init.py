@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -12,16 +13,25 @@ from factory_tui.config import DEFAULT_CONFIG_NAME, EXAMPLE_CONFIG
 
 
 def init(
-    path: Annotated[
-        Path,
-        typer.Argument(help=f"Where to write the file (a directory: {DEFAULT_CONFIG_NAME} in it)."),
-    ] = Path(DEFAULT_CONFIG_NAME),
+    where: Annotated[
+        str,
+        typer.Argument(
+            metavar="PATH",
+            help=f"Where to write the file. A directory (one that exists, or any path ending "
+            f"in /, which is created) means {DEFAULT_CONFIG_NAME} in it.",
+        ),
+    ] = DEFAULT_CONFIG_NAME,
     force: Annotated[
         bool, typer.Option("--force", "-f", help="Overwrite an existing file.")
     ] = False,
 ) -> None:
     """Write a commented example config file (factory.toml) to start from."""
-    if path.is_dir():
+    path = Path(where)  # a Path drops the trailing slash that says "a directory"
+    if where.endswith(("/", os.sep)) or path.is_dir():
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            fail(f"cannot make the directory {path}: {error.strerror}")
         path = path / DEFAULT_CONFIG_NAME
         if path.is_dir():
             fail(f"{path} is a directory: give the path of the file to write")

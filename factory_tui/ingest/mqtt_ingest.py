@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -184,6 +185,15 @@ def default_client_id(settings: Settings) -> str:
     return f"factory-tui-{settings.site.id}-{socket.gethostname()}-{where}"
 
 
+def connect_error(error: BaseException | None) -> str:
+    """Why a connection attempt failed, in a few words (`connection refused`, `timed out`,
+    `name or service not known`, a TLS verification error), or "" when unknown."""
+    if not isinstance(error, OSError):
+        return ""
+    text = error.strerror or str(error) or type(error).__name__
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
+
+
 class MqttIngest:
     """Subscribes to `[ingest.mqtt] topic` and feeds the listener; start and stop it on the
     listener's loop, stopping it before the listener."""
@@ -226,6 +236,7 @@ class MqttIngest:
         self._held_limit = config.max_in_flight * config.max_message_bytes
         self._closing = False
         self._connected = False
+        self._ever_connected = False
         self._down_since = time.monotonic()
         self._error = ""
         self._messages = 0
@@ -291,9 +302,22 @@ class MqttIngest:
             )
         client = self._client
         assert client is not None
+        connected = self._connected  # before paho's on_disconnect, which the await lets run
         client.disconnect()
         await asyncio.to_thread(client.loop_stop)
-        log.info("MQTT: disconnected from %s (%d messages received)", self.broker, self._messages)
+        if connected:
+            log.info(
+                "MQTT: disconnected from %s (%d messages received)", self.broker, self._messages
+            )
+        elif self._ever_connected:
+            log.info(
+                "MQTT: stopped while %s was away (%d messages received)",
+                self.broker,
+                self._messages,
+            )
+        else:
+            why = f" ({self._error})" if self._error else ""
+            log.info("MQTT: stopped; never connected to %s%s", self.broker, why)
 
     def state(self) -> MqttState:
         """The connection's state now (loop thread)."""
@@ -326,7 +350,10 @@ class MqttIngest:
         self._hop(self._up, bool(getattr(flags, "session_present", False)))
 
     def _paho_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
-        self._hop(self._refused, f"cannot connect to {self.broker}")
+        # paho passes no error, but calls this inside its `except OSError:` around the connect
+        # attempt (paho-mqtt 2.x), so the error is the one being handled.
+        why = connect_error(sys.exc_info()[1])
+        self._hop(self._refused, f"cannot connect to {self.broker}" + (f": {why}" if why else ""))
 
     def _paho_disconnect(
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
@@ -357,6 +384,7 @@ class MqttIngest:
     def _up(self, session_present: bool) -> None:
         was_down = time.monotonic() - self._down_since
         self._connected = True
+        self._ever_connected = True
         self._error = ""
         log.info(
             "MQTT: connected to %s (%s session) after %.1f s",

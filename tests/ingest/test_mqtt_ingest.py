@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -203,6 +204,23 @@ async def test_a_lost_broker_shows_down_and_is_reconnected_to(
         await wait_until(lambda: ingest.subscribed, 15.0)
         await wait_until(lambda: listener.stats().accepted == 2)
     await proxy.stop()
+
+
+async def test_a_broker_never_reached_says_why_and_is_not_called_a_disconnect(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="factory_tui.ingest.mqtt")
+    port = await _Proxy("127.0.0.1", 0).reserve_port()  # nothing listens there
+    async with mqtt_listener(
+        tmp_path, "db", url=f"mqtt://127.0.0.1:{port}", client_id=unique(), retry_max_s=1
+    ) as (_listener, ingest):
+        await wait_until(lambda: bool(ingest.state().error))
+        refused = f"cannot connect to mqtt://127.0.0.1:{port}: connection refused"
+        assert ingest.state().error == refused
+    logged = [record.getMessage() for record in caplog.records]
+    assert f"MQTT: {refused}; retrying" in logged
+    assert not [line for line in logged if "disconnected" in line], logged
+    assert logged[-1] == f"MQTT: stopped; never connected to mqtt://127.0.0.1:{port} ({refused})"
 
 
 async def test_what_is_in_flight_when_the_broker_is_lost_is_not_acknowledged_and_comes_again(

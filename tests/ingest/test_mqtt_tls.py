@@ -106,6 +106,7 @@ async def test_a_broker_whose_certificate_is_not_trusted_stays_down(
         try:
             await wait_until(lambda: bool(ingest.state().error))
             assert ingest.state().down_s is not None
+            assert "certificate verify failed" in ingest.state().error  # says why
             assert not ingest.subscribed
         finally:
             await ingest.stop()

@@ -427,7 +427,10 @@ class FactoryApp(App[None]):
                 self.summary.status = status
 
     async def tick_now(self) -> Snapshot | None:
-        """Run a tick now (after the running one, if any) and wait until it is on screen."""
+        """Run a tick now (after the running one, if any) and wait until it is on screen.
+
+        Raises `TicksEnded` when the app stops (exit, crash) before that tick lands; once
+        stopped, returns the Snapshot on screen at once."""
         await self.started.wait()
         if not (self.paused or self.pipeline is None or self._stopped):
             await self._ticks.next_tick()
@@ -574,6 +577,9 @@ class FactoryApp(App[None]):
         if self._timer is not None:
             self._timer.stop()
         self._tick_thread.stop()  # no tick after the running one, which closing the stores awaits
+        # No tick lands from now on (the app handles no TickDone while it stops): fail whoever
+        # waits in tick_now rather than leave them waiting forever.
+        self._ticks.close("the console stopped before the tick landed")
         await self.services.stop()
         if self._tick_thread.alive:
             await asyncio.to_thread(self._tick_thread.join, STOP_TIMEOUT_S)

@@ -17,6 +17,10 @@ STALE_AFTER_TICKS: Final = 3
 """Figures are stale when no tick has succeeded for this many tick intervals."""
 
 
+class TicksEnded(RuntimeError):
+    """No tick will land any more: the console stopped (exit, crash) while someone waited."""
+
+
 class TickLoop:
     """Schedules ticks and tracks whether the figures on screen are current.
 
@@ -35,6 +39,8 @@ class TickLoop:
         self._last_success = now_s
         self.failure: str | None = None
         """Why the last tick failed (None after a success)."""
+        self.closed: str | None = None
+        """Why no tick will land any more (None while the loop runs; see `close`)."""
 
     def request(self) -> None:
         """Start a tick now, or right after the running one."""
@@ -67,9 +73,24 @@ class TickLoop:
         """Live updates resume: the silence while paused does not make the figures stale."""
         self._last_success = now_s
 
+    def close(self, reason: str) -> None:
+        """No tick will land any more (the app stops): whoever waits in `next_tick` gets
+        `TicksEnded(reason)` now rather than waiting forever, and so does any later caller."""
+        if self.closed is not None:
+            return
+        self.closed = reason
+        waiters, self._waiters = self._waiters, []
+        for _, future in waiters:
+            if not future.done():
+                future.set_exception(TicksEnded(reason))
+
     async def next_tick(self) -> None:
         """Wait for the next tick to start and end (right now, or right after the running
-        one, which may have read the store before the caller's last write)."""
+        one, which may have read the store before the caller's last write).
+
+        Raises `TicksEnded` once the loop is closed, or when it closes during the wait."""
+        if self.closed is not None:
+            raise TicksEnded(self.closed)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((self.sequence + 1, future))
         self.request()

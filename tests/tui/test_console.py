@@ -14,6 +14,7 @@ from factory_tui.console.app import FactoryApp, make_app
 from factory_tui.console.health import fixed_health
 from factory_tui.console.screens.help_screen import HelpScreen
 from factory_tui.console.services import live_owner
+from factory_tui.console.tick_loop import TicksEnded
 from factory_tui.ingest.client import IngestClient
 from factory_tui.models import to_utc_us
 from factory_tui.storage import StoreError
@@ -279,21 +280,42 @@ class TestTickThread:
         def broken_tick(**_: object) -> None:
             raise ZeroDivisionError("a bug in the tick")
 
+        waiting: list[asyncio.Future[object]] = []
+
         async def tick_broken() -> None:
             async with app.run_test(size=(120, 40)):
                 await app.tick_now()
                 assert app.pipeline is not None
                 app.pipeline.tick = broken_tick  # type: ignore[assignment, method-assign]
-                waiting = asyncio.ensure_future(app.tick_now())  # never lands: the app ends
+                waiting.append(asyncio.ensure_future(app.tick_now()))  # never lands: app ends
                 for _ in range(200):  # bounded: 10 s
                     if app.return_code is not None:
                         break
                     await asyncio.sleep(0.05)
-                waiting.cancel()
 
         with pytest.raises(ZeroDivisionError, match="a bug in the tick"):
             await tick_broken()
         assert app.return_code == 1
+        with pytest.raises(TicksEnded):  # released, not left waiting for a tick that never lands
+            await asyncio.wait_for(waiting[0], 10)
+
+    async def test_a_tick_awaited_while_the_app_quits_raises_instead_of_hanging(
+        self, console: ConsoleFactory
+    ) -> None:
+        app = console()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await app.tick_now()
+            assert app.pipeline is not None
+            # A tick that finds the console shutting down posts nothing: it never lands.
+            app.pipeline.tick = lambda **_: None  # type: ignore[assignment, method-assign]
+            waiting = asyncio.ensure_future(app.tick_now())
+            await pilot.pause()
+            assert not waiting.done()
+            await pilot.press("q")
+            with pytest.raises(TicksEnded, match="the console stopped"):
+                await asyncio.wait_for(waiting, 10)
+        with pytest.raises(TicksEnded):  # a tick awaited after the end fails at once too
+            await asyncio.wait_for(app._ticks.next_tick(), 10)
 
 
 class TestNightShiftAcrossDst:

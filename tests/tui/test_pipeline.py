@@ -18,7 +18,7 @@ import pytest
 from factory_tui.console.alert_keeper import AlertKeeper
 from factory_tui.console.pipeline import TickPipeline
 from factory_tui.console.status import paused_status, stale_status, subtitle
-from factory_tui.console.tick_loop import STALE_AFTER_TICKS, TickLoop, TickThread
+from factory_tui.console.tick_loop import STALE_AFTER_TICKS, TickLoop, TicksEnded, TickThread
 from factory_tui.engine import Engine
 from factory_tui.models import parse_event, to_utc_us
 from factory_tui.storage import SqliteStore
@@ -275,6 +275,35 @@ class TestTickLoop:
         loop.request()
         assert started == [1, 2]
         loop.finished(2, now_s=0.2)
+        await asyncio.wait_for(waiter, 1)
+
+    async def test_close_fails_the_waiters_and_every_later_wait(self) -> None:
+        started: list[int] = []
+        loop = TickLoop(started.append, tick_s=1.0, now_s=0.0)
+        first = asyncio.ensure_future(loop.next_tick())  # tick 1
+        await asyncio.sleep(0)
+        second = asyncio.ensure_future(loop.next_tick())  # tick 2, after tick 1
+        await asyncio.sleep(0)
+        assert started == [1]
+        loop.close("the console stopped")
+        for waiter in (first, second):
+            with pytest.raises(TicksEnded, match="the console stopped"):
+                await asyncio.wait_for(waiter, 1)
+        with pytest.raises(TicksEnded, match="the console stopped"):
+            await asyncio.wait_for(loop.next_tick(), 1)
+        assert started == [1]  # a wait after the end starts no tick
+        loop.close("again")  # the first reason stands
+        assert loop.closed == "the console stopped"
+        loop.finished(1, now_s=0.1)  # the running tick may still end: nobody left to wake
+        assert isinstance(first.exception(), TicksEnded)
+        assert isinstance(second.exception(), TicksEnded)
+
+    async def test_close_leaves_a_landed_tick_landed(self) -> None:
+        loop = TickLoop(lambda _: None, tick_s=1.0, now_s=0.0)
+        waiter = asyncio.ensure_future(loop.next_tick())
+        await asyncio.sleep(0)
+        loop.finished(1, now_s=0.1)
+        loop.close("the console stopped")
         await asyncio.wait_for(waiter, 1)
 
     def test_figures_go_stale_after_failures_or_silence(self) -> None:

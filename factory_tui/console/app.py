@@ -172,7 +172,8 @@ class FactoryApp(App[None]):
         self.error_message: str | None = None
         """Why the console could not start (port taken by another program, no database...)."""
         self.started = asyncio.Event()
-        """Set once the console is running, or has failed to start (see `error_message`)."""
+        """Set once the console is running, or has failed to start (see `error_message`), or
+        has stopped (a start that crashed)."""
         self._tick_thread = TickThread(self._run_tick)
         """Where the ticks run: one thread for the app's life (started by the first tick)."""
         self._ticks = TickLoop(self._tick_thread.start, settings.metrics.tick_s, time.monotonic())
@@ -430,7 +431,7 @@ class FactoryApp(App[None]):
         """Run a tick now (after the running one, if any) and wait until it is on screen.
 
         Raises `TicksEnded` when the app stops (exit, crash) before that tick lands; once
-        stopped, returns the Snapshot on screen at once."""
+        stopped (or when the start crashed), returns the Snapshot on screen at once."""
         await self.started.wait()
         if not (self.paused or self.pipeline is None or self._stopped):
             await self._ticks.next_tick()
@@ -580,6 +581,7 @@ class FactoryApp(App[None]):
         # No tick lands from now on (the app handles no TickDone while it stops): fail whoever
         # waits in tick_now rather than leave them waiting forever.
         self._ticks.close("the console stopped before the tick landed")
+        self.started.set()  # a start that crashed (a bug in on_mount): tick_now waits no more
         await self.services.stop()
         if self._tick_thread.alive:
             await asyncio.to_thread(self._tick_thread.join, STOP_TIMEOUT_S)

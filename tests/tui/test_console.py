@@ -317,6 +317,29 @@ class TestTickThread:
         with pytest.raises(TicksEnded):  # a tick awaited after the end fails at once too
             await asyncio.wait_for(app._ticks.next_tick(), 10)
 
+    async def test_a_tick_awaited_while_the_start_crashes_returns_instead_of_hanging(
+        self, console: ConsoleFactory, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        app = console()
+
+        async def broken_start(*_: object) -> None:
+            raise ZeroDivisionError("a bug at start")
+
+        monkeypatch.setattr(app.services, "start", broken_start)
+        waiting: list[asyncio.Future[object]] = []
+
+        async def start_broken() -> None:
+            waiting.append(asyncio.ensure_future(app.tick_now()))  # waits for the start
+            async with app.run_test(size=(120, 40)):
+                for _ in range(200):  # bounded: 10 s
+                    if app.return_code is not None:
+                        break
+                    await asyncio.sleep(0.05)
+
+        with pytest.raises(ZeroDivisionError, match="a bug at start"):
+            await start_broken()
+        assert await asyncio.wait_for(waiting[0], 10) is None  # no tick ever landed
+
 
 class TestNightShiftAcrossDst:
     async def test_the_title_and_elapsed_time_count_real_hours(

@@ -129,16 +129,19 @@ class TerminalShadow:
         """The bytes that bring the terminal from the shadow to `update` (written whole when
         the terminal's cells are not known: see the module doc)."""
         self.frames += 1
+        layout = isinstance(update, LayoutUpdate)
         full = False
-        if isinstance(update, LayoutUpdate):
+        if layout:
             size = (update.region.right, update.region.bottom)
             if size != self._size:
                 self.reset()
                 self._size = size
                 full = True
         placements = list(_placements(update))
-        if self.plain and (full or self._screen_lightness is None):
-            self._learn_screen(placements)
+        if self.plain and (layout or self._screen_lightness is None):
+            # A new screen background (the theme switched) changes which cells are reversed,
+            # style for style: then every cell is written again.
+            full = self._learn_screen(placements) or full
         out: list[str] = []
         pen = _PLAIN
         for y, x, strip in placements:
@@ -185,16 +188,22 @@ class TerminalShadow:
             out.append("".join(text))
         return pen
 
-    def _learn_screen(self, placements: list[tuple[int, int, Strip]]) -> None:
-        """The screen's own background: the one most cells of a full frame have."""
+    def _learn_screen(self, placements: list[tuple[int, int, Strip]]) -> bool:
+        """The screen's own background: the one most cells of a whole-screen update have.
+        Returns True when it changed from the one known."""
         counts: dict[float, int] = {}
         for _, _, strip in placements:
             for text, style, _ in strip:
                 lightness = _lightness(style.bgcolor if style else None)
                 counts[lightness] = counts.get(lightness, 0) + len(text)
-        if counts:
-            self._screen_lightness = max(counts, key=counts.__getitem__)
-            self._pens.clear()
+        if not counts:
+            return False
+        lightness = max(counts, key=counts.__getitem__)
+        if lightness == self._screen_lightness:
+            return False
+        self._screen_lightness = lightness
+        self._pens.clear()
+        return True
 
     def _pen(self, style: Style | None, color_system: ColorSystem) -> Pen:
         if style is None:

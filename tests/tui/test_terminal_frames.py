@@ -272,6 +272,35 @@ def test_a_style_change_sends_only_what_differs() -> None:
     assert shadow.encode(bold, ColorSystem.EIGHT_BIT) == ("\x1b[1;1H\x1b[1;31mab\x1b[0mcY")
 
 
+def test_a_plain_terminal_learns_a_new_screen_background_from_a_same_size_update() -> None:
+    """Plain text reverses a cell whose background stands out from the screen's. A theme switch
+    is a layout update of the same size: the screen's background is learnt again and the cells
+    written with it (a stale dark screen would reverse every cell of a light one)."""
+    dark, light = Style(bgcolor="#101010"), Style(bgcolor="#f0f0f0")
+
+    def frame(screen: Style, badge: Style) -> LayoutUpdate:
+        line = Strip([Segment("ab", screen), Segment("W", badge), Segment("cd", screen)])
+        return LayoutUpdate([[line]], Region(0, 0, 5, 1))
+
+    shadow, screen = TerminalShadow(plain=True), ScreenModel(5, 1)
+    screen.feed(shadow.encode(frame(dark, light), ColorSystem.EIGHT_BIT))
+    assert ["7" in attrs for _, (attrs, _, _) in screen.cells[0]] == [
+        False,
+        False,
+        True,
+        False,
+        False,
+    ]
+    screen.feed(shadow.encode(frame(light, dark), ColorSystem.EIGHT_BIT))
+    assert ["7" in attrs for _, (attrs, _, _) in screen.cells[0]] == [
+        False,
+        False,
+        True,
+        False,
+        False,
+    ]
+
+
 async def captured_frames(app: FactoryApp, clock: SetClock) -> list[CompositorUpdate]:
     """The compositor updates of a first paint and two live ticks at 80x24."""
     frames = frames_of(app)

@@ -131,7 +131,7 @@ class TerminalShadow:
         self.frames += 1
         layout = isinstance(update, LayoutUpdate)
         full = False
-        if layout:
+        if isinstance(update, LayoutUpdate):
             size = (update.region.right, update.region.bottom)
             if size != self._size:
                 self.reset()

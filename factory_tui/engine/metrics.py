@@ -25,7 +25,6 @@ worker does both).
 from __future__ import annotations
 
 import gc
-from array import array
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -56,6 +55,7 @@ from factory_tui.engine.timeline import (
     WorkerTimeline,
     as_lists,
     hash_keys,
+    renumbered,
 )
 from factory_tui.models import EngineRow, EventRecord
 
@@ -118,9 +118,9 @@ class Engine:
         self._station_ids: list[str] = []
         self._station_index: dict[str, int] = {}
         self._station_codes: dict[str, dict[str, int]] = {}
+        """Station id -> {event type: own code of that event there}."""
         self._confidences: dict[float, int] = {}
         """Confidence -> the same in billionths, for the values seen (see `_scaled`)."""
-        """Station id -> {event type: own code of that event there}."""
         self._station_first: list[int] = []
         """Earliest event timestamp seen at each station (any event type)."""
         self._station_units: list[StationUnits] = []
@@ -269,7 +269,7 @@ class Engine:
                 continue
             ts, hk, own, count, conf = later.held_columns()
             if renumber is not None:
-                own = array("i", list(map(renumber.__getitem__, own)))
+                own = renumbered(own, renumber)
             added += self._fold_worker(worker_id, (ts, hk, own, count, conf), products)
         self._cursor = max(self._cursor, held.cursor)
         return self._add_products(products, added)

@@ -366,9 +366,7 @@ class WorkerTimeline:
         state = self.cur[-1] if n1 else self.carry_code  # in force before its first event
         own, cur, run_code = later.own, later.cur, later.run_code
         if codes is not None:
-            own, cur, run_code = (
-                array("i", list(map(codes.__getitem__, column))) for column in (own, cur, run_code)
-            )
+            own, cur, run_code = (renumbered(column, codes) for column in (own, cur, run_code))
         # Its first events may come before any state event of its own (-1): ours holds there.
         leading = 0
         if run_code[0] == NO_STATE:
@@ -383,10 +381,11 @@ class WorkerTimeline:
         self.conf.extend(later.conf)
         self.cur.extend(array("i", [state]) * leading)
         self.cur.extend(cur[leading:])
-        for held, theirs in ((self.lost, later.lost), (self.units, later.units[1:])):
-            base = base_lost if held is self.lost else held[-1]
-            held.fromlist(list(map(add, theirs, repeat(base))) if base else theirs.tolist())
-        self.conf_sum.fromlist(list(map(add, later.conf_sum[1:], repeat(self.conf_sum[-1]))))
+        # Its sums start from 0 (lost, and units and confidence one longer: 0 before its first
+        # event); ours go on from where they end.
+        self.lost.fromlist(_shifted(later.lost, base_lost))
+        self.units.fromlist(_shifted(later.units[1:], self.units[-1]))
+        self.conf_sum.fromlist(_shifted(later.conf_sum[1:], self.conf_sum[-1]))
         self._join_runs(later, n1, state, run_code, leading)
         return self._touched_from(n1), self._touched_until(self.ts[-1], self.hk[-1])
 
@@ -767,6 +766,17 @@ class WorkerTimeline:
 def _transpose(entries: list[Entry]) -> Columns:
     ts, hk, own, count, conf = (list(column) for column in zip(*entries, strict=True))
     return ts, hk, own, count, conf
+
+
+def renumbered(codes: array[int], numbers: Sequence[int]) -> array[int]:
+    """Own or state codes in another station numbering: `numbers[code]` (-1, no state, is the
+    last entry of `numbers` and stays -1)."""
+    return array("i", list(map(numbers.__getitem__, codes)))
+
+
+def _shifted(values: array[int], base: int) -> list[int]:
+    """Each of `values` plus `base`."""
+    return list(map(add, values, repeat(base))) if base else values.tolist()
 
 
 def as_lists(columns: Columns | HeldColumns) -> Columns:

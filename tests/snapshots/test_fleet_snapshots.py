@@ -10,11 +10,9 @@ from pathlib import Path
 
 from textual.pilot import Pilot
 
-from factory_tui.console.app import FactoryApp, make_app
-from factory_tui.console.health import fixed_health
+from factory_tui.console.app import FactoryApp
 from factory_tui.console.screens.sites_screen import SitesScreen
-from tests.tui.conftest import READING, SetClock
-from tests.tui.fleet import fill_fleet, site_settings
+from tests.tui.fleet import fill_fleet, fleet_viewer, site_settings
 
 SnapCompare = Callable[..., bool]
 
@@ -40,11 +38,5 @@ class TestFleet:
         worker). The footer shows esc Floor, / Filter, s Sort, the views and 0 Sites."""
         path = tmp_path / "fleet.db"
         fill_fleet(str(path))
-        app = make_app(
-            site_settings(str(path), "north"),
-            clock=SetClock(),
-            health=fixed_health(READING),
-            role="viewer",
-            animations=False,
-        )
+        app = fleet_viewer(site_settings(str(path), "north"))
         assert snap_compare(app, terminal_size=(120, 40), run_before=first_tick)

@@ -8,8 +8,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from factory_tui.config import Settings
+from factory_tui.console.app import FactoryApp, make_app
+from factory_tui.console.health import fixed_health
 from factory_tui.models import RosterEntry, parse_event
 from factory_tui.storage import SqliteStore
+from tests.tui.conftest import READING, SetClock
 from tests.tui.floor import AT, AT_US, at, floor_lines, floor_settings, spell, units
 
 SITES = {
@@ -61,3 +64,11 @@ def fill_fleet(path: str) -> None:
 
 
 __all__ = ["SITES", "RosterEntry", "fill_fleet", "site_settings"]
+
+
+def fleet_viewer(settings: Settings) -> FactoryApp:
+    """A console viewing the database of `settings` (a fleet's, usually), on a fixed clock and
+    health reading, without animations."""
+    return make_app(
+        settings, clock=SetClock(), health=fixed_health(READING), role="viewer", animations=False
+    )

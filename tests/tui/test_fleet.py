@@ -19,7 +19,7 @@ from factory_tui.console.screens.worker_detail_screen import WorkerDetailScreen
 from factory_tui.models import parse_event
 from factory_tui.storage import SqliteStore
 from tests.tui.conftest import READING, SetClock
-from tests.tui.fleet import fill_fleet, site_lines, site_settings
+from tests.tui.fleet import fill_fleet, fleet_viewer, site_lines, site_settings
 from tests.tui.floor import AT_US
 
 
@@ -82,9 +82,7 @@ def test_data_age_reads_like_a_clock() -> None:
 
 async def test_the_console_opens_on_the_sites_and_enter_opens_a_floor(fleet_db: Path) -> None:
     settings = site_settings(str(fleet_db), "north")
-    app = make_app(
-        settings, clock=SetClock(), health=fixed_health(READING), role="viewer", animations=False
-    )
+    app = fleet_viewer(settings)
     async with app.run_test(size=(120, 40)) as pilot:
         await app.tick_now()
         await pilot.pause()
@@ -122,13 +120,7 @@ async def test_one_site_keeps_todays_start(tmp_path: Path) -> None:
 
     path = tmp_path / "one.db"
     fill(str(path))
-    app = make_app(
-        floor_settings(str(path)),
-        clock=SetClock(),
-        health=fixed_health(READING),
-        role="viewer",
-        animations=False,
-    )
+    app = fleet_viewer(floor_settings(str(path)))
     async with app.run_test(size=(120, 40)) as pilot:
         await app.tick_now()
         await pilot.press("0")
@@ -233,13 +225,7 @@ async def test_a_viewer_reads_a_database_of_one_other_site_as_that_site(
     data: dict[str, object] = {"store": {"path": str(path)}}
     if site is not None:
         data["site"] = {"id": site}
-    app = make_app(
-        Settings.model_validate(data),
-        clock=SetClock(),
-        health=fixed_health(READING),
-        role="viewer",
-        animations=False,
-    )
+    app = fleet_viewer(Settings.model_validate(data))
     async with app.run_test(size=(120, 40)) as pilot:
         await asyncio.wait_for(app.tick_now(), 10)
         await pilot.pause()

@@ -10,13 +10,11 @@ import asyncio
 from pathlib import Path
 
 from factory_tui.config import Settings, load_settings
-from factory_tui.console.app import make_app
 from factory_tui.console.fleet import FleetPipeline
-from factory_tui.console.health import fixed_health
 from factory_tui.console.screens.sites_screen import SitesScreen
 from factory_tui.storage import SqliteStore
-from tests.tui.conftest import READING, SetClock
-from tests.tui.fleet import fill_fleet
+from tests.tui.conftest import SetClock
+from tests.tui.fleet import fill_fleet, fleet_viewer
 from tests.tui.floor import AT_US, fill
 
 # What `serve` stored when it last started: UTC, a Day shift (10:30 UTC is in it).
@@ -71,9 +69,7 @@ def edited(tmp_path: Path, db: Path, site: str = "main") -> Settings:
 
 async def viewed(settings: Settings) -> tuple[str, str | None, str]:
     """(zone, window title, site name) a viewer shows over `settings`."""
-    app = make_app(
-        settings, clock=SetClock(), health=fixed_health(READING), role="viewer", animations=False
-    )
+    app = fleet_viewer(settings)
     async with app.run_test(size=(120, 40)) as pilot:
         await asyncio.wait_for(app.tick_now(), 10)
         await pilot.pause()
@@ -148,13 +144,7 @@ def test_the_fleet_reads_our_site_with_the_config_file(tmp_path: Path) -> None:
 async def test_the_fleet_console_opens_our_floor_as_the_file_says(tmp_path: Path) -> None:
     db = tmp_path / "fleet.db"
     fill_fleet(str(db))
-    app = make_app(
-        edited(tmp_path, db, site="north"),
-        clock=SetClock(),
-        health=fixed_health(READING),
-        role="viewer",
-        animations=False,
-    )
+    app = fleet_viewer(edited(tmp_path, db, site="north"))
     async with app.run_test(size=(120, 40)) as pilot:
         await asyncio.wait_for(app.tick_now(), 10)
         await pilot.pause()

@@ -13,11 +13,8 @@ from pathlib import Path
 import pytest
 from textual.widgets import Static
 
-from factory_tui.console.app import make_app
-from factory_tui.console.health import fixed_health
 from factory_tui.console.screens.sites_screen import SitesScreen
-from tests.tui.conftest import READING, SetClock
-from tests.tui.fleet import fill_fleet, site_settings
+from tests.tui.fleet import fill_fleet, fleet_viewer, site_settings
 
 
 @pytest.fixture
@@ -30,13 +27,7 @@ def fleet_db(tmp_path: Path) -> Path:
 async def test_a_tick_that_reaches_a_view_before_it_has_mounted_is_shown_once_it_has(
     fleet_db: Path,
 ) -> None:
-    app = make_app(
-        site_settings(str(fleet_db), "north"),
-        clock=SetClock(),
-        health=fixed_health(READING),
-        role="viewer",
-        animations=False,
-    )
+    app = fleet_viewer(site_settings(str(fleet_db), "north"))
     async with app.run_test(size=(120, 40)) as pilot:
         await asyncio.wait_for(app.tick_now(), 10)
         await pilot.pause()
